@@ -1,0 +1,111 @@
+"""The ``netserver`` command: ``netserver [PERSONALITY] [OPTIONS...]``.
+
+Net::Server's ``net-server``: with nothing, an echo server on port 20203 (a
+MultiType whose ``server_type`` defaults to Fork); a first word naming a
+personality picks it.  Options take every command-line form of the library
+(``--key value``, ``--key=value``, ``key=value``, ``--flag``) and, as
+``net-server`` allows, a bare ``key value``.  This module is the only place
+that prints usage or chooses an exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import List, Optional, Sequence
+
+from . import __version__
+from .options import OptionError, normalize_template
+from .options.reference import format_help
+from .personalities import LoadError, canonical_name, load
+from .proto import BindError
+from .server import ServerError
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+USAGE = """\
+usage: netserver [PERSONALITY] [OPTIONS...]
+
+Run a Net::Server-style server.  With no personality, an echo server
+(MultiType, server_type Fork) on port 20203: try `nc localhost 20203`.
+
+Personalities: Single, INET, MultiType, Fork, PreForkSimple, PreFork, Thread,
+Multiplex, HTTP.  Options: --name value, --name=value, name=value, name value.
+
+  -h, --help     show this help (with the chosen personality's options)
+  --version      show the version
+"""
+
+
+def _usage_error(message: str) -> int:
+    sys.stderr.write(f"netserver: error: {message}\n")
+    sys.stderr.write("Try 'netserver --help'.\n")
+    return EXIT_USAGE
+
+
+def _bare_key_forms(words: Sequence[str], known: set) -> List[str]:
+    """``port 8080`` → ``--port 8080`` for known option names (net-server's form)."""
+    out: List[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in known and i + 1 < len(words):
+            out.append(f"--{word}={words[i + 1]}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    sys.exit(run_command(sys.argv[1:] if argv is None else list(argv)))
+
+
+def run_command(words: List[str]) -> int:
+    """Parse ``words`` and run the server; returns the exit status."""
+    if "--version" in words:
+        sys.stdout.write(f"netserver {__version__}\n")
+        return EXIT_OK
+    name = "MultiType"
+    explicit = False
+    if words and not words[0].startswith("-") and "=" not in words[0]:
+        canonical = canonical_name(words[0])
+        if canonical is not None:
+            name, explicit, words = canonical, True, words[1:]
+    try:
+        cls = load(name)
+    except LoadError as exc:
+        return _usage_error(str(exc))
+    from .handlers import EchoHandler
+
+    probe = cls(None, EchoHandler, bind_and_activate=False)
+    template = normalize_template(probe.options({}))
+    if "-h" in words or "--help" in words:
+        sys.stdout.write(USAGE + "\n" + format_help(template))
+        return EXIT_OK
+    words = _bare_key_forms(words, set(template))
+    from .options import parse_argv
+
+    try:
+        _, rest = parse_argv(words, template)
+    except OptionError as exc:
+        return _usage_error(str(exc))
+    if rest:
+        return _usage_error(f"unknown option or word {rest[0]!r}")
+    defaults = {"server_type": ["Fork"]} if name == "MultiType" and not explicit else {}
+    if defaults:
+        cls = type(cls.__name__, (cls,), {"default_values": lambda self: dict(defaults)})
+    try:
+        cls.run(EchoHandler, argv=words)
+    except OptionError as exc:
+        return _usage_error(str(exc))
+    except (ServerError, BindError) as exc:
+        sys.stderr.write(f"netserver: {exc}\n")
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return EXIT_OK

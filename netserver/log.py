@@ -1,0 +1,480 @@
+"""Net::Server's logging options (log_level, log_file, syslog_*) on top of stdlib ``logging``.
+
+Each server owns a private, unregistered :class:`logging.Logger`; this module
+only builds its handler from ``log_file`` (stderr, a file, syslog, a stdlib
+logger, or a user callable) and maps Net::Server's 0-4 levels onto logging's.
+Kept free of netserver imports so every other module can use it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import logging.handlers
+import os
+import re
+import socket
+import sys
+
+__all__ = [
+    "NOTICE",
+    "LEVELS",
+    "TIME_FORMAT",
+    "LogConfigError",
+    "ServerLog",
+    "describe_target",
+    "syslog_facility_names",
+    "validate_log_file",
+]
+
+NOTICE = 25
+logging.addLevelName(NOTICE, "NOTICE")
+
+#: Net::Server level -> logging level (0=>err, 1=>warning, 2=>notice, 3=>info, 4=>debug).
+LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: NOTICE, 3: logging.INFO, 4: logging.DEBUG}
+
+#: Net::Server's timestamp format.
+TIME_FORMAT = "%Y/%m/%d-%H:%M:%S"
+
+LINE_FORMAT = "%(asctime)s %(process)d %(levelname)s %(message)s"
+
+# Level names accepted by ServerLog.write/enabled (syslog spellings plus aliases).
+_LEVEL_NAMES = {
+    "emerg": 0, "alert": 0, "crit": 0, "err": 0, "error": 0,
+    "warning": 1, "warn": 1,
+    "notice": 2,
+    "info": 3,
+    "debug": 4,
+}
+
+_CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_SYSLOG_PORT = logging.handlers.SYSLOG_UDP_PORT
+_DEV_LOG = "/dev/log"
+
+
+class LogConfigError(ValueError):
+    """A log_file / log_level / syslog_* value that cannot be used."""
+
+
+# --------------------------------------------------------------------------- config
+
+def _classify(value) -> tuple[str, str | None]:
+    """(kind, normalised value) without side effects other than abspath.
+
+    kind is one of 'stderr', 'syslog', 'logger', 'callable', 'file'.
+    """
+    if value is None:
+        return "stderr", None
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, bytes):
+        value = os.fsdecode(value)
+    if not isinstance(value, str):
+        raise LogConfigError(f"log_file must be a string, not {type(value).__name__}: {value!r}")
+    if value == "":
+        return "stderr", None
+    if "\0" in value:
+        raise LogConfigError(f"log_file contains a NUL byte: {value!r}")
+    lower = value.lower()
+    if lower == "stderr":
+        return "stderr", "STDERR"
+    if lower in ("sys::syslog", "syslog"):
+        return "syslog", "Sys::Syslog"
+    if lower == "log::log4perl":
+        return "logger", "logging:netserver"
+    if value.startswith("logging:"):
+        name = value[len("logging:"):]
+        if not name:
+            raise LogConfigError(f"log_file {value!r}: missing logger name after 'logging:'")
+        return "logger", value
+    if _CALLABLE_RE.match(value):
+        return "callable", value
+    if "::" in value and "/" not in value:
+        raise LogConfigError(
+            f"log_file {value!r} looks like a Perl log module; only 'Sys::Syslog' and "
+            f"'Log::Log4perl' are known (use 'pkg.module:callable' for your own)")
+    return "file", os.path.abspath(value)
+
+
+def _resolve_callable(spec: str):
+    modname, attr = spec.split(":", 1)
+    try:
+        module = importlib.import_module(modname)
+    except ImportError as exc:
+        raise LogConfigError(f"log_file {spec!r}: cannot import module {modname!r}: {exc}") from exc
+    except Exception as exc:  # the module exists but blew up while importing
+        raise LogConfigError(f"log_file {spec!r}: importing {modname!r} failed: {exc!r}") from exc
+    try:
+        func = getattr(module, attr)
+    except AttributeError:
+        raise LogConfigError(f"log_file {spec!r}: module {modname!r} has no attribute {attr!r}") from None
+    if not callable(func):
+        raise LogConfigError(f"log_file {spec!r}: {modname}.{attr} is not callable")
+    return func
+
+
+def validate_log_file(value) -> str | None:
+    """Check a log_file value at configuration time and return its normal form.
+
+    None/'' -> None (stderr); 'STDERR' (any case) -> 'STDERR';
+    'Sys::Syslog'/'syslog' -> 'Sys::Syslog'; 'Log::Log4perl' -> 'logging:netserver';
+    'logging:NAME' -> kept; 'pkg.mod:callable' -> kept once importable;
+    anything else is a file path -> made absolute (the server may chdir/chroot
+    later); its directory must exist.  Raises LogConfigError naming the value.
+    """
+    kind, norm = _classify(value)
+    if kind == "callable":
+        _resolve_callable(norm)
+    elif kind == "file":
+        directory = os.path.dirname(norm)
+        if not os.path.isdir(directory):
+            raise LogConfigError(f"log_file {value!r}: directory {directory!r} does not exist")
+        if os.path.isdir(norm):
+            raise LogConfigError(f"log_file {value!r} is a directory")
+    return norm
+
+
+def describe_target(log_file: str | None) -> str:
+    """Human description of a log_file value: 'stderr', 'syslog', 'logger NAME',
+    'callable mod:attr' or 'file /abs/path'.  Does not import anything."""
+    kind, norm = _classify(log_file)
+    if kind == "stderr":
+        return "stderr"
+    if kind == "syslog":
+        return "syslog"
+    if kind == "logger":
+        return "logger " + norm[len("logging:"):]
+    if kind == "callable":
+        return "callable " + norm
+    return "file " + norm
+
+
+def syslog_facility_names() -> list[str]:
+    """The facility names accepted by syslog_facility (e.g. 'daemon', 'local0')."""
+    return sorted(logging.handlers.SysLogHandler.facility_names)
+
+
+def _syslog_facility(name) -> int:
+    key = str(name).strip().lower()
+    if key.startswith("log_"):  # Sys::Syslog also accepts LOG_DAEMON
+        key = key[4:]
+    try:
+        return logging.handlers.SysLogHandler.facility_names[key]
+    except KeyError:
+        raise LogConfigError(
+            f"syslog_facility {name!r} is not a syslog facility "
+            f"(one of: {', '.join(syslog_facility_names())})") from None
+
+
+def _syslog_address(logsock):
+    """syslog_logsock -> (address, socktype) for SysLogHandler; address None = console."""
+    sock = None if logsock is None else str(logsock).strip()
+    key = (sock or "unix").lower()
+    udp, tcp = socket.SOCK_DGRAM, socket.SOCK_STREAM
+    if key == "unix":
+        if os.path.exists(_DEV_LOG):
+            return _DEV_LOG, None
+        return ("localhost", _SYSLOG_PORT), udp
+    if key in ("udp", "inet"):
+        return ("localhost", _SYSLOG_PORT), udp
+    if key == "tcp":
+        return ("localhost", _SYSLOG_PORT), tcp
+    if key in ("native", "stream"):
+        return _DEV_LOG, None
+    if key == "console":
+        return None, None
+    if "/" in sock:
+        return sock, None
+    host, sep, port = sock.rpartition(":")
+    if sep and host and port.isdigit():
+        return (host.strip("[]"), int(port)), udp
+    raise LogConfigError(
+        f"syslog_logsock {logsock!r}: expected unix, native, stream, udp, inet, tcp, "
+        f"console, a socket path or host:port")
+
+
+def _probe_unix_socket(path: str) -> int:
+    """Return the socket type that connects to the syslog socket at path, or raise OSError."""
+    err = None
+    for socktype in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_UNIX, socktype)
+        try:
+            s.connect(path)
+            return socktype
+        except OSError as exc:
+            err = exc
+        finally:
+            s.close()
+    raise err
+
+
+# --------------------------------------------------------------------------- handlers
+
+class _StderrHandler(logging.StreamHandler):
+    """StreamHandler that writes to whatever sys.stderr is at emit time."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__/setStream assign; always follow sys.stderr
+        pass
+
+
+class _FileHandler(logging.FileHandler):
+    """Append-mode file, opened now (before chroot / privilege drop), reopenable."""
+
+    def __init__(self, path: str):
+        super().__init__(path, mode="a", encoding="utf-8", delay=False)
+
+    def reopen(self) -> None:
+        """Open the path again (logrotate moved the file).  If the path cannot be
+        opened (e.g. after chroot) the old stream is kept and OSError is raised."""
+        self.acquire()
+        try:
+            new = self._open()
+            old, self.stream = self.stream, new
+            if old is not None:
+                try:
+                    old.flush()
+                finally:
+                    old.close()
+        finally:
+            self.release()
+
+
+class _SysLogHandler(logging.handlers.SysLogHandler):
+    """SysLogHandler that knows NOTICE and prefixes 'ident[current pid]: '."""
+
+    priority_map = {**logging.handlers.SysLogHandler.priority_map, "NOTICE": "notice"}
+
+    def __init__(self, address, facility, socktype, ident: str, with_pid: bool):
+        self._ident_name = ident
+        self._with_pid = with_pid
+        super().__init__(address=address, facility=facility, socktype=socktype)
+
+    @property
+    def ident(self):  # computed per record: children log their own pid after fork
+        if not self._ident_name:
+            return ""
+        if self._with_pid:
+            return f"{self._ident_name}[{os.getpid()}]: "
+        return f"{self._ident_name}: "
+
+    @ident.setter
+    def ident(self, value):
+        self._ident_name, self._with_pid = (value or ""), False
+
+
+class _LoggerHandler(logging.Handler):
+    """Hands records to a stdlib logger (the 'logging:NAME' target)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.target = logging.getLogger(name)
+
+    def emit(self, record):
+        if self.target.isEnabledFor(record.levelno):
+            self.target.handle(record)
+
+
+def _net_server_level(levelno: int) -> int:
+    for level in range(5):
+        if levelno >= LEVELS[level]:
+            return level
+    return 4
+
+
+class _FunctionHandler(logging.Handler):
+    """Calls f(level 0-4, message) for each record (Net::Server's log function)."""
+
+    def __init__(self, func):
+        super().__init__()
+        self.func = func
+
+    def emit(self, record):
+        try:
+            self.func(_net_server_level(record.levelno), record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
+# --------------------------------------------------------------------------- ServerLog
+
+def _coerce_log_level(value) -> int:
+    if isinstance(value, bool):
+        raise LogConfigError(f"log_level must be 0-4, not {value!r}")
+    try:
+        level = int(str(value).strip()) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise LogConfigError(f"log_level must be 0-4, not {value!r}") from None
+    if level < 0:
+        raise LogConfigError(f"log_level must be 0-4, not {value!r}")
+    return min(level, 4)  # Net::Server clamps anything above 4 to 4
+
+
+class ServerLog:
+    """The server's log: a private logging.Logger (not registered in logging's
+    manager, propagate=False, so two servers in one process never share
+    handlers) plus Net::Server's level threshold.
+
+    log_level 0 means errors only: level-0 messages are always written (unlike
+    Perl, where 0 switches logging off).  Levels above 4 are clamped to 4.
+    """
+
+    def __init__(self, log_level: int = 2, log_file: str | None = None, *, syslog_logsock=None,
+                 syslog_ident="netserver", syslog_logopt="pid", syslog_facility="daemon",
+                 name="netserver"):
+        self.logger = logging.Logger(name)
+        self.logger.propagate = False
+        self.log_level = log_level
+        self.target = validate_log_file(log_file)
+        self._closed = False
+        self._pending_warning = None
+        kind, norm = _classify(self.target)
+        self.kind = kind
+        self.description = describe_target(self.target)
+        if kind == "stderr":
+            handler = self._with_format(_StderrHandler())
+        elif kind == "file":
+            handler = self._with_format(_FileHandler(norm))
+        elif kind == "logger":
+            handler = _LoggerHandler(norm[len("logging:"):])
+        elif kind == "callable":
+            handler = self._callable_handler(norm)
+        else:
+            handler = self._syslog_handler(syslog_logsock, syslog_ident, syslog_logopt, syslog_facility)
+        self.handler = handler
+        self.logger.addHandler(handler)
+        if self._pending_warning:
+            # Always shown, whatever log_level: the operator asked for syslog and is not getting it.
+            self.logger.handle(self.logger.makeRecord(
+                self.logger.name, logging.WARNING, __file__, 0, self._pending_warning, None, None))
+            self._pending_warning = None
+
+    # -- construction helpers
+    @staticmethod
+    def _with_format(handler: logging.Handler) -> logging.Handler:
+        handler.setFormatter(logging.Formatter(LINE_FORMAT, TIME_FORMAT))
+        return handler
+
+    def _callable_handler(self, spec: str) -> logging.Handler:
+        factory = _resolve_callable(spec)
+        result = factory(self.log_level)
+        if isinstance(result, logging.Handler):
+            return result
+        if callable(result):
+            return _FunctionHandler(result)
+        raise LogConfigError(
+            f"log_file {spec!r}: returned {type(result).__name__}, expected a logging.Handler "
+            f"or a function f(level, message)")
+
+    def _syslog_handler(self, logsock, ident, logopt, facility) -> logging.Handler:
+        fac = _syslog_facility(facility)
+        address, socktype = _syslog_address(logsock)
+        if address is None:  # 'console'
+            self.description = "stderr (syslog_logsock console)"
+            return self._with_format(_StderrHandler())
+        with_pid = "pid" in re.split(r"[\s|,]+", str(logopt or "").lower())
+        where = address if isinstance(address, str) else "%s:%s" % address
+        try:
+            if isinstance(address, str):
+                socktype = _probe_unix_socket(address)
+            handler = _SysLogHandler(address, fac, socktype, str(ident or ""), with_pid)
+        except OSError as exc:
+            self._pending_warning = f"syslog unavailable at {where} ({exc}); logging to stderr instead"
+            self.description = "stderr (syslog unavailable)"
+            return self._with_format(_StderrHandler())
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        self.description = f"syslog {where}"
+        return handler
+
+    # -- level
+    @property
+    def log_level(self) -> int:
+        return self._log_level
+
+    @log_level.setter
+    def log_level(self, value) -> None:
+        self._log_level = _coerce_log_level(value)
+        self.logger.setLevel(LEVELS[self._log_level])
+        # The logger is not in logging's manager, so setLevel cannot clear its cache.
+        cache = getattr(self.logger, "_cache", None)
+        if cache is not None:
+            cache.clear()
+
+    @staticmethod
+    def _level_number(level) -> int:
+        if isinstance(level, str):
+            key = level.strip().lower()
+            if key.isdigit():
+                return int(key)
+            try:
+                return _LEVEL_NAMES[key]
+            except KeyError:
+                raise ValueError(f"unknown log level {level!r}") from None
+        return int(level)
+
+    def enabled(self, level) -> bool:
+        """True if a message at Net::Server level (0-4 or name) would be written."""
+        number = self._level_number(level)
+        return number <= 0 or number <= self._log_level
+
+    # -- output
+    def write(self, level, message) -> None:
+        """Log message at Net::Server level (0-4 or 'err'/'warning'/'notice'/'info'/'debug').
+        A multi-line message stays one record; '%' in it is not interpreted."""
+        number = self._level_number(level)
+        if self._closed or not (number <= 0 or number <= self._log_level):
+            return
+        levelno = LEVELS[min(max(number, 0), 4)]
+        record = self.logger.makeRecord(self.logger.name, levelno, "(netserver)", 0,
+                                        str(message), None, None)
+        self.logger.handle(record)
+
+    def reopen(self) -> None:
+        """Reopen a log file (after logrotate moved it; on USR1/HUP).  No-op for other
+        targets.  If the path cannot be opened, the old file stays in use and the
+        failure is logged to it."""
+        for handler in list(self.logger.handlers):
+            reopen = getattr(handler, "reopen", None)
+            if reopen is None:
+                continue
+            try:
+                reopen()
+            except OSError as exc:
+                self.write(0, f"Could not reopen log file {getattr(handler, 'baseFilename', '?')}: {exc}")
+
+    def close(self) -> None:
+        """Close the handlers.  Later writes are dropped.  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for handler in list(self.logger.handlers):
+            self.logger.removeHandler(handler)
+            try:
+                handler.close()
+            except Exception:
+                pass
+        # Direct self.logger calls must not fall back to logging.lastResort.
+        self.logger.addHandler(logging.NullHandler())
+
+    def fileno(self) -> int | None:
+        """The log file's descriptor when the target is a file, else None."""
+        handler = self.handler
+        if self._closed or not isinstance(handler, logging.FileHandler):
+            return None
+        stream = handler.stream
+        if stream is None:
+            return None
+        try:
+            return stream.fileno()
+        except (OSError, ValueError):
+            return None
+
+    def __repr__(self) -> str:
+        return f"<ServerLog {self.description} log_level={self._log_level}>"

@@ -1,0 +1,197 @@
+"""The five configuration sources and their precedence.
+
+Net::Server reads, first one wins: constructor arguments, the command line,
+``run()`` arguments, the ``conf_file``, ``default_values()``.  A single
+option takes its value from the first source that has it.  A repeatable
+(list) option takes *all* its values from the first source that has any, and
+accumulates repeats within that source — so ``--port 80 --port 443`` on the
+command line replaces the conf file's ports rather than adding to them.
+
+Everything here is pure: argv and file contents in, values and provenance out.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+from .option import Option, OptionError, Source
+
+__all__ = ["Config", "Entry", "parse_argv", "read_conf_file", "parse_conf_text", "merge"]
+
+#: (option name, raw value, source)
+Entry = Tuple[str, Any, Source]
+
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class Config:
+    """The parsed options: attribute access plus where each value came from.
+
+    ``server.config.port``; ``server.config.source_of("port")`` → ``Source``.
+    A hook may assign new values (``config.max_servers = 10``); the source of
+    such a value is recorded as ``set in code``.
+    """
+
+    __slots__ = ("_values", "_sources")
+
+    def __init__(self, values: Optional[Dict[str, Any]] = None, sources: Optional[Dict[str, Source]] = None):
+        object.__setattr__(self, "_values", dict(values or {}))
+        object.__setattr__(self, "_sources", dict(sources or {}))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(f"no option named {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._values[name] = value
+        self._sources[name] = Source("set in code")
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._values
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self._values.get(name, default)
+
+    def source_of(self, name: str) -> Source:
+        return self._sources[name]
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"Config({self._values!r})"
+
+
+def _split_key(word: str) -> Tuple[str, Optional[str]]:
+    key, sep, value = word.partition("=")
+    return key, (value if sep else None)
+
+
+def parse_argv(argv: Sequence[str], template: Mapping[str, Option]) -> Tuple[List[Entry], List[str]]:
+    """Pick the words naming known options out of ``argv``.
+
+    Forms: ``--key value``, ``--key=value``, ``-key value``, ``key=value``
+    and, for a boolean option, ``--flag``.  Words that are not known options
+    are returned untouched, in order, for the application.
+    """
+    source = Source(Source.COMMAND_LINE)
+    entries: List[Entry] = []
+    rest: List[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        dashed = word.startswith("-") and word != "-" and word != "--"
+        key, value = _split_key(word.lstrip("-") if dashed else word)
+        option = template.get(key)
+        if option is None or (not dashed and value is None):
+            rest.append(word)
+            continue
+        if value is None:
+            if option.flag and (i >= len(argv) or not _looks_like_bool(argv[i])):
+                value = "1"
+            elif i < len(argv):
+                value = argv[i]
+                i += 1
+            else:
+                raise OptionError(key, None, source, "needs a value")
+        entries.append((key, value, source))
+    return entries, rest
+
+
+def _looks_like_bool(word: str) -> bool:
+    return word.lower() in {"0", "1", "yes", "no", "true", "false", "on", "off"}
+
+
+def parse_conf_text(text: str, name: str, template: Mapping[str, Option]) -> List[Entry]:
+    """Parse conf-file text: ``key value`` lines, whole-line ``#`` comments, blanks.
+
+    The value is the rest of the line with surrounding white space removed
+    (so ``port localhost, 20203, tcp`` works).  An unknown key or a line
+    without a value is an error naming the file and line.
+    """
+    entries: List[Entry] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        source = Source(Source.CONF_FILE, f"{name} line {number}")
+        parts = stripped.split(None, 1)
+        key = parts[0]
+        if not _KEY.match(key):
+            raise OptionError(key, stripped, source, "malformed line (expected 'key value')")
+        option = template.get(key)
+        if option is None:
+            raise OptionError(key, parts[1] if len(parts) > 1 else None, source, "unknown option")
+        if len(parts) == 1:
+            if not option.flag:
+                raise OptionError(key, None, source, "needs a value")
+            value = "1"
+        else:
+            value = parts[1]
+        entries.append((key, value, source))
+    return entries
+
+
+def read_conf_file(path: str, template: Mapping[str, Option], source: Optional[Source] = None) -> List[Entry]:
+    """Read and parse a conf file; an unreadable file is an ``OptionError``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise OptionError("conf_file", path, source, f"cannot read: {reason}") from None
+    return parse_conf_text(text, path, template)
+
+
+def entries_from_mapping(values: Mapping[str, Any], source: Source, template: Mapping[str, Option],
+                         strict: bool = True) -> List[Entry]:
+    """Entries from a dict (constructor, ``run()`` or ``default_values()`` arguments)."""
+    entries: List[Entry] = []
+    for key, value in values.items():
+        if key not in template:
+            if strict:
+                raise OptionError(key, value, source, "unknown option")
+            continue
+        entries.append((key, value, source))
+    return entries
+
+
+def merge(layers: Iterable[List[Entry]], template: Mapping[str, Option]) -> Config:
+    """Apply the layers, highest precedence first, over the declared defaults.
+
+    Each value is converted by its option; a conversion error names the
+    option, the value and its source.
+    """
+    chosen: Dict[str, Tuple[Any, Source]] = {}
+    for layer in layers:
+        grouped: Dict[str, List[Tuple[Any, Source]]] = {}
+        for key, value, source in layer:
+            grouped.setdefault(key, []).append((value, source))
+        for key, items in grouped.items():
+            if key in chosen:
+                continue
+            option = template[key]
+            if option.multi:
+                values: List[Any] = []
+                for raw, source in items:
+                    values.extend(option.parse(raw, source))
+                chosen[key] = (values, items[0][1])
+            else:
+                raw, source = items[0]
+                chosen[key] = (option.parse(raw, source), source)
+    values = {}
+    sources = {}
+    default = Source(Source.DEFAULT)
+    for name, option in template.items():
+        if name in chosen:
+            values[name], sources[name] = chosen[name]
+        else:
+            values[name], sources[name] = option.default_value(), default
+    return Config(values, sources)

@@ -1,0 +1,76 @@
+"""MultiType: use the first usable personality named by ``server_type``.
+
+Options of every personality are accepted (so ``--max_servers`` works
+whichever one is chosen); once the options are read, the server becomes an
+instance of the chosen personality with your subclass's methods still first
+in line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping, Optional, Sequence
+
+from ..options import Option
+from ..options.sources import Config
+from ..server import Server
+from . import PERSONALITIES, LoadError, canonical_name, load
+
+__all__ = ["MultiType"]
+
+
+def _server_type(value: Any) -> str:
+    name = canonical_name(value)
+    if name is None or name == "MultiType":
+        raise ValueError("not a personality (one of " + ", ".join(n for n in PERSONALITIES if n != "MultiType") + ")")
+    return name
+
+
+_COMBINED: Dict[tuple, type] = {}
+
+
+def combine(base: type, personality: type) -> type:
+    """``base`` (the user's class) over ``personality``: their methods first, then the personality's."""
+    if issubclass(base, personality) and base.personality == personality.personality:
+        return base
+    key = (base, personality)
+    if key not in _COMBINED:
+        _COMBINED[key] = type(f"{base.__name__}", (base, personality),
+                              {"personality": personality.personality, "__module__": base.__module__})
+    return _COMBINED[key]
+
+
+class MultiType(Server):
+    """Tries each ``server_type`` in order; Single when none is usable."""
+
+    personality = "MultiType"
+
+    OPTIONS = (
+        Option("server_type", _server_type, ["Single"], multi=True, section="MultiType", metavar="NAME",
+               doc="Personality to run as; repeat to give fallbacks, tried in order."),
+    )
+
+    def options(self, template: Dict[str, Any]) -> Dict[str, Any]:
+        super().options(template)
+        for name in PERSONALITIES:
+            if name in ("MultiType", "Single"):
+                continue
+            try:
+                cls = load(name)
+            except LoadError:
+                continue
+            for klass in reversed(cls.__mro__):
+                for option in klass.__dict__.get("OPTIONS", ()):
+                    template.setdefault(option.name, option)
+        return template
+
+    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None) -> Config:
+        config = super().configure(run_options, argv)
+        chosen = None
+        for name in config.server_type:
+            try:
+                chosen = load(name)
+                break
+            except LoadError as exc:
+                self.log(3, f"server_type {name}: {exc}; trying the next one")
+        self.__class__ = combine(type(self), chosen or Server)
+        return config

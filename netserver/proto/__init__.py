@@ -1,0 +1,50 @@
+"""Listeners: how a socket is bound and how a request is taken from it.
+
+``PROTOCOLS`` maps the names used in port specifications to listener
+classes; a dotted path (``mypkg.protos:MyTCP``) names a class of your own.
+"""
+
+from __future__ import annotations
+
+from typing import Type
+
+from .listener import BindError, Listener
+from .tcp import TCP
+from .udp import UDP
+from .unix import UNIX
+from .unixdgram import UNIXDGRAM
+
+__all__ = ["PROTOCOLS", "BindError", "Listener", "listener_class", "known_protocol"]
+
+PROTOCOLS = {
+    "tcp": TCP,
+    "udp": UDP,
+    "unix": UNIX,
+    "unixdgram": UNIXDGRAM,
+}
+
+
+def _is_dotted(name: str) -> bool:
+    return ":" in name or "." in name
+
+
+def known_protocol(name: str) -> bool:
+    """True for a registered protocol name or anything shaped like a dotted path."""
+    lowered = name.lower()
+    return lowered in PROTOCOLS or _is_dotted(name)
+
+
+def listener_class(name: str) -> Type[Listener]:
+    """The listener class for a protocol name or dotted path."""
+    lowered = name.lower()
+    cls = PROTOCOLS.get(lowered)
+    if cls is not None:
+        return cls
+    if _is_dotted(name):
+        from ..options.validators import import_dotted
+
+        cls = import_dotted(name)
+        if isinstance(cls, type) and issubclass(cls, Listener):
+            return cls
+        raise ValueError(f"{name} is not a Listener class")
+    raise ValueError(f"unknown protocol {name!r}")

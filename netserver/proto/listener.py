@@ -1,0 +1,122 @@
+"""The base listener: one bound socket and the three things done with it.
+
+A protocol is a small class with one job each: ``bind`` (and ``activate``)
+the socket, ``get_request`` from it, and ``describe`` itself for the log.
+Subclasses set the socket type and override what differs.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Optional, Tuple
+
+from .resolve import BindTarget
+
+__all__ = ["Listener", "BindError"]
+
+
+class BindError(OSError):
+    """A listener could not be bound; the message names the port and the reason."""
+
+
+class Listener:
+    """One listening socket of a server.
+
+    Class variables: ``proto`` (the name in port specs), ``socket_type``,
+    ``stream`` (connection-oriented or not).  ``socket`` is the bound socket,
+    ``target`` the resolved address it was made from.
+    """
+
+    proto = "tcp"
+    label = "TCP"
+    socket_type = socket.SOCK_STREAM
+    stream = True
+
+    def __init__(self, target: BindTarget, config: Any = None):
+        self.target = target
+        self.spec = target.spec
+        self.config = config
+        self.socket: Optional[socket.socket] = None
+        self.inherited = False
+
+    # -- binding ----------------------------------------------------------
+
+    def bind(self, reuse_address: bool = True, reuse_port: bool = False) -> None:
+        """Create and bind the socket (closing it again if anything fails)."""
+        sock = socket.socket(self.target.family, self.socket_type)
+        try:
+            self.configure_socket(sock, reuse_address, reuse_port)
+            sock.bind(self.target.address)
+        except OSError as exc:
+            sock.close()
+            raise BindError(exc.errno, f"cannot bind {self.describe()}: {exc.strerror or exc}") from None
+        self.socket = sock
+
+    def configure_socket(self, sock: socket.socket, reuse_address: bool, reuse_port: bool) -> None:
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port and hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if self.target.family == socket.AF_INET6 and self.target.v6only is not None:
+            # Set explicitly, never inherit the sysctl (Net::Server 2.015 did the same).
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(self.target.v6only))
+
+    def activate(self, backlog: int) -> None:
+        """Start listening (stream protocols)."""
+        if self.stream and self.socket is not None:
+            self.socket.listen(backlog)
+
+    def adopt(self, fd: int) -> None:
+        """Take over an already bound socket (inherited across exec on HUP)."""
+        self.socket = socket.socket(fileno=fd)
+        self.socket.set_inheritable(False)
+        self.inherited = True
+
+    # -- serving ------------------------------------------------------------
+
+    def get_request(self) -> Tuple[Any, Any]:
+        """Accept one connection: ``(connection, client_address)``."""
+        return self.socket.accept()
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
+            self.socket = None
+
+    # -- description ----------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    @property
+    def address(self) -> Any:
+        """The bound address (with the kernel's port when port 0 was asked for)."""
+        if self.socket is None:
+            return self.target.address
+        return self.socket.getsockname()
+
+    @property
+    def port(self) -> Any:
+        address = self.address
+        return address[1] if isinstance(address, tuple) else address
+
+    @property
+    def host(self) -> str:
+        address = self.address
+        return address[0] if isinstance(address, tuple) else "*"
+
+    @property
+    def ipv(self) -> str:
+        return self.target.ipv
+
+    def describe(self) -> str:
+        """``TCP port 20203 on host :: with IPv6`` — Net::Server's wording."""
+        return f"{self.label} port {self.port} on host {self.host} with {self.ipv}"
+
+    def hup_string(self) -> str:
+        """What identifies this listener across a HUP re-exec."""
+        return f"{self.target.describe_host()}|{self.spec.port}|{self.proto}|{self.ipv}"
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} {self.describe()}>"
+

@@ -1,0 +1,35 @@
+"""UDP: a request is one datagram, ``(data, socket)`` as in socketserver's UDPServer."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any, Tuple
+
+from .listener import Listener
+
+__all__ = ["UDP"]
+
+
+class UDP(Listener):
+    """Reads up to ``udp_recv_len`` bytes per request with ``udp_recv_flags``."""
+
+    proto = "udp"
+    label = "UDP"
+    socket_type = socket.SOCK_DGRAM
+    stream = False
+
+    recv_len = 4096
+    recv_flags = 0
+
+    def configure_socket(self, sock: socket.socket, reuse_address: bool, reuse_port: bool) -> None:
+        super().configure_socket(sock, reuse_address, reuse_port)
+        config = self.config
+        if config is not None:
+            self.recv_len = config.get("udp_recv_len", self.recv_len)
+            self.recv_flags = config.get("udp_recv_flags", self.recv_flags)
+            if config.get("udp_broadcast"):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+
+    def get_request(self) -> Tuple[Any, Any]:
+        data, client_address = self.socket.recvfrom(self.recv_len, self.recv_flags)
+        return (data, self.socket), client_address

@@ -1,0 +1,594 @@
+"""The base personality: Net::Server's flow on top of ``socketserver.BaseServer``.
+
+``Server`` keeps every socketserver name with its socketserver meaning
+(``serve_forever``, ``shutdown``, ``handle_request``, ``verify_request``,
+``process_request``, ``finish_request``, ``server_close``, the context
+manager…) and adds what Net::Server has: options from five sources, any
+number of listeners of any protocol served together, access control, a
+pluggable log, hooks at every step and signals handled in the loop.
+
+The Net::Server flow is :meth:`Server.run`; the socketserver flow is the
+constructor followed by ``serve_forever()``.  Both go through the same steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import selectors
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import traceback
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from . import access
+from .client import ClientInfo
+from .handlers import EchoHandler
+from .hooks import HookMixIn
+from .log import ServerLog
+from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
+from .options import core
+from .options.sources import Entry, entries_from_mapping
+from .proto import BindError, Listener, listener_class
+from .proto.resolve import ResolveError, resolve
+from .proto.spec import PortSpecError, pad, parse_port
+from .signals import SignalQueue, signal_name
+
+__all__ = ["Server", "Single", "ServerError"]
+
+
+class ServerError(Exception):
+    """The server cannot start or go on (bind failure, bad set-up); the message says why."""
+
+
+class _Flow:
+    """Lets ``run`` be called on the class (Net::Server style) or on an instance."""
+
+    def __init__(self, func):
+        self.func = func
+        self.__doc__ = func.__doc__
+
+    def __get__(self, obj, cls):
+        func = self.func
+        if obj is not None:
+            return func.__get__(obj, cls)
+
+        def run(handler=None, **options):
+            return func(cls(None, handler, bind_and_activate=False), **options)
+
+        run.__doc__ = func.__doc__
+        return run
+
+
+class Server(HookMixIn, socketserver.BaseServer):
+    """One process, one connection at a time, any number of listeners.
+
+    Methods for the caller:
+
+    - ``Server.run(handler, **options)`` — the whole Net::Server flow
+    - ``Server(server_address, Handler, **options)`` then ``serve_forever()``,
+      ``handle_request()``, ``shutdown()``, ``server_close()`` — socketserver's
+    - ``log(level, message)``
+
+    Methods that may be overridden: every hook (:mod:`netserver.hooks`),
+    ``options(template)``, ``default_values()``, and socketserver's
+    ``verify_request``, ``process_request``, ``finish_request``,
+    ``handle_error``, ``service_actions``.
+
+    Class variables: ``OPTIONS`` (this class's option declarations),
+    ``address_family`` / ``socket_type`` (used to read ``server_address``,
+    as in TCPServer/UDPServer), ``allow_reuse_address``,
+    ``allow_reuse_port``, ``request_queue_size`` (``None``: the ``listen``
+    option), ``timeout``, ``command_line`` (read ``sys.argv``).
+    """
+
+    OPTIONS = core.OPTIONS
+
+    address_family: Optional[int] = None
+    socket_type = socket.SOCK_STREAM
+    allow_reuse_address = True
+    allow_reuse_port = False
+    request_queue_size: Optional[int] = None
+    timeout: Optional[float] = None
+    command_line = True
+    personality = "Single"
+
+    def __init__(self, server_address: Any = None, RequestHandlerClass: Any = None,
+                 bind_and_activate: bool = True, **options: Any):
+        socketserver.BaseServer.__init__(self, server_address, RequestHandlerClass)
+        self._constructor_options = options
+        self.config: Optional[Config] = None
+        self.listeners: List[Listener] = []
+        self.socket: Optional[socket.socket] = None
+        self.logger = ServerLog()
+        self.client: Optional[ClientInfo] = None
+        self.access: Optional[access.AccessPolicy] = None
+        self._signals: Optional[SignalQueue] = None
+        self._read_handles: Dict[int, Any] = {}
+        self._shutdown_request = False
+        self._is_shut_down = threading.Event()
+        self._serving_prepared = False
+        self._owner_pid = os.getpid()
+        if server_address is None:
+            return
+        self.configure_hook()
+        self.configure({})
+        self.post_configure()
+        self.post_configure_hook()
+        if bind_and_activate:
+            try:
+                self.server_bind()
+                self.server_activate()
+            except BaseException:
+                self.server_close()
+                raise
+
+    # ------------------------------------------------------------------
+    # The Net::Server flow
+    # ------------------------------------------------------------------
+
+    @_Flow
+    def run(self, handler: Any = None, *, argv: Optional[Sequence[str]] = None, **options: Any) -> None:
+        """Configure, bind, drop privileges, serve until told to stop, clean up.
+
+        ``Server.run(Handler, port=8080)`` or ``Server(...).run()``.
+        ``handler`` is a socketserver ``RequestHandlerClass`` (default
+        :class:`~netserver.handlers.EchoHandler`); ``options`` are the
+        ``run()`` source of configuration; ``argv`` replaces ``sys.argv[1:]``.
+        """
+        if handler is not None:
+            self.RequestHandlerClass = handler
+        if self.RequestHandlerClass is None:
+            self.RequestHandlerClass = EchoHandler
+        try:
+            if self.config is None:
+                self.configure_hook()                 # before anything is read
+                self.configure(options, argv=argv)    # the five sources → self.config
+                self.post_configure()                 # logging (pid file, background: later)
+                self.post_configure_hook()            # validate your own options
+            if not self.listeners:
+                self.pre_bind()                       # port specs → listeners
+                self.bind()                           # bind and listen
+                self.post_bind_hook()                 # still the starting user
+            self.post_bind()                          # privileges, signals
+            self.pre_loop_hook()
+            self.loop()                               # serve until stopped
+            self.pre_server_close_hook()
+        finally:
+            self.server_close()
+            self.logger.close()
+
+    # -- configuration ----------------------------------------------------
+
+    def options(self, template: Dict[str, Any]) -> Dict[str, Any]:
+        """Add this server's options to ``template`` (name → Option or default).
+
+        Override to add your own: call ``super().options(template)``, then
+        ``template["my_option"] = default`` (a list default makes it
+        repeatable).  The parsed values appear on ``self.config``.
+        """
+        for cls in reversed(type(self).__mro__):
+            for option in cls.__dict__.get("OPTIONS", ()):
+                template[option.name] = option
+        return template
+
+    def default_values(self) -> Dict[str, Any]:
+        """The lowest-precedence source: a dict of option values."""
+        return {}
+
+    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None) -> Config:
+        """Read the five sources into ``self.config``; first source wins.
+
+        Constructor arguments, the command line, ``run()`` arguments, the
+        ``conf_file``, ``default_values()``.  Known options are removed from
+        ``sys.argv`` (when it was the command line used); the rest stay for
+        the application.  A bad value raises :class:`OptionError`.
+        """
+        template = normalize_template(self.options({}))
+        run_options = dict(self._address_options(), **run_options)
+        constructor = entries_from_mapping(self._constructor_options, Source(Source.CONSTRUCTOR), template)
+        command_line: List[Entry] = []
+        if argv is not None or self.command_line:
+            words = list(sys.argv[1:] if argv is None else argv)
+            command_line, rest = parse_argv(words, template)
+            if argv is None:
+                sys.argv[1:] = rest
+        run_layer = entries_from_mapping(run_options, Source(Source.RUN), template)
+        defaults = entries_from_mapping(self.default_values() or {}, Source(Source.DEFAULT_VALUES), template)
+        layers = [constructor, command_line, run_layer, [], defaults]
+        conf_entry = next((e for layer in layers for e in layer if e[0] == "conf_file"), None)
+        if conf_entry is not None:
+            conf_path = template["conf_file"].parse(conf_entry[1], conf_entry[2])
+            if conf_path:
+                layers[3] = read_conf_file(conf_path, template, conf_entry[2])
+        self.config = merge(layers, template)
+        return self.config
+
+    def _address_options(self) -> Dict[str, Any]:
+        """``server_address`` (socketserver style) as ``run()``-level options.
+
+        So ``--port`` on the command line still overrides what the script says.
+        """
+        address = self.server_address
+        if address is None:
+            return {}
+        stream = self.socket_type == socket.SOCK_STREAM
+        if isinstance(address, (str, bytes)):
+            path = os.fsdecode(address)
+            return {"port": [path], "proto": ["unix" if stream else "unixdgram"]}
+        host, port = address[0], address[1]
+        family = self.address_family
+        if not host:
+            host = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}.get(family, "*")
+        ipv = {socket.AF_INET: "4", socket.AF_INET6: "6"}.get(family, "*")
+        return {"host": [host], "port": [port], "proto": ["tcp" if stream else "udp"], "ipv": [ipv]}
+
+    def post_configure(self) -> None:
+        """Open the log; set up access control."""
+        config = self.config
+        self.logger.close()
+        self.logger = ServerLog(
+            config.log_level, config.log_file,
+            syslog_logsock=config.syslog_logsock, syslog_ident=config.syslog_ident,
+            syslog_logopt=config.syslog_logopt, syslog_facility=config.syslog_facility,
+        )
+        try:
+            self.access = access.AccessPolicy(
+                config.allow, config.deny, config.cidr_allow, config.cidr_deny,
+                reverse_lookups=config.reverse_lookups not in ("0", 0, None),
+                double_reverse_lookups=self._double_reverse_mode(),
+            )
+        except access.AccessConfigError as exc:  # each value was checked; this is belt and braces
+            raise OptionError("allow/deny", None, None, str(exc)) from None
+        self._reverse_lookups = config.reverse_lookups != "0" or self._double_reverse_mode() is not None
+        self._log_connections = self.logger.enabled(3)
+        self.log(2, f"{type(self).__name__} (type {self.personality}) starting! pid({os.getpid()})")
+
+    def _double_reverse_mode(self) -> Optional[str]:
+        config = self.config
+        if config.double_reverse_lookups != "0":
+            return config.double_reverse_lookups
+        if config.reverse_lookups.startswith("double"):
+            return config.reverse_lookups.partition("-")[2] or "1"
+        return None
+
+    # -- binding ----------------------------------------------------------
+
+    def pre_bind(self) -> None:
+        """Turn the port specifications into (unbound) listeners."""
+        config = self.config
+        ports = config.port
+        if not ports:
+            raise OptionError("port", ports, config.source_of("port"), "no port to bind")
+        hosts, protos, ipvs = (pad(list(v), len(ports)) for v in (config.host, config.proto, config.ipv))
+        seen = set()
+        listeners: List[Listener] = []
+        for port, host, proto, ipv in zip(ports, hosts, protos, ipvs):
+            try:
+                specs = parse_port(port, host, proto, ipv)
+            except PortSpecError as exc:
+                raise OptionError("port", port, config.source_of("port"), str(exc)) from None
+            for spec in specs:
+                try:
+                    cls = listener_class(spec.proto)
+                except ValueError as exc:
+                    raise OptionError("proto", spec.proto, config.source_of("proto"), str(exc)) from None
+                try:
+                    targets, notes = resolve(spec)
+                except ResolveError as exc:
+                    raise ServerError(str(exc)) from None
+                for note in notes:
+                    self.log(2, note)
+                for target in targets:
+                    key = (target.family, target.address, cls.socket_type)
+                    if key not in seen:
+                        seen.add(key)
+                        listeners.append(cls(target, config))
+        self.listeners = listeners
+
+    def bind(self) -> None:
+        """Bind and listen on every listener; on any failure none stays open."""
+        chosen_ports: Dict[Any, int] = {}
+        backlog = self.request_queue_size or self.config.listen
+        try:
+            for listener in self.listeners:
+                target = listener.target
+                spec_key = (target.spec, listener.proto)
+                if target.spec.port == 0 and spec_key in chosen_ports:
+                    # One port 0 spec bound on several addresses gets one port.
+                    address = (target.address[0], chosen_ports[spec_key]) + tuple(target.address[2:])
+                    listener.target = dataclasses.replace(target, address=address)
+                listener.bind(self.allow_reuse_address, self.allow_reuse_port)
+                listener.activate(backlog)
+                if isinstance(listener.port, int):
+                    chosen_ports.setdefault(spec_key, listener.port)
+                self.log(2, f"Binding to {listener.describe()}")
+        except BindError as exc:
+            for listener in self.listeners:
+                listener.close()
+            raise ServerError(str(exc)) from None
+        self._bound()
+
+    def _bound(self) -> None:
+        first = self.listeners[0]
+        self.socket = first.socket
+        self.server_address = first.address
+
+    def server_bind(self) -> None:
+        """socketserver's step: resolve and bind every listener (no listen yet)."""
+        self.pre_bind()
+        try:
+            for listener in self.listeners:
+                listener.bind(self.allow_reuse_address, self.allow_reuse_port)
+        except BindError as exc:
+            for listener in self.listeners:
+                listener.close()
+            raise OSError(exc.errno, str(exc)) from None
+        self._bound()
+        self.post_bind_hook()
+
+    def server_activate(self) -> None:
+        """socketserver's step: listen on every stream listener."""
+        backlog = self.request_queue_size or self.config.listen
+        for listener in self.listeners:
+            listener.activate(backlog)
+
+    def post_bind(self) -> None:
+        """After binding, before serving: drop privileges (a later release), get ready to loop."""
+        self._serving_prepared = True
+
+    # -- the loop -----------------------------------------------------------
+
+    def loop(self) -> None:
+        """Serve with INT/TERM/QUIT (and the personality's signals) handled in the loop."""
+        signals = self._signal_queue()
+        with signals.installed(self.signals_handled()):
+            self.serve_forever()
+
+    def signals_handled(self) -> List[int]:
+        """The signals this personality handles (each has a ``sig_<name>`` method)."""
+        return [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
+
+    def sig_int(self) -> None:
+        self.log(2, "Received INT, stopping")
+        self._shutdown_request = True
+
+    def sig_term(self) -> None:
+        self.log(2, "Received TERM, stopping")
+        self._shutdown_request = True
+
+    def sig_quit(self) -> None:
+        self.log(2, "Received QUIT, stopping after the current connection")
+        self._shutdown_request = True
+
+    def _signal_queue(self) -> SignalQueue:
+        if self._signals is None:
+            self._signals = SignalQueue()
+        return self._signals
+
+    def _dispatch_signals(self) -> None:
+        for signum in self._signals.drain():
+            handler = getattr(self, "sig_" + signal_name(signum).lower(), None)
+            if handler is not None:
+                handler()
+
+    def add_read_handle(self, handle: Any) -> None:
+        """Watch an extra handle (anything with ``fileno()``); readiness calls ``can_read_hook``."""
+        self._read_handles[handle.fileno()] = handle
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Handle requests until ``shutdown()`` or a stop signal (socketserver's contract).
+
+        Every listener, the wake-up pipe and extra read handles share one
+        selector, so ``shutdown()`` and signals take effect at once;
+        ``service_actions()`` runs at least every ``poll_interval`` seconds.
+        """
+        self._is_shut_down.clear()
+        try:
+            if not self._serving_prepared:
+                self.post_bind()
+                self.pre_loop_hook()
+            wakeup = self._signal_queue()
+            with selectors.DefaultSelector() as selector:
+                for listener in self.listeners:
+                    selector.register(listener.socket, selectors.EVENT_READ, listener)
+                selector.register(wakeup.fileno(), selectors.EVENT_READ, wakeup)
+                for handle in self._read_handles.values():
+                    selector.register(handle, selectors.EVENT_READ, handle)
+                while not self._shutdown_request:
+                    ready = selector.select(poll_interval)
+                    for key, _ in ready:
+                        if self._shutdown_request:
+                            break
+                        data = key.data
+                        if data is wakeup:
+                            self._dispatch_signals()
+                        elif isinstance(data, Listener):
+                            self.run_client_connection(data)
+                        else:
+                            self.can_read_hook(data)
+                    self.service_actions()
+        finally:
+            self._shutdown_request = False
+            self._is_shut_down.set()
+
+    def shutdown(self) -> None:
+        """Stop ``serve_forever`` and wait until it has (call it from another thread)."""
+        self._shutdown_request = True
+        if self._signals is not None:
+            self._signals.wake()
+        self._is_shut_down.wait()
+
+    def handle_request(self) -> None:
+        """Wait up to ``timeout`` for one request on any listener and handle it."""
+        timeout = self.socket.gettimeout() if self.socket is not None else None
+        if timeout is None:
+            timeout = self.timeout
+        elif self.timeout is not None:
+            timeout = min(timeout, self.timeout)
+        with selectors.DefaultSelector() as selector:
+            for listener in self.listeners:
+                selector.register(listener.socket, selectors.EVENT_READ, listener)
+            ready = selector.select(timeout)
+            if not ready:
+                self.handle_timeout()
+                return
+            self.run_client_connection(ready[0][0].data)
+
+    def _handle_request_noblock(self) -> None:
+        """socketserver's internal entry point, kept for mixins that call it."""
+        self.run_client_connection(self.listeners[0])
+
+    # -- one connection --------------------------------------------------------
+
+    def get_request(self) -> Any:
+        """Accept from the first listener (socketserver's single-socket API)."""
+        return self.listeners[0].get_request()
+
+    def run_client_connection(self, listener: Listener) -> None:
+        """Accept one request from ``listener`` and take it through socketserver's steps."""
+        try:
+            request, client_address = listener.get_request()
+        except OSError:
+            return  # another process took it, or the peer gave up already
+        self._current_listener = listener
+        if self.verify_request(request, client_address):
+            try:
+                self.process_request(request, client_address)
+            except Exception:
+                self.handle_error(request, client_address)
+                self.shutdown_request(request)
+            except BaseException:
+                self.shutdown_request(request)
+                raise
+        else:
+            self.shutdown_request(request)
+
+    _current_listener: Optional[Listener] = None
+
+    def get_client_info(self, request: Any, client_address: Any) -> ClientInfo:
+        """Describe the peer (and, with ``reverse_lookups``, look up its name)."""
+        client = ClientInfo(request, client_address, self._current_listener)
+        if self._reverse_lookups and client.peerport is not None:
+            host = access.reverse_lookup(client.peeraddr)
+            if host:
+                client.peerhost = host
+                client.host_confirmed = access.forward_confirms(host, client.peeraddr)
+        if self._log_connections:
+            self.log(3, f"CONNECT {client}")
+        return client
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Net::Server's access control, in socketserver's slot.
+
+        Runs ``post_accept_hook``, the allow/deny rules, ``allow_deny_hook``;
+        on refusal ``request_denied_hook`` and a log line.
+        """
+        self.client = client = self.get_client_info(request, client_address)
+        self.post_accept_hook(request)
+        if self.allow_deny(client) and self.allow_deny_hook(request):
+            return True
+        self.request_denied_hook(request)
+        return False
+
+    def allow_deny(self, client: ClientInfo) -> bool:
+        """Apply the ``allow``/``deny``/``cidr_*`` rules to ``client``."""
+        policy = self.access
+        if policy is None or not policy.active:
+            return True
+        decision = policy.check(client.peeraddr, client.peerhost, client.host_confirmed)
+        if not decision.allowed:
+            self.log(1, f"Denying connection from {client}: {decision.reason}")
+        return decision.allowed
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in this process, then close it (socketserver's step)."""
+        self.finish_request(request, client_address)
+        self.post_process_request_hook(request)
+        self.shutdown_request(request)
+        self.post_client_connection_hook(request)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Run the handler; with ``no_client_stdout 0`` fds 0/1 are the client meanwhile."""
+        config = self.config
+        if config is not None and not config.no_client_stdout and not isinstance(request, tuple):
+            with _ClientStdio(request):
+                self.RequestHandlerClass(request, client_address, self)
+        else:
+            self.RequestHandlerClass(request, client_address, self)
+
+    def shutdown_request(self, request: Any) -> None:
+        """Close a connection (a datagram request has nothing to close)."""
+        if isinstance(request, tuple):
+            return
+        try:
+            request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        request.close()
+
+    def close_request(self, request: Any) -> None:
+        if not isinstance(request, tuple):
+            request.close()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log the exception with its traceback; the server carries on."""
+        self.log(1, f"Error while serving {client_address!r}:\n{traceback.format_exc().rstrip()}")
+
+    # -- closing ------------------------------------------------------------------
+
+    def server_close(self) -> None:
+        """Close every listener (the socket files only in the process that made them)."""
+        owner = os.getpid() == self._owner_pid
+        for listener in self.listeners:
+            if hasattr(listener, "owns_path"):
+                listener.close(unlink=owner)
+            else:
+                listener.close()
+        if self._signals is not None:
+            self._signals.close()
+            self._signals = None
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    # -- logging and errors ---------------------------------------------------------
+
+    def log(self, level: int, message: str) -> None:
+        """Log ``message`` at Net::Server level 0-4 (through ``write_to_log_hook``)."""
+        if self.logger.enabled(level):
+            self.write_to_log_hook(level, message)
+
+    def fatal(self, message: str) -> None:
+        """Log an unrecoverable error, call ``fatal_hook`` and raise :class:`ServerError`."""
+        self.log(0, message)
+        self.fatal_hook(message)
+        raise ServerError(message)
+
+
+class _ClientStdio:
+    """Point fds 0 and 1 at the client for the duration of a request (Net::Server's default)."""
+
+    def __init__(self, conn: socket.socket):
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        sys.stdout.flush()
+        self.saved = (os.dup(0), os.dup(1))
+        os.dup2(self.conn.fileno(), 0)
+        os.dup2(self.conn.fileno(), 1)
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            sys.stdout.flush()
+        except OSError:
+            pass
+        for fd, saved in zip((0, 1), self.saved):
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+Single = Server

@@ -1,0 +1,228 @@
+"""Options: declarations, the five sources and their precedence, every command-line form, errors."""
+
+import os
+import sys
+
+import pytest
+
+import netserver
+from netserver.options import Option, OptionError, Source, parse_argv, parse_conf_text
+from netserver.options.validators import to_int
+
+
+def configured(cls=netserver.Server, *, ctor=None, argv=(), run=None, conf=None, tmp_path=None, defaults=None):
+    """Configure (no binding) a server from the given sources; returns its config."""
+    if defaults is not None:
+        cls = type("WithDefaults", (cls,), {"default_values": lambda self: dict(defaults)})
+    server = cls(None, None, bind_and_activate=False, **(ctor or {}))
+    run = dict(run or {})
+    if conf is not None:
+        path = tmp_path / "server.conf"
+        path.write_text(conf)
+        run.setdefault("conf_file", str(path))
+    return server.configure(run, argv=list(argv))
+
+
+def test_defaults_are_net_servers():
+    config = configured()
+    assert config.port == [20203]
+    assert config.host == ["*"]
+    assert config.ipv == ["*"]
+    assert config.proto == ["tcp"]
+    assert config.log_level == 2
+    assert config.allow == [] and config.cidr_deny == []
+    assert config.background is False
+    assert config.source_of("port") == Source(Source.DEFAULT)
+
+
+def test_precedence_first_source_wins(tmp_path):
+    conf = "log_level 1\nsyslog_ident from_conf\nudp_recv_len 100\nlisten 7\n"
+    config = configured(
+        ctor={"log_level": 4},
+        argv=["--log_level", "3", "--syslog_ident", "from_argv"],
+        run={"log_level": 0, "syslog_ident": "from_run", "udp_recv_len": 200},
+        conf=conf,
+        tmp_path=tmp_path,
+        defaults={"log_level": 2, "listen": 9, "udp_broadcast": True},
+    )
+    assert config.log_level == 4  # constructor beats everything
+    assert config.source_of("log_level").kind == Source.CONSTRUCTOR
+    assert config.syslog_ident == "from_argv"  # command line beats run()
+    assert config.udp_recv_len == 200  # run() beats conf_file
+    assert config.listen == 7  # conf_file beats default_values()
+    assert config.source_of("listen").detail.endswith("line 4")
+    assert config.udp_broadcast is True  # default_values() beats the declared default
+
+
+def test_list_option_takes_all_values_from_first_source(tmp_path):
+    conf = "port 1001\nport 1002\ncidr_allow 10.0.0.0/8\n"
+    config = configured(argv=["--port", "2001", "--port=2002", "port=2003"], conf=conf, tmp_path=tmp_path)
+    assert config.port == ["2001", "2002", "2003"]
+    assert config.cidr_allow == ["10.0.0.0/8"]
+    config = configured(conf=conf, tmp_path=tmp_path)
+    assert config.port == ["1001", "1002"]
+
+
+def test_list_given_in_code_counts_as_many():
+    config = configured(run={"port": [1, 2, {"port": 3, "proto": "udp"}]})
+    assert config.port == [1, 2, {"port": 3, "proto": "udp"}]
+
+
+def test_conf_file_found_in_any_higher_source(tmp_path):
+    path = tmp_path / "a.conf"
+    path.write_text("log_level 3\n")
+    assert configured(argv=[f"--conf_file={path}"]).log_level == 3
+    assert configured(defaults={"conf_file": str(path)}).log_level == 3
+
+
+@pytest.mark.parametrize("words, expected", [
+    (["--port", "8080"], ["8080"]),
+    (["--port=8080"], ["8080"]),
+    (["-port", "8080"], ["8080"]),
+    (["port=8080"], ["8080"]),
+])
+def test_command_line_forms(words, expected):
+    assert configured(argv=words).port == expected
+
+
+def test_flag_forms():
+    assert configured(argv=["--background"]).background is True
+    assert configured(argv=["--background", "0"]).background is False
+    assert configured(argv=["--background=no"]).background is False
+    config = configured(argv=["--setsid", "--port", "9"])
+    assert config.setsid is True and config.port == ["9"]
+
+
+def test_unknown_words_stay_in_sys_argv(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["app", "--port", "8080", "--verbose", "input.txt", "log_level=3", "x=1"])
+    server = netserver.Server(None, None, bind_and_activate=False)
+    config = server.configure({})
+    assert config.port == ["8080"] and config.log_level == 3
+    assert sys.argv == ["app", "--verbose", "input.txt", "x=1"]
+
+
+def test_parse_argv_keeps_order_of_rest():
+    template = {"port": Option("port", multi=True)}
+    entries, rest = parse_argv(["a", "--port", "1", "-v", "--", "b"], template)
+    assert [e[1] for e in entries] == ["1"]
+    assert rest == ["a", "-v", "--", "b"]
+
+
+class WithOwnOptions(netserver.Server):
+    def options(self, template):
+        super().options(template)
+        template["greeting"] = "hello"
+        template["retries"] = 3
+        template["verbose"] = False
+        template["backends"] = []
+        return template
+
+
+def test_subclass_options_template(tmp_path):
+    config = configured(WithOwnOptions, argv=["--retries", "5", "--verbose", "--backends", "a", "--backends", "b"],
+                        conf="greeting hi there\n", tmp_path=tmp_path)
+    assert config.greeting == "hi there"
+    assert config.retries == 5
+    assert config.verbose is True
+    assert config.backends == ["a", "b"]
+    with pytest.raises(OptionError, match=r"retries: 'many' from command line: must be a whole number"):
+        configured(WithOwnOptions, argv=["--retries", "many"])
+
+
+class WithDeclaredOption(netserver.Server):
+    OPTIONS = (Option("workers", to_int(1, 8), 2, doc="Worker count."),)
+
+
+def test_subclass_declares_options_like_the_built_ins():
+    assert configured(WithDeclaredOption).workers == 2
+    assert configured(WithDeclaredOption, argv=["--workers=4"]).workers == 4
+    with pytest.raises(OptionError, match=r"workers: '9' from command line: must be 1\.\.8"):
+        configured(WithDeclaredOption, argv=["--workers=9"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--port", "70000"], r"port: '70000' from command line: .*0\.\.65535"),
+    (["--ipv", "5"], r"ipv: '5' from command line: .*4, 6 or \*"),
+    (["--log_level", "9"], r"log_level: '9' from command line: must be 0\.\.4"),
+    (["--user", "no-such-user-xyz"], r"user: 'no-such-user-xyz' from command line: no such user"),
+    (["--group", "no-such-group-xyz"], r"group: 'no-such-group-xyz' from command line: no such group"),
+    (["--cidr_allow", "10.0.0.0/33"], r"cidr_allow: '10.0.0.0/33' from command line"),
+    (["--allow", "([a-z"], r"allow: '\(\[a-z' from command line"),
+    (["--proto", "carrier-pigeon"], r"proto: 'carrier-pigeon' from command line: unknown protocol"),
+    (["--chroot", "/no/such/dir"], r"chroot: '/no/such/dir' from command line: no such directory"),
+    (["--reverse_lookups", "maybe"], r"reverse_lookups: 'maybe' from command line: must be one of"),
+    (["--background=perhaps"], r"background: 'perhaps' from command line: must be a boolean"),
+    (["--conf_file", "/no/such/file.conf"], r"conf_file: '/no/such/file.conf' from command line: cannot read"),
+    (["--sig_passthrough", "SIGNOPE"], r"sig_passthrough: 'SIGNOPE' from command line: unknown signal"),
+])
+def test_bad_values_name_option_value_and_source(argv, message):
+    with pytest.raises(OptionError, match=message):
+        configured(argv=argv)
+
+
+def test_bad_value_in_conf_file_names_file_and_line(tmp_path):
+    with pytest.raises(OptionError) as info:
+        configured(conf="# comment\n\nlog_level 2\nport 99999\n", tmp_path=tmp_path)
+    assert str(info.value) == f"port: '99999' from conf_file {tmp_path / 'server.conf'} line 4: " \
+        "port must be 0..65535"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("port\n", r"port: from conf_file x\.conf line 1: needs a value"),
+    ("prot 80\n", r"prot: '80' from conf_file x\.conf line 1: unknown option"),
+    ("%% nonsense\n", r"from conf_file x\.conf line 1: malformed line"),
+])
+def test_malformed_conf_lines(text, message):
+    from netserver.options.core import OPTIONS
+    template = {o.name: o for o in OPTIONS}
+    with pytest.raises(OptionError, match=message):
+        parse_conf_text(text, "x.conf", template)
+
+
+def test_conf_file_comments_blank_lines_and_values_with_spaces():
+    from netserver.options.core import OPTIONS
+    template = {o.name: o for o in OPTIONS}
+    entries = parse_conf_text("# c\n\n   # indented comment\nport   localhost, 20203, tcp  \nbackground\n",
+                              "x", template)
+    assert [(k, v) for k, v, _ in entries] == [("port", "localhost, 20203, tcp"), ("background", "1")]
+
+
+def test_unreadable_conf_file(tmp_path):
+    path = tmp_path / "secret.conf"
+    path.write_text("log_level 3\n")
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads anything: use a directory instead
+        path = tmp_path
+    with pytest.raises(OptionError, match=r"conf_file: .* from run\(\) arguments: cannot read"):
+        configured(run={"conf_file": str(path)})
+
+
+def test_unknown_option_in_code_is_an_error():
+    with pytest.raises(OptionError, match=r"prot: 'udp' from run\(\) arguments: unknown option"):
+        configured(run={"prot": "udp"})
+    with pytest.raises(OptionError, match=r"from constructor arguments: unknown option"):
+        configured(ctor={"prot": "udp"})
+
+
+def test_config_attribute_access_and_assignment():
+    config = configured()
+    config.log_level = 4
+    assert config.log_level == 4
+    assert config.source_of("log_level").kind == "set in code"
+    with pytest.raises(AttributeError):
+        config.no_such_option
+
+
+def test_multitype_accepts_every_personalitys_options():
+    config = configured(netserver.MultiType, argv=["--server_type", "INET", "--server_type", "Single"])
+    assert config.server_type == ["INET", "Single"]
+    with pytest.raises(OptionError, match=r"server_type: 'Nope' from command line: not a personality"):
+        configured(netserver.MultiType, argv=["--server_type", "Nope"])
+
+
+def test_option_docs_are_generated_and_current():
+    from netserver.options.reference import format_markdown, reference_sections
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "options.md")
+    with open(path) as f:
+        assert f.read() == format_markdown(reference_sections()), \
+            "docs/options.md is stale: python -m netserver.options.reference > docs/options.md"
