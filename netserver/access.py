@@ -266,14 +266,14 @@ class AccessPolicy:
                     if peer_host
                     else f"reverse lookup not forward-confirmed: no host name for {ip}"
                 )
-                if not self._debug:
-                    return Decision(False, problem)
-                note = f" (double_reverse_lookups debug: {problem})"
-            elif self._autofail:
+                return Decision(False, problem)
+            if self._autofail:
                 return Decision(
                     False,
                     f"double_reverse_lookups autofail: denying {ip} ({host!r}, forward-confirmed)",
                 )
+            if self._debug:
+                note = f" (double reverse debug: {host!r} resolves to {ip})"
             if not self._has_rules:
                 return Decision(True, "no allow/deny rules" + (note or f"; {host!r} forward-confirmed"))
 

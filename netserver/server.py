@@ -235,25 +235,13 @@ class Server(HookMixIn, socketserver.BaseServer):
             syslog_logsock=config.syslog_logsock, syslog_ident=config.syslog_ident,
             syslog_logopt=config.syslog_logopt, syslog_facility=config.syslog_facility,
         )
-        try:
-            self.access = access.AccessPolicy(
-                config.allow, config.deny, config.cidr_allow, config.cidr_deny,
-                reverse_lookups=config.reverse_lookups not in ("0", 0, None),
-                double_reverse_lookups=self._double_reverse_mode(),
-            )
-        except access.AccessConfigError as exc:  # each value was checked; this is belt and braces
-            raise OptionError("allow/deny", None, None, str(exc)) from None
-        self._reverse_lookups = config.reverse_lookups != "0" or self._double_reverse_mode() is not None
+        self.access = access.AccessPolicy(
+            config.allow, config.deny, config.cidr_allow, config.cidr_deny,
+            reverse_lookups=config.reverse_lookups, double_reverse_lookups=config.double_reverse_lookups,
+        )
+        self._reverse_lookups = self.access.reverse_lookups
         self._log_connections = self.logger.enabled(3)
         self.log(2, f"{type(self).__name__} (type {self.personality}) starting! pid({os.getpid()})")
-
-    def _double_reverse_mode(self) -> Optional[str]:
-        config = self.config
-        if config.double_reverse_lookups != "0":
-            return config.double_reverse_lookups
-        if config.reverse_lookups.startswith("double"):
-            return config.reverse_lookups.partition("-")[2] or "1"
-        return None
 
     # -- binding ----------------------------------------------------------
 
@@ -468,6 +456,8 @@ class Server(HookMixIn, socketserver.BaseServer):
             self.shutdown_request(request)
 
     _current_listener: Optional[Listener] = None
+    _reverse_lookups = False
+    _log_connections = False
 
     def get_client_info(self, request: Any, client_address: Any) -> ClientInfo:
         """Describe the peer (and, with ``reverse_lookups``, look up its name)."""

@@ -45,10 +45,12 @@ def _checked(check):
 
 
 def _port(value: Any) -> Any:
+    """Check the spec's syntax now; the host/proto/ipv defaults are applied at bind time."""
     if isinstance(value, str):
         value = value.strip()
-    _checked(parse_port)(value)
-    return value
+        if value.startswith(("/", ".", "~")):  # a socket path: its proto may come from 'proto'
+            return _checked(lambda v: parse_port(v, default_proto="unix"))(value)
+    return _checked(parse_port)(value)
 
 
 def _ipv(value: Any) -> str:

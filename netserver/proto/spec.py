@@ -186,8 +186,6 @@ class _Parser:
     def error(self, what: str) -> PortSpecError:
         return PortSpecError(f"{self.value!r}: {what}")
 
-    # Each source yields (value, ipv-or-None); precedence is decided in _finish.
-
     def parse(self) -> PortSpec:
         value = self.value
         if isinstance(value, PortSpec):

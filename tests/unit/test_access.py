@@ -366,8 +366,8 @@ DR_CASES = [
     ("autofail", "ok.test", False, False, "reverse lookup not forward-confirmed"),
     ("autofail", None, False, False, "reverse lookup not forward-confirmed"),
     ("AutoFail", "ok.test", True, False, "autofail"),
-    ("debug", "ok.test", False, True, "reverse lookup not forward-confirmed"),
-    ("debug", None, False, True, "no host name"),
+    ("debug", "ok.test", False, False, "reverse lookup not forward-confirmed"),
+    ("debug", None, False, False, "no host name"),
     ("debug", "ok.test", True, True, "no allow/deny rules"),
     ("debug autofail", "ok.test", True, False, "autofail"),
 ]
@@ -412,12 +412,14 @@ def test_double_reverse_lookups_with_rules(kwargs, peer, host, confirmed, allowe
     assert reason in decision.reason, decision.reason
 
 
-def test_double_reverse_debug_keeps_other_rules_and_notes_detail():
+def test_double_reverse_debug_still_denies_and_notes_confirmed_names():
+    # As in Net::Server: 'debug' only adds detail for confirmed peers; it never lets an unconfirmed one in.
     policy = AccessPolicy(cidr_allow="10.0.0.0/8", double_reverse_lookups="debug")
-    ok = policy.check("10.0.0.1", "x.test", False)
+    ok = policy.check("10.0.0.1", "x.test", True)
     assert ok.allowed and "matched cidr_allow 10.0.0.0/8" in ok.reason
-    assert "not forward-confirmed" in ok.reason
-    no = policy.check("11.0.0.1", None, False)
+    assert "double reverse debug" in ok.reason
+    assert not policy.check("10.0.0.1", "x.test", False).allowed
+    no = policy.check("11.0.0.1", "y.test", True)
     assert not no.allowed and "no allow rule matched" in no.reason
 
 
