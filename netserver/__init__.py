@@ -3,22 +3,35 @@
 Public surface only; see the modules for the parts.
 """
 
+from .engine import ServerError
 from .handlers import EchoHandler
 from .options import Option, OptionError
+from .personalities.fork import Fork, ForkMixIn
 from .personalities.inet import INET
 from .personalities.multitype import MultiType
-from .server import Server, ServerError, Single
+from .personalities.prefork import PreFork, PreForkMixIn
+from .personalities.preforksimple import PreForkSimple, PreForkSimpleMixIn
+from .personalities.thread import Thread, ThreadMixIn
+from .server import Server, Single
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EchoHandler",
+    "Fork",
+    "ForkMixIn",
     "INET",
     "MultiType",
     "Option",
     "OptionError",
+    "PreFork",
+    "PreForkMixIn",
+    "PreForkSimple",
+    "PreForkSimpleMixIn",
     "Server",
     "ServerError",
     "Single",
+    "Thread",
+    "ThreadMixIn",
     "__version__",
 ]

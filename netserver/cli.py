@@ -10,13 +10,14 @@ that prints usage or chooses an exit status.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import List, Optional, Sequence
 
 from . import __version__
 from .options import OptionError, normalize_template
 from .options.reference import format_help
-from .personalities import LoadError, canonical_name, load
+from .personalities import PERSONALITIES, LoadError, canonical_name, load
 from .proto import BindError
 from .server import ServerError
 
@@ -95,6 +96,12 @@ def run_command(words: List[str]) -> int:
     except OptionError as exc:
         return _usage_error(str(exc))
     if rest:
+        first = words[0] if words else None
+        if (not explicit and rest[0] == first and first not in template
+                and re.match(r"^[A-Za-z][\w:]*$", first)):
+            # A leading bare name is where a personality goes: say so.
+            known = ", ".join(PERSONALITIES)
+            return _usage_error(f"unknown personality {first!r} (one of {known})")
         return _usage_error(f"unknown option or word {rest[0]!r}")
     defaults = {"server_type": ["Fork"]} if name == "MultiType" and not explicit else {}
     if defaults:

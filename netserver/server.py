@@ -20,14 +20,13 @@ import signal
 import socket
 import socketserver
 import sys
-import threading
 import traceback
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import access
 from .client import ClientInfo
 from .handlers import EchoHandler
-from .hooks import HookMixIn
+from .engine import Engine, ServerError
 from .log import ServerLog
 from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
@@ -35,13 +34,9 @@ from .options.sources import Entry, entries_from_mapping
 from .proto import BindError, Listener, listener_class
 from .proto.resolve import ResolveError, resolve
 from .proto.spec import PortSpecError, pad, parse_port
-from .signals import SignalQueue, signal_name
+from . import restart
 
 __all__ = ["Server", "Single", "ServerError"]
-
-
-class ServerError(Exception):
-    """The server cannot start or go on (bind failure, bad set-up); the message says why."""
 
 
 class _Flow:
@@ -63,7 +58,7 @@ class _Flow:
         return run
 
 
-class Server(HookMixIn, socketserver.BaseServer):
+class Server(Engine, socketserver.BaseServer):
     """One process, one connection at a time, any number of listeners.
 
     Methods for the caller:
@@ -99,18 +94,16 @@ class Server(HookMixIn, socketserver.BaseServer):
     def __init__(self, server_address: Any = None, RequestHandlerClass: Any = None,
                  bind_and_activate: bool = True, **options: Any):
         socketserver.BaseServer.__init__(self, server_address, RequestHandlerClass)
+        self._engine_init()
         self._constructor_options = options
         self.config: Optional[Config] = None
         self.listeners: List[Listener] = []
         self.socket: Optional[socket.socket] = None
-        self.logger = ServerLog()
         self.client: Optional[ClientInfo] = None
         self.access: Optional[access.AccessPolicy] = None
-        self._signals: Optional[SignalQueue] = None
-        self._read_handles: Dict[int, Any] = {}
-        self._shutdown_request = False
-        self._is_shut_down = threading.Event()
         self._serving_prepared = False
+        self._in_run = False
+        self._restart_requested = False
         self._owner_pid = os.getpid()
         if server_address is None:
             return
@@ -143,21 +136,33 @@ class Server(HookMixIn, socketserver.BaseServer):
             self.RequestHandlerClass = handler
         if self.RequestHandlerClass is None:
             self.RequestHandlerClass = EchoHandler
+        self._in_run = True
         try:
             if self.config is None:
                 self.configure_hook()                 # before anything is read
                 self.configure(options, argv=argv)    # the five sources → self.config
+                if restart.checking_config():         # a HUP asked whether this image can start
+                    self.pre_bind()
+                    return
                 self.post_configure()                 # logging (pid file, background: later)
                 self.post_configure_hook()            # validate your own options
-            if not self.listeners:
-                self.pre_bind()                       # port specs → listeners
-                self.bind()                           # bind and listen
-                self.post_bind_hook()                 # still the starting user
-            self.post_bind()                          # privileges, signals
-            self.pre_loop_hook()
-            self.loop()                               # serve until stopped
-            self.pre_server_close_hook()
+            # From here on a stop signal is acted on by the loop, never by the default action.
+            with self._signal_queue().installed(self.signals_handled(), self._on_signal):
+                if not self.listeners:
+                    self.pre_bind()                   # port specs → listeners
+                    self.bind()                       # bind and listen (or adopt after a HUP)
+                    self.post_bind_hook()             # still the starting user
+                self.post_bind()                      # privileges
+                self.pre_loop_hook()
+                while True:
+                    self.loop()                       # serve until stopped
+                    if not self._restart_requested:
+                        break
+                    self._restart_requested = False
+                    self.restart()                    # returns only if exec failed
+                self.pre_server_close_hook()
         finally:
+            self._in_run = False
             self.server_close()
             self.logger.close()
 
@@ -281,8 +286,16 @@ class Server(HookMixIn, socketserver.BaseServer):
         """Bind and listen on every listener; on any failure none stays open."""
         chosen_ports: Dict[Any, int] = {}
         backlog = self.request_queue_size or self.config.listen
+        inherited, self._inherited_children, self._inherited_state = restart.take_inherited()
+        if inherited:
+            self.restart_open_hook()
         try:
             for listener in self.listeners:
+                fds = inherited.get(listener.hup_string())
+                if fds:
+                    listener.adopt(fds.pop(0))
+                    self.log(2, f"Binding to {listener.describe()} (inherited fd {listener.fileno()})")
+                    continue
                 target = listener.target
                 spec_key = (target.spec, listener.proto)
                 if target.spec.port == 0 and spec_key in chosen_ports:
@@ -298,6 +311,10 @@ class Server(HookMixIn, socketserver.BaseServer):
             for listener in self.listeners:
                 listener.close()
             raise ServerError(str(exc)) from None
+        finally:
+            for fds in inherited.values():  # listeners the new configuration no longer has
+                for fd in fds:
+                    os.close(fd)
         self._bound()
 
     def _bound(self) -> None:
@@ -314,7 +331,7 @@ class Server(HookMixIn, socketserver.BaseServer):
         except BindError as exc:
             for listener in self.listeners:
                 listener.close()
-            raise OSError(exc.errno, str(exc)) from None
+            raise OSError(exc.errno, exc.strerror) from None
         self._bound()
         self.post_bind_hook()
 
@@ -331,84 +348,62 @@ class Server(HookMixIn, socketserver.BaseServer):
     # -- the loop -----------------------------------------------------------
 
     def loop(self) -> None:
-        """Serve with INT/TERM/QUIT (and the personality's signals) handled in the loop."""
-        signals = self._signal_queue()
-        with signals.installed(self.signals_handled()):
-            self.serve_forever()
+        """Serve until stopped; a HUP leaves the loop with ``_restart_requested`` set."""
+        self.serve_forever()
+
+    def listening(self) -> List[Tuple[Any, Any]]:
+        return [(listener.socket, listener) for listener in self.listeners]
+
+    def prepare_to_serve(self) -> None:
+        if not self._serving_prepared:
+            self.post_bind()
+            self.pre_loop_hook()
 
     def signals_handled(self) -> List[int]:
-        """The signals this personality handles (each has a ``sig_<name>`` method)."""
-        return [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
+        handled = super().signals_handled()
+        if self._restartable():
+            handled.append(signal.SIGHUP)
+        return handled
 
-    def sig_int(self) -> None:
-        self.log(2, "Received INT, stopping")
+    # -- HUP --------------------------------------------------------------------
+
+    def _restartable(self) -> bool:
+        """HUP re-exec needs the Net::Server flow (``run()``), which knows how to start again."""
+        return self._in_run
+
+    def sig_hup(self) -> None:
+        """Check that the new image configures, then leave the loop to re-exec."""
+        self.log(2, "Received HUP, checking that the server can restart")
+        ok, why = restart.check_new_image()
+        if not ok:
+            self.log(0, f"HUP refused: the new configuration does not load; still running as before: {why}")
+            return
+        self._restart_requested = True
         self._shutdown_request = True
 
-    def sig_term(self) -> None:
-        self.log(2, "Received TERM, stopping")
-        self._shutdown_request = True
-
-    def sig_quit(self) -> None:
-        self.log(2, "Received QUIT, stopping after the current connection")
-        self._shutdown_request = True
-
-    def _signal_queue(self) -> SignalQueue:
-        if self._signals is None:
-            self._signals = SignalQueue()
-        return self._signals
-
-    def _dispatch_signals(self) -> None:
-        for signum in self._signals.drain():
-            handler = getattr(self, "sig_" + signal_name(signum).lower(), None)
-            if handler is not None:
-                handler()
-
-    def add_read_handle(self, handle: Any) -> None:
-        """Watch an extra handle (anything with ``fileno()``); readiness calls ``can_read_hook``."""
-        self._read_handles[handle.fileno()] = handle
-
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
-        """Handle requests until ``shutdown()`` or a stop signal (socketserver's contract).
-
-        Every listener, the wake-up pipe and extra read handles share one
-        selector, so ``shutdown()`` and signals take effect at once;
-        ``service_actions()`` runs at least every ``poll_interval`` seconds.
-        """
-        self._is_shut_down.clear()
+    def restart(self) -> None:
+        """Re-exec in place with the listeners kept open; returns only if exec failed."""
+        self.restart_close_hook()
+        self.before_restart()
+        self.log(2, "Restarting: re-executing with the listening sockets kept open")
         try:
-            if not self._serving_prepared:
-                self.post_bind()
-                self.pre_loop_hook()
-            wakeup = self._signal_queue()
-            with selectors.DefaultSelector() as selector:
-                for listener in self.listeners:
-                    selector.register(listener.socket, selectors.EVENT_READ, listener)
-                selector.register(wakeup.fileno(), selectors.EVENT_READ, wakeup)
-                for handle in self._read_handles.values():
-                    selector.register(handle, selectors.EVENT_READ, handle)
-                while not self._shutdown_request:
-                    ready = selector.select(poll_interval)
-                    for key, _ in ready:
-                        if self._shutdown_request:
-                            break
-                        data = key.data
-                        if data is wakeup:
-                            self._dispatch_signals()
-                        elif isinstance(data, Listener):
-                            self.run_client_connection(data)
-                        else:
-                            self.can_read_hook(data)
-                    self.service_actions()
-        finally:
-            self._shutdown_request = False
-            self._is_shut_down.set()
+            restart.exec_self(((l.fileno(), l.hup_string()) for l in self.listeners),
+                              self.restart_children(), self.restart_state())
+        except OSError as exc:
+            self.log(0, f"Restart failed, still running as before: exec: {exc}")
+            for listener in self.listeners:
+                listener.socket.set_inheritable(False)
 
-    def shutdown(self) -> None:
-        """Stop ``serve_forever`` and wait until it has (call it from another thread)."""
-        self._shutdown_request = True
-        if self._signals is not None:
-            self._signals.wake()
-        self._is_shut_down.wait()
+    def before_restart(self) -> None:
+        """Personalities tell their children here (the default server has none)."""
+
+    def restart_children(self) -> List[int]:
+        """Pids the new image must go on reaping."""
+        return []
+
+    def restart_state(self) -> Dict[str, Any]:
+        """What the new image should keep (TTIN/TTOU adjustments, say)."""
+        return {}
 
     def handle_request(self) -> None:
         """Wait up to ``timeout`` for one request on any listener and handle it."""
@@ -436,24 +431,14 @@ class Server(HookMixIn, socketserver.BaseServer):
         """Accept from the first listener (socketserver's single-socket API)."""
         return self.listeners[0].get_request()
 
+    def accept_from(self, listener: Listener) -> Tuple[Any, Any]:
+        request, client_address = listener.get_request()
+        self._current_listener = listener
+        return request, client_address
+
     def run_client_connection(self, listener: Listener) -> None:
         """Accept one request from ``listener`` and take it through socketserver's steps."""
-        try:
-            request, client_address = listener.get_request()
-        except OSError:
-            return  # another process took it, or the peer gave up already
-        self._current_listener = listener
-        if self.verify_request(request, client_address):
-            try:
-                self.process_request(request, client_address)
-            except Exception:
-                self.handle_error(request, client_address)
-                self.shutdown_request(request)
-            except BaseException:
-                self.shutdown_request(request)
-                raise
-        else:
-            self.shutdown_request(request)
+        self.serve_from(listener)
 
     _current_listener: Optional[Listener] = None
     _reverse_lookups = False
@@ -525,7 +510,11 @@ class Server(HookMixIn, socketserver.BaseServer):
             request.close()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        """Log the exception with its traceback; the server carries on."""
+        """Log the exception (a peer that hung up: one line at level 3); the server carries on."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            self.log(3, f"Connection from {client_address!r} ended: {error}")
+            return
         self.log(1, f"Error while serving {client_address!r}:\n{traceback.format_exc().rstrip()}")
 
     # -- closing ------------------------------------------------------------------
@@ -538,25 +527,10 @@ class Server(HookMixIn, socketserver.BaseServer):
                 listener.close(unlink=owner)
             else:
                 listener.close()
-        if self._signals is not None:
-            self._signals.close()
-            self._signals = None
+        self._close_signals()
 
     def fileno(self) -> int:
         return self.socket.fileno()
-
-    # -- logging and errors ---------------------------------------------------------
-
-    def log(self, level: int, message: str) -> None:
-        """Log ``message`` at Net::Server level 0-4 (through ``write_to_log_hook``)."""
-        if self.logger.enabled(level):
-            self.write_to_log_hook(level, message)
-
-    def fatal(self, message: str) -> None:
-        """Log an unrecoverable error, call ``fatal_hook`` and raise :class:`ServerError`."""
-        self.log(0, message)
-        self.fatal_hook(message)
-        raise ServerError(message)
 
 
 class _ClientStdio:

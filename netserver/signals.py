@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Callable, Deque, Dict, Iterable, Iterator, List
+from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional
 
 __all__ = ["SignalQueue", "signal_name"]
 
@@ -67,15 +67,15 @@ class SignalQueue:
         self.record(signum)
 
     @contextlib.contextmanager
-    def installed(self, signums: Iterable[int]) -> Iterator[None]:
-        """Record ``signums`` for the duration of the block, then restore the old handlers."""
+    def installed(self, signums: Iterable[int], handler: Optional[Callable] = None) -> Iterator[None]:
+        """Handle ``signums`` (by ``record``, or ``handler``) in the block, then restore the old handlers."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         previous: Dict[int, Callable] = {}
         try:
             for signum in signums:
-                previous[signum] = signal.signal(signum, self.record)
+                previous[signum] = signal.signal(signum, handler or self.record)
             yield
         finally:
             for signum, handler in previous.items():

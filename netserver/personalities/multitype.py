@@ -73,4 +73,8 @@ class MultiType(Server):
             except LoadError as exc:
                 self.log(3, f"server_type {name}: {exc}; trying the next one")
         self.__class__ = combine(type(self), chosen or Server)
+        init = getattr(self, "_personality_init", None)
+        if init is not None:
+            # The chosen personality's constructor never ran: create its per-instance state now.
+            init()
         return config

@@ -18,6 +18,9 @@ __all__ = ["Listener", "BindError"]
 class BindError(OSError):
     """A listener could not be bound; the message names the port and the reason."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 class Listener:
     """One listening socket of a server.

@@ -61,6 +61,10 @@ class UNIX(Listener):
 
     owns_path = False
 
+    def adopt(self, fd: int) -> None:
+        super().adopt(fd)
+        self.owns_path = True
+
     def close(self, unlink: bool = True) -> None:
         """Close; the socket file is removed by the process that created it only."""
         super().close()

@@ -1,0 +1,248 @@
+"""PreForkSimple: a fixed pool of ``max_servers`` children, each serving up to ``max_requests``.
+
+The child loop here is shared with PreFork, and it is the hot path: accept
+on a non-blocking listener (one system call per connection while there is
+work), serve, and only when the queue is empty wait in ``epoll`` with
+``EPOLLEXCLUSIVE`` so one child is woken per connection — no thundering
+herd and, on Linux, no accept lock.  The child reports its state in the
+shared scoreboard with plain memory writes.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import select
+import signal
+import time
+from typing import Any, List, Optional, Tuple
+
+from ..options import Option
+from ..options.validators import choice, to_int, to_optional_str
+from ..process.children import Exit
+from ..process.pool import CrashBackoff, SpawnThrottle
+from ..process.scoreboard import BUSY, EXITING, IDLE, Scoreboard
+from ..process.serialize import SERIALIZERS, NoLock, make_lock
+from ..server import Server
+from ..signals import SignalQueue
+from .forking import ProcessParentMixIn
+
+__all__ = ["PreForkSimpleMixIn", "PreForkSimple"]
+
+_EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
+
+
+class PreForkSimpleMixIn(ProcessParentMixIn):
+    """Keeps exactly ``max_servers`` children (TTIN/TTOU adjust it); replaces any that exit."""
+
+    personality = "PreForkSimple"
+
+    OPTIONS = (
+        Option("max_servers", to_int(1), 50, section="PreFork", metavar="N",
+               doc="Children in the pool (PreFork: at most this many)."),
+        Option("max_requests", to_int(0), 1000, section="PreFork", metavar="N",
+               doc="Connections a child serves before it is replaced (0: no limit); "
+                   "each child adds up to 10% jitter."),
+        Option("serialize", choice("auto", *SERIALIZERS), "auto", section="PreFork",
+               metavar="flock|semaphore|pipe|none",
+               doc="Accept lock between children; auto is none where epoll's EPOLLEXCLUSIVE "
+                   "wakes one child per connection, else flock with several listeners."),
+        Option("lock_file", to_optional_str, None, section="PreFork", metavar="FILE",
+               doc="File for serialize flock (a temporary file by default)."),
+    )
+
+    pool_kinds = ("prefork",)
+    tick = 0.5  # seconds between pool checks in the parent
+    orphan_check = 2.0  # seconds an idle child waits before checking that its parent lives
+
+    def _personality_init(self) -> None:
+        super()._personality_init()
+        self.scoreboard: Optional[Scoreboard] = None
+        self._lock = NoLock()
+        self._free_slots: List[int] = []
+        self._throttle = SpawnThrottle()
+        self._backoff = CrashBackoff()
+        self._retire = False
+        self._drain = False
+
+    # -- parent -------------------------------------------------------------------
+
+    def listening(self) -> List[Tuple[Any, Any]]:
+        return []  # the parent never accepts: its loop waits for signals only
+
+    def accept_targets(self) -> List[Tuple[Any, Any]]:
+        if self.is_netserver():
+            return [(listener.socket, listener) for listener in self.listeners]
+        return [(self.socket, None)]
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        super().serve_forever(min(poll_interval, self.tick))
+
+    def prepare_to_serve(self) -> None:
+        super().prepare_to_serve()
+        self._parent_pid = os.getpid()
+        targets = self.accept_targets()
+        for sock, _ in targets:
+            sock.setblocking(False)  # children accept until EAGAIN, then wait in epoll
+        capacity = max(1024, 4 * self.config.max_servers)
+        self.scoreboard = Scoreboard(capacity)
+        self._free_slots = list(range(capacity - 1, -1, -1))
+        self._lock = make_lock(self._serializer(len(targets)), self.config.lock_file)
+        self.log(3, f"Accept serialization: {self._lock.name}")
+        self._throttle.grant(self.initial_children())
+
+    def _serializer(self, listeners: int) -> str:
+        chosen = self.config.serialize
+        if chosen != "auto":
+            return chosen
+        return "none" if _EXCLUSIVE or listeners == 1 else "flock"
+
+    def initial_children(self) -> int:
+        return self.max_servers_now()
+
+    def pool_children(self) -> List[Any]:
+        return [c for c in self.children.of_kind(*self.pool_kinds) if not c.retiring]
+
+    def service_actions(self) -> None:
+        super().service_actions()
+        if not self._shutdown_request:
+            self.manage_pool(time.monotonic())
+
+    def manage_pool(self, now: float) -> None:
+        """Keep ``max_servers`` children: spawn what is missing, retire any excess (TTOU)."""
+        live = self.pool_children()
+        excess = len(live) - self.max_servers_now()
+        if excess > 0:
+            self.retire_children(self._idle_first(live)[:excess])
+        self.spawn(self.max_servers_now() - len(live), now)
+
+    def _idle_first(self, children: List[Any]) -> List[Any]:
+        board = self.scoreboard
+        return sorted(children, key=lambda c: (board.state(c.slot) != IDLE, -c.started))
+
+    def spawn(self, wanted: int, now: float) -> int:
+        """Fork up to ``wanted`` pool children, within the spawn rate and crash back-off."""
+        if wanted <= 0 or self._backoff.paused(now):
+            return 0
+        if self._backoff.announce:
+            self._backoff.announce = False
+            self.log(0, f"Children are exiting as soon as they start; pausing spawning for "
+                        f"{self._backoff.delay:.0f}s")
+            return 0
+        count = self._throttle.allow(wanted, now)
+        for _ in range(count):
+            if not self._free_slots:
+                break
+            slot = self._free_slots.pop()
+            self.scoreboard.claim(slot)
+            pid = self.fork_child("prefork", lambda slot=slot: self.child_loop(slot), slot)
+            if pid is None:
+                self.scoreboard.release(slot)
+                self._free_slots.append(slot)
+                break
+            self.scoreboard.assign_pid(slot, pid)
+        return count
+
+    def child_exited(self, exit: Exit) -> None:
+        super().child_exited(exit)
+        child = exit.child
+        if child.slot is not None and self.scoreboard is not None:
+            self.scoreboard.release(child.slot)
+            self._free_slots.append(child.slot)
+        if child.kind in self.pool_kinds and not child.retiring:
+            self._backoff.record(time.monotonic() - child.started, exit.failed, time.monotonic())
+
+    def end_serving(self) -> None:
+        super().end_serving()
+        if not getattr(self, "_restart_requested", False):
+            self._lock.close()
+
+    # -- child --------------------------------------------------------------------
+
+    def child_loop(self, slot: int) -> None:
+        """Serve connections until ``max_requests``, retirement or the parent's end."""
+        board = self.scoreboard
+        self._lock.after_fork()
+        wakeup = self._signals = SignalQueue()
+        signal.signal(signal.SIGHUP, self._child_retire)
+        signal.signal(signal.SIGQUIT, self._child_retire)
+        targets = self.accept_targets()
+        poller = select.epoll()
+        by_fd = {}
+        for sock, token in targets:
+            poller.register(sock.fileno(), select.EPOLLIN | _EXCLUSIVE)
+            by_fd[sock.fileno()] = token
+        poller.register(wakeup.fileno(), select.EPOLLIN)
+        tokens = [token for _, token in targets]
+        limit = self._request_limit()
+        accept_from, handle = self.accept_from, self.handle_connection
+        locked = not isinstance(self._lock, NoLock)
+        served = 0
+        board.set_state(slot, IDLE)
+        while not self._retire and (not limit or served < limit):
+            request = None
+            if locked:
+                self._lock.acquire()
+            try:
+                ready = tokens
+                while request is None and not self._retire:
+                    for token in ready:
+                        try:
+                            request, client_address = accept_from(token)
+                            break
+                        except (BlockingIOError, InterruptedError):
+                            continue
+                        except OSError:
+                            continue  # the peer gave up (ECONNABORTED…)
+                    if request is None and not self._retire:
+                        events = poller.poll(self.orphan_check)
+                        if not events and os.getppid() != self._parent_pid:
+                            self._retire = True  # the parent is gone: do not linger as an orphan
+                        ready = [by_fd[fd] for fd, _ in events if fd in by_fd]
+                        if len(ready) < len(events):
+                            wakeup.drain()
+            finally:
+                if locked:
+                    self._lock.release()
+            if request is None:
+                break
+            board.set_state(slot, BUSY)
+            handle(request, client_address)
+            served += 1
+            board.count_request(slot, served)
+            board.set_state(slot, IDLE)
+        board.set_state(slot, EXITING)
+        if self._drain:
+            self._drain_queue(tokens)
+        poller.close()
+
+    def _child_retire(self, signum: int, frame: Any) -> None:
+        """SIGHUP/SIGQUIT in a child: finish the current connection, then exit."""
+        self._retire = True
+        self._drain = self._drain or signum == signal.SIGQUIT
+        self._signals.wake()
+
+    def _drain_queue(self, tokens: List[Any]) -> None:
+        """On a graceful stop, serve what the kernel already queued, so it is not reset."""
+        for token in tokens:
+            while True:
+                try:
+                    request, client_address = self.accept_from(token)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                self.handle_connection(request, client_address)
+
+    def _request_limit(self) -> int:
+        """``max_requests`` plus up to 10% jitter, so a pool never recycles all at once."""
+        limit = self.config.max_requests
+        return limit + random.randint(0, limit // 10) if limit else 0
+
+
+class PreForkSimple(PreForkSimpleMixIn, Server):
+    """``max_servers`` preforked children over every listener."""
+
+    @classmethod
+    def available(cls) -> bool:
+        return hasattr(os, "fork") and hasattr(select, "epoll")

@@ -1,0 +1,113 @@
+"""Accept serialization between children: ``flock``, ``semaphore``, ``pipe``, ``none``.
+
+Children hold the lock only while they wait for and accept one connection.
+A wait interrupted by a signal is retried, never fatal (Net::Server 0.88,
+p5-parallel-prefork#5).  On Linux the children wait with ``EPOLLEXCLUSIVE``,
+which already wakes one child per connection, so the default is ``none``;
+a lock is the default only where several listeners are served without it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from typing import Optional
+
+__all__ = ["SERIALIZERS", "NoLock", "FlockLock", "PipeLock", "SemaphoreLock", "make_lock"]
+
+
+class NoLock:
+    name = "none"
+
+    def acquire(self) -> None:
+        pass
+
+    def release(self) -> None:
+        pass
+
+    def after_fork(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class FlockLock(NoLock):
+    """An exclusive ``flock`` on ``lock_file``; released by the kernel if the holder dies."""
+
+    name = "flock"
+
+    def __init__(self, lock_file: Optional[str] = None):
+        self.owned = lock_file is None
+        if lock_file is None:
+            fd, lock_file = tempfile.mkstemp(prefix="netserver-", suffix=".lock")
+            os.close(fd)
+        self.path = lock_file
+        self.fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.creator = os.getpid()
+
+    def after_fork(self) -> None:
+        # flock locks belong to the open file description: each child needs its own.
+        os.close(self.fd)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+
+    def acquire(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_EX)  # PEP 475: retried after EINTR
+
+    def release(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self.owned and os.getpid() == self.creator:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
+
+class PipeLock(NoLock):
+    """A token byte in a pipe: whoever reads it holds the lock."""
+
+    name = "pipe"
+
+    def __init__(self, lock_file: Optional[str] = None):
+        self.read_fd, self.write_fd = os.pipe2(os.O_CLOEXEC)
+        os.write(self.write_fd, b".")
+
+    def acquire(self) -> None:
+        while not os.read(self.read_fd, 1):
+            pass
+
+    def release(self) -> None:
+        os.write(self.write_fd, b".")
+
+    def close(self) -> None:
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
+class SemaphoreLock(NoLock):
+    """A process-shared POSIX semaphore (``multiprocessing``'s, created before the fork)."""
+
+    name = "semaphore"
+
+    def __init__(self, lock_file: Optional[str] = None):
+        import multiprocessing
+
+        self.semaphore = multiprocessing.get_context("fork").Lock()
+
+    def acquire(self) -> None:
+        self.semaphore.acquire()
+
+    def release(self) -> None:
+        self.semaphore.release()
+
+
+SERIALIZERS = {"none": NoLock, "flock": FlockLock, "pipe": PipeLock, "semaphore": SemaphoreLock}
+
+
+def make_lock(name: str, lock_file: Optional[str] = None) -> NoLock:
+    cls = SERIALIZERS[name]
+    return cls() if cls is NoLock else cls(lock_file)

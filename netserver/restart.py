@@ -1,0 +1,106 @@
+"""HUP: re-execute the same command line in the same process, keeping the listeners.
+
+Before anything is touched, the new image is asked whether it can start: the
+same command runs with ``NETSERVER_CHECK_CONFIG=1``, which configures and
+exits; if that fails the server logs why and keeps running as it was (as
+nginx does).  Then every listening socket is made inheritable, described in
+``NETSERVER_BOUND_SOCKETS`` (``fd|key;fd|key``, Net::Server's BOUND_SOCKETS),
+and the interpreter is exec'd with its original argument vector
+(``sys.orig_argv``), environment and working directory.  The new image
+adopts the sockets whose key matches a listener it wants and closes the
+others; the kernel keeps queueing connections throughout, so none is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Dict, Iterable, List, Optional, Tuple
+
+__all__ = [
+    "CHECK_ENV", "SOCKETS_ENV", "CHILDREN_ENV", "STATE_ENV",
+    "checking_config", "check_new_image", "exec_self", "take_inherited",
+]
+
+CHECK_ENV = "NETSERVER_CHECK_CONFIG"
+SOCKETS_ENV = "NETSERVER_BOUND_SOCKETS"
+CHILDREN_ENV = "NETSERVER_CHILDREN"
+STATE_ENV = "NETSERVER_HUP_STATE"
+CHECK_TIMEOUT = 60.0
+
+# Captured at import, before anything could chdir or rewrite sys.argv.
+_START_DIRECTORY = os.getcwd()
+_ORIGINAL_ARGV = list(getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv)
+
+
+def command_line() -> List[str]:
+    """The argument vector the interpreter was started with."""
+    return list(_ORIGINAL_ARGV)
+
+
+def checking_config() -> bool:
+    """True in an image started only to check that it can configure."""
+    return os.environ.get(CHECK_ENV) == "1"
+
+
+def check_new_image(timeout: float = CHECK_TIMEOUT) -> Tuple[bool, str]:
+    """Run the command line in check mode: ``(True, "")`` or ``(False, why)``."""
+    env = dict(os.environ, **{CHECK_ENV: "1"})
+    for key in (SOCKETS_ENV, CHILDREN_ENV, STATE_ENV, "LISTEN_FDS", "LISTEN_PID"):
+        env.pop(key, None)
+    try:
+        done = subprocess.run(command_line(), executable=sys.executable, env=env, cwd=_START_DIRECTORY,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, str(exc)
+    if done.returncode == 0:
+        return True, ""
+    lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    return False, lines[-1] if lines else f"exit status {done.returncode}"
+
+
+def exec_self(sockets: Iterable[Tuple[int, str]], children: Iterable[int], state: Dict) -> None:
+    """Replace this process image; returns only if ``exec`` failed (raises ``OSError``)."""
+    env = dict(os.environ)
+    pairs = []
+    for fd, key in sockets:
+        os.set_inheritable(fd, True)
+        pairs.append(f"{fd}|{key}")
+    env[SOCKETS_ENV] = ";".join(pairs)
+    env[CHILDREN_ENV] = ",".join(str(pid) for pid in children)
+    env[STATE_ENV] = json.dumps(state)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.chdir(_START_DIRECTORY)
+    except OSError:
+        pass
+    os.execve(sys.executable, command_line(), env)
+
+
+def take_inherited() -> Tuple[Dict[str, List[int]], List[int], Dict]:
+    """Read (and remove from the environment) what the previous image handed over.
+
+    Returns listener key → fds, the pids of the old image's children, and
+    its saved state (``{}`` when this is not a restart).
+    """
+    raw = os.environ.pop(SOCKETS_ENV, None)
+    sockets: Dict[str, List[int]] = {}
+    if raw:
+        for item in raw.split(";"):
+            fd, _, key = item.partition("|")
+            if fd.isdigit():
+                sockets.setdefault(key, []).append(int(fd))
+    children = [int(p) for p in os.environ.pop(CHILDREN_ENV, "").split(",") if p.isdigit()]
+    try:
+        state = json.loads(os.environ.pop(STATE_ENV, "") or "{}")
+    except ValueError:
+        state = {}
+    return sockets, children, state
+
+
+def restarting() -> Optional[bool]:
+    return SOCKETS_ENV in os.environ

@@ -1,0 +1,202 @@
+"""Access control seen from clients: who gets a greeting and who is cut off.
+
+A denied client is closed without a word; the log names it.  Denied clients
+send nothing, so the close is a clean EOF (unread data would turn it into a
+reset).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import socketserver
+import tempfile
+import threading
+
+import pytest
+
+from harness import TIMEOUT, ServerProcess, echo_exchange, open_fds, read_all
+
+import netserver
+from netserver.proto.resolve import bindv6only, ipv6_usable
+
+dual_stack = pytest.mark.skipif(not ipv6_usable() or bindv6only(),
+                                reason="needs IPv6 and a dual-stack '::' socket (bindv6only 0)")
+
+
+@contextlib.contextmanager
+def serving(args, bindings=1, **kwargs):
+    server = ServerProcess(args, wait=False, **kwargs)
+    with server:
+        server.wait_ready(bindings)
+        yield server
+
+
+def served(address, source=None) -> bool:
+    """True if the server greets and echoes; False if it closes at once."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(TIMEOUT)
+        if source:
+            sock.bind((source, 0))
+        sock.connect(address)
+        try:
+            first = sock.recv(4096)
+        except ConnectionResetError:
+            return False
+        if not first:
+            return False
+        assert first.startswith(b"Welcome to ")
+        sock.sendall(b"ping\nquit\n")
+        rest = read_all(sock)
+        assert b'You said "ping"' in first + rest
+        return True
+
+
+def denied_port(address, source=None) -> int:
+    """Connect, expect to be closed without a greeting; return our local port."""
+    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(TIMEOUT)
+        if source:
+            sock.bind((source, 0))
+        sock.connect(address)
+        port = sock.getsockname()[1]
+        try:
+            assert sock.recv(4096) == b"", "a denied client was greeted"
+        except ConnectionResetError:
+            pass
+        return port
+
+
+@dual_stack
+def test_cidr_deny_ipv4_on_dual_stack_socket():
+    with serving(["Single", "--port", "0", "--host", "*", "--cidr_deny", "127.0.0.0/8"]) as server:
+        assert server.bindings == [("TCP", server.port, "::")]
+        port = denied_port(("127.0.0.1", server.port))
+        # The peer is named in its IPv4 form, not as ::ffff:127.0.0.1.
+        server.wait_for(rf"Denying connection from \[127\.0\.0\.1\]:{port}\b")
+        assert served(("::1", server.port))
+        assert "::ffff:" not in server.log_text()
+
+
+@dual_stack
+def test_cidr_allow_mixed_list_lets_ipv6_in_only():
+    with serving(["Single", "--port", "0", "--cidr_allow", "10.0.0.0/8, ::1/128"]) as server:
+        assert served(("::1", server.port))
+        port = denied_port(("127.0.0.1", server.port))
+        server.wait_for(rf"Denying connection from \[127\.0\.0\.1\]:{port}")
+
+
+@dual_stack
+def test_mapped_form_cidr_rule_matches_ipv4_client():
+    with serving(["Single", "--port", "0", "--cidr_allow", "::ffff:127.0.0.0/104"]) as server:
+        assert served(("127.0.0.1", server.port))
+        denied_port(("::1", server.port))
+        server.wait_for(r"Denying connection from \[::1\]:\d+")
+
+
+def test_allow_regex():
+    with serving(["Single", "--port", "127.0.0.1:0", "--allow", r"127\.0\.0\.1"]) as server:
+        assert served(("127.0.0.1", server.port))
+        port = denied_port(("127.0.0.1", server.port), source="127.0.0.2")
+        server.wait_for(rf"Denying connection from \[127\.0\.0\.2\]:{port}")
+
+
+def test_allow_regex_is_anchored():
+    # Net::Server matches /^$pattern$/: '127' alone does not allow 127.0.0.1.
+    with serving(["Single", "--port", "127.0.0.1:0", "--allow", "127"]) as server:
+        denied_port(("127.0.0.1", server.port))
+        server.wait_for(r"Denying connection from \[127\.0\.0\.1\]")
+
+
+@pytest.mark.parametrize("rules", [
+    ["--allow", r"127\..*", "--deny", r"127\.0\.0\.1"],
+    ["--allow", r"127\..*", "--cidr_deny", "127.0.0.1/32"],
+    ["--cidr_allow", "127.0.0.0/8", "--deny", r"127\.0\.0\.1"],
+    ["--cidr_allow", "127.0.0.0/8", "--cidr_deny", "127.0.0.1"],
+])
+def test_deny_wins_over_allow(rules):
+    with serving(["Single", "--port", "127.0.0.1:0", *rules]) as server:
+        denied_port(("127.0.0.1", server.port))
+        server.wait_for(r"Denying connection from \[127\.0\.0\.1\]")
+        # The allow rule still lets in what the deny rule does not name.
+        assert served(("127.0.0.1", server.port), source="127.0.0.2")
+
+
+def test_many_denied_connections_leak_nothing():
+    with serving(["Single", "--port", "127.0.0.1:0", "--cidr_deny", "127.0.0.1/32"]) as server:
+        address = ("127.0.0.1", server.port)
+        for _ in range(5):  # warm up: anything opened lazily on the first denial
+            denied_port(address)
+        server.wait_for(r"Denying connection", count=5)
+        before = open_fds(server.pid)
+        for _ in range(300):
+            denied_port(address)
+        server.wait_for(r"Denying connection", count=305)
+        after = open_fds(server.pid)
+        assert after <= before, f"server fds grew from {before} to {after} over 300 denied connections"
+        assert served(address, source="127.0.0.2")
+
+
+def test_unix_client_is_served_despite_ip_rules():
+    sockdir = tempfile.mkdtemp(prefix="ns", dir="/tmp")
+    try:
+        path = os.path.join(sockdir, "s.sock")
+        args = ["Single", "--port", "127.0.0.1:0", "--port", f"{path}|unix",
+                "--cidr_allow", "10.0.0.0/8", "--allow", r"10\..*"]
+        with serving(args, bindings=2) as server:
+            reply = echo_exchange(path, [b"local"])
+            assert reply.startswith(b"Welcome to ") and b'You said "local"' in reply
+            denied_port(("127.0.0.1", server.port))
+            server.wait_for(r"Denying connection from \[127\.0\.0\.1\]")
+            assert "Denying connection from UNIX" not in server.log_text()
+    finally:
+        shutil.rmtree(sockdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# In process: allow_deny_hook and request_denied_hook
+# ---------------------------------------------------------------------------
+
+
+def test_allow_deny_hook_refuses_and_request_denied_hook_is_called(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["test"])
+    handled = []
+    denied = []
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            handled.append(self.client_address)
+            self.request.sendall(b"served\n")
+
+    class Picky(netserver.Server):
+        refuse = True
+
+        def allow_deny_hook(self, request):
+            return not self.refuse
+
+        def request_denied_hook(self, request):
+            denied.append((request, self.client.peeraddr, self.client.peerport))
+
+    with Picky(("127.0.0.1", 0), Handler, log_level=0) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with socket.create_connection(server.server_address, timeout=TIMEOUT) as client:
+                local_port = client.getsockname()[1]
+                assert read_all(client) == b""
+            assert handled == []
+            assert len(denied) == 1
+            request, peeraddr, peerport = denied[0]
+            assert (peeraddr, peerport) == ("127.0.0.1", local_port)
+            assert isinstance(request, socket.socket)
+            server.refuse = False
+            with socket.create_connection(server.server_address, timeout=TIMEOUT) as client:
+                assert read_all(client) == b"served\n"
+            assert len(handled) == 1 and len(denied) == 1
+        finally:
+            server.shutdown()
+            thread.join(TIMEOUT)

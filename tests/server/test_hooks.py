@@ -1,0 +1,156 @@
+"""Hooks are called in Net::Server's order, in a real server stopped by a signal."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import socket
+import socketserver
+import textwrap
+
+
+from harness import TIMEOUT, ServerProcess, echo_exchange, read_all
+
+import netserver
+
+BASE_HOOKS = [
+    "configure_hook", "post_configure_hook", "post_bind_hook", "pre_loop_hook", "can_read_hook",
+    "post_accept_hook", "allow_deny_hook", "request_denied_hook", "post_process_request_hook",
+    "post_client_connection_hook", "other_child_died_hook", "pre_server_close_hook", "fatal_hook",
+    "post_child_cleanup_hook", "restart_open_hook", "restart_close_hook", "child_init_hook",
+    "pre_fork_hook", "child_finish_hook", "idle_loop_hook", "child_is_talking_hook",
+    "run_dequeue", "dequeue",
+]
+
+HOOK_SCRIPT = """
+import json, sys
+import netserver
+
+HOOKS = {hooks!r}
+OUT = sys.argv.pop(1)
+calls = []
+
+
+def recorder(name):
+    base = getattr(netserver.Server, name)
+
+    def hook(self, *args, **kwargs):
+        calls.append(name)
+        if name == "allow_deny_hook":
+            return calls.count("allow_deny_hook") == 1   # refuse the second connection
+        return base(self, *args, **kwargs)
+
+    hook.__name__ = name
+    return hook
+
+
+Recorder = type("Recorder", (netserver.Server,), {{name: recorder(name) for name in HOOKS}})
+try:
+    Recorder.run()
+finally:
+    with open(OUT, "w") as fh:
+        json.dump(calls, fh)
+"""
+
+
+@contextlib.contextmanager
+def serving(args, bindings=1, **kwargs):
+    server = ServerProcess(args, wait=False, **kwargs)
+    with server:
+        server.wait_ready(bindings)
+        yield server
+
+
+def test_every_base_hook_exists_as_a_method():
+    for name in BASE_HOOKS + ["write_to_log_hook"]:
+        assert callable(getattr(netserver.Server, name)), name
+
+
+def test_hook_order_over_a_served_and_a_denied_connection(tmp_path):
+    script = tmp_path / "hooks.py"
+    script.write_text(textwrap.dedent(HOOK_SCRIPT.format(hooks=BASE_HOOKS)))
+    out = tmp_path / "calls.json"
+    with serving([str(out), "--port", "127.0.0.1:0"], script=str(script)) as server:
+        address = ("127.0.0.1", server.port)
+        reply = echo_exchange(address, [b"allowed"])
+        assert reply.startswith(f'Welcome to "Recorder" ({server.pid})'.encode())
+        with socket.create_connection(address, timeout=TIMEOUT) as denied:
+            assert read_all(denied) == b""
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+    calls = json.loads(out.read_text())
+    assert calls == [
+        "configure_hook",
+        "post_configure_hook",
+        "post_bind_hook",
+        "pre_loop_hook",
+        # the allowed connection
+        "post_accept_hook",
+        "allow_deny_hook",
+        "post_process_request_hook",
+        "post_client_connection_hook",
+        # the denied connection
+        "post_accept_hook",
+        "allow_deny_hook",
+        "request_denied_hook",
+        # SIGTERM
+        "pre_server_close_hook",
+    ]
+
+
+class Quiet(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"ok\n")
+
+
+def test_write_to_log_hook_gets_level_and_message_after_level_filtering(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["test"])
+    written = []
+
+    class Recording(netserver.Server):
+        def write_to_log_hook(self, level, message):
+            written.append((level, message))
+
+    with Recording(("127.0.0.1", 0), Quiet, log_level=1) as server:
+        # The level-2 start-up notice was filtered out before reaching the hook.
+        assert not any("starting" in message for _, message in written)
+        server.log(0, "an error")
+        server.log(1, "a warning")
+        server.log(2, "a notice")
+        server.log(4, "a debug line")
+    assert written == [(0, "an error"), (1, "a warning")]
+
+
+def test_write_to_log_hook_sees_the_servers_own_lines(monkeypatch):
+    monkeypatch.setattr("sys.argv", ["test"])
+    written = []
+
+    class Recording(netserver.Server):
+        def write_to_log_hook(self, level, message):
+            written.append((level, message))
+
+    with Recording(("127.0.0.1", 0), Quiet, log_level=4) as server:
+        port = server.server_address[1]
+        assert any(level == 2 and "starting" in message for level, message in written)
+        server.log(4, "debug now shown")
+    assert (4, "debug now shown") in written
+    assert all(isinstance(level, int) and 0 <= level <= 4 for level, _ in written)
+    assert port
+
+
+def test_write_to_log_hook_replaces_the_log_target(tmp_path, capfd, monkeypatch):
+    """Overriding the hook takes the lines away from the configured log_file."""
+    monkeypatch.setattr("sys.argv", ["test"])
+    log = tmp_path / "server.log"
+    written = []
+
+    class Recording(netserver.Server):
+        def write_to_log_hook(self, level, message):
+            written.append(message)
+
+    with Recording(("127.0.0.1", 0), Quiet, log_file=str(log)) as server:
+        server.log(1, "to the hook only")
+    assert "to the hook only" in written
+    assert "to the hook only" not in (log.read_text() if log.exists() else "")
+    assert "to the hook only" not in capfd.readouterr().err

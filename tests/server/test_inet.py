@@ -1,0 +1,183 @@
+"""The INET personality: the connection is on stdin/stdout, as inetd hands it over."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness import ROOT, TIMEOUT, python_env, read_all
+
+COMMAND = [sys.executable, "-m", "netserver", "INET"]
+
+
+def expected(pid: int, lines) -> bytes:
+    out = f'Welcome to "INET" ({pid})\r\n'
+    for line in list(lines) + ["quit"]:
+        out += f'INET:{pid}: You said "{line}"\r\n'
+    return out.encode()
+
+
+def connected_pair():
+    """(client end, server end) of a real loopback TCP connection."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
+        server_end, _ = listener.accept()
+    return client, server_end
+
+
+def reap(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(TIMEOUT)
+
+
+def test_inet_on_a_socket():
+    client, server_end = connected_pair()
+    client_port = client.getsockname()[1]
+    with client:
+        proc = subprocess.Popen(COMMAND + ["--log_level", "3"], stdin=server_end, stdout=server_end,
+                                stderr=subprocess.PIPE, env=python_env(), cwd=ROOT)
+        server_end.close()  # the child holds the only server-side reference now
+        try:
+            rfile = client.makefile("rb")
+            greeting = rfile.readline()
+            assert greeting == f'Welcome to "INET" ({proc.pid})\r\n'.encode()
+            client.sendall(b"over a socket\r\n")
+            assert rfile.readline() == f'INET:{proc.pid}: You said "over a socket"\r\n'.encode()
+            client.sendall(b"quit\r\n")
+            assert rfile.readline() == f'INET:{proc.pid}: You said "quit"\r\n'.encode()
+            assert rfile.read() == b""  # connection closed after quit
+            assert proc.wait(TIMEOUT) == 0
+            log = proc.stderr.read().decode()
+        finally:
+            reap(proc)
+            proc.stderr.close()
+    # The peer is known: inetd mode logs who connected, and nothing was bound.
+    assert f"CONNECT [127.0.0.1]:{client_port}" in log
+    assert "Binding to" not in log
+    assert "Traceback" not in log
+
+
+def test_inet_on_a_socket_applies_access_rules():
+    client, server_end = connected_pair()
+    with client:
+        proc = subprocess.Popen(COMMAND + ["--cidr_deny", "127.0.0.0/8"], stdin=server_end, stdout=server_end,
+                                stderr=subprocess.PIPE, env=python_env(), cwd=ROOT)
+        server_end.close()
+        try:
+            assert read_all(client) == b""
+            assert proc.wait(TIMEOUT) == 0
+            log = proc.stderr.read().decode()
+        finally:
+            reap(proc)
+            proc.stderr.close()
+    assert "Denying connection from [127.0.0.1]" in log
+
+
+def test_inet_on_pipes():
+    proc = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=python_env(), cwd=ROOT)
+    try:
+        out, err = proc.communicate(b"through a pipe\nsecond line\nquit\n", timeout=TIMEOUT)
+    finally:
+        reap(proc)
+    assert proc.returncode == 0, err
+    assert out == expected(proc.pid, ["through a pipe", "second line"])
+    assert b"Traceback" not in err
+
+
+def test_inet_on_pipes_ends_at_eof():
+    proc = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=python_env(), cwd=ROOT)
+    try:
+        out, err = proc.communicate(b"no quit, just eof\n", timeout=TIMEOUT)
+    finally:
+        reap(proc)
+    assert proc.returncode == 0, err
+    assert out == (f'Welcome to "INET" ({proc.pid})\r\n'
+                   f'INET:{proc.pid}: You said "no quit, just eof"\r\n').encode()
+
+
+# ---------------------------------------------------------------------------
+# A real inetd-style launcher: socat forks one INET server per connection
+# ---------------------------------------------------------------------------
+
+
+def _start_socat(tmp_path):
+    """socat on a random high port; up to 5 ports are tried if one is taken.
+
+    Ready when socat itself logs "listening on" (``-d -d``): a connection
+    made earlier could reach whatever else owns the port.  Returns
+    (proc, port, log path).
+    """
+    exec_command = " ".join(COMMAND)
+    tried = []
+    for attempt in range(5):
+        port = random.randint(20300, 32000)
+        tried.append(port)
+        log_path = tmp_path / f"socat-{attempt}.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                ["socat", "-d", "-d", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"EXEC:{exec_command}"],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=python_env(), cwd=ROOT,
+                start_new_session=True)
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            if "listening on" in log_path.read_text(errors="replace"):
+                return proc, port, log_path
+            if proc.poll() is not None:
+                break  # could not listen there (port taken): try another
+            time.sleep(0.02)  # socat is still starting
+        _stop(proc)
+    pytest.fail(f"socat could not listen on any of ports {tried}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(TIMEOUT)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # any INET child socat left behind
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _serve_one(client: socket.socket, text: bytes) -> bytes:
+    with client:
+        client.settimeout(TIMEOUT)
+        client.sendall(text + b"\nquit\n")
+        return read_all(client)
+
+
+@pytest.mark.skipif(shutil.which("socat") is None, reason="socat is not installed")
+def test_inet_under_socat(tmp_path):
+    proc, port, log_path = _start_socat(tmp_path)
+    try:
+        one = _serve_one(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT), b"first client")
+        two = _serve_one(socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT), b"second client")
+        pids = []
+        for reply, said in ((one, "first client"), (two, "second client")):
+            greeting = reply.split(b"\r\n", 1)[0].decode()
+            assert greeting.startswith('Welcome to "INET" ('), reply
+            pid = int(greeting.rsplit("(", 1)[1].rstrip(")"))
+            assert reply == expected(pid, [said])
+            pids.append(pid)
+        assert pids[0] != pids[1]  # one INET process per connection
+        assert proc.poll() is None  # the launcher keeps listening
+    finally:
+        _stop(proc)
+    log = log_path.read_text(errors="replace")
+    assert "Traceback" not in log
+    assert "INET (type INET) starting!" in log  # the children's log went to socat's stderr
