@@ -1,0 +1,1 @@
+"""Drop-in modules named like the standard library's, backed by netserver."""

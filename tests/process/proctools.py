@@ -1,0 +1,244 @@
+"""Observe server processes from outside, through /proc, with bounded waits.
+
+Helpers shared by the process-level tests: the children of a pid
+(``/proc/PID/task/PID/children``), a process's state and process group
+(``/proc/PID/stat``), the inode of a listening TCP socket
+(``/proc/net/tcp``), a ``wait_until`` that polls a condition against a
+deadline, and ``HeldClient``, a connection to the echo handler that is kept
+open (so it occupies one worker) until the test releases it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from typing import Callable, Iterable, List, Optional, Set, TypeVar
+
+from harness import TIMEOUT, read_all
+
+T = TypeVar("T")
+
+GREETING = re.compile(rb'Welcome to "[^"]*" \((\d+)\)')
+POLL = 0.02
+
+
+# -- waiting ---------------------------------------------------------------------
+
+
+def wait_until(condition: Callable[[], T], timeout: float = TIMEOUT, what: str = "condition",
+               interval: float = POLL) -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {value!r})")
+        time.sleep(interval)
+
+
+def holds_for(condition: Callable[[], bool], duration: float, interval: float = POLL) -> bool:
+    """True if ``condition`` stays true for ``duration`` seconds (a bounded negative check)."""
+    deadline = time.monotonic() + duration
+    while time.monotonic() < deadline:
+        if not condition():
+            return False
+        time.sleep(interval)
+    return condition()
+
+
+# -- /proc ---------------------------------------------------------------------------
+
+
+def _stat_fields(pid: int) -> Optional[List[str]]:
+    """Fields of /proc/PID/stat after the command name (index 0 is the state)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            text = fh.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def state(pid: int) -> Optional[str]:
+    """The one-letter state (``R``, ``S``, ``Z``…), or None when the pid does not exist."""
+    fields = _stat_fields(pid)
+    return fields[0] if fields else None
+
+
+def ppid(pid: int) -> Optional[int]:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def exists(pid: int) -> bool:
+    return state(pid) is not None
+
+
+def children(pid: int) -> List[int]:
+    """Every child of ``pid`` (zombies included), as the kernel lists them."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def live_children(pid: int) -> List[int]:
+    """Children of ``pid`` that are not zombies."""
+    return [c for c in children(pid) if state(c) not in (None, "Z")]
+
+
+def zombie_children(pid: int) -> List[int]:
+    return [c for c in children(pid) if state(c) == "Z"]
+
+
+def group_members(pgid: int) -> List[int]:
+    """Every process whose process group is ``pgid`` (the harness starts servers in their own session)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            fields = _stat_fields(int(entry))
+            if fields and int(fields[2]) == pgid:
+                members.append(int(entry))
+    return members
+
+
+def cmdline(pid: int) -> bytes:
+    with open(f"/proc/{pid}/cmdline", "rb") as fh:
+        return fh.read()
+
+
+def listening_inode(port: int) -> int:
+    """The inode of the TCP socket listening on ``port`` (IPv4 or IPv6), from /proc/net/tcp{,6}."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                rows = fh.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            local, st, inode = fields[1], fields[3], int(fields[9])
+            if st == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                found.add(inode)
+    assert len(found) == 1, f"expected one listening socket on port {port}, found {found}"
+    return found.pop()
+
+
+def socket_inodes(pid: int) -> Set[int]:
+    """Inodes of the sockets ``pid`` holds open."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(int(link[8:-1]))
+    return inodes
+
+
+def signal_caught(pid: int, signum: int) -> bool:
+    """Whether ``pid`` has a handler installed for ``signum`` (SigCgt in /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
+    return False
+
+
+def gone(pids: Iterable[int]) -> bool:
+    """None of ``pids`` exists any more (not even as a zombie or reparented orphan)."""
+    return not any(exists(p) for p in pids)
+
+
+# -- clients ----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def greeting_pid(reply: bytes) -> int:
+    match = GREETING.search(reply)
+    assert match, f"no greeting in {reply!r}"
+    return int(match.group(1))
+
+
+class HeldClient:
+    """A connection to the echo handler held open: it occupies one worker until ``finish()``.
+
+    ``greeted(timeout)`` says whether a worker has taken the connection (the
+    echo handler greets first thing); a connection still in the kernel's
+    accept queue gets no greeting.
+    """
+
+    def __init__(self, address, family: int = socket.AF_INET):
+        if isinstance(address, str):
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(TIMEOUT)
+            self.sock.connect(address)
+        else:
+            self.sock = socket.create_connection(address, timeout=TIMEOUT)
+        self.buffer = b""
+        self.pid: Optional[int] = None
+
+    def greeted(self, timeout: float = TIMEOUT) -> bool:
+        """Wait up to ``timeout`` for the greeting; remember the serving pid."""
+        deadline = time.monotonic() + timeout
+        while self.pid is None:
+            match = GREETING.search(self.buffer)
+            if match:
+                self.pid = int(match.group(1))
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(4096)
+            except socket.timeout:
+                return False
+            if not chunk:
+                raise AssertionError(f"connection closed before the greeting: {self.buffer!r}")
+            self.buffer += chunk
+        return True
+
+    def wait_greeted(self, timeout: float = TIMEOUT) -> int:
+        assert self.greeted(timeout), f"not greeted within {timeout}s: {self.buffer!r}"
+        return self.pid
+
+    def finish(self, lines=(b"one", b"two")) -> bytes:
+        """Send ``lines`` and ``quit``, read to EOF; returns all the connection received."""
+        self.sock.settimeout(TIMEOUT)
+        self.sock.sendall(b"".join(line + b"\n" for line in lines) + b"quit\n")
+        self.buffer += read_all(self.sock)
+        self.sock.close()
+        return self.buffer
+
+    def finish_checked(self, lines=(b"one", b"two")) -> bytes:
+        """``finish()`` and check that every line was echoed (by the pid that greeted)."""
+        reply = self.finish(lines)
+        pid = greeting_pid(reply)
+        for line in list(lines) + [b"quit"]:
+            expected = b': You said "' + line + b'"\r\n'
+            assert expected in reply, f"missing echo of {line!r} in {reply!r}"
+        assert reply.count(f":{pid}: You said".encode()) == len(lines) + 1, reply
+        return reply
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def complete_reply(reply: bytes, lines=(b"hello",)) -> bool:
+    """An echo exchange that got the greeting and every echo, through ``quit``."""
+    if not GREETING.search(reply):
+        return False
+    return all(b'You said "' + line + b'"\r\n' in reply for line in list(lines) + [b"quit"])
