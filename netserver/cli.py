@@ -111,7 +111,8 @@ def run_command(words: List[str]) -> int:
     except OptionError as exc:
         return _usage_error(str(exc))
     except (ServerError, BindError) as exc:
-        sys.stderr.write(f"netserver: {exc}\n")
+        if not getattr(exc, "reported_to_launcher", False):
+            sys.stderr.write(f"netserver: {exc}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK

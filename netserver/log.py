@@ -419,6 +419,20 @@ class ServerLog:
                 raise ValueError(f"unknown log level {level!r}") from None
         return int(level)
 
+    @property
+    def path(self) -> "str | None":
+        """The log file's path when the target is a file, else None."""
+        return self.target if self.kind == "file" else None
+
+    @classmethod
+    def from_config(cls, config: object) -> "ServerLog":
+        """The log described by a server config's logging options."""
+        return cls(
+            config.log_level, config.log_file,
+            syslog_logsock=config.syslog_logsock, syslog_ident=config.syslog_ident,
+            syslog_logopt=config.syslog_logopt, syslog_facility=config.syslog_facility,
+        )
+
     def enabled(self, level) -> bool:
         """True if a message at Net::Server level (0-4 or name) would be written."""
         number = self._level_number(level)

@@ -58,7 +58,8 @@ def check_new_image(timeout: float = CHECK_TIMEOUT) -> Tuple[bool, str]:
         return False, str(exc)
     if done.returncode == 0:
         return True, ""
-    lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    lines = [line for line in done.stderr.decode("utf-8", "replace").splitlines()
+             if line.strip() and not line.startswith("Try '")]
     return False, lines[-1] if lines else f"exit status {done.returncode}"
 
 

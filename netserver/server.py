@@ -31,10 +31,11 @@ from .log import ServerLog
 from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
 from .options.sources import Entry, entries_from_mapping
-from .proto import BindError, Listener, listener_class
+from .proto import BindError, Listener, listener_class, protocol_options
 from .proto.resolve import ResolveError, resolve
+from .proto.ssl import handshake
 from .proto.spec import PortSpecError, pad, parse_port
-from . import restart
+from . import daemon, privileges, restart
 
 __all__ = ["Server", "Single", "ServerError"]
 
@@ -105,6 +106,9 @@ class Server(Engine, socketserver.BaseServer):
         self._in_run = False
         self._restart_requested = False
         self._owner_pid = os.getpid()
+        self.identity: Optional[privileges.Identity] = None
+        self.pid_file: Optional[daemon.PidFile] = None
+        self.detacher = daemon.Detacher()
         if server_address is None:
             return
         self.configure_hook()
@@ -115,7 +119,8 @@ class Server(Engine, socketserver.BaseServer):
             try:
                 self.server_bind()
                 self.server_activate()
-            except BaseException:
+            except BaseException as exc:
+                self._report_to_launcher(exc)
                 self.server_close()
                 raise
 
@@ -138,33 +143,46 @@ class Server(Engine, socketserver.BaseServer):
             self.RequestHandlerClass = EchoHandler
         self._in_run = True
         try:
-            if self.config is None:
-                self.configure_hook()                 # before anything is read
-                self.configure(options, argv=argv)    # the five sources → self.config
-                if restart.checking_config():         # a HUP asked whether this image can start
-                    self.pre_bind()
-                    return
-                self.post_configure()                 # logging (pid file, background: later)
-                self.post_configure_hook()            # validate your own options
-            # From here on a stop signal is acted on by the loop, never by the default action.
-            with self._signal_queue().installed(self.signals_handled(), self._on_signal):
-                if not self.listeners:
-                    self.pre_bind()                   # port specs → listeners
-                    self.bind()                       # bind and listen (or adopt after a HUP)
-                    self.post_bind_hook()             # still the starting user
-                self.post_bind()                      # privileges
-                self.pre_loop_hook()
-                while True:
-                    self.loop()                       # serve until stopped
-                    if not self._restart_requested:
-                        break
-                    self._restart_requested = False
-                    self.restart()                    # returns only if exec failed
-                self.pre_server_close_hook()
+            self._run_flow(options, argv)
+        except BaseException as exc:
+            self._report_to_launcher(exc)
+            raise
         finally:
             self._in_run = False
             self.server_close()
             self.logger.close()
+
+    def _report_to_launcher(self, exc: BaseException) -> None:
+        """A failure after detaching goes to the launcher still waiting in the foreground."""
+        if self.detacher.waiting:
+            self.detacher.failed(str(exc) or type(exc).__name__)
+            exc.reported_to_launcher = True  # the command line need not print it again
+
+    def _run_flow(self, options: Mapping[str, Any], argv: Optional[Sequence[str]]) -> None:
+        """The steps of :meth:`run`, one line each."""
+        if self.config is None:
+            self.configure_hook()                 # before anything is read
+            self.configure(options, argv=argv)    # the five sources → self.config
+            if restart.checking_config():         # a HUP asked whether this image can start
+                self.pre_bind()
+                return
+            self.post_configure()                 # log, pid file, background
+            self.post_configure_hook()            # validate your own options
+        # From here on a stop signal is acted on by the loop, never by the default action.
+        with self._signal_queue().installed(self.signals_handled(), self._on_signal):
+            if not self.listeners:
+                self.pre_bind()                   # port specs → listeners
+                self.bind()                       # bind and listen (or adopt after a HUP)
+                self.post_bind_hook()             # still the starting user
+            self.post_bind()                      # privileges
+            self.pre_loop_hook()
+            while True:
+                self.loop()                       # serve until stopped
+                if not self._restart_requested:
+                    break
+                self._restart_requested = False
+                self.restart()                    # returns only if exec failed
+            self.pre_server_close_hook()
 
     # -- configuration ----------------------------------------------------
 
@@ -175,6 +193,8 @@ class Server(Engine, socketserver.BaseServer):
         ``template["my_option"] = default`` (a list default makes it
         repeatable).  The parsed values appear on ``self.config``.
         """
+        for option in protocol_options():
+            template[option.name] = option
         for cls in reversed(type(self).__mro__):
             for option in cls.__dict__.get("OPTIONS", ()):
                 template[option.name] = option
@@ -232,20 +252,40 @@ class Server(Engine, socketserver.BaseServer):
         return {"host": [host], "port": [port], "proto": ["tcp" if stream else "udp"], "ipv": [ipv]}
 
     def post_configure(self) -> None:
-        """Open the log; set up access control."""
+        """Open the log, take the pid file, detach; set up access control.
+
+        Net::Server's order: anything that fails before the fork reaches the
+        caller directly, anything after it through the detacher's pipe.
+        """
         config = self.config
         self.logger.close()
-        self.logger = ServerLog(
-            config.log_level, config.log_file,
-            syslog_logsock=config.syslog_logsock, syslog_ident=config.syslog_ident,
-            syslog_logopt=config.syslog_logopt, syslog_facility=config.syslog_facility,
-        )
+        self.logger = ServerLog.from_config(config)
         self.access = access.AccessPolicy(
             config.allow, config.deny, config.cidr_allow, config.cidr_deny,
             reverse_lookups=config.reverse_lookups, double_reverse_lookups=config.double_reverse_lookups,
         )
         self._reverse_lookups = self.access.reverse_lookups
         self._log_connections = self.logger.enabled(3)
+        try:
+            self.identity = privileges.plan_identity(config.user, config.group)
+        except privileges.PrivilegeError as exc:
+            raise ServerError(str(exc)) from None
+        if config.chroot and os.geteuid() != 0:
+            raise ServerError(f"chroot {config.chroot}: needs root")
+        if config.pid_file:
+            self.pid_file = daemon.PidFile(config.pid_file, self.log)
+            try:
+                self.pid_file.acquire()
+            except daemon.PidFileError as exc:
+                raise ServerError(str(exc)) from None
+        if config.background or config.setsid:
+            self.detacher.detach(new_session=config.setsid)
+            self._owner_pid = os.getpid()
+        if self.pid_file is not None:
+            ids = (self.identity.uid, self.identity.gid) if self.identity else (None, None)
+            self.pid_file.write(*ids)
+        if config.log_file and self.logger.fileno() is not None or config.setsid:
+            daemon.redirect_stdio(self.logger.fileno())
         self.log(2, f"{type(self).__name__} (type {self.personality}) starting! pid({os.getpid()})")
 
     # -- binding ----------------------------------------------------------
@@ -276,10 +316,14 @@ class Server(Engine, socketserver.BaseServer):
                 for note in notes:
                     self.log(2, note)
                 for target in targets:
-                    key = (target.family, target.address, cls.socket_type)
+                    # The same address twice is bound once; two port-0 specs are two ports.
+                    key = (target.family, target.address, cls.socket_type, len(listeners) if not target.port else 0)
                     if key not in seen:
                         seen.add(key)
-                        listeners.append(cls(target, config))
+                        try:
+                            listeners.append(cls(target, config))
+                        except ValueError as exc:  # e.g. an ssl listener's certificate
+                            raise ServerError(f"port {port}: {exc}") from None
         self.listeners = listeners
 
     def bind(self) -> None:
@@ -342,8 +386,40 @@ class Server(Engine, socketserver.BaseServer):
             listener.activate(backlog)
 
     def post_bind(self) -> None:
-        """After binding, before serving: drop privileges (a later release), get ready to loop."""
+        """After binding: chroot and drop privileges (in the children, for the forking personalities)."""
+        privileges.preload()
+        identity = self.identity
+        if identity is not None:
+            self._hand_over_files(identity)
+        if not self.drops_privileges_in_children:
+            self.drop_privileges()
         self._serving_prepared = True
+
+    #: Forking personalities keep the parent as it started (so HUP can re-exec and rebind)
+    #: and drop privileges in each child before it serves.
+    drops_privileges_in_children = False
+
+    def drop_privileges(self) -> None:
+        """chroot, then groups, then user (``self.identity``); verified, or ServerError."""
+        chroot = self.config.chroot if self.config is not None else None
+        try:
+            privileges.drop(self.identity, chroot)
+        except privileges.PrivilegeError as exc:
+            self.fatal(str(exc))
+        if self.identity is not None and not getattr(self, "_in_child", False):
+            self.log(2, f"Running as {privileges.describe(self.identity)}"
+                        + (f", chrooted to {chroot}" if chroot else ""))
+
+    def _hand_over_files(self, identity: privileges.Identity) -> None:
+        """UNIX socket files and the log file belong to the user the server becomes."""
+        paths = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
+        if self.logger.path:
+            paths.append(self.logger.path)
+        for path in paths:
+            try:
+                os.chown(path, identity.uid, identity.gid)
+            except OSError as exc:
+                self.log(1, f"Could not hand {path} to {identity.user}: {exc.strerror}")
 
     # -- the loop -----------------------------------------------------------
 
@@ -358,12 +434,18 @@ class Server(Engine, socketserver.BaseServer):
         if not self._serving_prepared:
             self.post_bind()
             self.pre_loop_hook()
+        self.detacher.ready()  # a launcher waiting in the foreground may now return
 
     def signals_handled(self) -> List[int]:
-        handled = super().signals_handled()
+        handled = super().signals_handled() + [signal.SIGUSR1]
         if self._restartable():
             handled.append(signal.SIGHUP)
         return handled
+
+    def sig_usr1(self) -> None:
+        """Reopen the log file (after logrotate moved it), as nginx and gunicorn do."""
+        self.logger.reopen()
+        self.log(2, "Received USR1, reopened the log file")
 
     # -- HUP --------------------------------------------------------------------
 
@@ -487,7 +569,14 @@ class Server(Engine, socketserver.BaseServer):
         self.post_client_connection_hook(request)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        """Run the handler; with ``no_client_stdout 0`` fds 0/1 are the client meanwhile."""
+        """Run the handler; with ``no_client_stdout 0`` fds 0/1 are the client meanwhile.
+
+        A TLS connection completes its handshake here, in the process or
+        thread that serves it, before the handler runs.
+        """
+        if type(request) is not socket.socket and hasattr(request, "do_handshake"):
+            listener = self._current_listener
+            handshake(request, getattr(listener, "handshake_timeout", 10.0))
         config = self.config
         if config is not None and not config.no_client_stdout and not isinstance(request, tuple):
             with _ClientStdio(request):
@@ -512,7 +601,7 @@ class Server(Engine, socketserver.BaseServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log the exception (a peer that hung up: one line at level 3); the server carries on."""
         error = sys.exc_info()[1]
-        if isinstance(error, (ConnectionError, TimeoutError)):
+        if isinstance(error, (ConnectionError, TimeoutError)) or type(error).__module__ == "ssl":
             self.log(3, f"Connection from {client_address!r} ended: {error}")
             return
         self.log(1, f"Error while serving {client_address!r}:\n{traceback.format_exc().rstrip()}")
@@ -528,6 +617,8 @@ class Server(Engine, socketserver.BaseServer):
             else:
                 listener.close()
         self._close_signals()
+        if self.pid_file is not None and owner and not self._restart_requested:
+            self.pid_file.remove()
 
     def fileno(self) -> int:
         return self.socket.fileno()

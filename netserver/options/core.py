@@ -115,12 +115,6 @@ OPTIONS = (
            doc="Default protocol for ports that name none: tcp, udp, unix, unixdgram, ssl."),
     Option("listen", to_int(1), somaxconn(), section="Binding", metavar="N",
            doc="Listen backlog; defaults to the kernel's maximum (net.core.somaxconn)."),
-    Option("udp_recv_len", to_int(1, 65535), 4096, section="Binding", metavar="BYTES",
-           doc="Largest UDP datagram read per request."),
-    Option("udp_recv_flags", to_int(0), 0, section="Binding", metavar="FLAGS",
-           doc="Flags passed to recvfrom() on UDP listeners."),
-    Option("udp_broadcast", to_bool, False, section="Binding", flag=True,
-           doc="Set SO_BROADCAST on UDP listeners."),
     # -- access control --
     Option("reverse_lookups", choice(*REVERSE_LOOKUPS), "0", section="Access control",
            metavar="0|1|double…",

@@ -111,7 +111,12 @@ class Option:
         """Convert one source's raw value(s); errors name the option and source."""
         if self.multi:
             items = raw if isinstance(raw, (list, tuple)) else [raw]
-            return [self._convert_one(item, source) for item in items]
+            values: list = []
+            for item in items:
+                value = self._convert_one(item, source)
+                # A converter may split one value into several ("USR1,USR2").
+                values.extend(value) if isinstance(value, list) else values.append(value)
+            return values
         if isinstance(raw, list) and raw:
             raw = raw[0]  # a single-valued option repeated in one source: first wins
         return self._convert_one(raw, source)

@@ -17,16 +17,7 @@ from ..options import Source, merge, normalize_template
 from ..options import core
 from ..options.sources import entries_from_mapping
 
-__all__ = ["PersonalityMixIn", "open_log"]
-
-
-def open_log(config: Any) -> ServerLog:
-    """The log described by a config's logging options."""
-    return ServerLog(
-        config.log_level, config.log_file,
-        syslog_logsock=config.syslog_logsock, syslog_ident=config.syslog_ident,
-        syslog_logopt=config.syslog_logopt, syslog_facility=config.syslog_facility,
-    )
+__all__ = ["PersonalityMixIn"]
 
 
 class PersonalityMixIn(Engine):
@@ -57,7 +48,7 @@ class PersonalityMixIn(Engine):
             entries_from_mapping(own, Source(Source.CONSTRUCTOR), template),
             entries_from_mapping(from_class, Source("class attribute"), template),
         ], template)
-        self.logger = open_log(self.config)
+        self.logger = ServerLog.from_config(self.config)
         self._serving_prepared = True
 
     def _personality_init(self) -> None:

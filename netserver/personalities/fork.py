@@ -52,8 +52,10 @@ class ForkMixIn(ProcessParentMixIn):
     def _serve_in_child(self, request: Any, client_address: Any) -> None:
         for sig in (signal.SIGHUP, signal.SIGQUIT):  # this connection is finished whatever happens
             signal.signal(sig, signal.SIG_IGN)
+        reply_socket = request[1] if isinstance(request, tuple) else None
         for sock, _ in self.listening():
-            sock.close()  # the child never accepts (and never removes a socket file)
+            if sock is not reply_socket:  # a datagram is answered on the socket it came in on
+                sock.close()  # the child never accepts (and never removes a socket file)
         self.handle_connection(request, client_address)
 
 

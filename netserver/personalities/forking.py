@@ -38,6 +38,8 @@ _PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2")
 class ProcessParentMixIn(PersonalityMixIn):
     """Parent-process machinery; see the module docstring."""
 
+    drops_privileges_in_children = True
+
     OPTIONS = (
         Option("check_for_dead", to_float, 30.0, section="Processes", metavar="SECONDS",
                doc="How often the parent double-checks that the children it counts are alive."),
@@ -174,6 +176,9 @@ class ProcessParentMixIn(PersonalityMixIn):
         code = EXIT_ERROR
         try:
             self._become_child()
+            self.child_prepare()
+            if self.is_netserver():
+                self.drop_privileges()
             self.child_init_hook("dequeue" if kind == "dequeue" else "")
             body()
             self.child_finish_hook("dequeue" if kind == "dequeue" else "")
@@ -194,13 +199,22 @@ class ProcessParentMixIn(PersonalityMixIn):
         signals = self._signals
         for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", *_PARENT_ONLY_SIGNALS):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-        for name in ("SIGTTIN", "SIGTTOU"):
+        for name in ("SIGTTIN", "SIGTTOU", "SIGUSR1"):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None
         self.children = ChildTable()
         random.seed()
+
+    def child_prepare(self) -> None:
+        """In a new child, before privileges are dropped (reopen what needs the old ids)."""
+
+    def sig_usr1(self) -> None:
+        """Reopen the log here, then in every child (they reopen between connections)."""
+        super().sig_usr1()
+        if "USR1" not in self._passthrough():
+            self.children.signal_all(signal.SIGUSR1)
 
     def stop_server(self) -> None:
         """Ask the whole server to stop (from a child: signals the parent, unless ``no_close_by_child``)."""

@@ -162,10 +162,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     def child_loop(self, slot: int) -> None:
         """Serve connections until ``max_requests``, retirement or the parent's end."""
         board = self.scoreboard
-        self._lock.after_fork()
-        wakeup = self._signals = SignalQueue()
-        signal.signal(signal.SIGHUP, self._child_retire)
-        signal.signal(signal.SIGQUIT, self._child_retire)
+        wakeup = self._signals
         targets = self.accept_targets()
         poller = select.epoll()
         by_fd = {}
@@ -201,9 +198,15 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                         ready = [by_fd[fd] for fd, _ in events if fd in by_fd]
                         if len(ready) < len(events):
                             wakeup.drain()
+                        if self._reopen_log:
+                            self._reopen_log = False
+                            self.logger.reopen()
             finally:
                 if locked:
                     self._lock.release()
+            if self._reopen_log:
+                self._reopen_log = False
+                self.logger.reopen()
             if request is None:
                 break
             board.set_state(slot, BUSY)
@@ -215,6 +218,21 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         if self._drain:
             self._drain_queue(tokens)
         poller.close()
+
+    def child_prepare(self) -> None:
+        """Before ``child_init_hook`` (which may install handlers of its own)."""
+        super().child_prepare()
+        self._lock.after_fork()  # flock needs this child's own open file, opened before the drop
+        self._signals = SignalQueue()
+        signal.signal(signal.SIGHUP, self._child_retire)
+        signal.signal(signal.SIGQUIT, self._child_retire)
+        signal.signal(signal.SIGUSR1, self._child_reopen_log)
+
+    def _child_reopen_log(self, signum: int, frame: Any) -> None:
+        self._reopen_log = True
+        self._signals.wake()
+
+    _reopen_log = False
 
     def _child_retire(self, signum: int, frame: Any) -> None:
         """SIGHUP/SIGQUIT in a child: finish the current connection, then exit."""

@@ -97,10 +97,6 @@ class ThreadMixIn(PersonalityMixIn):
                 if was_full and self._signals is not None:
                     self._signals.wake()  # the loop stopped accepting; let it start again
 
-    def end_serving(self) -> None:
-        super().end_serving()
-        self._stop_workers()
-
     def _stop_workers(self, timeout: Optional[float] = None) -> None:
         workers, self._workers = self._workers, []
         for _ in workers:
@@ -110,9 +106,38 @@ class ThreadMixIn(PersonalityMixIn):
                 worker.join(timeout)
 
     def server_close(self) -> None:
+        """Close the listeners, then let the workers finish (joined if ``block_on_close``)."""
         super().server_close()
+        self._stop_workers()
+
+    def sig_term(self) -> None:
+        super().sig_term()
+        self._stop_now()
+
+    def sig_int(self) -> None:
+        super().sig_int()
+        self._stop_now()
+
+    def _stop_now(self) -> None:
+        """TERM/INT: do not wait for connections in progress (daemon workers die with the process)."""
+        self.block_on_close = False
+        for worker in self._workers:
+            if not worker.daemon:
+                self.log(1, "TERM: waiting for non-daemon worker threads; set daemon_threads to stop at once")
+                self.block_on_close = True
+                break
+
+    def before_restart(self) -> None:
+        """HUP: connections in progress finish before the process image is replaced."""
+        super().before_restart()
         self._stop_workers()
 
 
 class Thread(ThreadMixIn, Server):
-    """Net::Server's Thread personality over every listener."""
+    """Net::Server's Thread personality over every listener.
+
+    Workers are daemon threads, so TERM stops the server at once; QUIT and
+    ``server_close()`` still wait for connections in progress.
+    """
+
+    daemon_threads = True

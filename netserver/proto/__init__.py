@@ -10,18 +10,22 @@ from typing import Type
 
 from .listener import BindError, Listener
 from .tcp import TCP
+from .ssl import SSL
 from .udp import UDP
 from .unix import UNIX
 from .unixdgram import UNIXDGRAM
 
-__all__ = ["PROTOCOLS", "BindError", "Listener", "listener_class", "known_protocol"]
+__all__ = ["PROTOCOLS", "BindError", "Listener", "listener_class", "known_protocol", "protocol_options"]
 
 PROTOCOLS = {
     "tcp": TCP,
     "udp": UDP,
     "unix": UNIX,
     "unixdgram": UNIXDGRAM,
+    "ssl": SSL,
 }
+
+ALIASES = {"ssleay": "ssl"}
 
 
 def _is_dotted(name: str) -> bool:
@@ -31,13 +35,13 @@ def _is_dotted(name: str) -> bool:
 def known_protocol(name: str) -> bool:
     """True for a registered protocol name or anything shaped like a dotted path."""
     lowered = name.lower()
-    return lowered in PROTOCOLS or _is_dotted(name)
+    return lowered in PROTOCOLS or lowered in ALIASES or _is_dotted(name)
 
 
 def listener_class(name: str) -> Type[Listener]:
     """The listener class for a protocol name or dotted path."""
     lowered = name.lower()
-    cls = PROTOCOLS.get(lowered)
+    cls = PROTOCOLS.get(ALIASES.get(lowered, lowered))
     if cls is not None:
         return cls
     if _is_dotted(name):
@@ -48,3 +52,11 @@ def listener_class(name: str) -> Type[Listener]:
             return cls
         raise ValueError(f"{name} is not a Listener class")
     raise ValueError(f"unknown protocol {name!r}")
+
+
+def protocol_options() -> list:
+    """The options every registered protocol declares (``OPTIONS`` on its class)."""
+    options = []
+    for cls in PROTOCOLS.values():
+        options.extend(cls.__dict__.get("OPTIONS", ()))
+    return options

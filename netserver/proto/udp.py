@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 from typing import Any, Tuple
 
+from ..options import Option
+from ..options.validators import to_bool, to_int
 from .listener import Listener
 
 __all__ = ["UDP"]
@@ -20,6 +22,15 @@ class UDP(Listener):
 
     recv_len = 4096
     recv_flags = 0
+
+    OPTIONS = (
+    Option("udp_recv_len", to_int(1, 65535), 4096, section="UDP", metavar="BYTES",
+           doc="Largest UDP datagram read per request."),
+    Option("udp_recv_flags", to_int(0), 0, section="UDP", metavar="FLAGS",
+           doc="Flags passed to recvfrom() on UDP listeners."),
+    Option("udp_broadcast", to_bool, False, section="UDP", flag=True,
+           doc="Set SO_BROADCAST on UDP listeners."),
+    )
 
     def configure_socket(self, sock: socket.socket, reuse_address: bool, reuse_port: bool) -> None:
         super().configure_socket(sock, reuse_address, reuse_port)

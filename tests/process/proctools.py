@@ -20,6 +20,9 @@ from harness import TIMEOUT, read_all
 
 T = TypeVar("T")
 
+# Loopback, an OS-chosen port, and (the tests run as root) no drop to nobody, so a HUP can
+# re-exec the interpreter wherever it is installed.
+LOOPBACK = ["--host", "127.0.0.1", "--port", "0", "--user", "root"]
 GREETING = re.compile(rb'Welcome to "[^"]*" \((\d+)\)')
 POLL = 0.02
 
@@ -189,6 +192,7 @@ class HeldClient:
             self.sock = socket.create_connection(address, timeout=TIMEOUT)
         self.buffer = b""
         self.pid: Optional[int] = None
+        self.finished = False
 
     def greeted(self, timeout: float = TIMEOUT) -> bool:
         """Wait up to ``timeout`` for the greeting; remember the serving pid."""
@@ -221,6 +225,7 @@ class HeldClient:
         self.sock.sendall(b"".join(line + b"\n" for line in lines) + b"quit\n")
         self.buffer += read_all(self.sock)
         self.sock.close()
+        self.finished = True
         return self.buffer
 
     def finish_checked(self, lines=(b"one", b"two")) -> bytes:
@@ -242,3 +247,14 @@ def complete_reply(reply: bytes, lines=(b"hello",)) -> bool:
     if not GREETING.search(reply):
         return False
     return all(b'You said "' + line + b'"\r\n' in reply for line in list(lines) + [b"quit"])
+
+
+# -- assertions ---------------------------------------------------------------------
+
+def assert_group_gone(server, timeout: float = 5.0) -> None:
+    """Nothing of the server's process group is left (no child outlived the parent)."""
+    wait_until(lambda: not group_members(server.pid), timeout, "the process group to be empty")
+
+
+def assert_all_gone(pids, timeout: float = 5.0) -> None:
+    wait_until(lambda: gone(pids), timeout, f"pids {sorted(pids)} to be gone")

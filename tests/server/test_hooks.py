@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import pwd
 import signal
 import socket
 import socketserver
@@ -23,12 +25,19 @@ BASE_HOOKS = [
     "run_dequeue", "dequeue",
 ]
 
+
+# In-process servers name the test process's own user.  Started as root with no
+# ``user``, a server may drop to nobody once it serves (see
+# test_socketserver_style_keeps_the_process_identity), and the test runner
+# could never become root again.
+SELF = {"user": pwd.getpwuid(os.geteuid()).pw_name}
+
 HOOK_SCRIPT = """
 import json, sys
 import netserver
 
 HOOKS = {hooks!r}
-OUT = sys.argv.pop(1)
+OUT = open(sys.argv.pop(1), "w")   # opened now: the server may change user after binding
 calls = []
 
 
@@ -49,8 +58,8 @@ Recorder = type("Recorder", (netserver.Server,), {{name: recorder(name) for name
 try:
     Recorder.run()
 finally:
-    with open(OUT, "w") as fh:
-        json.dump(calls, fh)
+    with OUT:
+        json.dump(calls, OUT)
 """
 
 
@@ -112,7 +121,7 @@ def test_write_to_log_hook_gets_level_and_message_after_level_filtering(monkeypa
         def write_to_log_hook(self, level, message):
             written.append((level, message))
 
-    with Recording(("127.0.0.1", 0), Quiet, log_level=1) as server:
+    with Recording(("127.0.0.1", 0), Quiet, log_level=1, **SELF) as server:
         # The level-2 start-up notice was filtered out before reaching the hook.
         assert not any("starting" in message for _, message in written)
         server.log(0, "an error")
@@ -130,7 +139,7 @@ def test_write_to_log_hook_sees_the_servers_own_lines(monkeypatch):
         def write_to_log_hook(self, level, message):
             written.append((level, message))
 
-    with Recording(("127.0.0.1", 0), Quiet, log_level=4) as server:
+    with Recording(("127.0.0.1", 0), Quiet, log_level=4, **SELF) as server:
         port = server.server_address[1]
         assert any(level == 2 and "starting" in message for level, message in written)
         server.log(4, "debug now shown")
@@ -149,7 +158,7 @@ def test_write_to_log_hook_replaces_the_log_target(tmp_path, capfd, monkeypatch)
         def write_to_log_hook(self, level, message):
             written.append(message)
 
-    with Recording(("127.0.0.1", 0), Quiet, log_file=str(log)) as server:
+    with Recording(("127.0.0.1", 0), Quiet, log_file=str(log), **SELF) as server:
         server.log(1, "to the hook only")
     assert "to the hook only" in written
     assert "to the hook only" not in (log.read_text() if log.exists() else "")

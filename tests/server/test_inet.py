@@ -179,5 +179,5 @@ def test_inet_under_socat(tmp_path):
     finally:
         _stop(proc)
     log = log_path.read_text(errors="replace")
-    assert "Traceback" not in log
+    assert "Traceback" not in log, log
     assert "INET (type INET) starting!" in log  # the children's log went to socat's stderr

@@ -1,0 +1,215 @@
+"""Becoming a daemon: the pid file and detaching from the terminal.
+
+``PidFile`` holds an exclusive ``flock`` on the pid file for the server's
+whole life, so a second instance is refused however the first one was
+started, and a file left by a crash (empty, a dead pid, a reused pid) is
+recognised as stale because nobody holds its lock.  The pid is written to a
+temporary file, locked, and renamed into place, so a reader never sees a
+half-written file.
+
+``Detacher`` forks into the background (``background``; ``setsid`` also
+starts a new session) but keeps the launcher waiting on a pipe until the
+daemon is serving, so an error after the fork — a port in use, a bad
+certificate — still reaches the caller's terminal and exit status, and the
+pid file holds the daemon's pid by the time the launcher returns.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import sys
+import tempfile
+from typing import Callable, Optional
+
+__all__ = ["PidFile", "PidFileError", "Detacher", "redirect_stdio"]
+
+
+class PidFileError(Exception):
+    """Another instance holds the pid file, or it cannot be written."""
+
+
+def _read_pid(fd: int) -> str:
+    os.lseek(fd, 0, os.SEEK_SET)
+    return os.read(fd, 64).decode("ascii", "replace").strip()
+
+
+def _pid_alive(text: str) -> bool:
+    if not text.isdigit():
+        return False
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class PidFile:
+    """A locked pid file.  ``acquire()`` early (errors reach the caller), ``write()`` once detached."""
+
+    def __init__(self, path: str, log: Callable[[int, str], None]):
+        self.path = path
+        self.log = log
+        self.fd: Optional[int] = None
+        self.owner: Optional[int] = None
+
+    def acquire(self) -> None:
+        """Lock the file at ``path`` (creating it); refuse if another process holds it."""
+        directory = os.path.dirname(self.path) or "."
+        if not os.path.isdir(directory):
+            raise PidFileError(f"pid_file {self.path}: directory {directory} does not exist")
+        while True:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                raise PidFileError(f"pid_file {self.path}: {exc.strerror}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    os.close(fd)
+                    raise PidFileError(f"pid_file {self.path}: cannot lock: {exc.strerror}") from None
+                if self._same_file(fd):
+                    running = _read_pid(fd) or "unknown"
+                    os.close(fd)
+                    raise PidFileError(f"pid_file {self.path}: already running as pid {running}") from None
+                os.close(fd)  # replaced while we looked: try the new file
+                continue
+            if self._same_file(fd):
+                break
+            os.close(fd)
+        previous = _read_pid(fd)
+        if previous:
+            why = "is not running" if not _pid_alive(previous) else "is alive but does not hold the lock"
+            self.log(2, f"Replacing stale pid file {self.path}: pid {previous} {why}")
+        elif os.fstat(fd).st_size == 0 and not self._created_now(fd):
+            self.log(2, f"Replacing stale pid file {self.path}: it was empty")
+        self.fd = fd
+
+    @staticmethod
+    def _created_now(fd: int) -> bool:
+        import time
+
+        return time.time() - os.fstat(fd).st_mtime < 0.5
+
+    def _same_file(self, fd: int) -> bool:
+        try:
+            here = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        mine = os.fstat(fd)
+        return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def write(self, uid: Optional[int] = None, gid: Optional[int] = None) -> None:
+        """Write this process's pid: temp file, lock it, rename over the path."""
+        directory = os.path.dirname(self.path) or "."
+        handle, temp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+        try:
+            os.set_inheritable(handle, False)
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(handle, f"{os.getpid()}\n".encode())
+            os.fchmod(handle, 0o644)
+            if uid is not None:
+                os.fchown(handle, uid, -1 if gid is None else gid)
+            os.rename(temp, self.path)
+        except BaseException:
+            os.close(handle)
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd = handle
+        self.owner = os.getpid()
+
+    def remove(self) -> None:
+        """Remove the file (only the process that wrote it); empty it if removal is not allowed."""
+        if self.fd is None or self.owner != os.getpid():
+            return
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            try:
+                os.ftruncate(self.fd, 0)  # an empty pid file counts as stale next time
+            except OSError:
+                pass
+            self.log(2, f"Could not remove pid file {self.path} ({exc.strerror}); emptied it instead")
+        os.close(self.fd)
+        self.fd = None
+
+
+def redirect_stdio(stderr_fd: Optional[int]) -> None:
+    """stdin and stdout to /dev/null; stderr to ``stderr_fd`` (the log file) or /dev/null."""
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(stderr_fd if stderr_fd is not None else null, 2)
+    os.close(null)
+
+
+class Detacher:
+    """Fork into the background; the launcher waits until the daemon reports."""
+
+    def __init__(self) -> None:
+        self.write_fd: Optional[int] = None
+
+    def detach(self, new_session: bool) -> None:
+        """Returns in the daemon; the launcher process exits inside this call."""
+        read_fd, write_fd = os.pipe2(os.O_CLOEXEC)
+        pid = os.fork()
+        if pid:
+            os.close(write_fd)
+            self._launcher(read_fd, pid)
+        os.close(read_fd)
+        if new_session:
+            os.setsid()
+        self.write_fd = write_fd
+
+    @staticmethod
+    def _launcher(read_fd: int, pid: int) -> None:
+        chunks = []
+        while True:
+            chunk = os.read(read_fd, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        message = b"".join(chunks).decode("utf-8", "replace")
+        if message.startswith("READY"):
+            os._exit(0)
+        reason = message[len("ERROR "):] if message.startswith("ERROR ") else \
+            f"the server (pid {pid}) exited before it was ready; see its log"
+        sys.stderr.write(f"netserver: {reason.strip()}\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+    def ready(self) -> None:
+        self._tell("READY")
+
+    def failed(self, reason: str) -> None:
+        self._tell("ERROR " + reason)
+
+    def _tell(self, message: str) -> None:
+        if self.write_fd is None:
+            return
+        try:
+            os.write(self.write_fd, message.encode())
+        except OSError:
+            pass
+        os.close(self.write_fd)
+        self.write_fd = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.write_fd is not None

@@ -1,0 +1,150 @@
+"""PreFork as a real process: pool size under load and idle, max_requests, TTIN/TTOU, kill -9.
+
+The pool is observed from outside: the parent's children are read from
+/proc/PID/task/PID/children, each child's state from /proc/CHILD/stat.  A
+held connection (greeted by the echo handler, then silent) occupies one
+child, so the number of greeted connections is the number of children
+serving at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+
+from harness import echo_exchange
+from proctools import (
+    LOOPBACK, children, complete_reply, greeting_pid, holds_for, live_children, wait_until, zombie_children,
+)
+
+FAST = ["--check_for_spawn", "0.1", "--check_for_waiting", "0.5", "--min_child_ttl", "0.2"]
+
+
+def prefork(servers, *options):
+    return servers.start(["PreFork", *LOOPBACK, *FAST, *options])
+
+
+def greeted_count(held, timeout=0.01):
+    return sum(client.greeted(timeout) for client in held)
+
+
+def test_starts_min_servers_children(servers):
+    server = prefork(servers, "--min_servers", "3", "--max_servers", "6",
+                     "--min_spare_servers", "1", "--max_spare_servers", "4")
+    wait_until(lambda: len(live_children(server.pid)) == 3, what="3 children")
+    # Idle, the pool neither grows nor shrinks.
+    assert holds_for(lambda: len(live_children(server.pid)) == 3, 0.6), live_children(server.pid)
+    for child in live_children(server.pid):
+        with open(f"/proc/{child}/cmdline", "rb") as fh:
+            assert b"netserver" in fh.read()
+
+
+def test_grows_to_max_servers_and_no_further_then_shrinks(servers, clients):
+    server = prefork(servers, "--min_servers", "2", "--max_servers", "4",
+                     "--min_spare_servers", "1", "--max_spare_servers", "2")
+    address = ("127.0.0.1", server.port)
+    wait_until(lambda: len(live_children(server.pid)) == 2, what="the initial 2 children")
+
+    held = [clients(address) for _ in range(6)]
+    wait_until(lambda: greeted_count(held) == 4, what="4 held connections to be served")
+    # At max_servers: the two extra connections wait in the kernel's queue; no fifth child.
+    assert holds_for(lambda: greeted_count(held) == 4 and len(live_children(server.pid)) <= 4, 1.0), \
+        (greeted_count(held), live_children(server.pid))
+    serving = {client.pid for client in held if client.pid}
+    assert len(serving) == 4 and serving <= set(live_children(server.pid))
+
+    # Releasing a held connection lets a queued one in, one for one.
+    first = [client for client in held if client.pid]
+    first[0].finish_checked()
+    wait_until(lambda: greeted_count(held) == 5, what="a queued connection to be served")
+    first[1].finish_checked()
+    wait_until(lambda: greeted_count(held) == 6, what="the last queued connection to be served")
+    for client in held:
+        if not client.finished:
+            client.finish_checked()
+
+    # Idle again: surplus idle children are retired down to the bounds, never below min_servers.
+    samples = []
+
+    def shrunk():
+        count = len(live_children(server.pid))
+        samples.append(count)
+        return count == 2
+
+    wait_until(shrunk, what="the pool to shrink back to 2")
+    assert min(samples) >= 2, samples
+    assert holds_for(lambda: len(live_children(server.pid)) == 2, 0.8)
+    assert not zombie_children(server.pid)
+
+
+def test_max_requests_recycles_children(servers):
+    server = prefork(servers, "--min_servers", "2", "--max_servers", "2", "--max_requests", "5")
+    address = ("127.0.0.1", server.port)
+    served = collections.Counter()
+    for _ in range(60):
+        reply = echo_exchange(address)
+        assert complete_reply(reply), reply
+        served[greeting_pid(reply)] += 1
+    assert server.pid not in served
+    # 5 connections per child (5 // 10 == 0: no jitter), so at least 12 children served.
+    assert max(served.values()) <= 5, served
+    assert len(served) >= 12, served
+    wait_until(lambda: not zombie_children(server.pid), what="no zombie children")
+
+
+def test_ttin_ttou_change_how_many_are_served_at_once(servers, clients):
+    server = prefork(servers, "--min_servers", "1", "--max_servers", "2", "--min_spare_servers", "1",
+                     "--max_spare_servers", "1", "--log_level", "3")
+    address = ("127.0.0.1", server.port)
+    held = [clients(address) for _ in range(3)]
+    wait_until(lambda: greeted_count(held) == 2, what="2 connections served")
+    assert holds_for(lambda: greeted_count(held) == 2, 0.7), "a third connection was served at max_servers 2"
+
+    server.signal(signal.SIGTTIN)
+    server.wait_for(r"Received TTIN, max_servers is now 3")
+    wait_until(lambda: greeted_count(held) == 3, what="the third connection to be served after TTIN")
+    for client in held:
+        client.finish_checked()
+
+    server.signal(signal.SIGTTOU)
+    server.wait_for(r"Received TTOU, max_servers is now 2")
+    server.signal(signal.SIGTTOU)
+    server.wait_for(r"Received TTOU, max_servers is now 1")
+    server.signal(signal.SIGTTOU)
+    server.wait_for(r"Received TTOU, but max_servers is already 1")
+    wait_until(lambda: len(live_children(server.pid)) == 1, what="the pool to shrink to 1 after TTOU")
+
+    held = [clients(address) for _ in range(2)]
+    wait_until(lambda: greeted_count(held) == 1, what="1 connection served")
+    assert holds_for(lambda: greeted_count(held) == 1, 0.7), "a second connection was served at max_servers 1"
+    first = next(client for client in held if client.pid)
+    first.finish_checked()
+    second = next(client for client in held if client is not first)
+    second.wait_greeted()
+    second.finish_checked()
+    assert "Traceback" not in server.log_text()
+
+
+def test_kill_9_child_is_replaced_and_logged(servers):
+    server = prefork(servers, "--min_servers", "3", "--max_servers", "3", "--min_spare_servers", "0")
+    wait_until(lambda: len(live_children(server.pid)) == 3, what="3 children")
+    before = set(live_children(server.pid))
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in live_children(server.pid) and len(live_children(server.pid)) == 3,
+               what="the killed child to be replaced")
+    server.wait_for(rf"Child {victim} \(prefork\) exited abnormally: killed by SIGKILL")
+    wait_until(lambda: victim not in children(server.pid), what="the killed child to be reaped")
+
+    # Every child at once.
+    everyone = set(live_children(server.pid))
+    for pid in everyone:
+        os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: len(live_children(server.pid)) == 3 and not everyone & set(children(server.pid)),
+               what="the pool to be rebuilt")
+    for pid in everyone:
+        server.wait_for(rf"Child {pid} \(prefork\) exited abnormally: killed by SIGKILL")
+    assert not zombie_children(server.pid)
+    assert complete_reply(echo_exchange(("127.0.0.1", server.port)))
+

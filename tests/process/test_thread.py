@@ -1,0 +1,55 @@
+"""The Thread personality from the command line: bounded workers in one process."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+
+from proctools import LOOPBACK, assert_group_gone, holds_for, live_children, wait_until
+
+THREAD_JOIN_BUG = ("BUG: ThreadMixIn.end_serving joins the workers inside serve_forever (thread.py), so TERM "
+                   "waits for every connection in progress instead of stopping now")
+
+
+def greeted_count(held, timeout=0.01):
+    return sum(client.greeted(timeout) for client in held)
+
+
+def test_max_servers_bounds_the_clients_served_at_once(servers, clients):
+    server = servers.start(["Thread", *LOOPBACK, "--max_servers", "2"])
+    server.wait_for(r"\(type Thread\) starting!")
+    address = ("127.0.0.1", server.port)
+    held = [clients(address) for _ in range(3)]
+    wait_until(lambda: greeted_count(held) == 2, what="2 connections served")
+    assert holds_for(lambda: greeted_count(held) == 2, 0.7), "a third connection was served at max_servers 2"
+    assert {client.pid for client in held if client.pid} == {server.pid}, "served by threads of the server"
+    assert not live_children(server.pid)
+
+    first = next(client for client in held if client.pid)
+    first.finish_checked()
+    third = next(client for client in held if not client.pid)
+    third.wait_greeted()
+    for client in held:
+        if client is not first:
+            client.finish_checked()
+
+    server.signal(signal.SIGTERM)
+    assert server.wait_exit() == 0
+    server.wait_for(r"Received TERM")
+    assert_group_gone(server)
+
+
+@pytest.mark.xfail(strict=True, reason=THREAD_JOIN_BUG)
+def test_term_stops_now_with_connections_in_progress(servers, clients):
+    server = servers.start(["Thread", *LOOPBACK, "--max_servers", "4"])
+    held = [clients(("127.0.0.1", server.port)) for _ in range(2)]
+    for client in held:
+        client.wait_greeted()
+    started = time.monotonic()
+    server.signal(signal.SIGTERM)
+    server.wait_for(r"Received TERM")
+    # The echo handler's idle timeout is 30s: only a server that stops now exits within 3s.
+    assert holds_for(lambda: server.proc.poll() is None, 3.0) is False, "TERM did not stop the server"
+    assert time.monotonic() - started < 3.5
