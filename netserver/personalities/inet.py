@@ -13,6 +13,7 @@ import socket
 import stat
 from typing import Any, Tuple
 
+from ..engine import StopNow
 from ..server import Server
 
 __all__ = ["INET", "StdioConnection"]
@@ -99,4 +100,9 @@ class INET(Server):
         """Nothing to bind: inetd did it."""
 
     def loop(self) -> None:
-        self.run_client_connection(_InheritedConnection())
+        try:
+            self.run_client_connection(_InheritedConnection())
+        except StopNow:
+            # TERM/INT while serving (inetd or systemd stopping us): log it and end
+            # normally, as serve_forever does for the other personalities.
+            self._dispatch_signals()

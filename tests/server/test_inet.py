@@ -106,6 +106,22 @@ def test_inet_on_pipes_ends_at_eof():
                    f'INET:{proc.pid}: You said "no quit, just eof"\r\n').encode()
 
 
+@pytest.mark.parametrize("signum, name", [(signal.SIGTERM, "TERM"), (signal.SIGINT, "INT")])
+def test_inet_stops_cleanly_on_term_and_int(signum, name):
+    """inetd/systemd stop a running INET server with TERM: it exits 0, without a traceback."""
+    proc = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=python_env(), cwd=ROOT)
+    try:
+        assert proc.stdout.readline().startswith(b'Welcome to "INET"')  # now waiting for the client
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        reap(proc)
+    assert b"Traceback" not in err, err.decode()
+    assert f"Received {name}".encode() in err
+    assert proc.returncode == 0
+
+
 # ---------------------------------------------------------------------------
 # A real inetd-style launcher: socat forks one INET server per connection
 # ---------------------------------------------------------------------------
@@ -154,6 +170,21 @@ def _stop(proc: subprocess.Popen) -> None:
         pass
 
 
+def _wait_gone(pid: int) -> None:
+    """Wait until ``pid`` has exited (gone, or a zombie waiting for socat to reap it)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state == "Z":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"INET server {pid} still running after its client left")
+
+
 def _serve_one(client: socket.socket, text: bytes) -> bytes:
     with client:
         client.settimeout(TIMEOUT)
@@ -176,6 +207,8 @@ def test_inet_under_socat(tmp_path):
             pids.append(pid)
         assert pids[0] != pids[1]  # one INET process per connection
         assert proc.poll() is None  # the launcher keeps listening
+        for pid in pids:  # each INET server ends by itself after its client's quit
+            _wait_gone(pid)
     finally:
         _stop(proc)
     log = log_path.read_text(errors="replace")
