@@ -107,7 +107,7 @@ def run_command(words: List[str]) -> int:
     if defaults:
         cls = type(cls.__name__, (cls,), {"default_values": lambda self: dict(defaults)})
     try:
-        cls.run(EchoHandler, argv=words)
+        cls.run(argv=words)
     except OptionError as exc:
         return _usage_error(str(exc))
     except (ServerError, BindError) as exc:

@@ -91,6 +91,7 @@ class Server(Engine, socketserver.BaseServer):
     timeout: Optional[float] = None
     command_line = True
     personality = "Single"
+    default_handler = EchoHandler
 
     def __init__(self, server_address: Any = None, RequestHandlerClass: Any = None,
                  bind_and_activate: bool = True, **options: Any):
@@ -140,7 +141,7 @@ class Server(Engine, socketserver.BaseServer):
         if handler is not None:
             self.RequestHandlerClass = handler
         if self.RequestHandlerClass is None:
-            self.RequestHandlerClass = EchoHandler
+            self.RequestHandlerClass = self.default_handler
         self._in_run = True
         try:
             self._run_flow(options, argv)
@@ -410,12 +411,15 @@ class Server(Engine, socketserver.BaseServer):
             self.log(2, f"Running as {privileges.describe(self.identity)}"
                         + (f", chrooted to {chroot}" if chroot else ""))
 
-    def _hand_over_files(self, identity: privileges.Identity) -> None:
-        """UNIX socket files and the log file belong to the user the server becomes."""
+    def files_for_user(self) -> List[str]:
+        """Files the server's user must own after the drop: UNIX socket files, log files."""
         paths = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
         if self.logger.path:
             paths.append(self.logger.path)
-        for path in paths:
+        return paths
+
+    def _hand_over_files(self, identity: privileges.Identity) -> None:
+        for path in self.files_for_user():
             try:
                 os.chown(path, identity.uid, identity.gid)
             except OSError as exc:
@@ -443,9 +447,12 @@ class Server(Engine, socketserver.BaseServer):
         return handled
 
     def sig_usr1(self) -> None:
-        """Reopen the log file (after logrotate moved it), as nginx and gunicorn do."""
+        """Reopen the log files (after logrotate moved them), as nginx and gunicorn do."""
+        self.reopen_logs()
+        self.log(2, "Received USR1, reopened the log files")
+
+    def reopen_logs(self) -> None:
         self.logger.reopen()
-        self.log(2, "Received USR1, reopened the log file")
 
     # -- HUP --------------------------------------------------------------------
 

@@ -200,13 +200,13 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                             wakeup.drain()
                         if self._reopen_log:
                             self._reopen_log = False
-                            self.logger.reopen()
+                            self.reopen_logs()
             finally:
                 if locked:
                     self._lock.release()
             if self._reopen_log:
                 self._reopen_log = False
-                self.logger.reopen()
+                self.reopen_logs()
             if request is None:
                 break
             board.set_state(slot, BUSY)

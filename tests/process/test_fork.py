@@ -6,17 +6,11 @@ import os
 import signal
 import socket
 
-import pytest
-
 from harness import echo_exchange
 from proctools import (
     LOOPBACK, children, complete_reply, exists, greeting_pid, holds_for, live_children, state,
     wait_until, zombie_children,
 )
-
-UDP_BUG = ("BUG: Fork closes every listening socket in the child (fork.py _serve_in_child), "
-           "including the datagram socket the UDP reply must be sent on (EBADF)")
-
 
 def greeted_count(held, timeout=0.01):
     return sum(client.greeted(timeout) for client in held)
@@ -81,7 +75,6 @@ def test_kill_9_of_a_child_is_logged_reaped_and_frees_its_place(servers, clients
     wait_until(lambda: not zombie_children(server.pid), what="no zombies")
 
 
-@pytest.mark.xfail(strict=True, reason=UDP_BUG)
 def test_udp_is_served_by_a_child(servers):
     server = servers.start(["Fork", "--host", "127.0.0.1", "--port", "0", "--proto", "udp"])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:

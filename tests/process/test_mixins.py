@@ -24,11 +24,6 @@ from proctools import (
 
 import netserver
 
-UDP_BUG = ("BUG: ForkMixIn closes every listening socket in the child (fork.py _serve_in_child), "
-           "including the datagram socket the UDP reply must be sent on (EBADF)")
-THREAD_JOIN_BUG = ("BUG: ThreadMixIn.end_serving joins the workers inside serve_forever (thread.py): "
-                   "shutdown() waits for connections in progress, and deadlocks when a handler calls it")
-
 SCRIPT = '''
 import os, socketserver, sys
 import netserver
@@ -173,7 +168,6 @@ def test_prefork_mixin_over_unix_stream_server(servers, write_script, tmp_path):
     stop_with_term(server)
 
 
-@pytest.mark.xfail(strict=True, reason=UDP_BUG)
 def test_fork_mixin_over_udp_server(servers, write_script):
     server = mixin_server(servers, write_script, "ForkMixIn", base="UDPServer", attributes="    pass",
                           handler="Datagram")
@@ -254,7 +248,6 @@ def test_thread_mixin_in_process_bounds_concurrency_and_joins_workers(threaded):
         socket.create_connection(address, timeout=1).close()
 
 
-@pytest.mark.xfail(strict=True, reason=THREAD_JOIN_BUG)
 def test_thread_mixin_shutdown_does_not_wait_for_handlers_but_server_close_does(threaded):
     server, loop = threaded(max_servers=2)
     client = HeldClient(server.server_address)
@@ -302,7 +295,6 @@ sys.stderr.write("clean exit\\n")
 '''
 
 
-@pytest.mark.xfail(strict=True, reason=THREAD_JOIN_BUG)
 def test_thread_mixin_handler_may_call_shutdown(servers, write_script):
     server = servers.start([], script=write_script(HANDLER_SHUTDOWN))
     with socket.create_connection(("127.0.0.1", server.port), timeout=2) as sock:

@@ -30,8 +30,9 @@ HUP_PERSONALITIES = {
                 "--max_spare_servers", "2"],
     "Single": ["Single"],
     "Fork": ["Fork", "--max_servers", "8"],
+    "Thread": ["Thread", "--max_servers", "8"],
 }
-POOL_AT_REST = {"PreFork": 2, "Single": 0, "Fork": 0}
+POOL_AT_REST = {"PreFork": 2, "Single": 0, "Fork": 0, "Thread": 0}
 INHERITED = r"Binding to TCP port \d+ .*\(inherited fd \d+\)"
 
 
@@ -152,8 +153,6 @@ def test_hup_with_a_broken_conf_file_is_refused_then_a_fixed_one_is_live(servers
     server.wait_for(r"INFO CONNECT", count=2)  # log_level 3 is live
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a refused HUP logs the last stderr line of the check, "
-                                        "the usage hint \"Try 'netserver --help'.\", not the error (restart.py)")
 def test_refused_hup_says_why(servers, tmp_path):
     conf = tmp_path / "server.conf"
     conf.write_text("host 127.0.0.1\nport 0\n")
@@ -165,7 +164,31 @@ def test_refused_hup_says_why(servers, tmp_path):
     assert "log_level" in line, line
 
 
-@pytest.mark.parametrize("personality", ["PreFork", "PreForkSimple", "Fork", "Single"])
+def _uid(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("Uid:"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the default user is nobody only when started as root")
+def test_hup_with_the_default_user_children_drop_the_parent_keeps_root(servers, clients):
+    """Started as root with no --user: children serve as nobody, the parent stays root so HUP can re-exec."""
+    import pwd
+
+    nobody = pwd.getpwnam("nobody").pw_uid
+    server = servers.start(["PreFork", "--host", "127.0.0.1", "--port", "0", "--min_servers", "1",
+                            "--max_servers", "2", *FAST])
+    held = clients(("127.0.0.1", server.port))
+    old = held.wait_greeted()
+    assert _uid(old) == nobody and _uid(server.pid) == 0
+    server.signal(signal.SIGHUP)
+    server.wait_for(INHERITED)
+    new = greeting_pid(echo_exchange(("127.0.0.1", server.port)))
+    assert new != old and _uid(new) == nobody
+    held.finish_checked()
+    wait_until(lambda: not exists(old), what="the old child to exit")
+
+
+@pytest.mark.parametrize("personality", ["PreFork", "PreForkSimple", "Fork", "Single", "Thread"])
 def test_connection_in_progress_across_hup_completes(servers, clients, personality):
     extra = {"PreFork": ["--min_servers", "1", "--max_servers", "2", *FAST],
              "PreForkSimple": ["--max_servers", "1"]}.get(personality, [])
@@ -173,7 +196,7 @@ def test_connection_in_progress_across_hup_completes(servers, clients, personali
     held = clients(("127.0.0.1", server.port))
     pid = held.wait_greeted()
     server.signal(signal.SIGHUP)
-    if personality != "Single":  # Single restarts once its one connection is over
+    if personality not in ("Single", "Thread"):  # these restart once their connections are over
         server.wait_for(INHERITED)
         assert complete_reply(echo_exchange(("127.0.0.1", server.port))), "the new image serves"
     reply = held.finish_checked(lines=[b"after", b"the", b"hup"])
@@ -294,17 +317,7 @@ PASSTHROUGH = """
 """
 
 
-PASSTHROUGH_LIST_BUG = ("BUG: --sig_passthrough USR1 crashes at start-up: config.sig_passthrough is a list of "
-                        "lists (multi option, validator returns a list) and forking.py builds 'SIG' + list")
-PASSTHROUGH_OVERRIDE_BUG = ("; and PreForkSimple.child_loop installs its own USR1 handler after child_init_hook, "
-                            "replacing the user's")
-
-
-@pytest.mark.parametrize("personality", [
-    pytest.param("PreFork", marks=pytest.mark.xfail(strict=True,
-                                                    reason=PASSTHROUGH_LIST_BUG + PASSTHROUGH_OVERRIDE_BUG)),
-    pytest.param("Fork", marks=pytest.mark.xfail(strict=True, reason=PASSTHROUGH_LIST_BUG)),
-])
+@pytest.mark.parametrize("personality", ["PreFork", "Fork"])
 def test_sig_passthrough_forwards_usr1_to_every_child(servers, clients, write_script, tmp_path, personality):
     marks = tmp_path / "marks"
     marks.mkdir()

@@ -5,13 +5,7 @@ from __future__ import annotations
 import signal
 import time
 
-import pytest
-
 from proctools import LOOPBACK, assert_group_gone, holds_for, live_children, wait_until
-
-THREAD_JOIN_BUG = ("BUG: ThreadMixIn.end_serving joins the workers inside serve_forever (thread.py), so TERM "
-                   "waits for every connection in progress instead of stopping now")
-
 
 def greeted_count(held, timeout=0.01):
     return sum(client.greeted(timeout) for client in held)
@@ -41,7 +35,6 @@ def test_max_servers_bounds_the_clients_served_at_once(servers, clients):
     assert_group_gone(server)
 
 
-@pytest.mark.xfail(strict=True, reason=THREAD_JOIN_BUG)
 def test_term_stops_now_with_connections_in_progress(servers, clients):
     server = servers.start(["Thread", *LOOPBACK, "--max_servers", "4"])
     held = [clients(("127.0.0.1", server.port)) for _ in range(2)]

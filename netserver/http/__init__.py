@@ -1,0 +1,185 @@
+"""The HTTP personality: an HTTP/1.1 daemon for WSGI apps and CGI scripts.
+
+``netserver HTTP --app ./script.cgi`` serves a CGI script;
+``netserver HTTP --app mypkg.web:application --server_type PreFork`` a WSGI
+application.  It runs over any personality (``server_type``, Fork by
+default as in Net::Server::HTTP) and over any listener, ``ssl`` included.
+Subclasses may answer requests themselves by overriding
+:meth:`HTTPMixIn.process_http_request`, a WSGI application method.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import sys
+from typing import Any, Callable, Dict, Iterable, List
+
+from ..options import Option
+from ..options.validators import to_float, to_int, to_optional_str, to_str
+from ..personalities.multitype import MultiType, _server_type
+from .. import __version__
+from .accesslog import COMMON, AccessLog, compile_format
+from .apps import DispatchTable, Mount, parse_app
+from .cgi import CGIApp
+from .handler import HTTPRequestHandler
+from .parser import Limits
+from .wsgi import FileWrapper
+
+__all__ = ["HTTP", "HTTPMixIn", "HTTPRequestHandler"]
+
+
+def _app(value: Any) -> Any:
+    parse_app(value)  # validate now; mounts are built once all values are known
+    return value
+
+
+def _access_log_format(value: Any) -> str:
+    text = to_str(value)
+    compile_format(text)
+    return text
+
+
+class HTTPSettings:
+    """Everything a connection handler needs, built once per server."""
+
+    def __init__(self, server: Any):
+        config = server.config
+        self.limits = Limits(config.max_header_size, config.max_uri_size, config.max_headers,
+                             config.max_body_size)
+        self.timeout_header = config.timeout_header
+        self.timeout_idle = config.timeout_idle
+        self.server_revision = config.server_revision
+        self.access_log = AccessLog(config.access_log_file, config.access_log_format) \
+            if config.access_log_file else None
+        mounts: List[Mount] = []
+        for value in config.app:
+            mounts.extend(parse_app(value))
+
+        def wrap(target: Any) -> Callable:
+            if callable(target):
+                return target
+            return CGIApp(target, config.timeout_cgi, server.log)
+
+        self.dispatch = DispatchTable(mounts, server.process_http_request, wrap)
+        self.multithread = server.personality == "Thread"
+        self.multiprocess = server.personality in ("Fork", "PreFork", "PreForkSimple")
+
+    def base_environ(self, conn: Any, client_address: Any, server: Any) -> Dict[str, Any]:
+        """The environ keys shared by every request on one connection."""
+        try:
+            local = conn.getsockname()
+        except OSError:
+            local = ("", 0)
+        secure = type(conn).__name__ == "SSLSocket"
+        peer = client_address if isinstance(client_address, tuple) else ("", 0)
+        remote = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
+        local_host = local[0] if isinstance(local, tuple) else "localhost"
+        base = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "https" if secure else "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": self.multithread,
+            "wsgi.multiprocess": self.multiprocess,
+            "wsgi.run_once": False,
+            "wsgi.file_wrapper": FileWrapper,
+            "SERVER_NAME": (local_host[7:] if local_host.startswith("::ffff:") else local_host) or "localhost",
+            "SERVER_PORT": str(local[1]) if isinstance(local, tuple) else "",
+            "SERVER_SOFTWARE": self.server_revision,
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "REMOTE_ADDR": remote,
+            "REMOTE_PORT": str(peer[1]),
+            "netserver.local_addr": local_host,
+            "netserver.client": server.client,
+        }
+        if secure:
+            base["HTTPS"] = "on"
+        client = server.client
+        if client is not None and client.peerhost:
+            base["REMOTE_HOST"] = client.peerhost
+        return base
+
+    def close(self) -> None:
+        if self.access_log is not None:
+            self.access_log.close()
+
+
+class HTTPMixIn:
+    """HTTP over any personality; ``process_http_request`` is the default app."""
+
+    personality = "HTTP"
+    default_handler = HTTPRequestHandler
+
+    OPTIONS = (
+        Option("app", _app, [], multi=True, section="HTTP", metavar="[PREFIX=]TARGET",
+               doc="What answers requests: a CGI script path or a WSGI app module:attribute, "
+                   "optionally mounted at PREFIX; repeatable."),
+        Option("access_log_file", to_optional_str, None, section="HTTP", metavar="FILE",
+               doc="Access log: a path or STDERR (none by default)."),
+        Option("access_log_format", _access_log_format, COMMON, section="HTTP", metavar="FORMAT",
+               doc="Apache LogFormat of the access log (common log format by default)."),
+        Option("timeout_header", to_float, 15.0, section="HTTP", metavar="SECONDS",
+               doc="Time a client has to send a whole request head (then 408)."),
+        Option("timeout_idle", to_float, 60.0, section="HTTP", metavar="SECONDS",
+               doc="Time a connection may stay idle between requests or reads."),
+        Option("timeout_cgi", to_float, 60.0, section="HTTP", metavar="SECONDS",
+               doc="Time a CGI script may run (then 504)."),
+        Option("max_header_size", to_int(256), 100_000, section="HTTP", metavar="BYTES",
+               doc="Largest request head (then 431)."),
+        Option("max_headers", to_int(1), 100, section="HTTP", metavar="N",
+               doc="Most header fields in a request (then 431)."),
+        Option("max_uri_size", to_int(16), 8192, section="HTTP", metavar="BYTES",
+               doc="Longest request target (then 414)."),
+        Option("max_body_size", to_int(0), 16 * 1024 * 1024, section="HTTP", metavar="BYTES",
+               doc="Largest request body (then 413)."),
+        Option("server_revision", to_str, f"netserver/{__version__}", section="HTTP", metavar="TEXT",
+               doc="The Server header (empty: none)."),
+    )
+
+    def post_configure(self) -> None:
+        super().post_configure()
+        self.http = HTTPSettings(self)
+        for line in self.http.dispatch.describe():
+            self.log(3, line)
+
+    def files_for_user(self) -> List[str]:
+        paths = super().files_for_user()
+        if self.http.access_log is not None and self.http.access_log.stream is not None:
+            paths.append(os.path.abspath(self.http.access_log.target))
+        return paths
+
+    def reopen_logs(self) -> None:
+        super().reopen_logs()
+        if self.http.access_log is not None:
+            self.http.access_log.reopen()
+
+    def server_close(self) -> None:
+        super().server_close()
+        http = getattr(self, "http", None)
+        if http is not None and os.getpid() == self._owner_pid:
+            http.close()
+
+    def process_http_request(self, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        """The app when no ``app`` is configured: a page showing the request (Net::Server's demo)."""
+        rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>\n"
+                       for k, v in sorted(environ.items()) if k.isupper())
+        body = (f"<html><head><title>netserver</title></head><body><h1>netserver HTTP</h1>"
+                f"<p>Serve your own application with --app.</p><table>\n{rows}</table></body></html>\n")
+        data = body.encode("utf-8")
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
+                                  ("Content-Length", str(len(data)))])
+        return [data]
+
+
+class HTTP(HTTPMixIn, MultiType):
+    """Net::Server::HTTP: WSGI and CGI over the personality named by ``server_type``."""
+
+    OPTIONS = (
+        Option("server_type", _server_type, ["Fork"], multi=True, section="HTTP", metavar="NAME",
+               doc="Personality the HTTP server runs as (Fork by default); repeat for fallbacks."),
+    )
+
+    @classmethod
+    def available(cls) -> bool:
+        return True
+

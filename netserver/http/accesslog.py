@@ -1,0 +1,190 @@
+"""Apache-style access log lines, from a LogFormat compiled once.
+
+Each ``%`` directive becomes a small function of the request record; a line
+is the join of their results.  Supported: ``%% %a %A %b %B %{X}C %D %{X}e
+%h %H %{X}i %I %l %m %{X}o %O %p %P %q %r %s %>s %<s %t %{fmt}t %T %u %U %v
+%V %X``, with Apache's ``%400a`` / ``%!200a`` status conditions.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from http.cookies import SimpleCookie
+from typing import Any, Callable, Dict, List, Optional
+
+__all__ = ["AccessLog", "Record", "compile_format", "COMMON", "COMBINED"]
+
+COMMON = '%h %l %u %t "%r" %>s %b'
+COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
+
+_DIRECTIVE = re.compile(r"%(!?[0-9,]*)(?:\{([^}]*)\})?([<>]?[a-zA-Z%])")
+
+
+class Record:
+    """What one request leaves for the access log."""
+
+    __slots__ = ("environ", "status", "response_headers", "sent", "head_size", "received", "start",
+                 "end", "request_line", "keep_alive")
+
+    def __init__(self) -> None:
+        self.environ: Dict[str, Any] = {}
+        self.status = 0
+        self.response_headers: List[Any] = []
+        self.sent = 0
+        self.head_size = 0
+        self.received = 0
+        self.start = 0.0
+        self.end = 0.0
+        self.request_line = ""
+        self.keep_alive = False
+
+
+def _header_out(name: str) -> Callable[[Record], str]:
+    lowered = name.lower()
+
+    def value(record: Record) -> str:
+        for key, val in record.response_headers:
+            if key.lower() == lowered:
+                return val
+        return "-"
+    return value
+
+
+def _cookie(name: str) -> Callable[[Record], str]:
+    def value(record: Record) -> str:
+        raw = record.environ.get("HTTP_COOKIE")
+        if not raw:
+            return "-"
+        jar = SimpleCookie()
+        try:
+            jar.load(raw)
+        except Exception:
+            return "-"
+        return jar[name].value if name in jar else "-"
+    return value
+
+
+def _time(fmt: Optional[str]) -> Callable[[Record], str]:
+    pattern = fmt or "%d/%b/%Y:%H:%M:%S %z"
+
+    def value(record: Record) -> str:
+        return "[" + time.strftime(pattern, time.localtime(record.start)) + "]"
+    return value
+
+
+def _dash(text: Optional[str]) -> str:
+    return text if text else "-"
+
+
+_SIMPLE: Dict[str, Callable[[Record], str]] = {
+    "%": lambda r: "%",
+    "a": lambda r: r.environ.get("REMOTE_ADDR", "-"),
+    "A": lambda r: r.environ.get("netserver.local_addr", "-"),
+    "b": lambda r: str(r.sent) if r.sent else "-",
+    "B": lambda r: str(r.sent),
+    "D": lambda r: str(int((r.end - r.start) * 1_000_000)),
+    "f": lambda r: "-",
+    "h": lambda r: r.environ.get("REMOTE_HOST") or r.environ.get("REMOTE_ADDR", "-"),
+    "H": lambda r: r.environ.get("SERVER_PROTOCOL", "-"),
+    "I": lambda r: str(r.received),
+    "l": lambda r: "-",
+    "m": lambda r: r.environ.get("REQUEST_METHOD", "-"),
+    "O": lambda r: str(r.sent + r.head_size),
+    "p": lambda r: str(r.environ.get("SERVER_PORT", "-")),
+    "P": lambda r: str(os.getpid()),
+    "q": lambda r: "?" + r.environ["QUERY_STRING"] if r.environ.get("QUERY_STRING") else "",
+    "r": lambda r: r.request_line,
+    "s": lambda r: str(r.status),
+    "T": lambda r: str(int(r.end - r.start)),
+    "u": lambda r: _dash(r.environ.get("REMOTE_USER")),
+    "U": lambda r: r.environ.get("SCRIPT_NAME", "") + r.environ.get("PATH_INFO", ""),
+    "v": lambda r: r.environ.get("SERVER_NAME", "-"),
+    "V": lambda r: (r.environ.get("HTTP_HOST") or r.environ.get("SERVER_NAME", "-")),
+    "X": lambda r: "+" if r.keep_alive else "-",
+}
+
+
+def _directive(condition: str, argument: Optional[str], letter: str) -> Callable[[Record], str]:
+    key = letter.lstrip("<>")
+    if key == "i":
+        header = "HTTP_" + (argument or "").upper().replace("-", "_")
+        special = {"HTTP_CONTENT_TYPE": "CONTENT_TYPE", "HTTP_CONTENT_LENGTH": "CONTENT_LENGTH"}
+        header = special.get(header, header)
+        func = lambda r: r.environ.get(header) or "-"  # noqa: E731
+    elif key == "e":
+        name = argument or ""
+        func = lambda r: str(r.environ.get(name) or os.environ.get(name) or "-")  # noqa: E731
+    elif key == "o":
+        func = _header_out(argument or "")
+    elif key == "C":
+        func = _cookie(argument or "")
+    elif key == "t":
+        func = _time(argument)
+    elif key == "n":
+        name = argument or ""
+        func = lambda r: str(r.environ.get("netserver.notes", {}).get(name, "-"))  # noqa: E731
+    elif key in _SIMPLE:
+        func = _SIMPLE[key]
+    else:
+        raise ValueError(f"unknown access_log_format directive %{letter}")
+    if not condition:
+        return func
+    negate = condition.startswith("!")
+    statuses = {int(s) for s in condition.lstrip("!").split(",") if s}
+
+    def conditional(record: Record) -> str:
+        return func(record) if (record.status in statuses) != negate else "-"
+    return conditional
+
+
+def compile_format(fmt: str) -> Callable[[Record], str]:
+    """A function turning a :class:`Record` into one log line; ``ValueError`` on a bad directive."""
+    fmt = fmt.replace('\\"', '"')
+    parts: List[Any] = []
+    position = 0
+    for match in _DIRECTIVE.finditer(fmt):
+        if match.start() > position:
+            parts.append(fmt[position:match.start()])
+        parts.append(_directive(*match.groups()))
+        position = match.end()
+    if position < len(fmt):
+        parts.append(fmt[position:])
+    if "%" in "".join(p for p in parts if isinstance(p, str)):
+        raise ValueError(f"malformed access_log_format {fmt!r}")
+
+    def line(record: Record) -> str:
+        return "".join(p if isinstance(p, str) else p(record) for p in parts)
+    return line
+
+
+class AccessLog:
+    """Writes one line per request to a file (opened before privileges are dropped) or stderr."""
+
+    def __init__(self, target: Optional[str], fmt: str):
+        self.format = compile_format(fmt)
+        self.target = target
+        self.stream: Any = None
+        if target and target.upper() not in ("STDERR", "/DEV/STDERR"):
+            self.stream = open(target, "a", encoding="utf-8", errors="replace")
+
+    def write(self, record: Record) -> None:
+        import sys
+
+        stream = self.stream or sys.stderr
+        stream.write(self.format(record) + "\n")
+        stream.flush()
+
+    def reopen(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = open(self.target, "a", encoding="utf-8", errors="replace")
+
+    def fileno(self) -> Optional[int]:
+        return self.stream.fileno() if self.stream is not None else None
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+            self.stream = None

@@ -1,0 +1,189 @@
+"""The HTTP connection: read requests, dispatch them, write responses, keep alive.
+
+One handler serves one connection: persistent and pipelined requests in
+order, ``Expect: 100-continue``, the header timeout (408) and the idle
+timeout (close), and a status with a closed connection for anything the
+parser refuses — never a traceback to the client or a hung worker.
+"""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import time
+import traceback
+from typing import Any, Dict, List, Optional
+
+from .errors import HTTPError
+from .parser import Request, RequestReader
+from .wsgi import Response, build_environ, error_body, run_app
+from .accesslog import Record
+
+__all__ = ["HTTPRequestHandler"]
+
+_RECV = 65536
+
+
+class _Timeout(Exception):
+    pass
+
+
+class HTTPRequestHandler(socketserver.BaseRequestHandler):
+    """Serves HTTP/1.0 and 1.1 on one connection for the HTTP personality."""
+
+    def setup(self) -> None:
+        server = self.server
+        self.http = server.http  # the server's HTTP settings (apps, limits, logs)
+        self.reader = RequestReader(self.http.limits)
+        self.pending: List[Request] = []
+
+    def handle(self) -> None:
+        conn = self.request
+        http = self.http
+        while True:
+            try:
+                request = self._next_request(conn, http)
+            except _Timeout:
+                return
+            except HTTPError as error:
+                self._refuse(conn, error)
+                return
+            except (ConnectionError, OSError):
+                return
+            if request is None:
+                return
+            if not self._serve(conn, request):
+                return
+
+    # -- reading -------------------------------------------------------------
+
+    def _next_request(self, conn: Any, http: Any) -> Optional[Request]:
+        """The next complete request, or None when the client closed between requests."""
+        if self.pending:
+            return self.pending.pop(0)
+        reader = self.reader
+        deadline = None
+        while True:
+            if reader.mid_request:
+                if deadline is None:
+                    deadline = time.monotonic() + http.timeout_header
+                    if reader.current.expect_continue and not reader.current.continued:
+                        reader.current.continued = True
+                        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise HTTPError(408, "request not complete within timeout_header")
+                conn.settimeout(min(remaining, http.timeout_idle))
+            else:
+                conn.settimeout(http.timeout_idle)
+            try:
+                data = conn.recv(_RECV)
+            except socket.timeout:
+                if reader.mid_request:
+                    raise HTTPError(408, "request not complete within timeout_header") from None
+                raise _Timeout() from None
+            if not data:
+                if reader.mid_request:
+                    raise ConnectionError("client closed mid-request")
+                return None
+            done = reader.feed(data)
+            if done:
+                self.pending.extend(done[1:])
+                return done[0]
+
+    def _refuse(self, conn: Any, error: HTTPError) -> None:
+        """Answer a request the server will not serve, then close."""
+        self.server.log(3, f"HTTP {error.status} to {self.client_address!r}: {error.detail}")
+        status, headers, body = error_body(error.status)
+        response = Response(conn, "1.1", False, False, self.http.server_revision)
+        response.start_response(status, headers)
+        try:
+            response.send_whole(body)
+        except OSError:
+            pass
+        if self.http.access_log is not None:
+            record = Record()
+            record.environ = {"REMOTE_ADDR": _peer(self.client_address)}
+            record.status = error.status
+            record.sent = response.sent
+            record.start = record.end = time.time()
+            record.request_line = "-"
+            self.http.access_log.write(record)
+
+    # -- serving -------------------------------------------------------------------
+
+    def _serve(self, conn: Any, request: Request) -> bool:
+        """Run the app for one request; returns whether the connection stays open."""
+        http = self.http
+        started = time.time()
+        target = request.target
+        if target[:1] != b"/":
+            target = _origin_form(target)
+        path, _, query = target.partition(b"?")
+        app, script_name, path_info = http.dispatch(path)
+        body = b"".join(request.body)
+        environ = build_environ(request, self._base_environ(), script_name, path_info, query, body)
+        keep_alive = request.keep_alive and not self.pending_close()
+        response = Response(conn, request.version, request.method == b"HEAD", keep_alive, http.server_revision)
+        try:
+            run_app(app, environ, response)
+        except HTTPError as error:
+            self._app_failed(response, error.status, error.detail)
+        except (ConnectionError, socket.timeout):
+            return False
+        except Exception:
+            self._app_failed(response, 500, traceback.format_exc().rstrip())
+        if http.access_log is not None:
+            record = Record()
+            record.environ = environ
+            record.status = response.code
+            record.response_headers = response.headers
+            record.sent = response.sent
+            record.head_size = response.head_size
+            record.received = len(body)
+            record.start = started
+            record.end = time.time()
+            record.request_line = f"{environ['REQUEST_METHOD']} {environ['REQUEST_URI']} {environ['SERVER_PROTOCOL']}"
+            record.keep_alive = keep_alive and not response.wants_close
+            http.access_log.write(record)
+        return keep_alive and not response.wants_close
+
+    def pending_close(self) -> bool:
+        """Stop keeping connections alive once the server is stopping or the child retiring."""
+        return getattr(self.server, "_retire", False)
+
+    def _app_failed(self, response: Response, status: int, detail: str) -> None:
+        self.server.log(1, f"HTTP {status} for {self.client_address!r}: {detail}")
+        if response.head_sent:
+            response.wants_close = True  # too late for a status: cut the response short
+            return
+        response.status = None
+        response.keep_alive = False
+        line, headers, body = error_body(status)
+        response.start_response(line, headers)
+        response.send_whole(body)
+
+    def _base_environ(self) -> Dict[str, Any]:
+        """The keys that are the same for every request on this connection (computed once)."""
+        base = getattr(self, "_base", None)
+        if base is None:
+            base = self._base = self.http.base_environ(self.request, self.client_address, self.server)
+        return base
+
+
+def _peer(client_address: Any) -> str:
+    if isinstance(client_address, tuple):
+        address = client_address[0]
+        return address[7:] if address.startswith("::ffff:") else address
+    return ""
+
+
+def _origin_form(target: bytes) -> bytes:
+    """``http://host/path?q`` → ``/path?q`` (absolute-form, RFC 9112 3.2.2); ``*`` → ``*``."""
+    if target == b"*":
+        return target
+    rest = target.split(b"://", 1)[1]
+    slash = rest.find(b"/")
+    return rest[slash:] if slash >= 0 else b"/"
+
+

@@ -1,0 +1,261 @@
+"""WSGI (PEP 3333), the Python counterpart of Net::Server's PSGI.
+
+``build_environ`` turns a parsed request into the environ; ``Response``
+is the ``start_response``/``write`` pair and the framing of what the app
+returns (Content-Length when known, chunked on HTTP/1.1, close on HTTP/1.0);
+``FileWrapper`` sends files with ``sendfile`` where it can.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from email.utils import formatdate
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
+from urllib.parse import unquote_to_bytes
+
+from .errors import REASONS, HTTPError
+
+__all__ = ["build_environ", "Response", "FileWrapper", "http_date"]
+
+_BASE_ENVIRON = {
+    "wsgi.version": (1, 0),
+    "wsgi.run_once": False,
+    "SCRIPT_NAME": "",
+}
+
+_date_cache: List[Any] = [0, ""]
+
+
+def http_date() -> str:
+    """The ``Date`` header value, formatted once per second."""
+    now = int(time.time())
+    if now != _date_cache[0]:
+        _date_cache[0] = now
+        _date_cache[1] = formatdate(now, usegmt=True)
+    return _date_cache[1]
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterates in blocks, and lets the server ``sendfile`` a real file."""
+
+    def __init__(self, filelike: Any, blksize: int = 65536):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        read = self.filelike.read
+        while True:
+            block = read(self.blksize)
+            if not block:
+                return
+            yield block
+
+    def fileno(self) -> Optional[int]:
+        try:
+            return self.filelike.fileno()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return None
+
+
+def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: bytes,
+                  query: bytes, body: bytes) -> Dict[str, Any]:
+    """The per-request environ over ``base`` (server-wide keys computed once per connection)."""
+    environ = dict(base)
+    environ["REQUEST_METHOD"] = request.method.decode("latin-1")
+    environ["SCRIPT_NAME"] = script_name
+    environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
+    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
+    environ["REQUEST_URI"] = request.target.decode("latin-1")
+    for name, value in request.headers:
+        key = name.decode("latin-1").upper().replace("-", "_")
+        text = value.decode("latin-1")
+        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
+            environ[key] = text
+            continue
+        key = "HTTP_" + key
+        if key in environ:
+            environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + text
+        else:
+            environ[key] = text
+    environ["wsgi.input"] = io.BytesIO(body)
+    if body and "CONTENT_LENGTH" not in environ:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return environ
+
+
+def _check_header(name: str, value: str) -> None:
+    for text in (name, value):
+        if "\r" in text or "\n" in text or "\0" in text:
+            raise HTTPError(500, f"the application sent a header with CR, LF or NUL: {name!r}")
+
+
+class Response:
+    """``start_response`` and ``write`` for one request, writing to the connection."""
+
+    __slots__ = ("conn", "version", "head_only", "keep_alive", "server_header", "status", "code",
+                 "headers", "head_sent", "chunked", "length", "sent", "head_size", "wants_close")
+
+    def __init__(self, conn: Any, version: str, head_only: bool, keep_alive: bool, server_header: str):
+        self.conn = conn
+        self.version = version
+        self.head_only = head_only
+        self.keep_alive = keep_alive
+        self.server_header = server_header
+        self.status: Optional[str] = None
+        self.code = 0
+        self.headers: List[Tuple[str, str]] = []
+        self.head_sent = False
+        self.chunked = False
+        self.length: Optional[int] = None
+        self.sent = 0
+        self.head_size = 0
+        self.wants_close = False
+
+    def start_response(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable:
+        if exc_info:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise AssertionError("start_response called twice without exc_info")
+        code = int(status[:3])
+        self.status = status
+        self.code = code
+        for name, value in headers:
+            _check_header(name, value)
+        self.headers = headers
+        return self.write
+
+    def _head(self, body_known: Optional[int]) -> bytes:
+        """The status line and headers, with the framing chosen now."""
+        code = self.code
+        no_body = code in (204, 304) or code < 200
+        length = None
+        close = not self.keep_alive
+        lines = [f"HTTP/1.1 {self.status}\r\n"]
+        for name, value in self.headers:
+            lowered = name.lower()
+            if lowered == "content-length":
+                length = int(value)
+                continue
+            elif lowered == "connection":
+                if value.lower() == "close":
+                    close = True
+                continue
+            elif lowered == "transfer-encoding":
+                continue  # the server frames the body itself
+            lines.append(f"{name}: {value}\r\n")
+        if length is None and not no_body:
+            if body_known is not None:
+                length = body_known
+            elif self.version == "1.1":
+                self.chunked = not self.head_only
+                if self.chunked:
+                    lines.append("Transfer-Encoding: chunked\r\n")
+            else:
+                close = True  # HTTP/1.0 without a length: the end of the body is the close
+        if length is not None and not no_body:
+            lines.append(f"Content-Length: {length}\r\n")
+            self.length = length
+        lines.append(f"Date: {http_date()}\r\n")
+        if self.server_header:
+            lines.append(f"Server: {self.server_header}\r\n")
+        if close:
+            lines.append("Connection: close\r\n")
+            self.wants_close = True
+        elif self.version == "1.0":
+            lines.append("Connection: keep-alive\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("latin-1")
+        self.head_size = len(head)
+        self.head_sent = True
+        return head
+
+    def write(self, data: bytes) -> None:
+        """The ``write`` callable (and the body writer): frames ``data`` and sends it."""
+        if self.status is None:
+            raise AssertionError("write() before start_response()")
+        out = b"" if self.head_sent else self._head(None)
+        if data and not self.head_only and self.code not in (204, 304):
+            self.sent += len(data)
+            out += (b"%x\r\n%s\r\n" % (len(data), data)) if self.chunked else data
+        if out:
+            self.conn.sendall(out)
+
+    def send_whole(self, body: bytes) -> None:
+        """The app returned its whole body: one write with a Content-Length."""
+        if self.head_sent:
+            self.write(body)
+            return
+        head = self._head(len(body))
+        if self.head_only or self.code in (204, 304) or self.code < 200:
+            self.conn.sendall(head)
+            return
+        self.sent += len(body)
+        self.conn.sendall(head + body)
+
+    def send_file(self, wrapper: FileWrapper) -> bool:
+        """``sendfile`` a real file when the framing allows; False to fall back to iteration."""
+        fd = wrapper.fileno()
+        if fd is None or self.head_sent or self.head_only or not hasattr(self.conn, "sendfile"):
+            return False
+        try:
+            size = os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR)
+        except OSError:
+            return False
+        declared = next((int(v) for n, v in self.headers if n.lower() == "content-length"), None)
+        if declared is not None and declared != size:
+            return False
+        self.conn.sendall(self._head(size))
+        if type(self.conn).__name__ == "SSLSocket":
+            return self._stream(wrapper)
+        self.sent += self.conn.sendfile(wrapper.filelike, os.lseek(fd, 0, os.SEEK_CUR), size)
+        return True
+
+    def _stream(self, wrapper: FileWrapper) -> bool:
+        for block in wrapper:
+            self.sent += len(block)
+            self.conn.sendall(block)
+        return True
+
+    def finish(self) -> None:
+        """End the body (the last chunk), sending the head if nothing was written."""
+        if not self.head_sent:
+            self.conn.sendall(self._head(0))
+        elif self.chunked:
+            self.conn.sendall(b"0\r\n\r\n")
+
+
+def error_body(status: int, detail: str = "") -> Tuple[str, List[Tuple[str, str]], bytes]:
+    reason = REASONS.get(status, "Error")
+    body = f"<h1>{status} {reason}</h1>\n".encode()
+    return f"{status} {reason}", [("Content-Type", "text/html; charset=utf-8")], body
+
+
+def run_app(app: Callable, environ: Dict[str, Any], response: Response) -> None:
+    """Call a WSGI app and send what it returns; closes the iterable (PEP 3333)."""
+    result: Iterable[bytes] = app(environ, response.start_response)
+    try:
+        if isinstance(result, FileWrapper) and response.status is not None and response.send_file(result):
+            return
+        if isinstance(result, (list, tuple)) and len(result) <= 1 and response.status is not None:
+            response.send_whole(result[0] if result else b"")
+            return
+        for data in result:
+            if data:
+                response.write(data)
+        if response.status is None:
+            raise HTTPError(500, "the application returned without calling start_response")
+        response.finish()
+    finally:
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+
