@@ -94,6 +94,10 @@ class Engine(HookMixIn):
             return  # another process took it, or the peer gave up already
         self.handle_connection(request, client_address)
 
+    def waiting_clients_sockets(self) -> List[Any]:
+        """Listening sockets whose readiness means a client waits for this process (see HTTP keep-alive)."""
+        return []
+
     def accepting(self) -> bool:
         """Whether the loop should take connections now (Fork says no at ``max_servers``)."""
         return True

@@ -434,6 +434,10 @@ class Server(Engine, socketserver.BaseServer):
     def listening(self) -> List[Tuple[Any, Any]]:
         return [(listener.socket, listener) for listener in self.listeners]
 
+    def waiting_clients_sockets(self) -> List[Any]:
+        """One connection at a time here: a client on any stream listener waits for us."""
+        return [listener.socket for listener in self.listeners if listener.stream]
+
     def prepare_to_serve(self) -> None:
         if not self._serving_prepared:
             self.post_bind()

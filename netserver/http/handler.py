@@ -8,6 +8,7 @@ parser refuses — never a traceback to the client or a hung worker.
 
 from __future__ import annotations
 
+import select
 import socket
 import socketserver
 import time
@@ -29,13 +30,33 @@ class _Timeout(Exception):
 
 
 class HTTPRequestHandler(socketserver.BaseRequestHandler):
-    """Serves HTTP/1.0 and 1.1 on one connection for the HTTP personality."""
+    """Serves HTTP/1.0 and 1.1 on one connection for the HTTP personality.
+
+    Where a process serves one connection at a time (PreFork, PreForkSimple,
+    Single), a keep-alive connection gives its process up to queued clients:
+    every ``yield_after`` requests its response says ``Connection: close``
+    if someone is waiting, and it is closed after ``yield_idle`` idle seconds
+    while someone is waiting.
+    """
+
+    yield_after = 100
+    yield_idle = 1.0
 
     def setup(self) -> None:
         server = self.server
         self.http = server.http  # the server's HTTP settings (apps, limits, logs)
         self.reader = RequestReader(self.http.limits)
         self.pending: List[Request] = []
+        self.served = 0
+        self.idle_poll = None
+        waiting = server.waiting_clients_sockets()
+        if waiting:
+            # A process serves one connection at a time: an idle keep-alive connection must not
+            # starve clients queued on the listener (Apache prefork's KeepAliveTimeout problem).
+            self.idle_poll = select.poll()
+            self.idle_poll.register(self.request, select.POLLIN)
+            for sock in waiting:
+                self.idle_poll.register(sock, select.POLLIN)
 
     def handle(self) -> None:
         conn = self.request
@@ -74,6 +95,8 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 if remaining <= 0:
                     raise HTTPError(408, "request not complete within timeout_header")
                 conn.settimeout(min(remaining, http.timeout_idle))
+            elif self.idle_poll is not None and self.served and not _has_pending(conn):
+                self._wait_idle(conn, http.timeout_idle)
             else:
                 conn.settimeout(http.timeout_idle)
             try:
@@ -90,6 +113,31 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             if done:
                 self.pending.extend(done[1:])
                 return done[0]
+
+    def _wait_idle(self, conn: Any, timeout: float) -> None:
+        """Wait for the next request; give the process up if it idles while others queue.
+
+        The connection is closed (it is idle: HTTP allows it) only after
+        ``yield_idle`` seconds without a request while a client waits on a
+        listener, so a client already sending its next request is not cut off.
+        """
+        conn.settimeout(None)
+        fd = conn.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            events = self.idle_poll.poll(max(deadline - time.monotonic(), 0) * 1000)
+            if not events:
+                raise _Timeout()
+            if any(ready == fd for ready, _ in events):
+                return
+            if not select.select([conn], [], [], self.yield_idle)[0]:
+                raise _Timeout()  # idle while another client waits for this process: yield
+            return
+
+    def _clients_waiting(self) -> bool:
+        events = self.idle_poll.poll(0)
+        fd = self.request.fileno()
+        return any(ready != fd for ready, _ in events)
 
     def _refuse(self, conn: Any, error: HTTPError) -> None:
         """Answer a request the server will not serve, then close."""
@@ -115,6 +163,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
     def _serve(self, conn: Any, request: Request) -> bool:
         """Run the app for one request; returns whether the connection stays open."""
         http = self.http
+        self.served += 1
         started = time.time()
         target = request.target
         if target[:1] != b"/":
@@ -124,6 +173,9 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         body = b"".join(request.body)
         environ = build_environ(request, self._base_environ(), script_name, path_info, query, body)
         keep_alive = request.keep_alive and not self.pending_close()
+        if keep_alive and self.idle_poll is not None and self.served % self.yield_after == 0 \
+                and self._clients_waiting():
+            keep_alive = False  # others queue for this process: end this connection cleanly
         response = Response(conn, request.version, request.method == b"HEAD", keep_alive, http.server_revision)
         try:
             run_app(app, environ, response)
@@ -169,6 +221,12 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         if base is None:
             base = self._base = self.http.base_environ(self.request, self.client_address, self.server)
         return base
+
+
+def _has_pending(conn: Any) -> bool:
+    """TLS may hold decrypted bytes the kernel no longer reports as readable."""
+    pending = getattr(conn, "pending", None)
+    return bool(pending and pending())
 
 
 def _peer(client_address: Any) -> str:

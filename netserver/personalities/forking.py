@@ -207,6 +207,9 @@ class ProcessParentMixIn(PersonalityMixIn):
         self.children = ChildTable()
         random.seed()
 
+    def waiting_clients_sockets(self) -> List[Any]:
+        return []  # the accepting loop is elsewhere: a readable listener says nothing about us
+
     def child_prepare(self) -> None:
         """In a new child, before privileges are dropped (reopen what needs the old ids)."""
 

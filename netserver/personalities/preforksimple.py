@@ -14,6 +14,7 @@ import os
 import random
 import select
 import signal
+import socket
 import time
 from typing import Any, List, Optional, Tuple
 
@@ -69,6 +70,9 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     def listening(self) -> List[Tuple[Any, Any]]:
         return []  # the parent never accepts: its loop waits for signals only
+
+    def waiting_clients_sockets(self) -> List[Any]:
+        return [sock for sock, _ in self.accept_targets() if sock.type == socket.SOCK_STREAM]
 
     def accept_targets(self) -> List[Tuple[Any, Any]]:
         if self.is_netserver():

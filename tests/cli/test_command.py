@@ -14,13 +14,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import textwrap
 import time
 
 import pytest
 
-from harness import TIMEOUT, ServerProcess, echo_exchange, python_env, read_all, run_command
+from harness import ROOT, TIMEOUT, ServerProcess, echo_exchange, python_env, read_all, run_command
 
 import netserver
 from netserver.proto.resolve import bindv6only, ipv6_usable
@@ -178,12 +179,18 @@ def test_console_script_behaves_like_python_dash_m():
     if script is None:
         pytest.skip("the netserver console script is not on PATH")
 
-    def run(words):
-        return subprocess.run([script, *words], capture_output=True, text=True, timeout=TIMEOUT,
-                              env=python_env(), stdin=subprocess.DEVNULL)
+    # Compare with `python -m netserver` under the script's own interpreter (same installed extras).
+    with open(script, "rb") as fh:
+        first = fh.readline()
+    interpreter = first[2:].split()[0].decode() if first.startswith(b"#!") else sys.executable
+
+    def run(command):
+        return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT,
+                              env=python_env(), cwd=ROOT, stdin=subprocess.DEVNULL)
 
     for words in (["--version"], ["--help"], ["--port", "70000"], ["Bogus"]):
-        via_script, via_module = run(words), run_command(words)
+        via_script = run([script, *words])
+        via_module = run([interpreter, "-m", "netserver", *words])
         assert (via_script.returncode, via_script.stdout, via_script.stderr) == \
                (via_module.returncode, via_module.stdout, via_module.stderr), words
     with serving(["Single", "--port", "127.0.0.1:0"], script=script) as server:

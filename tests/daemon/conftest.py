@@ -16,22 +16,39 @@ import tempfile
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
+from typing import List
 
 import pytest
 
 from harness import ServerProcess
-from daemontools import group_members, kill_quietly, pid_from_file
+from daemontools import children, group_members, kill_quietly, launch, pid_from_file
 
 if os.geteuid() != 0:
     pytest.skip("the daemon tests need root (pid files, privilege drop, chroot)", allow_module_level=True)
 
 
+def descendants(pid: int) -> List[int]:
+    found, todo = [], [pid]
+    while todo:
+        for child in children(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 @pytest.fixture
 def servers():
-    """``servers.start(args, ...)`` starts a ServerProcess; ``servers.adopt(pid)`` / ``servers.adopt_pid_file(path)``
-    register a daemon that is not the harness's child.  All are killed after the test."""
+    """Start and track server processes; everything is killed after the test.
+
+    ``servers.start(args, ...)``: a ServerProcess (the harness's child).
+    ``servers.launch(args, out_path)``: run a launcher to completion
+    (``--background``); its process group is killed afterwards.
+    ``servers.adopt(pid)`` / ``servers.adopt_pid_file(path)``: a daemon that
+    is not our child, by pid or through its pid file (read at the end).
+    """
     started = []
     strays = []
+    groups = []
     pid_files = []
 
     class Starter:
@@ -42,6 +59,11 @@ def servers():
                 server.wait_ready(bindings)
             return server
 
+        def launch(self, args, out_path, **kwargs):
+            done = launch(args, out_path, **kwargs)
+            groups.append(done.pid)
+            return done
+
         def adopt(self, pid):
             if pid:
                 strays.append(pid)
@@ -49,21 +71,29 @@ def servers():
         def adopt_pid_file(self, path):
             pid_files.append(path)
 
-    yield Starter()
-    for path in pid_files:  # a backgrounded daemon: its pid is in its pid file
-        pid = pid_from_file(path)
-        if pid:
-            strays.append(pid)
-    for pid in strays:
-        for member in [pid, *group_members(pid)]:
-            kill_quietly(member)
-        kill_quietly(pid)
-    for server in started:
-        members = group_members(server.pid)
-        server.stop()
-        print(f"--- log of {' '.join(server.command[1:])} (pid {server.pid}) ---\n{server.log_text()}")
-        for pid in members:
-            kill_quietly(pid)
+    try:
+        yield Starter()
+    finally:
+        for path in pid_files:  # a backgrounded daemon: its pid is in its pid file
+            pid = pid_from_file(path)
+            if pid:
+                strays.append(pid)
+        for pid in strays:
+            if pid > 1 and pid != os.getpid():
+                tree = descendants(pid)
+                kill_quietly(pid)
+                for member in tree:
+                    kill_quietly(member)
+        for pgid in groups:
+            if pgid != os.getpgrp():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pgid, signal.SIGKILL)
+        for server in started:
+            members = group_members(server.pid)
+            server.stop()
+            print(f"--- log of {' '.join(server.command[1:])} (pid {server.pid}) ---\n{server.log_text()}")
+            for pid in members:
+                kill_quietly(pid)
 
 
 @pytest.fixture

@@ -143,6 +143,11 @@ def group_members(pgid: int) -> List[int]:
     return members
 
 
+def live_group_members(pgid: int) -> List[int]:
+    """Members of the process group that are not zombies (an orphan's zombie waits for init)."""
+    return [pid for pid in group_members(pgid) if alive(pid)]
+
+
 def kill_quietly(pid: Optional[int], signum: int = signal.SIGKILL) -> None:
     if not pid or pid <= 1:
         return
@@ -203,7 +208,10 @@ def launch(args: Sequence[str], out_path, timeout: float = TIMEOUT,
         try:
             code = proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            kill_quietly(proc.pid)
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the launcher and whatever it left in its group
+            except ProcessLookupError:
+                pass
             proc.wait(TIMEOUT)
             raise
         out.seek(0)
