@@ -51,15 +51,17 @@ def _gid(group: str) -> grp.struct_group:
         raise PrivilegeError(f"group {group!r}: no such group") from None
 
 
-def plan_identity(user: Optional[str], group: Optional[str]) -> Optional[Identity]:
+def plan_identity(user: Optional[str], group: Optional[str], default_nobody: bool = True) -> Optional[Identity]:
     """Who to become, or None when nothing changes.
 
-    As root: ``user`` defaults to nobody and ``group`` to nobody (or that
-    user's primary group, ``nogroup`` on Debian); ``user root`` with no
-    group keeps root.  As anyone else, naming another user or group is an
-    error.
+    As root: ``user`` defaults to nobody (unless ``default_nobody`` is
+    false) and ``group`` to nobody (or that user's primary group,
+    ``nogroup`` on Debian); ``user root`` with no group keeps root.  As
+    anyone else, naming another user or group is an error.
     """
     root = os.geteuid() == 0
+    if root and user is None and group is None and not default_nobody:
+        return None
     if not root:
         if user is not None and _uid(user).pw_uid != os.geteuid():
             raise PrivilegeError(f"user {user!r}: cannot change user when not started as root")

@@ -268,7 +268,9 @@ class Server(Engine, socketserver.BaseServer):
         self._reverse_lookups = self.access.reverse_lookups
         self._log_connections = self.logger.enabled(3)
         try:
-            self.identity = privileges.plan_identity(config.user, config.group)
+            # Net::Server's nobody default belongs to its flow (run()); a socketserver-style
+            # server keeps the process's identity unless user or group is given.
+            self.identity = privileges.plan_identity(config.user, config.group, default_nobody=self._in_run)
         except privileges.PrivilegeError as exc:
             raise ServerError(str(exc)) from None
         if config.chroot and os.geteuid() != 0:

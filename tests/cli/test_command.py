@@ -329,16 +329,18 @@ def _ids(pid: int):
     return [int(v) for v in fields["Uid"].split()], [int(v) for v in fields["Gid"].split()]
 
 
-@pytest.mark.xfail(os.geteuid() == 0, strict=True,
-                   reason="DIVERGENCE: started as root with no --user the server becomes nobody; Net::Server's "
-                          "code logs 'User Not Defined.  Defaulting to EUID' and keeps it (its POD says nobody)")
-def test_without_user_option_the_server_keeps_its_identity():
-    """Net::Server: 'User Not Defined.  Defaulting to EUID' -- no --user, no change (root stays root)."""
+def test_without_user_option_the_server_serves_as_nobody_when_root():
+    """Net::Server's documented default (issue 4): started as root, no --user, it serves as nobody."""
     with serving(["Single", "--port", "127.0.0.1:0"]) as server:
         assert b"You said" in echo_exchange(("127.0.0.1", server.port))  # past post_bind, in the loop
         uids, gids = _ids(server.pid)
-        assert uids == [os.getuid()] * 4
-        assert gids == [os.getgid()] * 4
+        if os.geteuid() == 0:
+            import pwd
+            nobody = pwd.getpwnam("nobody")
+            assert uids == [nobody.pw_uid] * 4
+        else:
+            assert uids == [os.getuid()] * 4
+            assert gids == [os.getgid()] * 4
 
 
 # ---------------------------------------------------------------------------

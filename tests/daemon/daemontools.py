@@ -108,13 +108,15 @@ def live_children(pid: int) -> List[int]:
 
 
 def status(pid: int) -> Dict[str, List[int]]:
-    """``Uid``, ``Gid`` (all four fields) and ``Groups`` of /proc/PID/status, as ints."""
+    """``Uid``, ``Gid`` (all four fields), ``Groups`` and the capability sets of /proc/PID/status, as ints."""
     found: Dict[str, List[int]] = {}
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
             key, _, value = line.partition(":")
             if key in ("Uid", "Gid", "Groups"):
                 found[key] = [int(v) for v in value.split()]
+            elif key in ("CapPrm", "CapEff", "CapAmb"):
+                found[key] = [int(value.strip(), 16)]
     return found
 
 
@@ -227,7 +229,9 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server (which sets SO_REUSEADDR, as the servers under test do) could bind the port."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

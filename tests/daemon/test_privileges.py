@@ -35,6 +35,8 @@ def assert_identity(pid: int, uid: int, gid: int, groups) -> None:
     assert ids["Uid"] == [uid] * 4, f"pid {pid}: {ids}"
     assert ids["Gid"] == [gid] * 4, f"pid {pid}: {ids}"
     assert sorted(ids["Groups"]) == sorted(groups), f"pid {pid}: {ids}"
+    if uid != 0:  # and no capability survived the change of user
+        assert ids["CapPrm"] == ids["CapEff"] == ids["CapAmb"] == [0], f"pid {pid}: {ids}"
 
 
 def serving_child(server) -> Held:

@@ -462,9 +462,6 @@ print(served_as, os.geteuid())
 """
 
 
-@pytest.mark.xfail(os.geteuid() == 0, strict=True,
-                   reason="BUG: as root, serve_forever() of a socketserver-style server with no 'user' "
-                          "switches the whole process to nobody; socketserver never changes identity (Rule 1)")
 def test_socketserver_style_keeps_the_process_identity(tmp_path):
     """A stdlib-style server changes nobody's uid: the process (root included) stays who it was.
 

@@ -54,7 +54,11 @@ class ServerProcess:
             reader.start()
         self.bindings: List[Tuple[str, object, str]] = []
         if wait:
-            self.wait_ready(bindings)
+            try:
+                self.wait_ready(bindings)
+            except BaseException:
+                self.stop()
+                raise
 
     # -- log following -------------------------------------------------------
 
