@@ -15,7 +15,8 @@ from .udp import UDP
 from .unix import UNIX
 from .unixdgram import UNIXDGRAM
 
-__all__ = ["PROTOCOLS", "BindError", "Listener", "listener_class", "known_protocol", "protocol_options"]
+__all__ = ["PROTOCOLS", "BindError", "Listener", "listener_class", "known_protocol", "protocol_options",
+           "listener_for_socket"]
 
 PROTOCOLS = {
     "tcp": TCP,
@@ -60,3 +61,28 @@ def protocol_options() -> list:
     for cls in PROTOCOLS.values():
         options.extend(cls.__dict__.get("OPTIONS", ()))
     return options
+
+
+def listener_for_socket(sock, config=None) -> Listener:
+    """A listener around a socket bound elsewhere (socketserver-style binding, inherited fds)."""
+    import socket as _socket
+
+    from .resolve import BindTarget
+    from .spec import PortSpec
+
+    stream = sock.type == _socket.SOCK_STREAM
+    if sock.family == _socket.AF_UNIX:
+        cls = UNIX if stream else UNIXDGRAM
+        address = sock.getsockname()
+        address = address.decode() if isinstance(address, bytes) else address
+        spec = PortSpec("*", address or "", cls.proto, "*")
+        v6only = None
+    else:
+        cls = TCP if stream else UDP
+        address = sock.getsockname()
+        ipv = "6" if sock.family == _socket.AF_INET6 else "4"
+        spec = PortSpec(address[0], address[1], cls.proto, ipv)
+        v6only = None
+    listener = cls(BindTarget(sock.family, address, v6only, spec), config)
+    listener.socket = sock
+    return listener

@@ -1,0 +1,52 @@
+"""``http.server``, backed by netserver: the standard servers on compat.socketserver.
+
+    from compat.http_server import ThreadingHTTPServer, SimpleHTTPRequestHandler
+
+``HTTPServer`` and ``ThreadingHTTPServer`` are the standard classes rebuilt
+on :mod:`compat.socketserver` (so they gain netserver's options, access
+control, logging, daemonisation and signals); ``PreForkingHTTPServer`` is
+new.  The request handlers — ``BaseHTTPRequestHandler``,
+``SimpleHTTPRequestHandler``, ``CGIHTTPRequestHandler`` — and every other
+name are the standard module's, unchanged.
+"""
+
+from __future__ import annotations
+
+import http.server as _stdlib
+import socket
+
+from . import socketserver as _socketserver
+
+# Everything the standard module defines, handlers and helpers included.
+globals().update({name: value for name, value in vars(_stdlib).items()
+                  if not name.startswith("__") or name == "__all__"})
+
+__all__ = list(_stdlib.__all__)
+
+
+class HTTPServer(_socketserver.TCPServer):
+    """``http.server.HTTPServer`` on netserver."""
+
+    allow_reuse_address = True
+
+    def server_bind(self) -> None:
+        """Bind, then remember the server's name and port (as the standard class does)."""
+        _socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name = socket.getfqdn(host)
+        self.server_port = port
+
+
+class ThreadingHTTPServer(_socketserver.ThreadingMixIn, HTTPServer):
+    daemon_threads = True
+
+
+class PreForkingHTTPServer(_socketserver.PreForkMixIn, HTTPServer):
+    pass
+
+
+def test(HandlerClass=_stdlib.BaseHTTPRequestHandler, ServerClass=ThreadingHTTPServer, protocol="HTTP/1.0",
+         port=8000, bind=None):
+    """``python -m compat.http_server``: the standard ``test()`` with netserver's server."""
+    return _stdlib.test(HandlerClass, ServerClass, protocol, port, bind)
+
