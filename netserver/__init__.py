@@ -8,6 +8,7 @@ from .handlers import EchoHandler
 from .options import Option, OptionError
 from .personalities.fork import Fork, ForkMixIn
 from .personalities.inet import INET
+from .personalities.multiplex import Multiplex, MultiplexMixIn, MuxEchoHandler, MuxHandler
 from .personalities.multitype import MultiType
 from .personalities.prefork import PreFork, PreForkMixIn
 from .personalities.preforksimple import PreForkSimple, PreForkSimpleMixIn
@@ -22,6 +23,10 @@ __all__ = [
     "ForkMixIn",
     "INET",
     "MultiType",
+    "Multiplex",
+    "MultiplexMixIn",
+    "MuxEchoHandler",
+    "MuxHandler",
     "Option",
     "OptionError",
     "PreFork",

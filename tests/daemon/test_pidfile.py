@@ -141,6 +141,14 @@ def test_second_instance_is_refused_before_binding(servers, tmp_path, mode):
     assert served(echo(first.port))
 
 
+def test_pid_file_in_a_missing_directory_is_refused(tmp_path):
+    done = run_command(["Single", "--user", "root", "--port", "127.0.0.1:0",
+                        "--pid_file", str(tmp_path / "missing" / "server.pid")])
+    assert done.returncode in (1, 2), done.stderr
+    assert "pid_file" in done.stderr and "does not exist" in done.stderr
+    assert "Binding to" not in done.stderr
+
+
 # -- stale files ------------------------------------------------------------------------------
 
 

@@ -254,3 +254,13 @@ def test_certificates_are_reread_on_hup(servers, tls, tmp_path):
     assert served(tls_exchange(server.port, new_ca))
     with pytest.raises(ssl.SSLCertVerificationError):
         tls_exchange(server.port, old_ca)
+
+
+def test_ssl_error_after_the_fork_reaches_the_background_launcher(servers, tls, tmp_path):
+    pid_file = tmp_path / "daemon.pid"
+    servers.adopt_pid_file(pid_file)
+    done = servers.launch(["PreFork", "--background", "--pid_file", str(pid_file)] + LOOPBACK_TLS
+                          + cert_args(tls, key=tls.other_key), tmp_path / "launcher.out")
+    assert done.returncode == 1, done.stdout
+    assert done.stdout.count("does not match") == 1, done.stdout
+    assert "Binding to" not in done.stdout

@@ -99,6 +99,13 @@ def app(environ, start_response):
         return environ["wsgi.file_wrapper"](open(query["path"], "rb"))
     if route == "boom":
         raise RuntimeError("kaboom-" + query.get("tag", "x"))
+    if route == "boom-late":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def failing():
+            yield b"partial"
+            raise RuntimeError("late-failure")
+        return failing()
     if route == "crlf":
         start_response("200 OK", [("Content-Type", "text/plain"),
                                   ("X-Split", "a\r\nSet-Cookie: evil=1")])

@@ -272,32 +272,73 @@ def test_term_kills_children_that_ignore_it_after_stop_timeout(servers, clients,
 
 
 CRASHING = """
+    import time
     import netserver
 
     class Crashing(netserver.PreFork):
+        def pre_fork_hook(self):
+            self.log(2, "forking")
+
         def child_init_hook(self, kind=""):
             raise RuntimeError("child_init_hook fails on purpose")
 
+        def write_to_log_hook(self, level, message):  # a precise clock on every line
+            super().write_to_log_hook(level, "[%.3f] %s" % (time.monotonic(), message))
+
     Crashing.run()
 """
+STAMPED = re.compile(r"\[(\d+\.\d+)\] "
+                     r"(forking|Children are exiting as soon as they start; pausing spawning for (\d+)s)")
+
+
+def crash_loop_events(server):
+    """``(monotonic time, "fork" or "pause", pause seconds)`` for each stamped line so far."""
+    events = []
+    for match in map(STAMPED.search, list(server.lines)):
+        if match:
+            delay = match.group(3)
+            events.append((float(match.group(1)), "pause" if delay else "fork", int(delay or 0)))
+    return events
+
+
+def forks_after(server, moment):
+    return [t for t, kind, _ in crash_loop_events(server) if kind == "fork" and t > moment]
+
+
+def start_crash_loop(servers, write_script):
+    return servers.start([*LOOPBACK, "--min_servers", "2", "--max_servers", "4", "--check_for_spawn", "0.1"],
+                         script=write_script(CRASHING))
 
 
 def test_crash_loop_backs_off_and_the_parent_stays(servers, write_script):
-    script = write_script(CRASHING)
-    started = time.monotonic()
-    server = servers.start([*LOOPBACK, "--min_servers", "2", "--max_servers", "4", "--check_for_spawn", "0.1"],
-                           script=script)
-    server.wait_for(r"exiting as soon as they start.*pausing spawning")
-    # Watch for 3 seconds in all (a bounded observation window, not a synchronisation).
-    assert holds_for(lambda: server.proc.poll() is None, max(0.0, 3.0 - (time.monotonic() - started)))
+    server = start_crash_loop(servers, write_script)
+    # The back-off doubles: a 1s pause, then (children still dying at once) a 2s one.
+    pauses = server.wait_for(r"pausing spawning for (\d+)s", count=2)
+    assert [m.group(1) for m in pauses[:2]] == ["1", "2"], [m.group(0) for m in pauses]
+    second = [t for t, kind, _ in crash_loop_events(server) if kind == "pause"][1]
+    wait_until(lambda: forks_after(server, second), timeout=3.0, what="spawning to resume after the 2s pause")
+    forks = [t for t, kind, _ in crash_loop_events(server) if kind == "fork"]
+    # The spawn rate alone never leaves a gap much over 1s while children are wanted: the 2s pause does.
+    longest = max(b - a for a, b in zip(forks, forks[1:]))
+    assert longest >= 1.8, f"no pause in spawning: longest gap between forks {longest:.2f}s"
+    assert len(forks) <= 20, f"{len(forks)} children forked in a crash loop"
     log = server.log_text()
-    forks = set(re.findall(r"Child (\d+) \(prefork\) exited abnormally", log))
-    assert 5 <= len(forks) <= 20, f"{len(forks)} children forked in 3s"
-    assert len(re.findall(r"Child \d+ died", log)) == len(forks)  # each says why, once
-    assert len(re.findall(r"pausing spawning", log)) <= 3
+    died = set(re.findall(r"Child (\d+) \(prefork\) exited abnormally", log))
+    assert len(died) >= 5 and len(re.findall(r"Child \d+ died", log)) == len(died)  # each says why, once
+    assert server.proc.poll() is None, "the parent died in a crash loop"
     server.signal(signal.SIGTERM)
     assert server.wait_exit() == 0
     assert_group_gone(server)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: the crash back-off is logged when the pause ends, not when it starts "
+                                        "(PreForkSimpleMixIn.spawn returns while paused() before it announces)")
+def test_crash_loop_pause_is_logged_when_it_starts(servers, write_script):
+    server = start_crash_loop(servers, write_script)
+    server.wait_for(r"pausing spawning for 1s")
+    announced = next(t for t, kind, _ in crash_loop_events(server) if kind == "pause")
+    resumed = wait_until(lambda: forks_after(server, announced), timeout=3.0, what="a fork after the pause")[0]
+    assert resumed - announced >= 0.9, f"'pausing spawning for 1s' logged, then a fork {resumed - announced:.2f}s later"
 
 
 PASSTHROUGH = """

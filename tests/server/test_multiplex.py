@@ -1,0 +1,182 @@
+"""Multiplex: one process, thousands of connections, callbacks, buffered writes, back-pressure."""
+
+import os
+import resource
+import socket
+import textwrap
+import time
+
+import pytest
+
+from harness import TIMEOUT, ServerProcess, read_all
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        target = min(wanted, hard) if hard != resource.RLIM_INFINITY else wanted
+        if target < wanted:
+            pytest.skip(f"the fd limit here ({hard}) is below {wanted}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        return int(next(line for line in status if line.startswith("VmRSS")).split()[1])
+
+
+def line_client(port: int):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    return sock, sock.makefile("rb")
+
+
+def test_holds_5000_idle_connections_while_answering_an_active_client():
+    raise_fd_limit(6000)
+    with ServerProcess(["Multiplex", "--port", "127.0.0.1:0", "--user", "root"]) as server:
+        idle = []
+        try:
+            for _ in range(5000):
+                idle.append(socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT))
+            deadline = time.monotonic() + TIMEOUT
+            while len(os.listdir(f"/proc/{server.pid}/fd")) < 5000:  # all accepted by the one process
+                assert time.monotonic() < deadline, "the server did not take the 5000 connections"
+                time.sleep(0.05)
+            sock, rfile = line_client(server.port)
+            with sock:
+                assert rfile.readline().startswith(b'Welcome to "Multiplex"')
+                slowest = 0.0
+                for n in range(200):
+                    started = time.monotonic()
+                    sock.sendall(b"ping %d\n" % n)
+                    assert rfile.readline() == b'Multiplex:%d: You said "ping %d"\r\n' % (server.pid, n)
+                    slowest = max(slowest, time.monotonic() - started)
+                # A responsiveness bound, not a benchmark: each answer comes while 5000 others wait.
+                assert slowest < 1.0, slowest
+            assert idle[-1].recv(64).startswith(b"Welcome")  # the idle ones were greeted too
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_a_client_that_never_reads_costs_memory_not_the_loop(tmp_path):
+    """A peer that floods and never reads is throttled (back-pressure); others are still served."""
+    script = tmp_path / "flood.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        import netserver
+
+        class Big(netserver.MuxHandler):
+            def mux_input(self, data):
+                del data[:]
+                self.write(b"x" * 1048576)   # answers every read with 1 MiB
+
+        netserver.Multiplex.run(Big, port="127.0.0.1:0", user="root")
+    """))
+    with ServerProcess([], script=str(script)) as server:
+        base_kb = rss_kb(server.pid)
+        flooder = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+        flooder.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        try:
+            flooder.settimeout(0.3)
+            stop = time.monotonic() + 2.0  # flood for a bounded time, never reading
+            while time.monotonic() < stop:
+                try:
+                    flooder.sendall(b"y" * 1024)
+                except socket.timeout:
+                    break  # the server stopped reading from us: back-pressure
+            other, _ = line_client(server.port)
+            with other:
+                other.sendall(b"hi\n")
+                assert len(other.recv(65536)) > 0  # served despite the flooder
+            grown = rss_kb(server.pid) - base_kb
+            # Unthrottled, every read of the flood (30+ of them) would buffer another MiB.
+            assert grown < 16_000, f"the server grew by {grown} kB"
+        finally:
+            flooder.close()
+
+
+def test_callbacks_timeouts_and_eof(tmp_path):
+    script = tmp_path / "chat.py"
+    log = tmp_path / "events.log"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        import netserver
+
+        def note(text):
+            with open({str(log)!r}, "a") as f:
+                f.write(text + "\\n")
+
+        class Chat(netserver.MuxHandler):
+            def mux_connection(self):
+                note("connection")
+                self.set_timeout(0.5)
+                self.write(b"hello\\n")
+            def mux_input(self, data):
+                while b"\\n" in data:
+                    line, _, rest = bytes(data).partition(b"\\n")
+                    del data[:len(line) + 1]
+                    self.write(line.upper() + b"\\n")
+            def mux_eof(self, data):
+                note("eof " + bytes(data).decode())
+                self.write(b"bye\\n")
+            def mux_timeout(self):
+                note("timeout")
+                self.write(b"too slow\\n")
+                self.close()
+            def mux_close(self):
+                note("close")
+
+        netserver.Multiplex.run(Chat, port="127.0.0.1:0", user="root")
+    """))
+    with ServerProcess([], script=str(script)) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+        sock.sendall(b"one\ntwo\npartial")
+        sock.shutdown(socket.SHUT_WR)
+        assert read_all(sock) == b"hello\nONE\nTWO\nbye\n"
+        sock.close()
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+        assert read_all(slow) == b"hello\ntoo slow\n"  # set_timeout fired, then the close
+        slow.close()
+        deadline = time.monotonic() + TIMEOUT
+        while log.read_text().count("close") < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        events = log.read_text().split("\n")
+        assert events[:3] == ["connection", "eof partial", "close"]
+        assert events[3:6] == ["connection", "timeout", "close"]
+
+
+def test_udp_and_access_control():
+    with ServerProcess(["Multiplex", "--port", "127.0.0.1:0/udp", "--port", "127.0.0.1:0",
+                        "--cidr_deny", "127.0.0.2/32", "--user", "root"], bindings=2) as server:
+        udp_port = next(p for proto, p, _ in server.bindings if proto == "UDP")
+        tcp_port = next(p for proto, p, _ in server.bindings if proto == "TCP")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.settimeout(TIMEOUT)
+            udp.sendto(b"datagram\n", ("127.0.0.1", udp_port))
+            assert udp.recvfrom(1024)[0] == b'Multiplex:%d: You said "datagram"\r\n' % server.pid
+        denied = socket.socket()
+        denied.bind(("127.0.0.2", 0))
+        denied.settimeout(TIMEOUT)
+        denied.connect(("127.0.0.1", tcp_port))
+        assert read_all(denied) == b""  # closed without a greeting
+        denied.close()
+        server.wait_for(r"Denying connection from \[127\.0\.0\.2\]")
+
+
+def test_refuses_a_stream_handler(tmp_path):
+    script = tmp_path / "wrong.py"
+    script.write_text(textwrap.dedent(f"""
+        import socketserver, sys
+        sys.path.insert(0, {ROOT!r})
+        import netserver
+        netserver.Multiplex.run(socketserver.StreamRequestHandler, port="127.0.0.1:0", user="root")
+    """))
+    server = ServerProcess([], script=str(script), wait=False)
+    with server:
+        assert server.wait_exit() != 0
+        assert "Multiplex serves MuxHandler subclasses" in server.log_text()
