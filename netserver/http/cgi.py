@@ -11,6 +11,7 @@ so no zombie stays behind.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -36,8 +37,9 @@ class CGIApp:
     def environment(self, environ: Dict[str, Any]) -> Dict[str, str]:
         env = {key: os.environ[key] for key in _PASS_THROUGH if key in os.environ}
         for key, value in environ.items():
-            if isinstance(value, str) and (key.isupper()):
+            if isinstance(value, str) and key.isupper():
                 env[key] = value
+        env.pop("HTTP_PROXY", None)  # httpoxy (CVE-2016-5385): a Proxy header must not become the proxy
         env["GATEWAY_INTERFACE"] = "CGI/1.1"
         env["SCRIPT_FILENAME"] = self.path
         env.setdefault("SERVER_SOFTWARE", "netserver")
@@ -56,12 +58,12 @@ class CGIApp:
         try:
             output, errors = proc.communicate(body, timeout=self.timeout)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            _kill_group(proc)
             proc.communicate()
             raise HTTPError(504, f"CGI script {self.path} ran longer than {self.timeout}s") from None
         finally:
             if proc.poll() is None:
-                proc.kill()
+                _kill_group(proc)
                 proc.wait()
         for line in errors.decode("utf-8", "replace").splitlines():
             self.log(1, f"CGI {os.path.basename(self.path)}: {line}")
@@ -111,6 +113,14 @@ class CGIApp:
         if not location and not any(n.lower() == "content-type" for n, _ in headers) and content:
             raise HTTPError(500, f"CGI script {self.path} sent a body without Content-Type")
         return status, headers, content
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """The script and anything it started (it runs in its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
 
 
 def _header_end(output: bytes) -> Tuple[int, int]:

@@ -83,17 +83,22 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         if self.pending:
             return self.pending.pop(0)
         reader = self.reader
+        reader.check()
         deadline = None
         while True:
-            if reader.mid_request:
+            current = reader.current
+            if current is not None and not reader.in_headers:
+                # Head complete, body still coming: each read gets timeout_idle.
+                if current.expect_continue and not current.continued:
+                    current.continued = True
+                    conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                conn.settimeout(http.timeout_idle)
+            elif current is not None:
                 if deadline is None:
                     deadline = time.monotonic() + http.timeout_header
-                    if reader.current.expect_continue and not reader.current.continued:
-                        reader.current.continued = True
-                        conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise HTTPError(408, "request not complete within timeout_header")
+                    raise HTTPError(408, "request head not complete within timeout_header")
                 conn.settimeout(min(remaining, http.timeout_idle))
             elif self.idle_poll is not None and self.served and not _has_pending(conn):
                 self._wait_idle(conn, http.timeout_idle)
@@ -103,7 +108,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 data = conn.recv(_RECV)
             except socket.timeout:
                 if reader.mid_request:
-                    raise HTTPError(408, "request not complete within timeout_header") from None
+                    raise HTTPError(408, "request not complete in time") from None
                 raise _Timeout() from None
             if not data:
                 if reader.mid_request:

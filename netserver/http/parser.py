@@ -77,21 +77,41 @@ class RequestReader:
     # -- the interface -------------------------------------------------------
 
     def feed(self, data: bytes) -> List[Request]:
-        """Parse ``data``; return the requests it completed (possibly several: pipelining)."""
-        if self.in_headers or self.current is None:
-            self.header_size += len(data)
+        """Parse ``data``; return the requests it completed (possibly several: pipelining).
+
+        A request refused after others in the same data completed is
+        reported by the next :meth:`check` (or ``feed``), so the good ones
+        are answered first, in order.
+        """
+        self.check()
+        if self.current is None or self.in_headers:
+            self.raw_head += len(data)
         try:
             self.parser.feed_data(data)
-        except HTTPError:
-            raise
+        except HTTPError as error:
+            self.failure = error
         except httptools.HttpParserUpgrade:
-            raise HTTPError(400, "protocol upgrade is not supported") from None
+            if self.done:
+                self.done.pop()  # the request asking for the upgrade is refused, not served
+            self.failure = HTTPError(400, "protocol upgrade is not supported")
         except httptools.HttpParserError as exc:
-            raise HTTPError(400, f"malformed request: {exc}") from None
-        if self.in_headers and self.header_size > self.limits.max_header_size:
-            raise HTTPError(431, f"header section over {self.limits.max_header_size} bytes")
+            # An HTTPError raised in a callback arrives wrapped by httptools.
+            self.failure = self.failure or HTTPError(400, f"malformed request: {exc}")
+        if self.in_headers and self.raw_head > self.limits.max_header_size and self.failure is None:
+            # A field that never ends is never reported by llhttp: count the raw bytes too.
+            self.failure = HTTPError(431, f"header section over {self.limits.max_header_size} bytes")
         done, self.done = self.done, []
+        if not done:
+            self.check()
         return done
+
+    failure: Optional[HTTPError] = None
+    raw_head = 0
+
+    def check(self) -> None:
+        """Raise the error found in data already fed, if any."""
+        if self.failure is not None:
+            raise self.failure
 
     @property
     def mid_request(self) -> bool:
@@ -100,21 +120,30 @@ class RequestReader:
 
     # -- llhttp callbacks ---------------------------------------------------------
 
+    def _fail(self, status: int, detail: str) -> None:
+        self.failure = HTTPError(status, detail)
+        raise self.failure
+
     def on_message_begin(self) -> None:
         self.current = Request()
         self.in_headers = True
         self.body_size = 0
+        self.header_size = 0
 
     def on_url(self, url: bytes) -> None:
         request = self.current
         request.target += url
+        self.header_size += len(url)
         if len(request.target) > self.limits.max_uri_size:
-            raise HTTPError(414, f"request target over {self.limits.max_uri_size} bytes")
+            self._fail(414, f"request target over {self.limits.max_uri_size} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self.current.headers
         if len(headers) >= self.limits.max_headers:
-            raise HTTPError(431, f"more than {self.limits.max_headers} header fields")
+            self._fail(431, f"more than {self.limits.max_headers} header fields")
+        self.header_size += len(name) + len(value) + 4
+        if self.header_size > self.limits.max_header_size:
+            self._fail(431, f"header section over {self.limits.max_header_size} bytes")
         headers.append((name, value))
 
     def on_headers_complete(self) -> None:
@@ -124,13 +153,17 @@ class RequestReader:
         request.version = parser.get_http_version()
         request.keep_alive = parser.should_keep_alive()
         self.in_headers = False
-        self.header_size = 0
-        self._check(request)
+        self.raw_head = 0
+        try:
+            self._check(request)
+        except HTTPError as error:
+            self.failure = error
+            raise
 
     def on_body(self, body: bytes) -> None:
         self.body_size += len(body)
         if self.body_size > self.limits.max_body_size:
-            raise HTTPError(413, f"request body over {self.limits.max_body_size} bytes")
+            self._fail(413, f"request body over {self.limits.max_body_size} bytes")
         self.current.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -155,6 +188,8 @@ class RequestReader:
                 if value.strip().lower() != b"100-continue":
                     raise HTTPError(417, f"unsupported Expect: {value!r}")
                 request.expect_continue = True
+        if request.version not in ("1.0", "1.1"):
+            raise HTTPError(400, f"HTTP version {request.version} is not served")
         if request.version == "1.1" and host != 1:
             raise HTTPError(400, "HTTP/1.1 needs exactly one Host header")
         if request.version == "1.0" and transfer_encoding:

@@ -72,6 +72,8 @@ def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: by
     environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
     environ["REQUEST_URI"] = request.target.decode("latin-1")
     for name, value in request.headers:
+        if b"_" in name:
+            continue  # 'Content_Length' must not pass for Content-Length (gunicorn and nginx drop these)
         key = name.decode("latin-1").upper().replace("-", "_")
         text = value.decode("latin-1")
         if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
@@ -125,6 +127,7 @@ class Response:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
+        _check_header("status", status)
         code = int(status[:3])
         self.status = status
         self.code = code
@@ -184,6 +187,9 @@ class Response:
             raise AssertionError("write() before start_response()")
         out = b"" if self.head_sent else self._head(None)
         if data and not self.head_only and self.code not in (204, 304):
+            if self.length is not None and self.sent + len(data) > self.length:
+                data = data[:self.length - self.sent]  # never more than the app declared
+                self.wants_close = True
             self.sent += len(data)
             out += (b"%x\r\n%s\r\n" % (len(data), data)) if self.chunked else data
         if out:
@@ -191,8 +197,9 @@ class Response:
 
     def send_whole(self, body: bytes) -> None:
         """The app returned its whole body: one write with a Content-Length."""
-        if self.head_sent:
+        if self.head_sent:  # the app used write() first
             self.write(body)
+            self.finish()
             return
         head = self._head(len(body))
         if self.head_only or self.code in (204, 304) or self.code < 200:
@@ -231,6 +238,9 @@ class Response:
             self.conn.sendall(self._head(0))
         elif self.chunked:
             self.conn.sendall(b"0\r\n\r\n")
+        if self.length is not None and self.sent < self.length and not self.head_only \
+                and self.code not in (204, 304):
+            self.wants_close = True  # fewer bytes than declared: only closing ends the response
 
 
 def error_body(status: int, detail: str = "") -> Tuple[str, List[Tuple[str, str]], bytes]:

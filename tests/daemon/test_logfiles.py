@@ -12,9 +12,12 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
+import time
 
 import pytest
 
+from harness import TIMEOUT
 from daemontools import (
     NOBODY, Held, any_deleted, fd_links, line_pid, lines_matching, live_children, served, status, wait_until,
 )
@@ -134,3 +137,33 @@ def test_no_deleted_log_is_held_open_after_usr1(servers, world_dir, personality)
     links = fd_links(server.pid)
     assert not any_deleted(links.values()), f"ls -l /proc/{server.pid}/fd: {links}"
     assert str(log) in links.values()
+
+
+def test_syslog_socket_opened_before_the_chroot_keeps_working(servers, world_dir):
+    """``--log_file Sys::Syslog`` with a UNIX datagram socket: chrooted children still reach it."""
+    jail = world_dir / "jail"
+    jail.mkdir()
+    address = str(world_dir / "syslog.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as syslog:
+        syslog.bind(address)
+        syslog.settimeout(TIMEOUT)
+        server = servers.start(PREFORK + LOOPBACK + [
+            "--log_file", "Sys::Syslog", "--syslog_logsock", address, "--syslog_ident", "daemontest",
+            "--log_level", "3", "--chroot", str(jail)], wait=False)
+        messages = []
+
+        def receive_until(pattern):
+            deadline = time.monotonic() + TIMEOUT
+            while not any(re.search(pattern, m) for m in messages):
+                syslog.settimeout(max(deadline - time.monotonic(), 0.01))
+                try:
+                    messages.append(syslog.recv(65536).decode("utf-8", "replace"))
+                except socket.timeout:
+                    raise AssertionError(f"no syslog message /{pattern}/ in {messages}") from None
+            return [m for m in messages if re.search(pattern, m)]
+
+        server.port = int(re.search(r"port (\d+)", receive_until(r"Binding to")[0]).group(1))
+        wait_until(lambda: len(live_children(server.pid)) == 2, what="two children")
+        pid = serve_one(server)
+        assert os.readlink(f"/proc/{pid}/root") == str(jail)
+        assert receive_until(rf"daemontest\[{pid}\]: .*CONNECT")

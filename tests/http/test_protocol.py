@@ -129,9 +129,6 @@ def test_pipelined_requests_byte_by_byte(server):
         assert env_of(conn.response())["QUERY_STRING"] == "n=2"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a valid pipelined request is dropped when a later request "
-                                       "in the same read is malformed (parser.py feed() raises before "
-                                       "returning the completed requests)")
 def test_valid_request_before_a_bad_pipelined_one_is_answered(server):
     with Raw(server.port) as conn:
         conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\nGARBAGE\r\n\r\n")
@@ -238,9 +235,6 @@ def test_expect_100_continue_before_body(server):
         assert final.status == 200 and final.body == b"payload"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 100 Continue is only sent when the whole head arrives in "
-                                       "the first read (handler.py _next_request sets the deadline, and "
-                                       "decides about 100, before the Expect header is parsed)")
 def test_expect_100_continue_when_head_arrives_in_pieces(server):
     with Raw(server.port, timeout=2) as conn:
         conn.send(b"POST /echo HTTP/1.1\r\nHost: t\r\n")

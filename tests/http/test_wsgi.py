@@ -119,9 +119,6 @@ def test_mount_prefix_matches_whole_segments(mounted):
     assert response.status == 404 and response.body == b"not found\n"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: header names are mapped to CGI/WSGI keys by replacing '-' "
-                                       "with '_' (wsgi.py build_environ), so 'Content_Length' overwrites "
-                                       "CONTENT_LENGTH, which then disagrees with the body")
 def test_underscore_header_cannot_spoof_content_length(mounted):
     response = request(mounted.port, b"POST /api/env HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
                                      b"Content_Length: 99\r\nConnection: close\r\n\r\nabc")
@@ -147,11 +144,8 @@ def test_write_callable_on_http10(server):
         assert response.status == 200 and response.body == b"written-by-write"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an app that uses write() and returns [] on HTTP/1.1 never gets "
-                                       "the last chunk: wsgi.py run_app takes the send_whole path, whose "
-                                       "head_sent branch writes b'' and returns without Response.finish()")
 def test_write_callable_chunked_on_http11(server):
-    with Raw(server.port, timeout=3) as conn:
+    with Raw(server.port, timeout=1.5) as conn:
         conn.send(b"GET /write HTTP/1.1\r\nHost: t\r\n\r\n")
         response = conn.response()
         assert response.status == 200 and response.body == b"written-by-write"
@@ -260,7 +254,7 @@ def test_status_with_crlf_is_refused(server):
                                        "(wsgi.py Response.write does not enforce the declared length): the "
                                        "excess is read by the client as another response")
 def test_body_longer_than_content_length_is_not_sent(server):
-    with Raw(server.port, timeout=3) as conn:
+    with Raw(server.port, timeout=1.5) as conn:
         conn.send(b"GET /long HTTP/1.1\r\nHost: t\r\n\r\n")
         response = conn.response()
         assert response.body == b"12345"
@@ -276,7 +270,7 @@ def test_body_longer_than_content_length_is_not_sent(server):
                                        "connection open (wsgi.py/handler.py keep it alive), so the client "
                                        "waits for the missing bytes until timeout_idle")
 def test_body_shorter_than_content_length_closes_the_connection(server):
-    with Raw(server.port, timeout=3) as conn:
+    with Raw(server.port, timeout=1.5) as conn:
         conn.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n")
         started = time.monotonic()
         with pytest.raises(EOFError):

@@ -133,6 +133,25 @@ def listening_inode(port: int) -> int:
     return found.pop()
 
 
+def accept_queue(port: int) -> int:
+    """Connections waiting in the kernel's accept queue of the TCP listener on ``port``.
+
+    For a listening socket /proc/net/tcp's rx_queue is the accept backlog: a
+    connection counted here has not been accepted by any process.
+    """
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as fh:
+                rows = fh.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return int(fields[4].split(":")[1], 16)
+    raise AssertionError(f"no listening socket on port {port}")
+
+
 def socket_inodes(pid: int) -> Set[int]:
     """Inodes of the sockets ``pid`` holds open."""
     inodes = set()

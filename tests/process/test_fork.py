@@ -8,7 +8,7 @@ import socket
 
 from harness import echo_exchange
 from proctools import (
-    LOOPBACK, children, complete_reply, exists, greeting_pid, holds_for, live_children, state,
+    LOOPBACK, accept_queue, children, complete_reply, exists, greeting_pid, holds_for, live_children, state,
     wait_until, zombie_children,
 )
 
@@ -34,6 +34,7 @@ def test_max_servers_and_ttin_ttou(servers, clients):
     wait_until(lambda: greeted_count(held) == 2, what="2 connections served")
     assert holds_for(lambda: greeted_count(held) == 2 and len(live_children(server.pid)) == 2, 0.7), \
         "a third connection was served at max_servers 2"
+    assert accept_queue(server.port) == 1, "the third connection waits in the kernel's queue"
 
     server.signal(signal.SIGTTIN)
     server.wait_for(r"Received TTIN, max_servers is now 3")

@@ -19,7 +19,7 @@ import pytest
 
 from harness import TIMEOUT, echo_exchange
 from proctools import (
-    HeldClient, assert_group_gone, complete_reply, greeting_pid, holds_for, live_children, wait_until,
+    HeldClient, accept_queue, assert_group_gone, complete_reply, greeting_pid, holds_for, live_children, wait_until,
 )
 
 import netserver
@@ -228,6 +228,7 @@ def test_thread_mixin_in_process_bounds_concurrency_and_joins_workers(threaded):
     try:
         wait_until(lambda: greeted_count(held) == 2, what="2 connections served")
         assert holds_for(lambda: greeted_count(held) == 2, 0.5), "max_servers=2 served a third connection"
+        assert accept_queue(address[1]) == 1, "the third connection waits in the kernel's queue"
         assert len(set(worker_threads()) - before) == 2
         first = next(c for c in held if c.pid)
         first.finish_checked()

@@ -15,7 +15,8 @@ import signal
 
 from harness import echo_exchange
 from proctools import (
-    LOOPBACK, children, complete_reply, greeting_pid, holds_for, live_children, wait_until, zombie_children,
+    LOOPBACK, accept_queue, children, complete_reply, greeting_pid, holds_for, live_children, wait_until,
+    zombie_children,
 )
 
 FAST = ["--check_for_spawn", "0.1", "--check_for_waiting", "0.5", "--min_child_ttl", "0.2"]
@@ -51,6 +52,7 @@ def test_grows_to_max_servers_and_no_further_then_shrinks(servers, clients):
     # At max_servers: the two extra connections wait in the kernel's queue; no fifth child.
     assert holds_for(lambda: greeted_count(held) == 4 and len(live_children(server.pid)) <= 4, 1.0), \
         (greeted_count(held), live_children(server.pid))
+    assert accept_queue(server.port) == 2, "the extra connections wait in the kernel's queue"
     serving = {client.pid for client in held if client.pid}
     assert len(serving) == 4 and serving <= set(live_children(server.pid))
 

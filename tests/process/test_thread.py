@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import time
 
-from proctools import LOOPBACK, assert_group_gone, holds_for, live_children, wait_until
+from proctools import LOOPBACK, accept_queue, assert_group_gone, holds_for, live_children, wait_until
 
 def greeted_count(held, timeout=0.01):
     return sum(client.greeted(timeout) for client in held)
@@ -18,6 +18,7 @@ def test_max_servers_bounds_the_clients_served_at_once(servers, clients):
     held = [clients(address) for _ in range(3)]
     wait_until(lambda: greeted_count(held) == 2, what="2 connections served")
     assert holds_for(lambda: greeted_count(held) == 2, 0.7), "a third connection was served at max_servers 2"
+    assert accept_queue(server.port) == 1, "the third connection waits in the kernel's queue, not accepted"
     assert {client.pid for client in held if client.pid} == {server.pid}, "served by threads of the server"
     assert not live_children(server.pid)
 

@@ -1,0 +1,102 @@
+"""The Apache-style access log: ``--access_log_file`` and ``--access_log_format``."""
+
+import os
+import re
+import shutil
+
+import pytest
+
+from harness import run_command
+from httpkit import Raw, get, public_dir, request, serve, server_env, wait_until
+
+COMMON_LINE = re.compile(
+    r'^(?P<host>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
+    r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+|-)$')
+
+
+@pytest.fixture
+def log_dir():
+    path = public_dir("netserver-accesslog-")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def read_lines(path, count):
+    def lines():
+        if not os.path.exists(path):
+            return None
+        with open(path) as handle:
+            found = handle.read().splitlines()
+        return found if len(found) >= count else None
+    found = wait_until(lines, timeout=5)
+    assert found, f"fewer than {count} lines in {path}"
+    return found
+
+
+def test_common_format_one_line_per_request(app_dir, log_dir):
+    path = os.path.join(log_dir, "access.log")
+    with serve(["--app", "wsgiapps:app", "--access_log_file", path], app_dir=app_dir) as proc:
+        with Raw(proc.port) as conn:  # several requests on one connection: one line each
+            conn.send(b"GET /index?q=1 HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert conn.response().status == 200
+            conn.send(b"GET /missing HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert conn.response().status == 404
+            conn.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc")
+            assert conn.response().body == b"abc"
+            conn.send(b"HEAD /index HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert conn.response("HEAD").status == 200
+        assert get(proc.port, "/boom").status == 500
+        assert request(proc.port, b"GET / HTTP/1.1\r\n\r\n").status == 400  # refused: no Host
+        lines = read_lines(path, 6)
+    assert len(lines) == 6, lines
+    parsed = [COMMON_LINE.match(line) for line in lines]
+    assert all(parsed), lines
+    # one connection's lines come in order; separate connections (forked) may log in any order
+    parsed = parsed[:4] + sorted(parsed[4:], key=lambda m: m["status"], reverse=True)
+    expected = [
+        ("GET /index?q=1 HTTP/1.1", "200", "6"),
+        ("GET /missing HTTP/1.1", "404", "10"),
+        ("POST /echo HTTP/1.1", "200", "3"),
+        ("HEAD /index HTTP/1.1", "200", "-"),
+        ("GET /boom HTTP/1.1", "500", str(len(b"<h1>500 Internal Server Error</h1>\n"))),
+    ]
+    for match, (req, status, size) in zip(parsed, expected):
+        assert (match["request"], match["status"], match["bytes"]) == (req, status, size), match.string
+        assert match["host"] == "127.0.0.1"
+        assert match["ident"] == "-" and match["user"] == "-"
+    assert parsed[5]["status"] == "400"
+
+
+def test_custom_format(app_dir, log_dir):
+    path = os.path.join(log_dir, "custom.log")
+    fmt = '%h %>s %b "%{User-agent}i" %D %T %{X-Test}e %m %U %q'
+    env = server_env(app_dir)
+    env["X-Test"] = "env-value"
+    from harness import ServerProcess
+
+    command = ["HTTP", "--port", "127.0.0.1:0", "--app", "/mnt=wsgiapps:app",
+               "--access_log_file", path, "--access_log_format", fmt]
+    with ServerProcess(command, env=env) as proc:
+        assert get(proc.port, "/mnt/index?a=1&b=2", headers="User-Agent: agent/9.1\r\n").status == 200
+        assert get(proc.port, "/mnt/missing").status == 404
+        lines = sorted(read_lines(path, 2), key=lambda line: " 404 " in line)  # any order
+    first = re.match(r'^127\.0\.0\.1 200 6 "agent/9\.1" (\d+) (\d+) env-value GET /mnt/index \?a=1&b=2$',
+                     lines[0])
+    assert first, lines[0]
+    microseconds, seconds = int(first[1]), int(first[2])
+    assert 0 <= microseconds < 5_000_000 and seconds == microseconds // 1_000_000
+    assert re.match(r'^127\.0\.0\.1 404 10 "-" \d+ \d+ env-value GET /mnt/missing $', lines[1]), lines[1]
+
+
+def test_stderr_target(app_dir):
+    with serve(["--app", "wsgiapps:app", "--access_log_file", "STDERR"], app_dir=app_dir) as proc:
+        assert get(proc.port, "/index?stderr-target=1").status == 200
+        matches = proc.wait_for(r'"GET /index\?stderr-target=1 HTTP/1\.1" 200 6')
+    assert COMMON_LINE.match(matches[0].string), matches[0].string
+
+
+@pytest.mark.parametrize("fmt", ["%Z", "%{User-agent", "100%"])
+def test_bad_format_is_a_startup_error(fmt):
+    result = run_command(["HTTP", "--port", "127.0.0.1:0", "--access_log_format", fmt])
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "access_log_format" in result.stderr

@@ -1,0 +1,115 @@
+"""HTTPS: the HTTP personality over an ``ssl`` listener (``--port HOST:PORT/ssl``)."""
+
+import http.client
+import json
+import os
+import shutil
+import ssl
+
+import pytest
+
+from httpkit import curl, public_dir, serve
+
+trustme = pytest.importorskip("trustme")
+
+
+@pytest.fixture(scope="module")
+def pki():
+    directory = public_dir("netserver-pki-")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = {"ca": os.path.join(directory, "ca.pem"), "cert": os.path.join(directory, "cert.pem"),
+             "key": os.path.join(directory, "key.pem")}
+    ca.cert_pem.write_to_path(files["ca"])
+    cert.cert_chain_pems[0].write_to_path(files["cert"])
+    cert.private_key_pem.write_to_path(files["key"])
+    for path in files.values():
+        os.chmod(path, 0o644)
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    files["context"] = context
+    yield files
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def https_server(app_dir, pki):
+    args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"]]
+    with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
+        yield proc
+
+
+def test_https_request_sees_https_scheme(https_server, pki):
+    conn = http.client.HTTPSConnection("127.0.0.1", https_server.port, context=pki["context"], timeout=10)
+    try:
+        conn.request("GET", "/env?tls=1")
+        response = conn.getresponse()
+        assert response.status == 200
+        environ = json.loads(response.read())
+        assert environ["wsgi.url_scheme"] == "https"
+        assert environ["HTTPS"] == "on"
+        assert environ["QUERY_STRING"] == "tls=1"
+        assert environ["SERVER_PORT"] == str(https_server.port)
+        # keep-alive over TLS: the same connection serves the next request
+        first_pid = environ["pid"]
+        conn.request("POST", "/env", body=b"over-tls")
+        again = json.loads(conn.getresponse().read())
+        assert again["pid"] == first_pid and again["body"] == "over-tls"
+        conn.request("GET", "/chunked")
+        assert conn.getresponse().read() == b"alpha-beta-gamma"
+    finally:
+        conn.close()
+
+
+def test_https_with_curl(https_server, pki):
+    result = curl("--cacert", pki["ca"], f"https://localhost:{https_server.port}/index")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello\n"
+
+
+def test_https_rejected_without_the_ca(https_server):
+    result = curl(f"https://localhost:{https_server.port}/index")
+    assert result.returncode != 0  # an untrusted certificate: curl refuses, as it should
+    result = curl("--cacert", "/dev/null", "-k", f"https://localhost:{https_server.port}/index")
+    assert result.returncode == 0 and result.stdout == b"hello\n"
+
+
+def test_https_file_wrapper_large_file(https_server, pki):
+    directory = public_dir("netserver-tlsfile-")
+    try:
+        path = os.path.join(directory, "big.bin")
+        data = os.urandom(1 << 20)
+        with open(path, "wb") as out:
+            out.write(data)
+        os.chmod(path, 0o644)
+        conn = http.client.HTTPSConnection("localhost", https_server.port, context=pki["context"], timeout=10)
+        try:
+            conn.request("GET", f"/file?path={path}")
+            response = conn.getresponse()
+            assert response.status == 200
+            assert response.read() == data
+            conn.request("GET", "/index")  # the TLS stream is still in step
+            assert conn.getresponse().read() == b"hello\n"
+        finally:
+            conn.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_plain_and_tls_listeners_side_by_side(app_dir, pki):
+    args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
+            "--port", "127.0.0.1:0/tcp"]
+    with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl", bindings=2) as proc:
+        ports = {proto: port for proto, port, _ in proc.bindings}
+        assert set(ports) == {"SSL", "TCP"}, proc.bindings
+        tls = http.client.HTTPSConnection("127.0.0.1", ports["SSL"], context=pki["context"], timeout=10)
+        plain = http.client.HTTPConnection("127.0.0.1", ports["TCP"], timeout=10)
+        try:
+            tls.request("GET", "/env")
+            assert json.loads(tls.getresponse().read())["wsgi.url_scheme"] == "https"
+            plain.request("GET", "/env")
+            environ = json.loads(plain.getresponse().read())
+            assert environ["wsgi.url_scheme"] == "http" and "HTTPS" not in environ
+        finally:
+            tls.close()
+            plain.close()
