@@ -31,7 +31,9 @@ class ClientInfo:
         self.request = request
         self.listener = listener
         if isinstance(client_address, tuple):
-            self.peeraddr = normalize_address(client_address[0])
+            # The kernel's text is canonical already; only the IPv4-mapped prefix needs going.
+            address = client_address[0]
+            self.peeraddr = address[7:] if address.startswith("::ffff:") and "." in address else address
             self.peerport = client_address[1]
         else:  # UNIX sockets: the peer's path, usually empty
             self.peeraddr = client_address or ""

@@ -105,6 +105,9 @@ class Engine(HookMixIn):
     def prepare_to_serve(self) -> None:
         """Called once as ``serve_forever`` starts, with signals installed."""
 
+    def announce_stopping(self) -> None:
+        """The loop is ending (tell a service manager, say)."""
+
     def end_serving(self) -> None:
         """Called as ``serve_forever`` ends, signals still installed (stop children here)."""
 
@@ -147,6 +150,7 @@ class Engine(HookMixIn):
                                 self._shutdown_request = True
                         self.service_actions()
                 finally:
+                    self.announce_stopping()
                     self.end_serving()
         finally:
             self._shutdown_request = False

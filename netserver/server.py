@@ -20,6 +20,7 @@ import signal
 import socket
 import socketserver
 import sys
+import time
 import traceback
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -31,11 +32,11 @@ from .log import ServerLog
 from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
 from .options.sources import Entry, entries_from_mapping
-from .proto import BindError, Listener, listener_class, protocol_options
+from .proto import BindError, Listener, listener_class, listener_for_socket, protocol_options
 from .proto.resolve import ResolveError, resolve
 from .proto.ssl import handshake
 from .proto.spec import PortSpecError, pad, parse_port
-from . import daemon, privileges, restart
+from . import daemon, privileges, restart, systemd
 
 __all__ = ["Server", "Single", "ServerError"]
 
@@ -110,6 +111,7 @@ class Server(Engine, socketserver.BaseServer):
         self.identity: Optional[privileges.Identity] = None
         self.pid_file: Optional[daemon.PidFile] = None
         self.detacher = daemon.Detacher()
+        self.notifier = systemd.Notifier()
         if server_address is None:
             return
         self.configure_hook()
@@ -336,8 +338,11 @@ class Server(Engine, socketserver.BaseServer):
         inherited, self._inherited_children, self._inherited_state = restart.take_inherited()
         if inherited:
             self.restart_open_hook()
+        self._adopt_activated()
         try:
             for listener in self.listeners:
+                if listener.socket is not None:
+                    continue  # passed in by systemd
                 fds = inherited.get(listener.hup_string())
                 if fds:
                     listener.adopt(fds.pop(0))
@@ -363,6 +368,31 @@ class Server(Engine, socketserver.BaseServer):
                 for fd in fds:
                     os.close(fd)
         self._bound()
+
+    def _adopt_activated(self) -> None:
+        """Use sockets passed by systemd (LISTEN_FDS): those matching a configured port, or all."""
+        passed = systemd.listen_fds()
+        if not passed:
+            return
+        by_address = {}
+        for fd, name in passed:
+            sock = socket.socket(fileno=fd)
+            by_address[(sock.family, sock.type, _address_key(sock.getsockname()))] = (sock, name)
+        configured = self.config.source_of("port").kind != Source.DEFAULT
+        kept: List[Listener] = []
+        for listener in self.listeners if configured else []:
+            target = listener.target
+            match = by_address.pop((target.family, listener.socket_type, _address_key(target.address)), None)
+            if match is not None:
+                listener.socket = match[0]
+                listener.inherited = True
+            kept.append(listener)
+        for sock, name in by_address.values():
+            kept.append(listener_for_socket(sock, self.config))
+        self.listeners = kept
+        for listener in kept:
+            if listener.inherited or listener.socket is not None:
+                self.log(2, f"Binding to {listener.describe()} (passed by systemd, fd {listener.fileno()})")
 
     def _bound(self) -> None:
         first = self.listeners[0]
@@ -445,6 +475,7 @@ class Server(Engine, socketserver.BaseServer):
             self.post_bind()
             self.pre_loop_hook()
         self.detacher.ready()  # a launcher waiting in the foreground may now return
+        self.notifier.ready(f"serving as {self.personality}")
 
     def signals_handled(self) -> List[int]:
         handled = super().signals_handled() + [signal.SIGUSR1]
@@ -459,6 +490,14 @@ class Server(Engine, socketserver.BaseServer):
 
     def reopen_logs(self) -> None:
         self.logger.reopen()
+
+    def announce_stopping(self) -> None:
+        if not self._restart_requested:
+            self.notifier.stopping()
+
+    def service_actions(self) -> None:
+        super().service_actions()
+        self.notifier.tick(time.monotonic())
 
     # -- HUP --------------------------------------------------------------------
 
@@ -481,6 +520,7 @@ class Server(Engine, socketserver.BaseServer):
         self.restart_close_hook()
         self.before_restart()
         self.log(2, "Restarting: re-executing with the listening sockets kept open")
+        self.notifier.reloading()
         try:
             restart.exec_self(((l.fileno(), l.hup_string()) for l in self.listeners),
                               self.restart_children(), self.restart_state())
@@ -635,6 +675,13 @@ class Server(Engine, socketserver.BaseServer):
 
     def fileno(self) -> int:
         return self.socket.fileno()
+
+
+def _address_key(address: Any) -> Any:
+    """Socket addresses compared without IPv6 flow and scope fields."""
+    if isinstance(address, tuple):
+        return address[:2]
+    return address.decode() if isinstance(address, bytes) else address
 
 
 class _ClientStdio:

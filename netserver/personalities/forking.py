@@ -247,6 +247,7 @@ class ProcessParentMixIn(PersonalityMixIn):
 
     def service_actions(self) -> None:
         """Every pass of the parent loop: reap, check for the dead, run dequeue."""
+        super().service_actions()
         self.reap_children()
         now = time.monotonic()
         if now - self._last_dead_check >= self.config.check_for_dead:

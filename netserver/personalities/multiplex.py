@@ -218,6 +218,7 @@ class MultiplexMixIn(PersonalityMixIn):
                         self._expire(time.monotonic())
                         self.service_actions()
                 finally:
+                    self.announce_stopping()
                     for connection in list(self.connections.values()):
                         self.drop(connection)
                     self._mux_selector = None

@@ -73,6 +73,14 @@ class PreForkMixIn(PreForkSimpleMixIn):
             self.retire_children(self._retirable(idle, now, over_max=len(live) > self.limits().max_servers)
                                  [:wanted.retire])
         self.spawn(wanted.spawn, now)
+        status = f"{len(live)} children, {len(idle)} idle, max_servers {self.max_servers_now()}"
+        if status != self._last_status:
+            self._last_status = status
+            notifier = getattr(self, "notifier", None)  # absent over a plain socketserver class
+            if notifier is not None:
+                notifier.status(status)
+
+    _last_status = ""
 
     def _retirable(self, idle: List[Any], now: float, over_max: bool) -> List[Any]:
         """Idle children old enough to retire (any idle child when over ``max_servers``), oldest first."""

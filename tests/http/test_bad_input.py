@@ -168,10 +168,6 @@ def test_header_section_over_limit_sent_in_pieces_gets_431(limited):
     still_serves(limited.port)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a header line that never ends is buffered without limit: "
-                                       "parser.py counts max_header_size in on_header, which httptools "
-                                       "calls only once the field is complete; the client gets 408 at "
-                                       "timeout_header after sending as much as it likes")
 def test_endless_header_line_gets_431(limited):
     """One header line that never ends must not be buffered past max_header_size."""
     with Raw(limited.port) as conn:

@@ -127,9 +127,6 @@ def test_server_environment_does_not_leak_into_cgi(cgi_server):
     assert not any(key.startswith("wsgi.") for key in env)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: httpoxy (CVE-2016-5385 class): a 'Proxy:' request header "
-                                       "becomes HTTP_PROXY in the CGI environment (cgi.py environment() "
-                                       "copies every HTTP_* key)")
 def test_proxy_header_does_not_become_http_proxy(cgi_server):
     env = cgi_env(get(cgi_server.port, "/env", headers="Proxy: http://evil.example:3128/\r\n"))["env"]
     assert "HTTP_PROXY" not in env
@@ -221,9 +218,6 @@ def test_slow_script_is_a_504_and_is_reaped(cgi_server, cgi_dir):
     assert get(cgi_server.port, "/status").status == 404
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: on timeout_cgi only the script's own pid is killed "
-                                       "(cgi.py proc.kill()), not its process group: a shell script's "
-                                       "child keeps the stdout pipe open and communicate() waits for it")
 def test_slow_shell_script_is_a_504_on_time(cgi_server):
     started = time.monotonic()
     with Raw(cgi_server.port, timeout=3) as conn:
