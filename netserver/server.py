@@ -36,7 +36,7 @@ from .proto import BindError, Listener, listener_class, listener_for_socket, pro
 from .proto.resolve import ResolveError, resolve
 from .proto.ssl import handshake
 from .proto.spec import PortSpecError, pad, parse_port
-from . import daemon, privileges, restart, systemd
+from . import daemon, privileges, proxy, restart, systemd
 
 __all__ = ["Server", "Single", "ServerError"]
 
@@ -268,6 +268,8 @@ class Server(Engine, socketserver.BaseServer):
             reverse_lookups=config.reverse_lookups, double_reverse_lookups=config.double_reverse_lookups,
         )
         self._reverse_lookups = self.access.reverse_lookups
+        self._proxy_mode = None if config.proxy_protocol == "off" else config.proxy_protocol
+        self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow)
         self._log_connections = self.logger.enabled(3)
         try:
             # Net::Server's nobody default belongs to its flow (run()); a socketserver-style
@@ -570,6 +572,24 @@ class Server(Engine, socketserver.BaseServer):
         request, client_address = listener.get_request()
         self._current_listener = listener
         return request, client_address
+
+    def handle_connection(self, request: Any, client_address: Any) -> None:
+        """With ``proxy_protocol``, take the client's address from a trusted proxy's header first."""
+        if self._proxy_mode is not None and not isinstance(request, tuple) and isinstance(client_address, tuple):
+            peer = client_address[0]
+            if self._proxy_trusted.check(peer).allowed:
+                try:
+                    named = proxy.read_header(request, self._proxy_mode, self.proxy_timeout)
+                except (proxy.ProxyError, OSError) as exc:
+                    self.log(1, f"Refusing a connection from proxy {peer}: {exc}")
+                    self.shutdown_request(request)
+                    return
+                if named is not None:
+                    client_address = named
+        super().handle_connection(request, client_address)
+
+    _proxy_mode: Optional[str] = None
+    proxy_timeout = 10.0  # seconds a trusted proxy has to send its PROXY header
 
     def run_client_connection(self, listener: Listener) -> None:
         """Accept one request from ``listener`` and take it through socketserver's steps."""

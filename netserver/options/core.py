@@ -130,6 +130,13 @@ OPTIONS = (
            metavar="CIDR", doc="CIDR block(s) the peer must be in; IPv4 and IPv6 may be mixed; repeatable."),
     Option("cidr_deny", _checked(parse_cidr_list), [], multi=True, section="Access control",
            metavar="CIDR", doc="CIDR block(s) refused; checked before any allow rule; repeatable."),
+    # -- behind a load balancer --
+    Option("proxy_protocol", choice("off", "v1", "v2", "auto"), "off", section="Proxy protocol",
+           metavar="off|v1|v2|auto",
+           doc="Expect HAProxy's PROXY header from peers in proxy_allow; its client address is used."),
+    Option("proxy_allow", _checked(parse_cidr_list), ["127.0.0.1/32", "::1/128"], multi=True,
+           section="Proxy protocol", metavar="CIDR",
+           doc="Peers trusted to send PROXY headers; from anyone else no header is honoured."),
     # -- daemon --
     Option("pid_file", to_path, None, section="Daemon", metavar="FILE",
            doc="Write the server's pid here; removed on exit."),

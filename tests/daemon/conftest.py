@@ -23,8 +23,11 @@ import pytest
 from harness import ServerProcess
 from daemontools import children, group_members, kill_quietly, launch, pid_from_file
 
-if os.geteuid() != 0:
-    pytest.skip("the daemon tests need root (pid files, privilege drop, chroot)", allow_module_level=True)
+
+@pytest.fixture(autouse=True)
+def _needs_root():
+    if os.geteuid() != 0:
+        pytest.skip("the daemon tests run as root (privilege drop, chroot, ports below 1024)")
 
 
 def descendants(pid: int) -> List[int]:
@@ -170,13 +173,3 @@ def tls(tmp_path_factory) -> TLSFiles:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(files.password.encode())))
     return files
-
-
-@pytest.fixture
-def reaper():
-    """Pids to SIGKILL after the test (``reaper.append(pid)``)."""
-    pids = []
-    yield pids
-    for pid in pids:
-        with contextlib.suppress(Exception):
-            kill_quietly(pid, signal.SIGKILL)

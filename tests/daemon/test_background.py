@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 
 import pytest
 
-from harness import TIMEOUT
 from daemontools import (
     alive, cmdline, echo, fd_links, free_port, greeting_pid, live_group_members, parent_pid, pid_from_file,
     port_is_free, read_pid_file, served, session_id, wait_until,
@@ -131,7 +131,7 @@ def test_a_crash_after_the_fork_reaches_the_caller(servers, tmp_path, write_scri
 
 @pytest.mark.parametrize("mode", ["background", "setsid", "background+log_file"])
 def test_port_in_use_is_reported_once_by_the_launcher(servers, tmp_path, mode):
-    with __import__("socket").socket() as busy:
+    with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]

@@ -19,7 +19,7 @@ import pytest
 
 from harness import TIMEOUT, run_command
 from daemontools import (
-    alive, dead_pid, echo, free_port, greeting_pid, live_children, pid_from_file, port_is_free,
+    alive, dead_pid, echo, free_port, pid_from_file, port_is_free,
     read_pid_file, served, wait_until, Held,
 )
 

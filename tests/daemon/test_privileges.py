@@ -17,7 +17,7 @@ import pytest
 
 from harness import run_command
 from daemontools import (
-    NOBODY, NOGROUP, Held, alive, echo, greeting_pid, live_children, parent_pid, port_is_free, served,
+    NOBODY, NOGROUP, Held, alive, echo, greeting_pid, parent_pid, port_is_free, served,
     status, wait_until,
 )
 

@@ -8,6 +8,7 @@ with ``server_hostname='localhost'`` and trust only the CA they are given.
 
 from __future__ import annotations
 
+import re
 import shutil
 import signal
 import socket
@@ -192,7 +193,7 @@ def test_ssl_setup_errors_are_clear_and_nothing_is_bound(tls, tmp_path, case):
     make_args, codes, message = ERRORS[case]
     done = run_quietly(["PreFork"] + LOOPBACK_TLS + make_args(tls, tmp_path))
     assert done.returncode in codes, (done.returncode, done.stderr)
-    assert __import__("re").search(message, done.stderr), done.stderr
+    assert re.search(message, done.stderr), done.stderr
     assert "Traceback" not in done.stderr
     assert "Binding to" not in done.stderr
 

@@ -3,6 +3,7 @@
 import os
 import re
 import shutil
+import time
 
 import pytest
 
@@ -93,6 +94,31 @@ def test_stderr_target(app_dir):
         assert get(proc.port, "/index?stderr-target=1").status == 200
         matches = proc.wait_for(r'"GET /index\?stderr-target=1 HTTP/1\.1" 200 6')
     assert COMMON_LINE.match(matches[0].string), matches[0].string
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: access log values are written verbatim (accesslog.py "
+                                       "compile_format): %U decodes %0d%0a into a real line break, so a "
+                                       "client forges log lines; '\"' and non-printables are not escaped "
+                                       "as Apache does (\\\" and \\xhh)")
+def test_log_values_are_escaped(app_dir, log_dir):
+    path = os.path.join(log_dir, "escaped.log")
+    fmt = '%h "%r" %>s "%{User-agent}i" %U'
+    with serve(["--app", "wsgiapps:app", "--access_log_file", path, "--access_log_format", fmt],
+               app_dir=app_dir) as proc:
+        assert request(proc.port, b"GET /x%0d%0aFORGED HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+                       ).status == 404
+        assert get(proc.port, "/index", headers='User-Agent: mark-a" 200 1 "b\r\n').status == 200
+        assert get(proc.port, "/index", headers="User-Agent: high\xff\r\n").status == 200
+        lines = read_lines(path, 3)
+        time.sleep(0.3)
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    assert len(lines) == 3, lines  # one line per request, whatever the client sent
+    assert not any(line.startswith("FORGED") for line in lines)
+    assert all(line.startswith("127.0.0.1 ") for line in lines), lines
+    quoted = next(line for line in lines if "mark-a" in line)
+    assert '"mark-a\\" 200 1 \\"b"' in quoted, quoted  # Apache escapes the quotes
+    assert all(ch.isprintable() for line in lines for ch in line), lines
 
 
 @pytest.mark.parametrize("fmt", ["%Z", "%{User-agent", "100%"])

@@ -113,3 +113,38 @@ def test_plain_and_tls_listeners_side_by_side(app_dir, pki):
         finally:
             tls.close()
             plain.close()
+
+
+def test_silent_tcp_clients_do_not_block_tls(https_server, pki):
+    """The handshake happens where the connection is served, never in the accept loop."""
+    import socket
+    import time
+
+    silent = [socket.create_connection(("127.0.0.1", https_server.port), timeout=5) for _ in range(3)]
+    try:
+        started = time.monotonic()
+        conn = http.client.HTTPSConnection("127.0.0.1", https_server.port, context=pki["context"], timeout=5)
+        try:
+            conn.request("GET", "/index")
+            assert conn.getresponse().read() == b"hello\n"
+        finally:
+            conn.close()
+        assert time.monotonic() - started < 2
+    finally:
+        for sock in silent:
+            sock.close()
+
+
+def test_plain_http_on_the_tls_port_is_dropped(https_server, pki):
+    from httpkit import Raw
+
+    with Raw(https_server.port, timeout=5) as conn:
+        conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert b"hello" not in conn.read_to_eof()  # no plaintext answer
+    conn = http.client.HTTPSConnection("127.0.0.1", https_server.port, context=pki["context"], timeout=5)
+    try:
+        conn.request("GET", "/index")
+        assert conn.getresponse().status == 200
+    finally:
+        conn.close()
+    assert "Traceback" not in https_server.log_text()

@@ -246,6 +246,29 @@ def test_expect_100_continue_when_head_arrives_in_pieces(server):
         assert conn.response().body == b"payload"
 
 
+def test_expect_100_continue_refused_before_the_body(app_dir):
+    """A body over max_body_size is refused on the head alone: no 100, no body sent."""
+    with serve(["--app", "wsgiapps:app", "--max_body_size", "100"], app_dir=app_dir) as proc:
+        with Raw(proc.port) as conn:
+            conn.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n"
+                      b"Expect: 100-continue\r\n\r\n")
+            response = conn.response()
+            assert response.status == 413
+            assert conn.closed()
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: 100 Continue is sent to HTTP/1.0 clients; RFC 9110 10.1.1: a "
+                                       "100-continue expectation in an HTTP/1.0 request MUST be ignored "
+                                       "(parser.py _check sets expect_continue whatever the version)")
+def test_expect_100_continue_ignored_on_http10(server):
+    with Raw(server.port, timeout=3) as conn:
+        conn.send(b"POST /echo HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        time.sleep(0.3)
+        conn.send(b"hello")
+        response = conn.response()
+        assert response.status == 200 and response.body == b"hello"
+
+
 def test_expect_100_continue_with_curl(server):
     started = time.monotonic()
     result = curl("-v", "-H", "Expect: 100-continue", "--data-binary", "curl-body",
@@ -316,6 +339,16 @@ def test_connection_close_is_honoured(server):
         assert response.header("Connection").lower() == "close"
         assert conn.closed()
         assert conn.buffer == b""  # no second response
+
+
+def test_connection_close_from_the_app_is_honoured(server):
+    with Raw(server.port) as conn:
+        conn.send(b"GET /app-close HTTP/1.1\r\nHost: t\r\n\r\nGET /index HTTP/1.1\r\nHost: t\r\n\r\n")
+        response = conn.response()
+        assert response.body == b"bye!\n"
+        assert response.header_all("Connection") == ["close"]
+        assert conn.closed()
+        assert conn.buffer == b""
 
 
 def test_absolute_form_target(server):

@@ -127,6 +127,10 @@ def app(environ, start_response):
     if route == "sleep":
         time.sleep(float(query.get("s", "1")))
         return _text(start_response, "slept\n")
+    if route == "app-close":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5"),
+                                  ("Connection", "close")])
+        return [b"bye!\n"]
     if route == "nocontent":
         start_response("204 No Content", [])
         return []
