@@ -15,7 +15,7 @@ import sys
 from typing import List, Optional, Sequence
 
 from . import __version__
-from .options import OptionError, normalize_template
+from .options import OptionError, normalize_template, parse_argv
 from .options.reference import format_help
 from .personalities import PERSONALITIES, LoadError, canonical_name, load
 from .proto import BindError
@@ -62,6 +62,31 @@ def _bare_key_forms(words: Sequence[str], known: set) -> List[str]:
     return out
 
 
+def _status(words: List[str]) -> int:
+    """``netserver status --pid_file F`` (or ``--scoreboard_file S``): print the live pool."""
+    from .options import Option
+    from .options.validators import to_path
+    from .status import scoreboard_for, status_text
+
+    template = {name: Option(name, to_path) for name in ("pid_file", "scoreboard_file")}
+    try:
+        entries, rest = parse_argv(_bare_key_forms(words, set(template)), template)
+    except OptionError as exc:
+        return _usage_error(str(exc))
+    if rest:
+        return _usage_error(f"unknown option or word {rest[0]!r}")
+    given = {key: template[key].parse(value, source) for key, value, source in entries}
+    try:
+        path = scoreboard_for(given.get("pid_file"), given.get("scoreboard_file"))
+        sys.stdout.write(status_text(path))
+    except ValueError as exc:
+        return _usage_error(str(exc))
+    except OSError as exc:
+        sys.stderr.write(f"netserver: cannot read the scoreboard {exc.filename}: {exc.strerror}\n")
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     sys.exit(run_command(sys.argv[1:] if argv is None else list(argv)))
 
@@ -71,6 +96,8 @@ def run_command(words: List[str]) -> int:
     if "--version" in words:
         sys.stdout.write(f"netserver {__version__}\n")
         return EXIT_OK
+    if words and words[0] == "status":
+        return _status(words[1:])
     name = "MultiType"
     explicit = False
     if words and not words[0].startswith("-") and "=" not in words[0]:
@@ -89,8 +116,6 @@ def run_command(words: List[str]) -> int:
         sys.stdout.write(USAGE + "\n" + format_help(template))
         return EXIT_OK
     words = _bare_key_forms(words, set(template))
-    from .options import parse_argv
-
     try:
         _, rest = parse_argv(words, template)
     except OptionError as exc:

@@ -140,6 +140,8 @@ OPTIONS = (
     # -- daemon --
     Option("pid_file", to_path, None, section="Daemon", metavar="FILE",
            doc="Write the server's pid here; removed on exit."),
+    Option("scoreboard_file", to_path, None, section="Daemon", metavar="FILE",
+           doc="Where PreFork keeps its live pool for 'netserver status' (next to pid_file by default)."),
     Option("chroot", to_existing_dir, None, section="Daemon", metavar="DIR",
            doc="Directory to chroot to after binding."),
     Option("user", to_user, None, section="Daemon", metavar="USER",

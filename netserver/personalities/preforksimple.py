@@ -22,7 +22,7 @@ from ..options import Option
 from ..options.validators import choice, to_int, to_optional_str
 from ..process.children import Exit
 from ..process.pool import CrashBackoff, SpawnThrottle
-from ..process.scoreboard import BUSY, EXITING, IDLE, Scoreboard
+from ..process.scoreboard import EXITING, IDLE, Scoreboard
 from ..process.serialize import SERIALIZERS, NoLock, make_lock
 from ..server import Server
 from ..signals import SignalQueue
@@ -89,11 +89,19 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         for sock, _ in targets:
             sock.setblocking(False)  # children accept until EAGAIN, then wait in epoll
         capacity = max(1024, 4 * self.config.max_servers)
-        self.scoreboard = Scoreboard(capacity)
+        self.scoreboard = Scoreboard(capacity, self.scoreboard_path())
         self._free_slots = list(range(capacity - 1, -1, -1))
         self._lock = make_lock(self._serializer(len(targets)), self.config.lock_file)
         self.log(3, f"Accept serialization: {self._lock.name}")
         self._throttle.grant(self.initial_children())
+
+    def scoreboard_path(self) -> Optional[str]:
+        """``scoreboard_file``, or one next to the pid file, so ``netserver status`` can read it."""
+        config = self.config
+        path = config.get("scoreboard_file")
+        if path is None and config.get("pid_file"):
+            path = config.pid_file + ".scoreboard"
+        return path
 
     def _serializer(self, listeners: int) -> str:
         chosen = self.config.serialize
@@ -160,6 +168,8 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         super().end_serving()
         if not getattr(self, "_restart_requested", False):
             self._lock.close()
+            if self.scoreboard is not None:
+                self.scoreboard.close()
 
     # -- child --------------------------------------------------------------------
 
@@ -213,7 +223,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                 self.reopen_logs()
             if request is None:
                 break
-            board.set_state(slot, BUSY)
+            board.serving(slot, served, _client_text(client_address))
             handle(request, client_address)
             served += 1
             board.count_request(slot, served)
@@ -260,6 +270,12 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         """``max_requests`` plus up to 10% jitter, so a pool never recycles all at once."""
         limit = self.config.max_requests
         return limit + random.randint(0, limit // 10) if limit else 0
+
+
+def _client_text(client_address: Any) -> bytes:
+    if isinstance(client_address, tuple):
+        return f"{client_address[0]}:{client_address[1]}".encode()[:48]
+    return b"unix"
 
 
 class PreForkSimple(PreForkSimpleMixIn, Server):

@@ -61,6 +61,19 @@ def cgi_env(response):
     return json.loads(response.body)
 
 
+def test_unusable_script_is_a_startup_error(cgi_dir):
+    from harness import run_command
+
+    path = os.path.join(cgi_dir, "not-executable.cgi")
+    with open(path, "w") as out:
+        out.write("#!/bin/sh\n")
+    os.chmod(path, 0o644)
+    for target in (path, os.path.join(cgi_dir, "missing.cgi")):
+        result = run_command(["HTTP", "--port", "127.0.0.1:0", "--app", f"/x={target}"])
+        assert result.returncode == 2, (result.returncode, result.stderr)
+        assert "app" in result.stderr and os.path.basename(target) in result.stderr
+
+
 def test_relative_script_served_from_its_directory(cgi_dir):
     with serve(["--app", "./env.cgi"], cwd=cgi_dir) as proc:
         result = cgi_env(get(proc.port, "/env.cgi/extra/path?q=1"))
@@ -130,6 +143,23 @@ def test_server_environment_does_not_leak_into_cgi(cgi_server):
 def test_proxy_header_does_not_become_http_proxy(cgi_server):
     env = cgi_env(get(cgi_server.port, "/env", headers="Proxy: http://evil.example:3128/\r\n"))["env"]
     assert "HTTP_PROXY" not in env
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: dot segments in the request path are neither removed nor refused "
+                                       "(handler.py _serve dispatches the raw path; cgi.py joins PATH_INFO "
+                                       "onto the script directory), so PATH_TRANSLATED points outside it")
+@pytest.mark.parametrize("target", ["/env/../../../../../etc/passwd", "/env/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+                                    "/env/..%2f..%2f..%2f..%2fetc%2fpasswd"])
+def test_dot_segments_cannot_escape_the_script_directory(cgi_server, cgi_dir, target):
+    response = get(cgi_server.port, target)
+    if response.status != 200:
+        assert 400 <= response.status < 500, response  # refusing is fine
+        return
+    env = cgi_env(response)["env"]
+    assert ".." not in env["PATH_INFO"].split("/"), env["PATH_INFO"]
+    translated = env.get("PATH_TRANSLATED")
+    if translated:
+        assert os.path.realpath(translated).startswith(os.path.realpath(cgi_dir) + os.sep), translated
 
 
 def test_status_header(cgi_server):

@@ -118,6 +118,17 @@ def test_pipelined_requests_answered_in_order(server):
         assert conn.buffer == b""
 
 
+def test_many_pipelined_requests_in_one_write(server):
+    count = 200
+    pipeline = b"".join(b"GET /env?n=%d HTTP/1.1\r\nHost: t\r\n\r\n" % i for i in range(count - 1))
+    pipeline += b"GET /env?n=%d HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % (count - 1)
+    with Raw(server.port) as conn:
+        conn.send(pipeline)
+        seen = [env_of(conn.response())["QUERY_STRING"] for _ in range(count)]
+        assert conn.closed()
+    assert seen == [f"n={i}" for i in range(count)]
+
+
 def test_pipelined_requests_byte_by_byte(server):
     pipeline = (b"GET /env?n=1 HTTP/1.1\r\nHost: t\r\n\r\n"
                 b"GET /env?n=2 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import time
 
 import pytest
@@ -198,6 +199,19 @@ def test_file_wrapper_serves_a_large_file_intact(server, big_file, route):
             assert len(body) == len(data) and body == data
     finally:
         conn.close()
+
+
+def test_client_leaving_mid_response_harms_nobody(server, big_file):
+    path, _ = big_file
+    for route in ("file", "file-nolength"):
+        with Raw(server.port) as conn:
+            conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            conn.send(f"GET /{route}?path={path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+            assert conn.readline().startswith(b"HTTP/1.1 200")
+        # closed with most of the megabyte unread
+    assert get(server.port, "/index").body == b"hello\n"
+    time.sleep(0.3)
+    assert "Traceback" not in server.log_text()
 
 
 def test_file_wrapper_head_sends_no_body(server, big_file):

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -225,6 +226,10 @@ def test_quit_lets_connections_in_progress_finish(servers, clients, personality)
     for client in held:
         client.wait_greeted()
     serving = {client.pid for client in held} - {server.pid}
+    if personality == "PreFork":  # the whole pool is up, each child with its QUIT handler installed
+        wait_until(lambda: len(live_children(server.pid)) == 3
+                   and all(signal_caught(pid, signal.SIGQUIT) for pid in live_children(server.pid)),
+                   what="3 children ready")
     server.signal(signal.SIGQUIT)
     if personality != "Single":  # Single acts on the signal once its connection is over
         server.wait_for(r"Received QUIT")
@@ -237,6 +242,39 @@ def test_quit_lets_connections_in_progress_finish(servers, clients, personality)
     assert_group_gone(server)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(address, timeout=TIMEOUT).close()
+
+
+SLOW_CHILD_START = """
+    import os, time
+    import netserver
+
+    # A slow start in the child between fork() and the server's own child set-up (as a library's
+    # at-fork hook can be): a signal sent to the child then must not be lost.
+    os.register_at_fork(after_in_child=lambda: time.sleep(0.5))
+    netserver.PreFork.run()
+"""
+SIGNAL_LOST_BUG = ("BUG: a signal reaching a child between fork() and its handler set-up is lost: the child still "
+                   "has the parent's recording handler (forking.py fork_child forks with signals unblocked), so "
+                   "QUIT/HUP sent to a just-forked child never retire it")
+
+
+@pytest.mark.xfail(strict=True, reason=SIGNAL_LOST_BUG)
+@pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGHUP], ids=["QUIT", "HUP"])
+def test_signal_to_a_child_still_starting_is_not_lost(servers, write_script, signum):
+    server = servers.start([*LOOPBACK, "--min_servers", "2", "--max_servers", "2", *FAST],
+                           script=write_script(SLOW_CHILD_START))
+    starting = wait_until(lambda: len(children(server.pid)) == 2 and children(server.pid), interval=0.005,
+                          what="2 children forked")
+    server.signal(signum)
+    if signum == signal.SIGQUIT:
+        try:
+            assert server.wait_exit(timeout=4) == 0
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"QUIT hangs: children {live_children(server.pid)} never retired") from None
+        assert_group_gone(server)
+    else:
+        server.wait_for(INHERITED)
+        assert_all_gone(starting, timeout=3)  # the old image's children retire once started
 
 
 TERM_IGNORING = """

@@ -1,0 +1,61 @@
+"""``netserver status``: the live pool of a running PreFork/PreForkSimple server.
+
+Reads the file-backed scoreboard (``scoreboard_file``, or the one next to
+``pid_file``) without disturbing the server: each child's pid, state,
+requests served, current or last client and age, and the totals — Apache's
+server-status, for any protocol.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Optional
+
+from .process.scoreboard import BUSY, IDLE, STATE_NAMES, read_scoreboard
+
+__all__ = ["status_text", "scoreboard_for"]
+
+
+def scoreboard_for(pid_file: Optional[str], scoreboard_file: Optional[str]) -> str:
+    if scoreboard_file:
+        return scoreboard_file
+    if pid_file:
+        return pid_file + ".scoreboard"
+    raise ValueError("give --pid_file or --scoreboard_file")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(int(seconds), 0)
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def status_text(path: str, now: Optional[float] = None) -> str:
+    """The status report for the scoreboard at ``path`` (ValueError/OSError if unreadable)."""
+    header, slots = read_scoreboard(path)
+    now = time.time() if now is None else now
+    alive = _alive(header.parent)
+    busy = sum(1 for s in slots if s.state == BUSY)
+    idle = sum(1 for s in slots if s.state == IDLE)
+    served = header.retired_requests + sum(s.requests for s in slots)
+    lines = [
+        f"netserver: parent {header.parent} ({'running' if alive else 'not running'}), "
+        f"up {_duration(now - header.started)}, {len(slots)} children ({busy} busy, {idle} idle), "
+        f"{served} requests served",
+        f"{'pid':>8}  {'state':<9}{'requests':>9}  {'age':>8}  client",
+    ]
+    for slot in sorted(slots, key=lambda s: s.pid):
+        lines.append(f"{slot.pid:>8}  {STATE_NAMES.get(slot.state, '?'):<9}{slot.requests:>9}  "
+                     f"{_duration(now - slot.started):>8}  {slot.client or '-'}")
+    return "\n".join(lines) + "\n"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
