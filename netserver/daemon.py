@@ -56,14 +56,27 @@ class PidFile:
         self.fd: Optional[int] = None
         self.owner: Optional[int] = None
 
-    def acquire(self) -> None:
-        """Lock the file at ``path`` (creating it); refuse if another process holds it."""
+    def acquire(self, inherited: Optional[int] = None) -> None:
+        """Lock the file at ``path``; refuse if another process holds it.
+
+        ``inherited`` is the descriptor a HUP re-exec kept locked: adopted as
+        it is.  A missing file is created whole (pid written, then linked
+        into place), so a reader never finds it empty.
+        """
         directory = os.path.dirname(self.path) or "."
         if not os.path.isdir(directory):
             raise PidFileError(f"pid_file {self.path}: directory {directory} does not exist")
+        if inherited is not None and self._same_file(inherited) and _read_pid(inherited) == str(os.getpid()):
+            self.fd = inherited
+            self.owner = os.getpid()
+            return
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+            except FileNotFoundError:
+                if self._create_locked():
+                    return
+                continue  # someone else created it meanwhile: lock theirs
             except OSError as exc:
                 raise PidFileError(f"pid_file {self.path}: {exc.strerror}") from None
             try:
@@ -85,15 +98,30 @@ class PidFile:
         if previous:
             why = "is not running" if not _pid_alive(previous) else "is alive but does not hold the lock"
             self.log(2, f"Replacing stale pid file {self.path}: pid {previous} {why}")
-        elif os.fstat(fd).st_size == 0 and not self._created_now(fd):
+        else:
             self.log(2, f"Replacing stale pid file {self.path}: it was empty")
         self.fd = fd
+        self.write()
 
-    @staticmethod
-    def _created_now(fd: int) -> bool:
-        import time
-
-        return time.time() - os.fstat(fd).st_mtime < 0.5
+    def _create_locked(self) -> bool:
+        """Create the file with our pid already in it; False if another process won the race."""
+        directory = os.path.dirname(self.path) or "."
+        handle, temp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.write(handle, f"{os.getpid()}\n".encode())
+            os.fchmod(handle, 0o644)
+            try:
+                os.link(temp, self.path)
+            except FileExistsError:
+                os.close(handle)
+                return False
+        finally:
+            os.unlink(temp)
+        os.set_inheritable(handle, False)
+        self.fd = handle
+        self.owner = os.getpid()
+        return True
 
     def _same_file(self, fd: int) -> bool:
         try:

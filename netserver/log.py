@@ -238,6 +238,8 @@ class _FileHandler(logging.FileHandler):
         try:
             new = self._open()
             old, self.stream = self.stream, new
+            if old is not None and _same_file(old.fileno(), 2):
+                os.dup2(new.fileno(), 2)  # a daemon's stderr follows its log file
             if old is not None:
                 try:
                     old.flush()
@@ -245,6 +247,14 @@ class _FileHandler(logging.FileHandler):
                     old.close()
         finally:
             self.release()
+
+
+def _same_file(fd_a: int, fd_b: int) -> bool:
+    try:
+        a, b = os.fstat(fd_a), os.fstat(fd_b)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 class _SysLogHandler(logging.handlers.SysLogHandler):

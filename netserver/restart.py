@@ -28,6 +28,7 @@ CHECK_ENV = "NETSERVER_CHECK_CONFIG"
 SOCKETS_ENV = "NETSERVER_BOUND_SOCKETS"
 CHILDREN_ENV = "NETSERVER_CHILDREN"
 STATE_ENV = "NETSERVER_HUP_STATE"
+PID_FILE_ENV = "NETSERVER_PID_FILE_FD"
 CHECK_TIMEOUT = 60.0
 
 # Captured at import, before anything could chdir or rewrite sys.argv.
@@ -48,7 +49,7 @@ def checking_config() -> bool:
 def check_new_image(timeout: float = CHECK_TIMEOUT) -> Tuple[bool, str]:
     """Run the command line in check mode: ``(True, "")`` or ``(False, why)``."""
     env = dict(os.environ, **{CHECK_ENV: "1"})
-    for key in (SOCKETS_ENV, CHILDREN_ENV, STATE_ENV, "LISTEN_FDS", "LISTEN_PID"):
+    for key in (SOCKETS_ENV, CHILDREN_ENV, STATE_ENV, PID_FILE_ENV, "LISTEN_FDS", "LISTEN_PID"):
         env.pop(key, None)
     try:
         done = subprocess.run(command_line(), executable=sys.executable, env=env, cwd=_START_DIRECTORY,
@@ -63,9 +64,17 @@ def check_new_image(timeout: float = CHECK_TIMEOUT) -> Tuple[bool, str]:
     return False, lines[-1] if lines else f"exit status {done.returncode}"
 
 
-def exec_self(sockets: Iterable[Tuple[int, str]], children: Iterable[int], state: Dict) -> None:
-    """Replace this process image; returns only if ``exec`` failed (raises ``OSError``)."""
+def exec_self(sockets: Iterable[Tuple[int, str]], children: Iterable[int], state: Dict,
+              pid_file_fd: Optional[int] = None) -> None:
+    """Replace this process image; returns only if ``exec`` failed (raises ``OSError``).
+
+    The locked pid file's descriptor crosses the exec too, so no second
+    instance can take the lock while the new image starts.
+    """
     env = dict(os.environ)
+    if pid_file_fd is not None:
+        os.set_inheritable(pid_file_fd, True)
+        env[PID_FILE_ENV] = str(pid_file_fd)
     pairs = []
     for fd, key in sockets:
         os.set_inheritable(fd, True)
@@ -105,3 +114,16 @@ def take_inherited() -> Tuple[Dict[str, List[int]], List[int], Dict]:
 
 def restarting() -> Optional[bool]:
     return SOCKETS_ENV in os.environ
+
+
+def take_pid_file_fd() -> Optional[int]:
+    """The locked pid file descriptor the previous image handed over, if any."""
+    raw = os.environ.pop(PID_FILE_ENV, "")
+    if not raw.isdigit():
+        return None
+    fd = int(raw)
+    try:
+        os.set_inheritable(fd, False)
+    except OSError:
+        return None
+    return fd

@@ -282,11 +282,11 @@ class Server(Engine, socketserver.BaseServer):
         if config.pid_file:
             self.pid_file = daemon.PidFile(config.pid_file, self.log)
             try:
-                self.pid_file.acquire()
+                self.pid_file.acquire(restart.take_pid_file_fd())
             except daemon.PidFileError as exc:
                 raise ServerError(str(exc)) from None
-        if config.background or config.setsid:
-            self.detacher.detach(new_session=config.setsid)
+        if (config.background or config.setsid) and not restart.restarting():
+            self.detacher.detach(new_session=config.setsid)  # a HUP re-exec is already detached
             self._owner_pid = os.getpid()
         if self.pid_file is not None:
             ids = (self.identity.uid, self.identity.gid) if self.identity else (None, None)
@@ -492,6 +492,12 @@ class Server(Engine, socketserver.BaseServer):
 
     def reopen_logs(self) -> None:
         self.logger.reopen()
+        path = self.logger.path
+        if self.identity is not None and os.geteuid() == 0 and path:
+            try:  # the children, already someone else, reopen it after us
+                os.chown(path, self.identity.uid, self.identity.gid)
+            except OSError as exc:
+                self.log(1, f"Could not hand {path} to {self.identity.user}: {exc.strerror}")
 
     def announce_stopping(self) -> None:
         if not self._restart_requested:
@@ -523,13 +529,16 @@ class Server(Engine, socketserver.BaseServer):
         self.before_restart()
         self.log(2, "Restarting: re-executing with the listening sockets kept open")
         self.notifier.reloading()
+        pid_fd = self.pid_file.fd if self.pid_file is not None else None
         try:
             restart.exec_self(((l.fileno(), l.hup_string()) for l in self.listeners),
-                              self.restart_children(), self.restart_state())
+                              self.restart_children(), self.restart_state(), pid_fd)
         except OSError as exc:
             self.log(0, f"Restart failed, still running as before: exec: {exc}")
             for listener in self.listeners:
                 listener.socket.set_inheritable(False)
+            if pid_fd is not None:
+                os.set_inheritable(pid_fd, False)
 
     def before_restart(self) -> None:
         """Personalities tell their children here (the default server has none)."""

@@ -5,7 +5,7 @@
 #
 # Binds 127.0.0.1:PORT (IPv4), log_level 0, in the foreground.  PreFork runs
 # 4..8 children with 2..6 spare, Net::Server's other defaults untouched
-# (max_requests 1000; serialize none with one port on Linux); Fork its
+# (max_requests 1000, serialize flock); Fork its
 # defaults (max_servers 256).  The handler greets nobody: it reads a line on
 # STDIN (the client, as Net::Server arranges) and prints it back (STDOUT is
 # the client, autoflushed); EOF ends the connection.

@@ -134,12 +134,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     def spawn(self, wanted: int, now: float) -> int:
         """Fork up to ``wanted`` pool children, within the spawn rate and crash back-off."""
-        if wanted <= 0 or self._backoff.paused(now):
-            return 0
-        if self._backoff.announce:
+        if self._backoff.announce:  # once per pause, as it starts
             self._backoff.announce = False
             self.log(0, f"Children are exiting as soon as they start; pausing spawning for "
                         f"{self._backoff.delay:.0f}s")
+        if wanted <= 0 or self._backoff.paused(now):
             return 0
         count = self._throttle.allow(wanted, now)
         for _ in range(count):

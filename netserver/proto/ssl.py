@@ -98,6 +98,9 @@ def build_context(config: Any) -> Any:
     password = config.SSL_key_password
     if config.SSL_passwd_cb is not None:
         password = config.SSL_passwd_cb
+    if password is None:
+        def password() -> str:  # never let OpenSSL prompt on a terminal
+            raise ValueError(f"SSL_key_file {key} is encrypted: give SSL_key_password or SSL_passwd_cb")
     try:
         context.load_cert_chain(cert, key, password)
     except ssl.SSLError as exc:

@@ -156,8 +156,6 @@ def test_bad_option_fails_before_forking(servers, tmp_path, bad):
     assert "starting" not in done.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: after HUP the re-exec'd image runs post_configure again "
-                                       "and --background forks a second time: the daemon's pid changes")
 def test_hup_keeps_the_background_daemon_pid(servers, tmp_path):
     port = free_port()
     done, pid_file, log = _launch_daemon(servers, tmp_path, "PreFork", "background+log_file", port)

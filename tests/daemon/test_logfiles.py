@@ -108,8 +108,6 @@ def test_usr1_reopens_the_parent_log(servers, world_dir, personality):
     assert not [line for line in added if line_pid(line) == server.pid], added
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the reopened log file is created root:root 0644, so the "
-                                       "PreFork children (nobody) cannot reopen it and keep writing to F.1")
 def test_usr1_reopens_the_log_in_prefork_children(servers, world_dir):
     log = world_dir / "server.log"
     server = _start_for_rotation(servers, log, "PreFork")
@@ -126,8 +124,6 @@ def test_usr1_reopens_the_log_in_prefork_children(servers, world_dir):
     assert rotated.read_text() == before, "lines went to the rotated file:\n" + rotated.read_text()[len(before):]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: USR1 reopens the log handler but fd 2 (stderr, dup'd onto "
-                                       "the log at start) still points at the rotated file")
 @pytest.mark.parametrize("personality", ["Single", "PreFork"])
 def test_no_deleted_log_is_held_open_after_usr1(servers, world_dir, personality):
     log = world_dir / "server.log"

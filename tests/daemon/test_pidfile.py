@@ -88,8 +88,6 @@ def test_pid_file_is_kept_across_hup_with_the_same_content(servers, tmp_path):
     assert read_pid_file(pid_file) == before
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the pid-file lock is dropped across the HUP exec (fd is "
-                                       "close-on-exec); the new image re-takes it as 'stale'")
 def test_hup_keeps_the_pid_file_locked(servers, tmp_path):
     """The restarted image must not find its own pid file unlocked (another instance could take it)."""
     pid_file = tmp_path / "server.pid"
@@ -231,8 +229,6 @@ def test_pid_file_is_never_seen_partial(servers, tmp_path, mode):
     assert not partial, f"contents seen while starting: {seen}"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: PidFile.acquire() creates the pid file empty (O_CREAT) and "
-                                       "it stays empty until write(), across the --background fork")
 def test_pid_file_is_never_seen_empty(servers, tmp_path):
     """Once the file exists it names the server (an empty pid file is what breaks init scripts)."""
     empty = {}

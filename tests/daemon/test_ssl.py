@@ -209,8 +209,6 @@ def test_encrypted_key_needs_its_password(servers, tls):
     assert served(tls_exchange(server.port, client_context(tls.ca)))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: without SSL_key_password OpenSSL's default callback prompts "
-                                       "'Enter PEM pass phrase:' and the error is a bare 'Invalid argument'")
 def test_encrypted_key_without_password_says_so_and_never_prompts(tls):
     done = run_quietly(["Single"] + LOOPBACK_TLS + cert_args(tls, key=tls.encrypted_key))
     assert done.returncode in (1, 2)

@@ -10,7 +10,6 @@ on the wire.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -18,7 +17,7 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from harness import ROOT, ServerProcess, python_env
+from harness import ServerProcess, python_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT = 10.0
@@ -206,6 +205,16 @@ def get(port: int, path: str = "/", headers: str = "", host: str = "t") -> Respo
     return request(port, data)
 
 
+def log_mark(proc: ServerProcess) -> int:
+    """A position in the server's log, for :func:`log_since`."""
+    return len(proc.log_text().splitlines())
+
+
+def log_since(proc: ServerProcess, mark: int) -> str:
+    """What the server logged after ``log_mark`` returned ``mark``."""
+    return "\n".join(proc.log_text().splitlines()[mark:])
+
+
 def curl(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args],
                           capture_output=True, timeout=timeout + 5)
@@ -252,5 +261,3 @@ def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.05):
             return value
         time.sleep(interval)
 
-
-STATUS_LINE = re.compile(rb"^HTTP/1\.[01] (\d{3}) ")

@@ -6,6 +6,7 @@ processes run as ``nobody`` when the suite runs as root.
 
 import json
 import os
+import random
 import shutil
 import time
 
@@ -21,6 +22,8 @@ out = json.dumps({"env": dict(os.environ), "stdin": body.decode("latin-1"), "cwd
 sys.stdout.write("Content-Type: application/json\r\n\r\n" + out)
 """
 
+SLEEP = f"4.{random.randrange(10 ** 6):06d}"
+
 SCRIPTS = {
     "env.cgi": ENV_SCRIPT,
     "status.cgi": "#!/bin/sh\nprintf 'Status: 404 Not Found\\r\\nContent-Type: text/plain\\r\\n\\r\\nnope\\n'\n",
@@ -32,7 +35,8 @@ SCRIPTS = {
     "stderr.cgi": ("#!/bin/sh\necho cgi-stderr-marker >&2\n"
                    "printf 'Content-Type: text/plain\\r\\n\\r\\nok'\n"),
     "slow-py.cgi": "#!/usr/bin/env python3\nimport time\ntime.sleep(30)\nprint('Content-Type: text/plain\\n\\nlate')\n",
-    "slow-sh.cgi": "#!/bin/sh\nsleep 4.25\nprintf 'Content-Type: text/plain\\r\\n\\r\\nlate'\n",
+    # a duration unique to this run, to find its sleep in /proc whoever else runs tests
+    "slow-sh.cgi": f"#!/bin/sh\nsleep {SLEEP}\nprintf 'Content-Type: text/plain\\r\\n\\r\\nlate'\n",
     "nobody.cgi": "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nid -u\n",
 }
 
@@ -261,7 +265,7 @@ def test_slow_shell_script_is_a_504_on_time(cgi_server):
         if entry.isdigit():
             try:
                 with open(f"/proc/{entry}/cmdline", "rb") as handle:
-                    if handle.read() == b"sleep\x004.25\x00" and proc_state(int(entry))[0] != "Z":
+                    if handle.read() == f"sleep\0{SLEEP}\0".encode() and proc_state(int(entry))[0] != "Z":
                         live_sleeps.append(int(entry))
             except OSError:
                 pass

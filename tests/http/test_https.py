@@ -136,8 +136,9 @@ def test_silent_tcp_clients_do_not_block_tls(https_server, pki):
 
 
 def test_plain_http_on_the_tls_port_is_dropped(https_server, pki):
-    from httpkit import Raw
+    from httpkit import Raw, log_mark, log_since
 
+    mark = log_mark(https_server)
     with Raw(https_server.port, timeout=5) as conn:
         conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
         assert b"hello" not in conn.read_to_eof()  # no plaintext answer
@@ -147,4 +148,4 @@ def test_plain_http_on_the_tls_port_is_dropped(https_server, pki):
         assert conn.getresponse().status == 200
     finally:
         conn.close()
-    assert "Traceback" not in https_server.log_text()
+    assert "Traceback" not in log_since(https_server, mark)

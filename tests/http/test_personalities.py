@@ -3,6 +3,7 @@
 import http.client
 import json
 import threading
+import time
 
 import pytest
 
@@ -74,3 +75,25 @@ def test_concurrent_clients(typed_server):
     for thread in threads:
         thread.join(15)
     assert sorted(results) == [f"n={n}" for n in range(6)]
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: HTTP with --server_type Multiplex binds, then dies with exit 1 "
+                                       "(multiplex.py prepare_to_serve: the handler is not a MuxHandler) "
+                                       "instead of serving or being refused as a bad server_type before binding")
+def test_multiplex_server_type_serves_or_is_refused_before_binding(app_dir):
+    from harness import ServerProcess
+    from httpkit import server_env
+
+    command = ["HTTP", "--port", "127.0.0.1:0", "--app", "wsgiapps:app", "--server_type", "Multiplex"]
+    proc = ServerProcess(command, env=server_env(app_dir), wait=False)
+    try:
+        try:
+            proc.wait_ready()
+        except AssertionError:  # it exited before binding: a configuration error
+            assert proc.proc.wait(5) == 2
+            assert "server_type" in proc.log_text()
+            return
+        time.sleep(0.3)
+        assert get(proc.port, "/index").body == b"hello\n"
+    finally:
+        proc.stop()

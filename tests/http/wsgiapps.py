@@ -9,8 +9,6 @@ on their own.
 
 import json
 import os
-import sys
-import time
 from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
@@ -124,9 +122,6 @@ def app(environ, start_response):
         # Sends more than it declared: the excess must never reach the client as a next response
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return iter([b"12345", b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"])
-    if route == "sleep":
-        time.sleep(float(query.get("s", "1")))
-        return _text(start_response, "slept\n")
     if route == "app-close":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5"),
                                   ("Connection", "close")])
@@ -169,8 +164,3 @@ def api(environ, start_response):
 def other(environ, start_response):
     body = f"other script={environ['SCRIPT_NAME']} path={environ['PATH_INFO']}"
     return _text(start_response, body)
-
-
-def stderr_probe(environ, start_response):
-    sys.stderr.write("probe\n")
-    return _text(start_response, "ok")
