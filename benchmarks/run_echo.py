@@ -291,6 +291,12 @@ def ratio(value: float, base: Optional[float]) -> str:
     return f"{value / base:.2f}×" if base else "–"
 
 
+def per_request(rows: List[dict]) -> str:
+    """Median server CPU time per answered request (process time only, softirq excluded)."""
+    costs = [r["server_cpu"] / 100 * 1e6 / r["rate"] for r in rows if r.get("rate")]
+    return f"{statistics.median(costs):.0f}" if costs else "–"
+
+
 def throughput_tables(results: Dict[str, Dict[str, List[dict]]], args: argparse.Namespace) -> str:
     out = []
     for scenario, clients, lines in SCENARIOS:
@@ -299,8 +305,8 @@ def throughput_tables(results: Dict[str, Dict[str, List[dict]]], args: argparse.
         base, limit = medians.get(BASELINE), medians.get(LIMIT)
         out.append(f"\n### Echo, {scenario} ({args.reps} × {args.duration:g} s; median)\n")
         out.append("| server | requests/s | spread | errors | vs Net::Server PreFork | vs C epoll "
-                   "| server CPU | echoload CPU | softirq | other jobs |")
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+                   "| server CPU | server µs/request | echoload CPU | softirq | other jobs |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, rows in cells.items():
             rates = [r["rate"] for r in rows]
             errors = sum(r["errors"] for r in rows if r["errors"] > 0)
@@ -311,8 +317,8 @@ def throughput_tables(results: Dict[str, Dict[str, List[dict]]], args: argparse.
             label = name + (f" ({', '.join(notes)})" if notes else "")
             out.append(f"| {label} | {medians[name]:.0f} | {min(rates):.0f}–{max(rates):.0f} | "
                        f"{errors}{f' +{failed} failed' if failed else ''} | {ratio(medians[name], base)} | "
-                       f"{ratio(medians[name], limit)} | {cpu['server_cpu']:.0f}% | {cpu['client_cpu']:.0f}% | "
-                       f"{cpu['irq_cpu']:.0f}% | {cpu['other_cpu']:.0f}% |")
+                       f"{ratio(medians[name], limit)} | {cpu['server_cpu']:.0f}% | {per_request(rows)} | "
+                       f"{cpu['client_cpu']:.0f}% | {cpu['irq_cpu']:.0f}% | {cpu['other_cpu']:.0f}% |")
     return "\n".join(out)
 
 
@@ -539,8 +545,11 @@ def machine() -> str:
                 break
     perl = subprocess.run(["perl", "-MNet::Server", "-e", "print $Net::Server::VERSION"],
                           capture_output=True, text=True).stdout if have_net_server() else "not installed"
+    git = ["git", "-C", ROOT]
+    commit = subprocess.run(git + ["rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["status", "--porcelain", "netserver"], capture_output=True, text=True).stdout
     return (f"{os.cpu_count()} CPUs ({model}), Linux {platform.release()}, Python {platform.python_version()}, "
-            f"Net::Server {perl or '?'}")
+            f"Net::Server {perl or '?'}, netserver {commit or '?'}{' (modified)' if dirty.strip() else ''}")
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ unread.
 from __future__ import annotations
 
 import ipaddress
+import select
 import socket
 import struct
 import time
@@ -147,9 +148,12 @@ def read_header(sock: Any, mode: str, timeout: float) -> Address:
                     raise ProxyError("PROXY v1 header not terminated within 107 bytes")
             elif not (V2_SIGNATURE.startswith(head[:12]) or b"PROXY ".startswith(head[:6])):
                 raise ProxyError(f"expected a PROXY header ({mode})")
-            if time.monotonic() >= deadline:  # only part of a header so far
+            # Only part of a header so far: wait for more, or notice the peer closed.
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([sock], [], [], remaining)[0]:
                 raise ProxyError("PROXY header not complete in time")
-            time.sleep(0.005)
+            if len(sock.recv(V2_PEEK, socket.MSG_PEEK)) == len(head):
+                raise ProxyError("connection closed inside the PROXY header")
     except socket.timeout:
         raise ProxyError("PROXY header not received in time") from None
     finally:

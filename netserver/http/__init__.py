@@ -34,6 +34,13 @@ def _app(value: Any) -> Any:
     return value
 
 
+def _http_server_type(value: Any) -> str:
+    name = _server_type(value)
+    if name == "Multiplex":
+        raise ValueError("Multiplex serves MuxHandler callbacks, not the HTTP handler")
+    return name
+
+
 def _access_log_format(value: Any) -> str:
     text = to_str(value)
     compile_format(text)
@@ -84,7 +91,7 @@ class HTTPSettings:
             "wsgi.run_once": False,
             "wsgi.file_wrapper": FileWrapper,
             "SERVER_NAME": (local_host[7:] if local_host.startswith("::ffff:") else local_host) or "localhost",
-            "SERVER_PORT": str(local[1]) if isinstance(local, tuple) else "",
+            "SERVER_PORT": str(local[1]) if isinstance(local, tuple) else ("443" if secure else "80"),
             "SERVER_SOFTWARE": self.server_revision,
             "GATEWAY_INTERFACE": "CGI/1.1",
             "REMOTE_ADDR": remote,
@@ -175,7 +182,7 @@ class HTTP(HTTPMixIn, MultiType):
     """Net::Server::HTTP: WSGI and CGI over the personality named by ``server_type``."""
 
     OPTIONS = (
-        Option("server_type", _server_type, ["Fork"], multi=True, section="HTTP", metavar="NAME",
+        Option("server_type", _http_server_type, ["Fork"], multi=True, section="HTTP", metavar="NAME",
                doc="Personality the HTTP server runs as (Fork by default); repeat for fallbacks."),
     )
 

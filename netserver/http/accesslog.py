@@ -139,6 +139,26 @@ def _directive(condition: str, argument: Optional[str], letter: str) -> Callable
     return conditional
 
 
+def _escape(text: str) -> str:
+    """Apache's ap_escape_logitem: '"' and '\\' backslashed, anything not printable ASCII as \\xhh."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            raw = ch.encode("latin-1") if ord(ch) < 256 else ch.encode("utf-8")
+            out.extend(f"\\x{b:02x}" for b in raw)
+    return "".join(out)
+
+
+def _escaped(func: Callable[[Record], str]) -> Callable[[Record], str]:
+    return lambda record: _escape(func(record))
+
+
 def compile_format(fmt: str) -> Callable[[Record], str]:
     """A function turning a :class:`Record` into one log line; ``ValueError`` on a bad directive."""
     fmt = fmt.replace('\\"', '"')
@@ -147,7 +167,7 @@ def compile_format(fmt: str) -> Callable[[Record], str]:
     for match in _DIRECTIVE.finditer(fmt):
         if match.start() > position:
             parts.append(fmt[position:match.start()])
-        parts.append(_directive(*match.groups()))
+        parts.append(_escaped(_directive(*match.groups())))
         position = match.end()
     if position < len(fmt):
         parts.append(fmt[position:])

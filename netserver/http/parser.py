@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import List, Optional, Tuple
 
 import httptools
+from urllib.parse import unquote_to_bytes
 
 from .errors import HTTPError
 
@@ -184,7 +185,7 @@ class RequestReader:
                 request.chunked = True
             elif lowered == b"content-length":
                 request.content_length = int(value)
-            elif lowered == b"expect":
+            elif lowered == b"expect" and request.version == "1.1":  # ignored on 1.0 (RFC 9110 10.1.1)
                 if value.strip().lower() != b"100-continue":
                     raise HTTPError(417, f"unsupported Expect: {value!r}")
                 request.expect_continue = True
@@ -195,6 +196,11 @@ class RequestReader:
         if request.version == "1.0" and transfer_encoding:
             raise HTTPError(400, "Transfer-Encoding on HTTP/1.0 (RFC 9112 6.1)")
         target = request.target
+        path = target.split(b"?", 1)[0]
+        if b"." in path or b"%" in path:  # the common path has neither: skip the decoding
+            segments = unquote_to_bytes(path).split(b"/")
+            if b".." in segments or b"." in segments:
+                raise HTTPError(400, "dot segments in the request path")
         if target.startswith(b"//"):
             raise HTTPError(400, "request target starts with //")
         if not (target.startswith(b"/") or target == b"*" or target[:7].lower() == b"http://"

@@ -49,9 +49,12 @@ class ForkMixIn(ProcessParentMixIn):
     def _handle_request_noblock(self) -> None:
         self.serve_from(self.listening()[0][1])
 
-    def _serve_in_child(self, request: Any, client_address: Any) -> None:
+    def child_prepare(self) -> None:
+        super().child_prepare()
         for sig in (signal.SIGHUP, signal.SIGQUIT):  # this connection is finished whatever happens
             signal.signal(sig, signal.SIG_IGN)
+
+    def _serve_in_child(self, request: Any, client_address: Any) -> None:
         reply_socket = request[1] if isinstance(request, tuple) else None
         for sock, _ in self.listening():
             if sock is not reply_socket:  # a datagram is answered on the socket it came in on

@@ -33,6 +33,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 
 _PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2")
+_CHILD_SIGNALS = {signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
 
 
 class ProcessParentMixIn(PersonalityMixIn):
@@ -165,18 +166,24 @@ class ProcessParentMixIn(PersonalityMixIn):
     def fork_child(self, kind: str, body: Callable[[], Any], slot: Optional[int] = None) -> Optional[int]:
         """Fork a child that runs ``body`` and exits; returns its pid in the parent."""
         self.pre_fork_hook()
+        # Signals wait until the child has its own handlers: a QUIT or HUP sent to a child
+        # that is still starting must retire it, not vanish into the parent's handler.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _CHILD_SIGNALS)
         try:
             pid = os.fork()
         except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
             self.log(0, f"Could not fork a {kind} child: {exc}")
             return None
         if pid:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
             self.children.add(Child(pid, kind, slot))
             return pid
         code = EXIT_ERROR
         try:
             self._become_child()
             self.child_prepare()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
             if self.is_netserver():
                 self.drop_privileges()
             self.child_init_hook("dequeue" if kind == "dequeue" else "")

@@ -10,20 +10,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 pytest.importorskip("httptools")
 
-from httpkit import make_app_dir, public_dir, serve  # noqa: E402
+from httpkit import make_app_dir, serve  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def app_dir():
     path = make_app_dir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def pubdir():
-    """A per-test directory the serving processes (``nobody``) can read."""
-    path = public_dir()
     yield path
     shutil.rmtree(path, ignore_errors=True)
 

@@ -96,10 +96,6 @@ def test_stderr_target(app_dir):
     assert COMMON_LINE.match(matches[0].string), matches[0].string
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: access log values are written verbatim (accesslog.py "
-                                       "compile_format): %U decodes %0d%0a into a real line break, so a "
-                                       "client forges log lines; '\"' and non-printables are not escaped "
-                                       "as Apache does (\\\" and \\xhh)")
 def test_log_values_are_escaped(app_dir, log_dir):
     path = os.path.join(log_dir, "escaped.log")
     fmt = '%h "%r" %>s "%{User-agent}i" %U'

@@ -149,9 +149,6 @@ def test_proxy_header_does_not_become_http_proxy(cgi_server):
     assert "HTTP_PROXY" not in env
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: dot segments in the request path are neither removed nor refused "
-                                       "(handler.py _serve dispatches the raw path; cgi.py joins PATH_INFO "
-                                       "onto the script directory), so PATH_TRANSLATED points outside it")
 @pytest.mark.parametrize("target", ["/env/../../../../../etc/passwd", "/env/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
                                     "/env/..%2f..%2f..%2f..%2fetc%2fpasswd"])
 def test_dot_segments_cannot_escape_the_script_directory(cgi_server, cgi_dir, target):

@@ -77,9 +77,6 @@ def test_concurrent_clients(typed_server):
     assert sorted(results) == [f"n={n}" for n in range(6)]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: HTTP with --server_type Multiplex binds, then dies with exit 1 "
-                                       "(multiplex.py prepare_to_serve: the handler is not a MuxHandler) "
-                                       "instead of serving or being refused as a bad server_type before binding")
 def test_multiplex_server_type_serves_or_is_refused_before_binding(app_dir):
     from harness import ServerProcess
     from httpkit import server_env

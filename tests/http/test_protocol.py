@@ -268,9 +268,6 @@ def test_expect_100_continue_refused_before_the_body(app_dir):
             assert conn.closed()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 100 Continue is sent to HTTP/1.0 clients; RFC 9110 10.1.1: a "
-                                       "100-continue expectation in an HTTP/1.0 request MUST be ignored "
-                                       "(parser.py _check sets expect_continue whatever the version)")
 def test_expect_100_continue_ignored_on_http10(server):
     with Raw(server.port, timeout=3) as conn:
         conn.send(b"POST /echo HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")

@@ -326,9 +326,6 @@ def test_unimportable_app_is_a_startup_error(app_dir):
     assert re.search(r"\bapp\b", result.stderr), result.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: on a UNIX-socket listener SERVER_PORT is '' (http/__init__.py "
-                                       "HTTPSettings.base_environ), but PEP 3333 requires SERVER_NAME and "
-                                       "SERVER_PORT to be non-empty strings")
 def test_unix_socket_listener_environ(app_dir):
     import subprocess
 
