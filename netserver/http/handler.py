@@ -103,7 +103,9 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             elif self.idle_poll is not None and self.served and not _has_pending(conn):
                 self._wait_idle(conn, http.timeout_idle)
             else:
-                conn.settimeout(http.timeout_idle)
+                # A new connection that says nothing gets timeout_header, not the idle allowance
+                # of a keep-alive one (browsers' preconnects, slowloris).
+                conn.settimeout(http.timeout_idle if self.served else min(http.timeout_idle, http.timeout_header))
             try:
                 data = conn.recv(_RECV)
             except socket.timeout:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 from email.utils import formatdate
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
@@ -90,10 +91,15 @@ def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: by
     return environ
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
 def _check_header(name: str, value: str) -> None:
     for text in (name, value):
         if "\r" in text or "\n" in text or "\0" in text:
             raise HTTPError(500, f"the application sent a header with CR, LF or NUL: {name!r}")
+    if not _TOKEN.match(name):
+        raise HTTPError(500, f"the application sent an invalid header name {name!r}")
 
 
 class Response:

@@ -364,3 +364,14 @@ def test_mutated_requests_never_crash_the_server(app_dir):
         log = proc.log_text()
         assert "Traceback" not in log, log
     assert outcomes.get(400, 0) > 10 and outcomes.get(200, 0) > 10, outcomes
+
+
+def test_a_new_connection_that_says_nothing_is_closed_at_timeout_header():
+    """A silent new connection (a browser's preconnect, slowloris) gets timeout_header, not timeout_idle."""
+    with serve(["--timeout_header", "1", "--timeout_idle", "30", "--server_type", "PreFork",
+                "--min_servers", "2"]) as server:
+        silent = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        started = time.monotonic()
+        assert silent.recv(1024) == b""  # closed by the server, without a response
+        assert time.monotonic() - started < 10
+        silent.close()
