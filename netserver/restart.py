@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from typing import Dict, Iterable, List, Optional, Tuple
@@ -29,6 +30,8 @@ SOCKETS_ENV = "NETSERVER_BOUND_SOCKETS"
 CHILDREN_ENV = "NETSERVER_CHILDREN"
 STATE_ENV = "NETSERVER_HUP_STATE"
 PID_FILE_ENV = "NETSERVER_PID_FILE_FD"
+CARRIED_SIGNALS = [signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGTTIN,
+                   signal.SIGTTOU, signal.SIGUSR1, signal.SIGUSR2, signal.SIGCHLD]
 CHECK_TIMEOUT = 60.0
 
 # Captured at import, before anything could chdir or rewrite sys.argv.
@@ -88,7 +91,13 @@ def exec_self(sockets: Iterable[Tuple[int, str]], children: Iterable[int], state
         os.chdir(_START_DIRECTORY)
     except OSError:
         pass
-    os.execve(sys.executable, command_line(), env)
+    # Handlers reset to the default at exec: a signal arriving before the new image installs
+    # its own would kill it.  Blocked signals stay pending across exec instead.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, CARRIED_SIGNALS)
+    try:
+        os.execve(sys.executable, command_line(), env)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def take_inherited() -> Tuple[Dict[str, List[int]], List[int], Dict]:

@@ -515,10 +515,25 @@ class Server(Engine, socketserver.BaseServer):
 
     def sig_hup(self) -> None:
         """Check that the new image configures, then leave the loop to re-exec."""
+        if self._restart_requested or self._checking_restart:
+            return  # one re-exec picks up the latest configuration
         self.log(2, "Received HUP, checking that the server can restart")
+        self._checking_restart = True
+        try:
+            self._check_and_restart()
+        finally:
+            self._checking_restart = False
+
+    _checking_restart = False
+
+    def _check_and_restart(self) -> None:
         ok, why = restart.check_new_image()
         if not ok:
             self.log(0, f"HUP refused: the new configuration does not load; still running as before: {why}")
+            return
+        # Signals that came during the check are acted on first: a TERM must not be lost in the exec.
+        self._dispatch_signals()
+        if self._shutdown_request:
             return
         self._restart_requested = True
         self._shutdown_request = True

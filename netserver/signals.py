@@ -76,6 +76,9 @@ class SignalQueue:
         try:
             for signum in signums:
                 previous[signum] = signal.signal(signum, handler or self.record)
+            # A HUP re-exec crosses exec with these blocked (so none kills the new image before
+            # its handlers exist): now that they are handled, let the pending ones in.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, list(previous))
             yield
         finally:
             for signum, handler in previous.items():

@@ -10,6 +10,7 @@ shared scoreboard with plain memory writes.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import select
@@ -19,7 +20,7 @@ import time
 from typing import Any, List, Optional, Tuple
 
 from ..options import Option
-from ..options.validators import choice, to_int, to_optional_str
+from ..options.validators import choice, to_bool, to_int, to_optional_str
 from ..process.children import Exit
 from ..process.pool import CrashBackoff, SpawnThrottle
 from ..process.scoreboard import EXITING, IDLE, Scoreboard
@@ -50,6 +51,9 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                    "wakes one child per connection, else flock with several listeners."),
         Option("lock_file", to_optional_str, None, section="PreFork", metavar="FILE",
                doc="File for serialize flock (a temporary file by default)."),
+        Option("reuse_port", to_bool, False, section="PreFork", flag=True,
+               doc="Each child also listens on its own SO_REUSEPORT socket, so the kernel spreads "
+                   "connections; set net.ipv4.tcp_migrate_req=1 so a retiring child loses none."),
     )
 
     pool_kinds = ("prefork",)
@@ -76,8 +80,43 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     def accept_targets(self) -> List[Tuple[Any, Any]]:
         if self.is_netserver():
-            return [(listener.socket, listener) for listener in self.listeners]
+            own = [(listener.socket, listener) for listener in self._own_listeners]
+            return own + [(listener.socket, listener) for listener in self.listeners]
         return [(self.socket, None)]
+
+    _own_listeners: List[Any] = []
+
+    def post_configure(self) -> None:
+        super().post_configure()
+        if self.config.reuse_port:
+            self.allow_reuse_port = True  # the shared listeners join the SO_REUSEPORT group too
+            if _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
+                self.log(1, "reuse_port: net.ipv4.tcp_migrate_req is 0, so connections queued on a "
+                            "retiring child's socket are reset; set it to 1")
+
+    def _open_own_listeners(self) -> None:
+        """reuse_port: this child's own socket beside each shared TCP listener (before the drop)."""
+        own = []
+        for listener in self.listeners:
+            if not listener.stream or listener.target.family not in (socket.AF_INET, socket.AF_INET6):
+                continue
+            sock = socket.socket(listener.target.family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                if listener.target.family == socket.AF_INET6 and listener.target.v6only is not None:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.target.v6only))
+                sock.bind(listener.socket.getsockname())
+                sock.listen(self.config.listen)
+                sock.setblocking(False)
+            except OSError as exc:
+                sock.close()
+                self.log(1, f"reuse_port: child {os.getpid()} could not open its own socket: {exc}")
+                continue
+            mine = copy.copy(listener)
+            mine.socket = sock
+            own.append(mine)
+        self._own_listeners = own
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         super().serve_forever(min(poll_interval, self.tick))
@@ -230,12 +269,18 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         board.set_state(slot, EXITING)
         if self._drain:
             self._drain_queue(tokens)
+        elif self._own_listeners:  # what the kernel queued on this child's own sockets
+            self._drain_queue(self._own_listeners)
+        for listener in self._own_listeners:
+            listener.socket.close()
         poller.close()
 
     def child_prepare(self) -> None:
         """Before ``child_init_hook`` (which may install handlers of its own)."""
         super().child_prepare()
         self._lock.after_fork()  # flock needs this child's own open file, opened before the drop
+        if self.is_netserver() and self.config.reuse_port:
+            self._open_own_listeners()  # binding may need the privileges the child is about to drop
         self._signals = SignalQueue()
         signal.signal(signal.SIGHUP, self._child_retire)
         signal.signal(signal.SIGQUIT, self._child_retire)
@@ -269,6 +314,14 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         """``max_requests`` plus up to 10% jitter, so a pool never recycles all at once."""
         limit = self.config.max_requests
         return limit + random.randint(0, limit // 10) if limit else 0
+
+
+def _read_sysctl(name: str) -> Optional[str]:
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def _client_text(client_address: Any) -> bytes:

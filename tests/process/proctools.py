@@ -165,13 +165,22 @@ def socket_inodes(pid: int) -> Set[int]:
     return inodes
 
 
-def signal_caught(pid: int, signum: int) -> bool:
-    """Whether ``pid`` has a handler installed for ``signum`` (SigCgt in /proc/PID/status)."""
+def _signal_mask(pid: int, field: str, signum: int) -> bool:
     with open(f"/proc/{pid}/status") as fh:
         for line in fh:
-            if line.startswith("SigCgt:"):
+            if line.startswith(field + ":"):
                 return bool(int(line.split()[1], 16) & (1 << (signum - 1)))
     return False
+
+
+def signal_caught(pid: int, signum: int) -> bool:
+    """Whether ``pid`` has a handler installed for ``signum`` (SigCgt in /proc/PID/status)."""
+    return _signal_mask(pid, "SigCgt", signum)
+
+
+def signal_ignored(pid: int, signum: int) -> bool:
+    """Whether ``pid`` ignores ``signum`` (SigIgn in /proc/PID/status)."""
+    return _signal_mask(pid, "SigIgn", signum)
 
 
 def gone(pids: Iterable[int]) -> bool:

@@ -1,0 +1,106 @@
+"""reuse_port: each PreFork child has its own SO_REUSEPORT socket; HUP, TTOU and QUIT lose nothing.
+
+Runs in its own network namespace (root only) so that net.ipv4.tcp_migrate_req
+can be set to 1 there without touching the host: with it, connections queued
+on a retiring child's socket move to a sibling instead of being reset.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from harness import ROOT, TIMEOUT, python_env
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                                reason="needs root and unshare for a network namespace")
+
+SCRIPT = textwrap.dedent("""
+    import json, os, re, signal, socket, subprocess, sys, threading, time
+    server = subprocess.Popen([sys.executable, "-m", "netserver", "PreFork", "--port", "127.0.0.1:0",
+                               "--user", "root", "--reuse_port", "--min_servers", "3", "--max_servers", "6",
+                               "--check_for_spawn", "0.1"], stderr=subprocess.PIPE, text=True)
+    port = None
+    log = []
+    while port is None:
+        line = server.stderr.readline()
+        log.append(line)
+        match = re.search(r"Binding to TCP port (\\d+)", line)
+        port = int(match.group(1)) if match else None
+    threading.Thread(target=lambda: [log.append(l) for l in server.stderr], daemon=True).start()
+    done, failures, stop = [0], [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(b"hi\\nquit\\n")
+                    data = b""
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                if data.count(b"You said") != 2:
+                    failures.append(repr(data[:80]))
+                done[0] += 1
+            except OSError as exc:
+                failures.append(repr(exc))
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    def settle(count):
+        target = done[0] + count
+        deadline = time.monotonic() + 20
+        while done[0] < target and time.monotonic() < deadline:
+            time.sleep(0.01)
+    def restarted(count):
+        deadline = time.monotonic() + 20
+        while sum("inherited fd" in l for l in log) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def listening():
+        with open("/proc/net/tcp") as f:
+            return sum(1 for line in f.readlines()[1:]
+                       if line.split()[3] == "0A" and int(line.split()[1].split(":")[1], 16) == port)
+
+    settle(100)
+    own = 0
+    for hup in range(1, 4):
+        server.send_signal(signal.SIGHUP)
+        restarted(hup)
+        settle(150)
+        own = max(own, listening())
+        server.send_signal(signal.SIGTTOU)
+        settle(100)
+    stop.set()
+    for t in threads:
+        t.join(20)
+    server.send_signal(signal.SIGQUIT)
+    server.wait(20)
+    print(json.dumps({"done": done[0], "failures": failures, "listening": own, "code": server.returncode,
+                      "inherited": sum("inherited fd" in l for l in log)}))
+""")
+
+
+def test_hup_and_ttou_under_load_lose_nothing_with_per_child_sockets(tmp_path):
+    script = tmp_path / "load.py"
+    script.write_text(SCRIPT)
+    command = ("ip link set lo up; sysctl -qw net.ipv4.tcp_migrate_req=1; "
+               f"exec {sys.executable} {script}")
+    done = subprocess.run(["unshare", "--net", "sh", "-c", command], capture_output=True, text=True,
+                          timeout=TIMEOUT * 9, cwd=ROOT, env=python_env())
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, done.stdout + done.stderr
+    result = json.loads(lines[-1])
+    print(result["done"], "connections,", len(result["failures"]), "failures")
+    assert result["failures"] == [], result["failures"][:5]
+    assert result["done"] >= 900
+    assert result["inherited"] == 3  # every HUP re-exec'd with the shared socket kept
+    assert result["listening"] >= 3  # the shared socket plus the children's own
+    assert result["code"] == 0
