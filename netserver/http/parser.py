@@ -15,8 +15,12 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-import httptools
 from urllib.parse import unquote_to_bytes
+
+try:
+    import httptools
+except ImportError:  # pragma: no cover - depends on the installation
+    raise ImportError("the HTTP personality needs httptools: pip install 'netserver[http]'") from None
 
 from .errors import HTTPError
 
