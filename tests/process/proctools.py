@@ -14,9 +14,11 @@ import os
 import re
 import socket
 import time
-from typing import Callable, Iterable, List, Optional, Set, TypeVar
+from typing import Iterable, List, Optional, Set, TypeVar
 
 from harness import TIMEOUT, read_all
+
+from waiting import holds_for, wait_until  # noqa: F401 - re-exported for the tests
 
 T = TypeVar("T")
 
@@ -25,32 +27,6 @@ T = TypeVar("T")
 LOOPBACK = ["--host", "127.0.0.1", "--port", "0", "--user", "root"]
 GREETING = re.compile(rb'Welcome to "[^"]*" \((\d+)\)')
 POLL = 0.02
-
-
-# -- waiting ---------------------------------------------------------------------
-
-
-def wait_until(condition: Callable[[], T], timeout: float = TIMEOUT, what: str = "condition",
-               interval: float = POLL) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what} (last value {value!r})")
-        time.sleep(interval)
-
-
-def holds_for(condition: Callable[[], bool], duration: float, interval: float = POLL) -> bool:
-    """True if ``condition`` stays true for ``duration`` seconds (a bounded negative check)."""
-    deadline = time.monotonic() + duration
-    while time.monotonic() < deadline:
-        if not condition():
-            return False
-        time.sleep(interval)
-    return condition()
 
 
 # -- /proc ---------------------------------------------------------------------------
