@@ -353,7 +353,8 @@ def memory(table: Dict[str, List[str]], args: argparse.Namespace) -> Dict[str, d
                                     stdout=subprocess.DEVNULL)
             time.sleep(1.0)
             parent = smaps(server.proc.pid)
-            kids = [m for m in (smaps(pid) for pid in children_of(server.proc.pid)) if m]
+            # a child that exits while it is read shows as zeros: it is no longer part of the pool
+            kids = [m for m in (smaps(pid) for pid in children_of(server.proc.pid)) if m and m[0]]
             load.wait()
         finally:
             server.stop()
@@ -491,7 +492,12 @@ def strace_child(connections: int, clients: int) -> str:
 
 
 def profile_child(seconds: float, clients: int, lines: int) -> str:
-    """py-spy samples of one PreFork child under load: top functions by own time."""
+    """py-spy samples of one PreFork child under load: top functions by own time.
+
+    Only samples holding the GIL count (``--gil``): a system call releases
+    it, so this is the interpreter's own work, and the share of the samples
+    out of ``seconds`` × 500 is the share of time the child runs Python.
+    """
     pyspy = shutil.which("py-spy")
     if not pyspy:
         sys.exit("py-spy is not installed: pip install py-spy")
@@ -502,7 +508,7 @@ def profile_child(seconds: float, clients: int, lines: int) -> str:
         load = subprocess.Popen([ECHOLOAD, "-c", str(clients), "-k", str(lines), "-d", str(seconds + 2),
                                  "127.0.0.1", str(server.port)], stdout=subprocess.DEVNULL)
         subprocess.run([pyspy, "record", "--pid", str(child), "--duration", str(int(seconds)), "--rate", "500",
-                        "--format", "raw", "--function", "--output", raw, "--nonblocking"],
+                        "--format", "raw", "--function", "--gil", "--output", raw, "--nonblocking"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         load.wait()
     finally:
@@ -522,8 +528,8 @@ def profile_child(seconds: float, clients: int, lines: int) -> str:
             for frame in set(frames):
                 inclusive[frame] = inclusive.get(frame, 0) + n
     out = [f"\n### py-spy: one netserver PreFork child, {clients} clients × {lines} per connection, "
-           f"{total} samples (top 10 by own time; time in system calls counts as own time of the caller)\n",
-           "| function (file:line) | own | inclusive |", "| --- | ---: | ---: |"]
+           f"{total} samples holding the GIL in {seconds:g} s at 500/s (top 10 by own time)\n",
+           "| function (file:first line) | own | inclusive |", "| --- | ---: | ---: |"]
     for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:10]:
         out.append(f"| `{shorten(frame)}` | {n / total:.1%} | {inclusive[frame] / total:.1%} |")
     return "\n".join(out)

@@ -25,6 +25,8 @@ from .signals import SignalQueue, signal_name
 
 __all__ = ["Engine", "ServerError", "StopNow"]
 
+_MAIN_THREAD = threading.main_thread()
+
 
 class ServerError(Exception):
     """The server cannot start or go on (bind failure, bad set-up); the message says why."""
@@ -64,14 +66,14 @@ class Engine(HookMixIn):
 
     def handle_connection(self, request: Any, client_address: Any) -> None:
         """socketserver's steps for one request: verify, process, close; errors to ``handle_error``."""
-        in_main = threading.current_thread() is threading.main_thread()
-        if in_main:
-            self._serving_request = True
+        if threading.current_thread() is not _MAIN_THREAD:
+            self._handle_connection(request, client_address)
+            return
+        self._serving_request = True  # TERM/INT may now interrupt this request (see _on_signal)
         try:
             self._handle_connection(request, client_address)
         finally:
-            if in_main:
-                self._serving_request = False
+            self._serving_request = False
 
     def _handle_connection(self, request: Any, client_address: Any) -> None:
         if self.verify_request(request, client_address):

@@ -422,8 +422,9 @@ class Server(Engine, socketserver.BaseServer):
 
     def post_bind(self) -> None:
         """After binding: chroot and drop privileges (in the children, for the forking personalities)."""
-        privileges.preload()
         identity = self.identity
+        if identity is not None or (self.config is not None and self.config.chroot):
+            privileges.preload()  # imports that would fail once the interpreter is out of reach
         if identity is not None:
             self._hand_over_files(identity)
         if not self.drops_privileges_in_children:

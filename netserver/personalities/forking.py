@@ -15,7 +15,6 @@ Children are told what to do with signals:
 from __future__ import annotations
 
 import os
-import random
 import signal
 import time
 import traceback
@@ -201,7 +200,7 @@ class ProcessParentMixIn(PersonalityMixIn):
             os._exit(code)
 
     def _become_child(self) -> None:
-        """A new child's first acts: signals, parent-only descriptors, randomness."""
+        """A new child's first acts: signals, parent-only descriptors."""
         self._in_child = True
         signals = self._signals
         for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", *_PARENT_ONLY_SIGNALS):
@@ -211,8 +210,7 @@ class ProcessParentMixIn(PersonalityMixIn):
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None
-        self.children = ChildTable()
-        random.seed()
+        self.children = ChildTable()  # random is reseeded by CPython's own after-fork hook
 
     def waiting_clients_sockets(self) -> List[Any]:
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us

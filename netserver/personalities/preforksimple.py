@@ -133,6 +133,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._lock = make_lock(self._serializer(len(targets)), self.config.lock_file)
         self.log(3, f"Accept serialization: {self._lock.name}")
         self._throttle.grant(self.initial_children())
+        self.manage_pool(time.monotonic())  # the first children now, not after the first tick
 
     def scoreboard_path(self) -> Optional[str]:
         """``scoreboard_file``, or one next to the pid file, so ``netserver status`` can read it."""

@@ -203,7 +203,9 @@ def run_kill9(server, label: str, settle: float, patience: float = 6.0) -> None:
         pauses = len(re.findall(r"pausing spawning", server.log_text()))
         print(f"\n[kill9 {label}] killed={killed} in {elapsed:.1f}s completed={load.completed} "
               f"failed-by-kill={load.failed} {load.counts} back-off pauses={pauses}")
-        assert killed == 200, f"only {killed} kills: the pool was empty for {elapsed:.1f}s"
+        assert killed == 200, f"only {killed} kills in {elapsed:.1f}s: the pool stayed empty"
+        assert pauses == 0, "kill -9 from outside is not a crash at start: spawning must not pause"
+        assert load.counts["timeout"] == 0, "a client waited unserved: the pool was empty"
         size = settled_pool(server, low, high, timeout=settle)
         served = complete_reply(echo_exchange(address))
         print(f"[kill9 {label}] pool={size} zombies={len(zombie_children(server.pid))} served={served}")
@@ -222,7 +224,7 @@ def test_200_kill9_of_random_children_leave_a_correct_pool_without_backoff(serve
                    "the pool drops to 0, below min_servers, and accepted connections wait unserved")
 def test_200_kill9_of_random_children_leave_a_correct_pool(servers):
     server = servers.start(["PreFork", *LOOPBACK, *FAST, *KILL_POOL])
-    run_kill9(server, "default", settle=5)
+    run_kill9(server, "default", settle=10, patience=14)
 
 
 # -- 3. signal storm ------------------------------------------------------------------------------
@@ -521,19 +523,22 @@ def test_soak_hup_kill_and_load(servers):
     with Load(address, threads=3) as load:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            if rng.random() < 0.2:
+            kills += kill_random_children(server, rng.randint(1, 5), 20, rng, patience=1.0)
+            if rng.random() < 0.3:
                 server.signal(signal.SIGHUP)
                 hups += 1
-                server.wait_for(INHERITED, count=hups + 0, timeout=20)
-            else:
-                kills += kill_random_children(server, 5, 20, rng)
+                server.wait_for(INHERITED, count=hups, timeout=20)
+            if rng.random() < 0.2:
+                server.signal(rng.choice([signal.SIGTTIN, signal.SIGTTOU]))
             time.sleep(rng.uniform(0.1, 1.0))
     size = settled_pool(server, low, high, timeout=45)  # the crash back-off pauses up to 30s (see the xfail above)
     # Refresh "after" in the same state as "before": a settled pool on a re-executed image.
     fds_after, rss_after = open_fds(server.pid), rss_kb(server.pid)
     print(f"\n[soak {seconds:.0f}s] hups={hups} kills={kills} completed={load.completed} "
           f"failures={load.counts} pool={size} fds {fds_before}->{fds_after} rss_kb {rss_before}->{rss_after}")
-    assert load.counts["refused"] == 0
+    # Only a request in flight on a killed child may fail (reset or short); nothing may be refused or
+    # left waiting (timeouts are the crash back-off bug's signature).
+    assert load.counts["refused"] == 0 and load.counts["timeout"] == 0 and load.counts["other"] == 0
     assert fds_after == fds_before
     assert complete_reply(echo_exchange(address))
     assert TRACEBACK not in server.log_text()
