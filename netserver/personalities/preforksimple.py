@@ -23,7 +23,7 @@ from ..options import Option
 from ..options.validators import choice, to_bool, to_int, to_optional_str
 from ..process.children import Exit
 from ..process.pool import CrashBackoff, SpawnThrottle
-from ..process.scoreboard import EXITING, IDLE, Scoreboard
+from ..process.scoreboard import EXITING, IDLE, STARTING, Scoreboard
 from ..process.serialize import SERIALIZERS, NoLock, make_lock
 from ..server import Server
 from ..signals import SignalQueue
@@ -32,6 +32,12 @@ from .forking import ProcessParentMixIn
 __all__ = ["PreForkSimpleMixIn", "PreForkSimple"]
 
 _EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
+
+
+def killed_from_outside(status: int) -> bool:
+    """Killed by a signal an operator or supervisor sends (not by its own fault: SEGV, ABRT, BUS...)."""
+    return os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT,
+                                                             signal.SIGQUIT, signal.SIGHUP)
 
 
 class PreForkSimpleMixIn(ProcessParentMixIn):
@@ -197,11 +203,16 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     def child_exited(self, exit: Exit) -> None:
         super().child_exited(exit)
         child = exit.child
+        ready = True
         if child.slot is not None and self.scoreboard is not None:
+            ready = self.scoreboard.state(child.slot) != STARTING  # it reached its accept loop
             self.scoreboard.release(child.slot)
             self._free_slots.append(child.slot)
         if child.kind in self.pool_kinds and not child.retiring:
-            self._backoff.record(time.monotonic() - child.started, exit.failed, time.monotonic())
+            # Only a child that died before it was ready is a crash at start; one killed while idle or
+            # serving (kill -9 from outside, the OOM killer) is replaced at once.
+            self._backoff.record(time.monotonic() - child.started, exit.failed and not ready
+                                 and not killed_from_outside(exit.status), time.monotonic())
 
     def end_serving(self) -> None:
         super().end_serving()

@@ -219,9 +219,6 @@ def test_200_kill9_of_random_children_leave_a_correct_pool_without_backoff(serve
     run_kill9(server, "no back-off", settle=10, patience=14)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: kill -9 from outside counts as a crash loop: CrashBackoff "
-                   "(preforksimple.py child_exited -> pool.py CrashBackoff.record) pauses spawning up to 30s, "
-                   "the pool drops to 0, below min_servers, and accepted connections wait unserved")
 def test_200_kill9_of_random_children_leave_a_correct_pool(servers):
     server = servers.start(["PreFork", *LOOPBACK, *FAST, *KILL_POOL])
     run_kill9(server, "default", settle=10, patience=14)
