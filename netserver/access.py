@@ -255,7 +255,9 @@ class AccessPolicy:
             return _NO_RULES
         ip = _parse_ip(peer_addr)
         if ip is None:
-            return _UNIX_PEER
+            if not peer_addr or peer_addr.startswith(("/", "\0", "@")):
+                return _UNIX_PEER
+            return Decision(False, f"peer address {peer_addr!r} is not an IP address")  # fail closed
         host = peer_host if host_confirmed and peer_host else None
 
         note = ""

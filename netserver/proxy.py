@@ -36,6 +36,8 @@ class ProxyError(ValueError):
 
 
 def _address(text: str, version: int) -> str:
+    if "%" in text:
+        raise ProxyError(f"a zone id in PROXY address {text!r}")
     try:
         parsed = ipaddress.ip_address(text)
     except ValueError:
