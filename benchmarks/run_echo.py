@@ -112,6 +112,8 @@ def servers() -> Dict[str, List[str]]:
     for personality in ("PreFork", "PreForkSimple", "Fork", "Thread", "Multiplex"):
         table[f"netserver-{personality.lower()}"] = [py, os.path.join(PEERS, "netserver_echo.py"),
                                                      personality, "{port}"]
+    # The same pool with a SO_REUSEPORT socket per child (issue 9): the kernel spreads connections.
+    table["netserver-prefork-reuseport"] = table["netserver-prefork"] + ["--reuse_port"]
     for mode in ("tcp", "forking", "threading"):
         table[f"stdlib-{mode}" if mode != "tcp" else "stdlib-tcpserver"] = [
             py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}"]
