@@ -207,6 +207,8 @@ class RequestReader:
                 raise HTTPError(400, "dot segments in the request path")
         if target.startswith(b"//"):
             raise HTTPError(400, "request target starts with //")
+        if target == b"*" and request.method != b"OPTIONS":
+            raise HTTPError(400, "asterisk-form is only for OPTIONS")
         if not (target.startswith(b"/") or target == b"*" or target[:7].lower() == b"http://"
                 or target[:8].lower() == b"https://"):
             raise HTTPError(400, "request target is not origin-form or absolute-form")
