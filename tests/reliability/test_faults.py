@@ -132,7 +132,7 @@ def test_prefork_parent_does_not_leak_across_connections_and_hups(servers):
         assert complete_reply(echo_exchange(address))
     fds_before, rss_before = open_fds(server.pid), rss_kb(server.pid)
 
-    connections, hups = 3000, 10
+    connections, hups = 10_000, 20  # the counts issue 8 names
     with Load(address, threads=3) as load:
         for hup in range(1, hups + 1):
             load.wait_total(hup * connections // (hups + 1))
