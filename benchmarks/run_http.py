@@ -49,6 +49,13 @@ def servers(workers: int) -> Dict[str, List[str]]:
                                     "--log_level", "1", "--user", "root", "--max_servers", str(workers),
                                     "--max_requests", "0"],
     }
+    if subprocess.run(["perl", "-MNet::Server::HTTP", "-e1"], capture_output=True).returncode == 0:
+        table["perl-netserver-http"] = ["perl", os.path.join(HERE, "peers", "netserver_http.pl"), "{port}"]
+    else:
+        print("note: Perl's Net::Server is not installed (apt-get install libnet-server-perl): skipped",
+              file=sys.stderr)
+    if shutil.which("nginx"):
+        print("note: nginx is installed but not driven by this harness yet", file=sys.stderr)
     gunicorn = shutil.which("gunicorn") or (os.path.join(os.path.dirname(py), "gunicorn"))
     if os.path.exists(gunicorn):
         for worker in ("sync", "gthread"):
