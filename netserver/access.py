@@ -15,9 +15,10 @@ import bisect
 import ipaddress
 import re
 import socket
-from typing import NamedTuple, Optional, Union
+from typing import TYPE_CHECKING, NamedTuple, Optional, Union
 
-import netaddr
+if TYPE_CHECKING:  # netaddr is imported when a CIDR rule exists, not at start-up
+    import netaddr
 
 __all__ = [
     "AccessConfigError",
@@ -120,6 +121,8 @@ def _parse_cidr(piece: str) -> netaddr.IPNetwork:
                 f"of at least 96 to be expressed as IPv4, got /{prefix}"
             )
         prefix -= 96
+    import netaddr
+
     return netaddr.IPNetwork(f"{ip}/{prefix}").cidr
 
 
@@ -159,7 +162,11 @@ class _Blocks:
     __slots__ = ("_starts", "_ends", "_blocks")
 
     def __init__(self, networks: list):
-        ranges = list(netaddr.IPSet(networks).iter_ipranges()) if networks else []
+        ranges = []
+        if networks:
+            import netaddr
+
+            ranges = list(netaddr.IPSet(networks).iter_ipranges())
         self._starts = [r.first for r in ranges]
         self._ends = [r.last for r in ranges]
         self._blocks = [(net.first, net.last, net) for net in networks]

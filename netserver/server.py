@@ -269,7 +269,7 @@ class Server(Engine, socketserver.BaseServer):
         )
         self._reverse_lookups = self.access.reverse_lookups
         self._proxy_mode = None if config.proxy_protocol == "off" else config.proxy_protocol
-        self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow)
+        self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow) if self._proxy_mode else None
         self._log_connections = self.logger.enabled(3)
         try:
             # Net::Server's nobody default belongs to its flow (run()); a socketserver-style
