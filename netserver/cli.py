@@ -1,4 +1,4 @@
-"""The ``netserver`` command: ``netserver [PERSONALITY] [OPTIONS...]``.
+"""The ``netserver`` command: ``netserver [PERSONALITY] [OPTIONS...]`` and ``netserver status``.
 
 Net::Server's ``net-server``: with nothing, an echo server on port 20203 (a
 MultiType whose ``server_type`` defaults to Fork); a first word naming a
@@ -29,6 +29,7 @@ EXIT_USAGE = 2
 
 USAGE = """\
 usage: netserver [PERSONALITY] [OPTIONS...]
+       netserver status --pid_file FILE      (or --scoreboard_file FILE)
 
 Run a Net::Server-style server.  With no personality, an echo server
 (MultiType, server_type Fork) on port 20203: try `nc localhost 20203`.

@@ -7,7 +7,6 @@ up only when asked for.
 
 from __future__ import annotations
 
-import socket
 from typing import Any, Optional
 
 from .access import normalize_address
@@ -60,11 +59,6 @@ class ClientInfo:
     def sockport(self) -> Any:
         local = self._local()
         return local[1] if isinstance(local, tuple) else None
-
-    @property
-    def is_unix(self) -> bool:
-        sock = self.request[1] if isinstance(self.request, tuple) else self.request
-        return getattr(sock, "family", None) == socket.AF_UNIX
 
     def __str__(self) -> str:
         if self.peerport is None:

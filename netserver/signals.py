@@ -62,10 +62,6 @@ class SignalQueue:
             signals.append(self._pending.popleft())
         return signals
 
-    def push(self, signum: int) -> None:
-        """Queue a signal as if it had arrived (tests, and forwarding within a process)."""
-        self.record(signum)
-
     @contextlib.contextmanager
     def installed(self, signums: Iterable[int], handler: Optional[Callable] = None) -> Iterator[None]:
         """Handle ``signums`` (by ``record``, or ``handler``) in the block, then restore the old handlers."""

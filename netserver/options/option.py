@@ -10,9 +10,9 @@ This module must not import the server; it is used by everything else.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
-__all__ = ["Option", "OptionError", "Source", "as_template"]
+__all__ = ["Option", "OptionError", "Source", "normalize_template"]
 
 
 class OptionError(ValueError):
@@ -150,11 +150,6 @@ class Option:
         if isinstance(default, float):
             return cls(name, to_float, default, section="Application")
         return cls(name, default=default, section="Application")
-
-
-def as_template(options: Iterable[Option]) -> Dict[str, Option]:
-    """A name → Option dict from declarations (the ``options(template)`` shape)."""
-    return {option.name: option for option in options}
 
 
 def normalize_template(template: Mapping[str, Any]) -> Dict[str, Option]:

@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import tempfile
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List
@@ -106,19 +105,6 @@ def world_dir():
     os.chmod(path, 0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def write_script(tmp_path):
-    count = [0]
-
-    def write(source: str) -> str:
-        count[0] += 1
-        path = tmp_path / f"server_{count[0]}.py"
-        path.write_text(textwrap.dedent(source))
-        return str(path)
-
-    return write
 
 
 @dataclass

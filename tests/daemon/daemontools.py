@@ -20,6 +20,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, TypeVar
 
 from harness import ROOT, TIMEOUT, python_env, read_all
 
+from procfs import stat_fields  # noqa: F401 - re-exported for the tests
 from waiting import holds_for, wait_until  # noqa: F401 - re-exported for the tests
 
 T = TypeVar("T")
@@ -31,18 +32,6 @@ NOGROUP = 65534
 
 
 # -- /proc ---------------------------------------------------------------------------
-
-
-def stat_fields(pid: int) -> Optional[List[str]]:
-    """The fields of /proc/PID/stat, numbered as in proc(5) from 1 (index 0 is unused)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            text = fh.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    head, _, tail = text.rpartition(")")
-    pid_field, _, comm = head.partition(" (")
-    return ["", pid_field, comm] + tail.split()
 
 
 def state(pid: int) -> Optional[str]:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import textwrap
 
 import pytest
 
 from harness import ServerProcess
 from proctools import HeldClient, group_members
-
 
 
 @pytest.fixture
@@ -52,17 +50,4 @@ def clients():
         with contextlib.suppress(OSError):
             client.close()
 
-
-@pytest.fixture
-def write_script(tmp_path):
-    """``write_script(source)`` writes a dedented server script to tmp_path and returns its path."""
-    count = [0]
-
-    def write(source: str) -> str:
-        count[0] += 1
-        path = tmp_path / f"server_{count[0]}.py"
-        path.write_text(textwrap.dedent(source))
-        return str(path)
-
-    return write
 

@@ -18,6 +18,7 @@ from typing import Iterable, List, Optional, Set, TypeVar
 
 from harness import TIMEOUT, read_all
 
+from procfs import stat_fields
 from waiting import holds_for, wait_until  # noqa: F401 - re-exported for the tests
 
 T = TypeVar("T")
@@ -34,13 +35,8 @@ POLL = 0.02
 
 def _stat_fields(pid: int) -> Optional[List[str]]:
     """Fields of /proc/PID/stat after the command name (index 0 is the state)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            text = fh.read()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return text[text.rindex(")") + 2:].split()
-
+    fields = stat_fields(pid)
+    return fields[3:] if fields else None
 
 def state(pid: int) -> Optional[str]:
     """The one-letter state (``R``, ``S``, ``Z``…), or None when the pid does not exist."""

@@ -1,7 +1,7 @@
 """Fixtures for the reliability suite: reuse the process-level fixtures and helpers.
 
 tests/process holds ``proctools`` (observing processes through /proc) and the
-``servers`` / ``clients`` / ``write_script`` fixtures; they are loaded from
+``servers`` / ``clients`` fixtures (``write_script`` is the root conftest's); they are loaded from
 there rather than copied.
 """
 
@@ -20,4 +20,3 @@ _spec.loader.exec_module(_fixtures)
 
 servers = _fixtures.servers
 clients = _fixtures.clients
-write_script = _fixtures.write_script
