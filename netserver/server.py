@@ -28,6 +28,7 @@ from . import access
 from .client import ClientInfo
 from .handlers import EchoHandler
 from .engine import Engine, ServerError
+from .restart_flow import RestartMixIn
 from .log import ServerLog
 from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
@@ -60,7 +61,7 @@ class _Flow:
         return run
 
 
-class Server(Engine, socketserver.BaseServer):
+class Server(RestartMixIn, Engine, socketserver.BaseServer):
     """One process, one connection at a time, any number of listeners.
 
     Methods for the caller:
@@ -507,65 +508,6 @@ class Server(Engine, socketserver.BaseServer):
     def service_actions(self) -> None:
         super().service_actions()
         self.notifier.tick(time.monotonic())
-
-    # -- HUP --------------------------------------------------------------------
-
-    def _restartable(self) -> bool:
-        """HUP re-exec needs the Net::Server flow (``run()``), which knows how to start again."""
-        return self._in_run
-
-    def sig_hup(self) -> None:
-        """Check that the new image configures, then leave the loop to re-exec."""
-        if self._restart_requested or self._checking_restart:
-            return  # one re-exec picks up the latest configuration
-        self.log(2, "Received HUP, checking that the server can restart")
-        self._checking_restart = True
-        try:
-            self._check_and_restart()
-        finally:
-            self._checking_restart = False
-
-    _checking_restart = False
-
-    def _check_and_restart(self) -> None:
-        ok, why = restart.check_new_image()
-        if not ok:
-            self.log(0, f"HUP refused: the new configuration does not load; still running as before: {why}")
-            return
-        # Signals that came during the check are acted on first: a TERM must not be lost in the exec.
-        self._dispatch_signals()
-        if self._shutdown_request:
-            return
-        self._restart_requested = True
-        self._shutdown_request = True
-
-    def restart(self) -> None:
-        """Re-exec in place with the listeners kept open; returns only if exec failed."""
-        self.restart_close_hook()
-        self.before_restart()
-        self.log(2, "Restarting: re-executing with the listening sockets kept open")
-        self.notifier.reloading()
-        pid_fd = self.pid_file.fd if self.pid_file is not None else None
-        try:
-            restart.exec_self(((l.fileno(), l.hup_string()) for l in self.listeners),
-                              self.restart_children(), self.restart_state(), pid_fd)
-        except OSError as exc:
-            self.log(0, f"Restart failed, still running as before: exec: {exc}")
-            for listener in self.listeners:
-                listener.socket.set_inheritable(False)
-            if pid_fd is not None:
-                os.set_inheritable(pid_fd, False)
-
-    def before_restart(self) -> None:
-        """Personalities tell their children here (the default server has none)."""
-
-    def restart_children(self) -> List[int]:
-        """Pids the new image must go on reaping."""
-        return []
-
-    def restart_state(self) -> Dict[str, Any]:
-        """What the new image should keep (TTIN/TTOU adjustments, say)."""
-        return {}
 
     def handle_request(self) -> None:
         """Wait up to ``timeout`` for one request on any listener and handle it."""
