@@ -20,6 +20,7 @@ import signal
 import socket
 import socketserver
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -28,6 +29,7 @@ from . import access
 from .client import ClientInfo
 from .handlers import EchoHandler
 from .engine import Engine, ServerError
+from .hooks import HookMixIn
 from .restart_flow import RestartMixIn
 from .log import ServerLog
 from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
@@ -61,7 +63,7 @@ class _Flow:
         return run
 
 
-class Server(RestartMixIn, Engine, socketserver.BaseServer):
+class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
     """One process, one connection at a time, any number of listeners.
 
     Methods for the caller:
@@ -80,7 +82,8 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
     ``address_family`` / ``socket_type`` (used to read ``server_address``,
     as in TCPServer/UDPServer), ``allow_reuse_address``,
     ``allow_reuse_port``, ``request_queue_size`` (``None``: the ``listen``
-    option), ``timeout``, ``command_line`` (read ``sys.argv``).
+    option), ``timeout``, ``command_line`` (``None``: ``run()`` reads
+    ``sys.argv`` and the constructor does not; ``True``: both; ``False``: neither).
     """
 
     OPTIONS = core.OPTIONS
@@ -91,19 +94,21 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
     allow_reuse_port = False
     request_queue_size: Optional[int] = None
     timeout: Optional[float] = None
-    command_line = True
-    personality = "Single"
-    default_handler = EchoHandler
+    command_line: Optional[bool] = None
+    _personality = "Single"
+    _default_handler = EchoHandler
 
     def __init__(self, server_address: Any = None, RequestHandlerClass: Any = None,
                  bind_and_activate: bool = True, **options: Any):
         socketserver.BaseServer.__init__(self, server_address, RequestHandlerClass)
+        self._host = self  # the Net::Server API a personality asks for is this class's own
         self._engine_init()
+        self._logger = ServerLog()
+        self._connection = threading.local()  # client and listener of the connection being served
         self._constructor_options = options
         self.config: Optional[Config] = None
         self.listeners: List[Listener] = []
         self.socket: Optional[socket.socket] = None
-        self.client: Optional[ClientInfo] = None
         self.access: Optional[access.AccessPolicy] = None
         self._serving_prepared = False
         self._in_run = False
@@ -116,7 +121,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if server_address is None:
             return
         self.configure_hook()
-        self.configure({})
+        self.configure({}, argv=None if self.command_line else [])
         self.post_configure()
         self.post_configure_hook()
         if bind_and_activate:
@@ -144,7 +149,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if handler is not None:
             self.RequestHandlerClass = handler
         if self.RequestHandlerClass is None:
-            self.RequestHandlerClass = self.default_handler
+            self.RequestHandlerClass = self._default_handler
         self._in_run = True
         try:
             self._run_flow(options, argv)
@@ -154,7 +159,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         finally:
             self._in_run = False
             self.server_close()
-            self.logger.close()
+            self._logger.close()
 
     def _report_to_launcher(self, exc: BaseException) -> None:
         """A failure after detaching goes to the launcher still waiting in the foreground."""
@@ -173,7 +178,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             self.post_configure()                 # log, pid file, background
             self.post_configure_hook()            # validate your own options
         # From here on a stop signal is acted on by the loop, never by the default action.
-        with self._signal_queue().installed(self.signals_handled(), self._on_signal):
+        with self._signal_queue().installed(self._signals_handled(), self._on_signal):
             if not self.listeners:
                 self.pre_bind()                   # port specs → listeners
                 self.bind()                       # bind and listen (or adopt after a HUP)
@@ -208,10 +213,12 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         """The lowest-precedence source: a dict of option values."""
         return {}
 
-    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None) -> Config:
+    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None,
+                  run_source: Optional[Source] = None) -> Config:
         """Read the five sources into ``self.config``; first source wins.
 
-        Constructor arguments, the command line, ``run()`` arguments, the
+        Constructor arguments, the command line (``argv``, or ``sys.argv[1:]``
+        unless ``command_line`` is False), ``run()`` arguments, the
         ``conf_file``, ``default_values()``.  Known options are removed from
         ``sys.argv`` (when it was the command line used); the rest stay for
         the application.  A bad value raises :class:`OptionError`.
@@ -220,12 +227,12 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         run_options = dict(self._address_options(), **run_options)
         constructor = entries_from_mapping(self._constructor_options, Source(Source.CONSTRUCTOR), template)
         command_line: List[Entry] = []
-        if argv is not None or self.command_line:
+        if argv is not None or self.command_line is not False:
             words = list(sys.argv[1:] if argv is None else argv)
             command_line, rest = parse_argv(words, template)
             if argv is None:
                 sys.argv[1:] = rest
-        run_layer = entries_from_mapping(run_options, Source(Source.RUN), template)
+        run_layer = entries_from_mapping(run_options, run_source or Source(Source.RUN), template)
         defaults = entries_from_mapping(self.default_values() or {}, Source(Source.DEFAULT_VALUES), template)
         layers = [constructor, command_line, run_layer, [], defaults]
         conf_entry = next((e for layer in layers for e in layer if e[0] == "conf_file"), None)
@@ -262,8 +269,8 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         caller directly, anything after it through the detacher's pipe.
         """
         config = self.config
-        self.logger.close()
-        self.logger = ServerLog.from_config(config)
+        self._logger.close()
+        self._logger = ServerLog.from_config(config)
         self.access = access.AccessPolicy(
             config.allow, config.deny, config.cidr_allow, config.cidr_deny,
             reverse_lookups=config.reverse_lookups, double_reverse_lookups=config.double_reverse_lookups,
@@ -271,7 +278,12 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         self._reverse_lookups = self.access.reverse_lookups
         self._proxy_mode = None if config.proxy_protocol == "off" else config.proxy_protocol
         self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow) if self._proxy_mode else None
-        self._log_connections = self.logger.enabled(3)
+        self._log_connections = self._logger.enabled(3)
+        if config.get("reuse_port"):  # PreFork's per-child sockets: the shared ones join their group
+            self.allow_reuse_port = True
+            if _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
+                self.log(1, "reuse_port: net.ipv4.tcp_migrate_req is 0, so connections queued on a "
+                            "retiring child's socket are reset; set it to 1")
         try:
             # Net::Server's nobody default belongs to its flow (run()); a socketserver-style
             # server keeps the process's identity unless user or group is given.
@@ -292,9 +304,9 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if self.pid_file is not None:
             ids = (self.identity.uid, self.identity.gid) if self.identity else (None, None)
             self.pid_file.write(*ids)
-        if config.log_file and self.logger.fileno() is not None or config.setsid:
-            daemon.redirect_stdio(self.logger.fileno())
-        self.log(2, f"{type(self).__name__} (type {self.personality}) starting! pid({os.getpid()})")
+        if config.log_file and self._logger.fileno() is not None or config.setsid:
+            daemon.redirect_stdio(self._logger.fileno())
+        self.log(2, f"{type(self).__name__} (type {self._personality}) starting! pid({os.getpid()})")
 
     # -- binding ----------------------------------------------------------
 
@@ -338,7 +350,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         """Bind and listen on every listener; on any failure none stays open."""
         chosen_ports: Dict[Any, int] = {}
         backlog = self.request_queue_size or self.config.listen
-        inherited, self._inherited_children, self._inherited_state = restart.take_inherited()
+        inherited, self.inherited_children, self.inherited_state = restart.take_inherited()
         if inherited:
             self.restart_open_hook()
         self._adopt_activated()
@@ -432,9 +444,16 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             self.drop_privileges()
         self._serving_prepared = True
 
-    #: Forking personalities keep the parent as it started (so HUP can re-exec and rebind)
-    #: and drop privileges in each child before it serves.
-    drops_privileges_in_children = False
+    @property
+    def drops_privileges_in_children(self) -> bool:
+        """Forking personalities keep the parent as it started (so HUP can re-exec and rebind)
+        and drop privileges in each child before it serves."""
+        return self._drops_privileges_in_children
+
+    _drops_privileges_in_children = False
+    _in_child = False
+    inherited_children: Sequence[int] = ()  # after a HUP: children of the old image, still to be reaped
+    inherited_state: Mapping[str, Any] = {}  # after a HUP: what the personality kept (TTIN/TTOU)
 
     def drop_privileges(self) -> None:
         """chroot, then groups, then user (``self.identity``); verified, or ServerError."""
@@ -443,15 +462,15 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             privileges.drop(self.identity, chroot)
         except privileges.PrivilegeError as exc:
             self.fatal(str(exc))
-        if self.identity is not None and not getattr(self, "_in_child", False):
+        if self.identity is not None and not self._in_child:
             self.log(2, f"Running as {privileges.describe(self.identity)}"
                         + (f", chrooted to {chroot}" if chroot else ""))
 
     def files_for_user(self) -> List[str]:
         """Files the server's user must own after the drop: UNIX socket files, log files."""
         paths = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
-        if self.logger.path:
-            paths.append(self.logger.path)
+        if self._logger.path:
+            paths.append(self._logger.path)
         return paths
 
     def _hand_over_files(self, identity: privileges.Identity) -> None:
@@ -468,66 +487,86 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         self.serve_forever()
 
     def listening(self) -> List[Tuple[Any, Any]]:
+        """Every listener as ``(socket, listener)``: what the loop waits on."""
         return [(listener.socket, listener) for listener in self.listeners]
 
-    def waiting_clients_sockets(self) -> List[Any]:
+    def _waiting_clients_sockets(self) -> List[Any]:
         """One connection at a time here: a client on any stream listener waits for us."""
         return [listener.socket for listener in self.listeners if listener.stream]
 
-    def prepare_to_serve(self) -> None:
+    def start_serving(self) -> None:
+        """As the loop starts: privileges (socketserver way), ``pre_loop_hook``, readiness."""
         if not self._serving_prepared:
             self.post_bind()
             self.pre_loop_hook()
         self.detacher.ready()  # a launcher waiting in the foreground may now return
-        self.notifier.ready(f"serving as {self.personality}")
+        self.notifier.ready(f"serving as {self._personality}")
 
-    def signals_handled(self) -> List[int]:
-        handled = super().signals_handled() + [signal.SIGUSR1]
-        if self._restartable():
+    def stopping(self) -> None:
+        """The loop is ending: tell the service manager (not for a HUP re-exec)."""
+        if not self._restart_requested:
+            self.notifier.stopping()
+
+    def notify_status(self, text: str) -> None:
+        """A status line for the service manager (systemd's STATUS=)."""
+        self.notifier.status(text)
+
+    def owns_signals(self) -> bool:
+        """Net::Server's flow (``run()``) takes over every signal it handles; otherwise only
+        those the program left at their default action."""
+        return self._in_run
+
+    def stop_server(self) -> None:
+        """Ask the whole server to stop (from a forked child: signals the parent, unless ``no_close_by_child``)."""
+        self._stop_server()
+
+    def add_read_handle(self, handle: Any) -> None:
+        """Watch an extra handle (anything with ``fileno()``); readiness calls ``can_read_hook``."""
+        self._add_read_handle(handle)
+
+    def _signals_handled(self) -> List[int]:
+        handled = super()._signals_handled() + [signal.SIGUSR1]
+        if self.restartable():
             handled.append(signal.SIGHUP)
         return handled
 
-    def sig_usr1(self) -> None:
+    def _sig_usr1(self) -> None:
         """Reopen the log files (after logrotate moved them), as nginx and gunicorn do."""
         self.reopen_logs()
         self.log(2, "Received USR1, reopened the log files")
 
     def reopen_logs(self) -> None:
-        self.logger.reopen()
-        path = self.logger.path
+        self._logger.reopen()
+        path = self._logger.path
         if self.identity is not None and os.geteuid() == 0 and path:
             try:  # the children, already someone else, reopen it after us
                 os.chown(path, self.identity.uid, self.identity.gid)
             except OSError as exc:
                 self.log(1, f"Could not hand {path} to {self.identity.user}: {exc.strerror}")
 
-    def announce_stopping(self) -> None:
-        if not self._restart_requested:
-            self.notifier.stopping()
-
     def service_actions(self) -> None:
         super().service_actions()
         self.notifier.tick(time.monotonic())
 
     def handle_request(self) -> None:
-        """Wait up to ``timeout`` for one request on any listener and handle it."""
+        """Wait up to ``timeout`` for one request on any listener and handle it (socketserver's)."""
         timeout = self.socket.gettimeout() if self.socket is not None else None
         if timeout is None:
             timeout = self.timeout
         elif self.timeout is not None:
             timeout = min(timeout, self.timeout)
         with selectors.DefaultSelector() as selector:
-            for listener in self.listeners:
-                selector.register(listener.socket, selectors.EVENT_READ, listener)
+            for sock, token in self._listening():
+                selector.register(sock, selectors.EVENT_READ, token)
             ready = selector.select(timeout)
             if not ready:
                 self.handle_timeout()
                 return
-            self.run_client_connection(ready[0][0].data)
+            self._serve_from(ready[0][0].data)
 
     def _handle_request_noblock(self) -> None:
-        """socketserver's internal entry point, kept for mixins that call it."""
-        self.run_client_connection(self.listeners[0])
+        """socketserver's internal entry point (accept one from the first listener and serve it)."""
+        self._serve_from(self._listening()[0][1])
 
     # -- one connection --------------------------------------------------------
 
@@ -536,11 +575,12 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         return self.listeners[0].get_request()
 
     def accept_from(self, listener: Listener) -> Tuple[Any, Any]:
+        """Accept one request from ``listener``: ``(request, client_address)``; ``OSError`` if none."""
         request, client_address = listener.get_request()
-        self._current_listener = listener
+        self._connection.listener = listener
         return request, client_address
 
-    def handle_connection(self, request: Any, client_address: Any) -> None:
+    def _handle_connection(self, request: Any, client_address: Any) -> None:
         """With ``proxy_protocol``, take the client's address from a trusted proxy's header first."""
         if self._proxy_mode is not None and not isinstance(request, tuple) and isinstance(client_address, tuple):
             peer = client_address[0]
@@ -553,18 +593,29 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
                     return
                 if named is not None:
                     client_address = named
-        super().handle_connection(request, client_address)
+        super()._handle_connection(request, client_address)
 
     _proxy_mode: Optional[str] = None
     proxy_timeout = 10.0  # seconds a trusted proxy has to send its PROXY header
-
-    def run_client_connection(self, listener: Listener) -> None:
-        """Accept one request from ``listener`` and take it through socketserver's steps."""
-        self.serve_from(listener)
-
-    _current_listener: Optional[Listener] = None
     _reverse_lookups = False
     _log_connections = False
+
+    @property
+    def client(self) -> Optional[ClientInfo]:
+        """The connection being served in this thread (Net::Server's ``$self->{server}{client}``)."""
+        return getattr(self._connection, "client", None)
+
+    @client.setter
+    def client(self, value: Optional[ClientInfo]) -> None:
+        self._connection.client = value
+
+    @property
+    def _current_listener(self) -> Optional[Listener]:
+        return getattr(self._connection, "listener", None)
+
+    def serving_from(self, listener: Any) -> None:
+        """Host step: the connection this thread now serves came from ``listener`` (Thread's workers)."""
+        self._connection.listener = listener
 
     def get_client_info(self, request: Any, client_address: Any) -> ClientInfo:
         """Describe the peer (and, with ``reverse_lookups``, look up its name)."""
@@ -646,6 +697,19 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             return
         self.log(1, f"Error while serving {client_address!r}:\n{traceback.format_exc().rstrip()}")
 
+    # -- logging and errors ----------------------------------------------------------
+
+    def log(self, level: int, message: str) -> None:
+        """Log ``message`` at Net::Server level 0-4 (through ``write_to_log_hook``)."""
+        if self._logger.enabled(level):
+            self.write_to_log_hook(level, message)
+
+    def fatal(self, message: str) -> None:
+        """Log an unrecoverable error, call ``fatal_hook`` and raise :class:`ServerError`."""
+        self.log(0, message)
+        self.fatal_hook(message)
+        raise ServerError(message)
+
     # -- closing ------------------------------------------------------------------
 
     def server_close(self) -> None:
@@ -660,8 +724,19 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if self.pid_file is not None and owner and not self._restart_requested:
             self.pid_file.remove()
 
+    def server_closed(self) -> None:
+        """Host step: the personality's ``server_close`` ran (here it was this class's own)."""
+
     def fileno(self) -> int:
         return self.socket.fileno()
+
+
+def _read_sysctl(name: str) -> Optional[str]:
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def _address_key(address: Any) -> Any:

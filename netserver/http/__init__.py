@@ -69,8 +69,8 @@ class HTTPSettings:
             return CGIApp(target, config.timeout_cgi, server.log)
 
         self.dispatch = DispatchTable(mounts, server.process_http_request, wrap)
-        self.multithread = server.personality == "Thread"
-        self.multiprocess = server.personality in ("Fork", "PreFork", "PreForkSimple")
+        self.multithread = server._personality == "Thread"
+        self.multiprocess = server._personality in ("Fork", "PreFork", "PreForkSimple")
 
     def base_environ(self, conn: Any, client_address: Any, server: Any) -> Dict[str, Any]:
         """The environ keys shared by every request on one connection."""
@@ -114,8 +114,8 @@ class HTTPSettings:
 class HTTPMixIn:
     """HTTP over any personality; ``process_http_request`` is the default app."""
 
-    personality = "HTTP"
-    default_handler = HTTPRequestHandler
+    _personality = "HTTP"
+    _default_handler = HTTPRequestHandler
 
     OPTIONS = (
         Option("app", _app, [], multi=True, section="HTTP", metavar="[PREFIX=]TARGET",

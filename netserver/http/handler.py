@@ -49,7 +49,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         self.pending: List[Request] = []
         self.served = 0
         self.idle_poll = None
-        waiting = server.waiting_clients_sockets()
+        waiting = server._waiting_clients_sockets()
         if waiting:
             # A process serves one connection at a time: an idle keep-alive connection must not
             # starve clients queued on the listener (Apache prefork's KeepAliveTimeout problem).

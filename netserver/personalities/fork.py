@@ -23,43 +23,43 @@ __all__ = ["ForkMixIn", "Fork"]
 class ForkMixIn(ProcessParentMixIn):
     """Fork per connection (see the module docstring)."""
 
-    personality = "Fork"
-    pool_kinds = ("fork",)
+    _personality = "Fork"
+    _pool_kinds = ("fork",)
 
     OPTIONS = (
         Option("max_servers", to_int(1), 256, section="Fork", metavar="N",
                doc="Most children serving at once; the server stops accepting at this number."),
     )
 
-    def accepting(self) -> bool:
-        return self.children.count("fork") < self.max_servers_now()
+    def _accepting(self) -> bool:
+        return self._children.count("fork") < self._max_servers_now()
 
-    def serve_from(self, token: Any) -> None:
+    def _serve_from(self, token: Any) -> None:
         """Accept in the parent, serve in a new child."""
         try:
-            request, client_address = self.accept_from(token)
+            request, client_address = self._host.accept_from(token)
         except OSError:
             return
-        pid = self.fork_child("fork", lambda: self._serve_in_child(request, client_address))
+        pid = self._fork_child("fork", lambda: self._serve_in_child(request, client_address))
         if pid is None:
             self.shutdown_request(request)
         else:
             self.close_request(request)  # the child has its own copy
 
     def _handle_request_noblock(self) -> None:
-        self.serve_from(self.listening()[0][1])
+        self._serve_from(self._listening()[0][1])
 
-    def child_prepare(self) -> None:
-        super().child_prepare()
+    def _child_prepare(self) -> None:
+        super()._child_prepare()
         for sig in (signal.SIGHUP, signal.SIGQUIT):  # this connection is finished whatever happens
             signal.signal(sig, signal.SIG_IGN)
 
     def _serve_in_child(self, request: Any, client_address: Any) -> None:
         reply_socket = request[1] if isinstance(request, tuple) else None
-        for sock, _ in self.listening():
+        for sock, _ in self._listening():
             if sock is not reply_socket:  # a datagram is answered on the socket it came in on
                 sock.close()  # the child never accepts (and never removes a socket file)
-        self.handle_connection(request, client_address)
+        self._handle_connection(request, client_address)
 
 
 class Fork(ForkMixIn, Server):

@@ -30,19 +30,19 @@ _COMBINED: Dict[tuple, type] = {}
 
 def combine(base: type, personality: type) -> type:
     """``base`` (the user's class) over ``personality``: their methods first, then the personality's."""
-    if issubclass(base, personality) and base.personality == personality.personality:
+    if issubclass(base, personality) and base._personality == personality._personality:
         return base
     key = (base, personality)
     if key not in _COMBINED:
         _COMBINED[key] = type(f"{base.__name__}", (base, personality),
-                              {"personality": personality.personality, "__module__": base.__module__})
+                              {"_personality": personality._personality, "__module__": base.__module__})
     return _COMBINED[key]
 
 
 class MultiType(Server):
     """Tries each ``server_type`` in order; Single when none is usable."""
 
-    personality = "MultiType"
+    _personality = "MultiType"
 
     OPTIONS = (
         Option("server_type", _server_type, ["Single"], multi=True, section="MultiType", metavar="NAME",

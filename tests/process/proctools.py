@@ -18,7 +18,7 @@ from typing import Iterable, List, Optional, Set, TypeVar
 
 from harness import TIMEOUT, read_all
 
-from procfs import stat_fields
+from procfs import children, live_children, stat_fields  # noqa: F401 - re-exported for the tests
 from waiting import holds_for, wait_until  # noqa: F401 - re-exported for the tests
 
 T = TypeVar("T")
@@ -53,18 +53,6 @@ def exists(pid: int) -> bool:
     return state(pid) is not None
 
 
-def children(pid: int) -> List[int]:
-    """Every child of ``pid`` (zombies included), as the kernel lists them."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return []
-
-
-def live_children(pid: int) -> List[int]:
-    """Children of ``pid`` that are not zombies."""
-    return [c for c in children(pid) if state(c) not in (None, "Z")]
 
 
 def zombie_children(pid: int) -> List[int]:

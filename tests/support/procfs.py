@@ -15,3 +15,22 @@ def stat_fields(pid: int) -> Optional[List[str]]:
     head, _, tail = text.rpartition(")")
     pid_field, _, comm = head.partition(" (")
     return ["", pid_field, comm] + tail.split()
+
+
+def children(pid: int) -> List[int]:
+    """Every child of ``pid`` (zombies included), as the kernel lists them."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(p) for p in fh.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def live_children(pid: int) -> List[int]:
+    """Children of ``pid`` that are not zombies."""
+    alive = []
+    for child in children(pid):
+        fields = stat_fields(child)
+        if fields is not None and fields[3] != "Z":
+            alive.append(child)
+    return alive
