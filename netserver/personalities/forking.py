@@ -287,6 +287,8 @@ class ProcessParentMixIn(PersonalityMixIn):
         """Stop the children, unless the server is about to re-exec (HUP)."""
         if self._restart_requested:
             return
+        if self._stop_mode is None:
+            self._stop_mode = "now"  # KeyboardInterrupt or an error left the loop: the TERMs are ours
         self._stop_children(graceful=self._stop_mode == "graceful")
         self._host.post_child_cleanup_hook()
 
