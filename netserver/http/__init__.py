@@ -120,7 +120,7 @@ class HTTPMixIn:
     OPTIONS = (
         Option("app", _app, [], multi=True, section="HTTP", metavar="[PREFIX=]TARGET",
                doc="What answers requests: a CGI script path or a WSGI app module:attribute, "
-                   "optionally mounted at PREFIX; repeatable."),
+                   "optionally mounted at PREFIX."),
         Option("access_log_file", to_optional_str, None, section="HTTP", metavar="FILE",
                doc="Access log: a path or STDERR (none by default)."),
         Option("access_log_format", _access_log_format, COMMON, section="HTTP", metavar="FORMAT",
