@@ -62,6 +62,19 @@ Examples:
 """
 
 
+STATUS_USAGE = """\
+usage: netserver status --pid_file FILE
+       netserver status --scoreboard_file FILE
+
+Shows the live pool of a running PreFork or PreForkSimple server, read from
+its scoreboard file (scoreboard_file, or pid_file + ".scoreboard"): each
+child's pid, state, requests served, age and current client, and the totals.
+
+Exit status, as systemctl status has it: 0 running, 3 not running,
+1 the scoreboard cannot be read, 2 usage error.
+"""
+
+
 def _usage_error(message: str) -> int:
     sys.stderr.write(f"netserver: error: {message}\n")
     sys.stderr.write("Try 'netserver --help'.\n")
@@ -87,8 +100,11 @@ def _status(words: List[str]) -> int:
     """``netserver status --pid_file F`` (or ``--scoreboard_file S``): print the live pool."""
     from .options import Option
     from .options.validators import to_path
-    from .status import scoreboard_for, status_text
+    from .status import UNREADABLE, report
 
+    if "-h" in words or "--help" in words:
+        sys.stdout.write(STATUS_USAGE)
+        return EXIT_OK
     template = {name: Option(name, to_path) for name in ("pid_file", "scoreboard_file")}
     try:
         entries, rest = parse_argv(_bare_key_forms(words, set(template)), template)
@@ -97,15 +113,18 @@ def _status(words: List[str]) -> int:
     if rest:
         return _usage_error(f"unknown option or word {rest[0]!r}")
     given = {key: template[key].parse(value, source) for key, value, source in entries}
+    if not given:
+        return _usage_error("give --pid_file or --scoreboard_file (see netserver status --help)")
     try:
-        path = scoreboard_for(given.get("pid_file"), given.get("scoreboard_file"))
-        sys.stdout.write(status_text(path))
+        code, text = report(given.get("pid_file"), given.get("scoreboard_file"))
     except ValueError as exc:
-        return _usage_error(str(exc))
+        sys.stderr.write(f"netserver: {exc}\n")
+        return UNREADABLE
     except OSError as exc:
         sys.stderr.write(f"netserver: cannot read the scoreboard {exc.filename}: {exc.strerror}\n")
-        return EXIT_FAILURE
-    return EXIT_OK
+        return UNREADABLE
+    sys.stdout.write(text)
+    return code
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

@@ -36,12 +36,12 @@ def shown_value(option: Option, value: Any) -> str:
     if option.multi:
         items = [option.show(v) if option.show else str(v) for v in (value or ())]
         return ", ".join(items) if items else "none"
+    if option.show is not None:
+        return option.show(value)
     if value is None:
         return "none"
     if option.flag and isinstance(value, bool):
         return "on" if value else "off"
-    if option.show is not None:
-        return option.show(value)
     if callable(value):
         return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
     return str(value)
