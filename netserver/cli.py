@@ -179,8 +179,9 @@ def run_command(words: List[str]) -> int:
         if mode is not None:  # --check-config: one line, exit 2, whatever failed
             sys.stderr.write(f"netserver: error: {exc}\n")
             return EXIT_USAGE
-        if isinstance(exc, OptionError):
-            return _usage_error(str(exc))
+        if isinstance(exc, OptionError):  # a bad value: one line naming the option and its source
+            sys.stderr.write(f"netserver: error: {exc}\n")
+            return EXIT_USAGE
         if not getattr(exc, "reported_to_launcher", False):
             sys.stderr.write(f"netserver: {exc}\n")
         return EXIT_FAILURE

@@ -142,15 +142,15 @@ def print_config(server: Any, template: Mapping[str, Option], relevant: Sequence
 
 
 def unknown_words(rest: Sequence[str], template: Mapping[str, Option]) -> List[Tuple[str, Optional[str]]]:
-    """Dashed words not naming an option: ``(word, the option it may be a typo of, or None)``."""
+    """Dashed words not naming an option: ``(word, the options it may be a typo of, or None)``."""
     names = list(template)
     found = []
     for word in rest:
         if not word.startswith("-") or word in ("-", "--") or word[1:2].isdigit():
             continue
         key = word.lstrip("-").partition("=")[0].replace("-", "_")
-        close = difflib.get_close_matches(key, names, n=1, cutoff=0.75)
-        found.append((word, close[0] if close else None))
+        close = difflib.get_close_matches(key, names, n=2, cutoff=0.75)
+        found.append((word, " or --".join(close) if close else None))
     return found
 
 
