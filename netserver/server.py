@@ -242,7 +242,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             if conf_path:
                 layers[3] = read_conf_file(conf_path, template, conf_entry[2])
         self.config = merge(layers, template)
-        configcheck.report_unknown(rest, template, self.config.strict_options, self.log)  # --prot 8080
+        configcheck.report_unknown(rest, template, self.config.get("strict_options", False), self.log)  # --prot
         return self.config
 
     _config_request: Optional[str] = None  # "check" or "print" (--check-config, --print-config)

@@ -13,7 +13,7 @@ connections children finish after QUIT, or after being retired (a HUP, a
 TTOU, a surplus idle child).  When it passes, the children still at work are
 sent TERM, then KILL after ``stop_timeout``, and the log says so.
 
-The parent's side is :meth:`check_deadlines` (called from the loop); the
+The parent's side is :meth:`_check_deadlines` (called from the loop); the
 child's is :meth:`request_state` (called by handlers that serve several
 requests per connection).  Both work over ``netserver.Server`` and over a
 socketserver class.
@@ -67,7 +67,7 @@ class ChildDeadlinesMixIn:
 
     # -- in the parent ----------------------------------------------------------------
 
-    def busy_children(self) -> List[Tuple[Any, float, str]]:
+    def _busy_children(self) -> List[Tuple[Any, float, str]]:
         """``(child, seconds on the current request, client)`` for each child serving one now."""
         board = self.scoreboard
         if board is None:
@@ -82,17 +82,17 @@ class ChildDeadlinesMixIn:
                 busy.append((child, now - view.changed, view.client))
         return busy
 
-    def check_deadlines(self, now: float) -> None:
+    def _check_deadlines(self, now: float) -> None:
         """Every pass of the parent loop: stop children over ``child_timeout``; act on deadlines due."""
         limit = self.config.child_timeout
         if limit:
-            for child, seconds, client in self.busy_children():
+            for child, seconds, client in self._busy_children():
                 if seconds > limit:
                     self.log(1, f"Child {child.pid} has been busy {seconds:.1f}s with {client or 'a client'} "
                                 f"(child_timeout {limit:g}s): stopping it and starting another")
                     child.retiring = True  # the pool replaces it now, without waiting for its exit
                     self._send(child.pid, signal.SIGTERM)
-                    self.kill_after(child.pid, self.config.stop_timeout, signal.SIGKILL,
+                    self._kill_after(child.pid, self.config.stop_timeout, signal.SIGKILL,
                                     f"it ignored TERM for stop_timeout ({self.config.stop_timeout:g}s)")
         for pid, (when, signum, why) in list(self._deadlines.items()):
             if pid not in self.children:
@@ -102,20 +102,20 @@ class ChildDeadlinesMixIn:
                 self.log(1, f"Child {pid} still running: {why}; sending {signal.Signals(signum).name}")
                 self._send(pid, signum)
                 if signum == signal.SIGTERM:
-                    self.kill_after(pid, self.config.stop_timeout, signal.SIGKILL,
+                    self._kill_after(pid, self.config.stop_timeout, signal.SIGKILL,
                                     f"it ignored TERM for stop_timeout ({self.config.stop_timeout:g}s)")
 
-    def kill_after(self, pid: int, seconds: float, signum: int, why: str) -> None:
+    def _kill_after(self, pid: int, seconds: float, signum: int, why: str) -> None:
         """Send ``signum`` to ``pid`` in ``seconds`` if it is still a child then (logging ``why``)."""
         self._deadlines[pid] = (time.monotonic() + seconds, signum, why)
 
-    def retire_by_deadline(self, pids: List[int]) -> None:
+    def _retire_by_deadline(self, pids: List[int]) -> None:
         """Children asked to finish (HUP, QUIT…): stopped ``graceful_timeout`` from now if still there."""
         limit = self.config.graceful_timeout
         if limit:
             for pid in pids:
                 if pid not in self._deadlines:
-                    self.kill_after(pid, limit, signal.SIGTERM,
+                    self._kill_after(pid, limit, signal.SIGTERM,
                                     f"not done {limit:g}s (graceful_timeout) after it was asked to finish")
 
     @staticmethod

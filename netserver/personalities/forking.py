@@ -126,7 +126,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         self._servers_delta = int(state.get("servers_delta", 0))
         for pid in getattr(self, "_inherited_children", None) or ():
             self.children.add(Child(pid, "old"))
-        self.retire_by_deadline([child.pid for child in self.children.of_kind("old")])  # HUP'd before the exec
+        self._retire_by_deadline([child.pid for child in self.children.of_kind("old")])  # HUP'd before the exec
         self._stop_mode = None
 
     def before_restart(self) -> None:
@@ -161,7 +161,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
                 os.kill(child.pid, signal.SIGHUP)
             except ProcessLookupError:
                 pass
-        self.retire_by_deadline([child.pid for child in children])
+        self._retire_by_deadline([child.pid for child in children])
 
     # -- forking -----------------------------------------------------------------------
 
@@ -259,7 +259,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         super().service_actions()
         self.reap_children()
         now = time.monotonic()
-        self.check_deadlines(now)  # child_timeout, graceful_timeout
+        self._check_deadlines(now)  # child_timeout, graceful_timeout
         if now - self._last_dead_check >= self.config.check_for_dead:
             self._last_dead_check = now
             self._forget_vanished_children()
