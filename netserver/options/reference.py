@@ -19,7 +19,7 @@ __all__ = ["GROUPS", "format_help", "format_markdown", "grouped", "shown_value",
 
 #: Help group → the declaration sections it gathers, in display order.
 GROUPS = (
-    ("Personality", ("MultiType", "Configuration")),
+    ("Personality and configuration", ("MultiType", "Configuration")),
     ("Binding", ("Binding", "UDP")),
     ("Access control", ("Access control", "Proxy protocol")),
     ("Process pool", ("Fork", "PreForkSimple", "PreFork", "Thread", "Multiplex", "INET", "Processes")),
@@ -28,7 +28,7 @@ GROUPS = (
     ("TLS", ("SSL",)),
     ("HTTP", ("HTTP",)),
 )
-_BY_NAME = {"server_type": "Personality"}  # HTTP declares its own server_type in section HTTP
+_BY_NAME = {"server_type": "Personality and configuration"}  # HTTP declares its own server_type in section HTTP
 
 
 def shown_value(option: Option, value: Any) -> str:

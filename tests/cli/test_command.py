@@ -153,7 +153,7 @@ def test_help_lists_options_by_section_with_defaults():
     assert sections["log_level"] == "Logging"
     assert sections["cidr_allow"] == "Access control"
     assert sections["user"] == "Daemon"
-    assert sections["server_type"] == "Personality"
+    assert sections["server_type"] == "Personality and configuration"
     assert re.search(r"--port SPEC (.|\n)*?\[repeatable; default: 20203\]", out)
     assert re.search(r"--log_level 0-4 (.|\n)*?\[default: 2\]", out)
     assert result.stderr == ""
@@ -186,7 +186,7 @@ def test_help_leads_with_usage_and_five_examples_then_groups_in_order():
         assert needle in head, needle
     groups = [line[:-1] for line in options.splitlines() if line and not line.startswith(" ")
               and line.endswith(":")][1:]
-    assert groups == ["Personality", "Binding", "Access control", "Process pool", "Daemon", "Logging", "TLS"]
+    assert groups == ["Personality and configuration", "Binding", "Access control", "Process pool", "Daemon", "Logging", "TLS"]
     assert _help("HTTP").count("\nHTTP:\n") == 1
 
 

@@ -410,3 +410,33 @@ def test_access_log_to_stdout_creates_no_file(tmp_path):
         conn.close()
         server.wait_for(r'"GET /to-stdout HTTP/1.1" 200')
     assert not (tmp_path / "STDOUT").exists()
+
+
+def test_log_function_from_the_command_line_and_by_method_name(script, tmp_path):
+    out = tmp_path / "lines.txt"
+    (tmp_path / "sink.py").write_text(textwrap.dedent(f"""
+        def write(level, message):
+            with open({str(out)!r}, "a") as f:
+                f.write(f"sink {{level}} {{message}}\\n")
+    """))
+    path = script(f"""
+        import netserver
+
+        class Quick(netserver.Server):
+            def pre_loop_hook(self):
+                self._shutdown_request = True
+
+            def my_log(self, level, message):
+                with open({str(out)!r}, "a") as f:
+                    f.write(f"method {{level}} {{message}}\\n")
+
+        Quick.run()
+    """)
+    env = dict(python_env(), PYTHONPATH=str(tmp_path) + os.pathsep + python_env()["PYTHONPATH"])
+    assert run(["--port", "127.0.0.1:0", "--user", "root", "--log_function", "sink:write"], script=path,
+               env=env).returncode == 0
+    assert run(["--port", "127.0.0.1:0", "--user", "root", "--log_function", "my_log"], script=path).returncode == 0
+    text = out.read_text()
+    assert re.search(r"^sink 2 Binding to TCP port", text, re.M) and re.search(r"^method 2 Binding", text, re.M)
+    one_line_error(run(["--port", "127.0.0.1:0", "--log_function", "nosuchmodule:write"], script=path),
+                   "log_function", "nosuchmodule")
