@@ -75,9 +75,9 @@ Exit status, as systemctl status has it: 0 running, 3 not running,
 """
 
 
-def _usage_error(message: str) -> int:
+def _usage_error(message: str, command: str = "netserver") -> int:
     sys.stderr.write(f"netserver: error: {message}\n")
-    sys.stderr.write("Try 'netserver --help'.\n")
+    sys.stderr.write(f"Try '{command} --help'.\n")
     return EXIT_USAGE
 
 
@@ -109,12 +109,12 @@ def _status(words: List[str]) -> int:
     try:
         entries, rest = parse_argv(_bare_key_forms(words, set(template)), template)
     except OptionError as exc:
-        return _usage_error(str(exc))
+        return _usage_error(str(exc), "netserver status")
     if rest:
-        return _usage_error(f"unknown option or word {rest[0]!r}")
+        return _usage_error(f"unknown option or word {rest[0]!r}", "netserver status")
     given = {key: template[key].parse(value, source) for key, value, source in entries}
     if not given:
-        return _usage_error("give --pid_file or --scoreboard_file (see netserver status --help)")
+        return _usage_error("give --pid_file or --scoreboard_file", "netserver status")
     try:
         code, text = report(given.get("pid_file"), given.get("scoreboard_file"))
     except ValueError as exc:
