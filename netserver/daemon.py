@@ -105,8 +105,7 @@ class PidFile:
 
     def _create_locked(self) -> bool:
         """Create the file with our pid already in it; False if another process won the race."""
-        directory = os.path.dirname(self.path) or "."
-        handle, temp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+        handle, temp = self._temporary()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(handle, f"{os.getpid()}\n".encode())
@@ -123,6 +122,14 @@ class PidFile:
         self.owner = os.getpid()
         return True
 
+    def _temporary(self):
+        """A temporary file beside the pid file; PidFileError (one line) when the directory refuses."""
+        directory = os.path.dirname(self.path) or "."
+        try:
+            return tempfile.mkstemp(prefix=".pid-", dir=directory)
+        except OSError as exc:
+            raise PidFileError(f"pid_file {self.path}: cannot write in {directory}: {exc.strerror}") from None
+
     def _same_file(self, fd: int) -> bool:
         try:
             here = os.stat(self.path)
@@ -133,8 +140,7 @@ class PidFile:
 
     def write(self, uid: Optional[int] = None, gid: Optional[int] = None) -> None:
         """Write this process's pid: temp file, lock it, rename over the path."""
-        directory = os.path.dirname(self.path) or "."
-        handle, temp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+        handle, temp = self._temporary()
         try:
             os.set_inheritable(handle, False)
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -244,7 +244,7 @@ def host_class(cls: type) -> type:
     from .engine import Engine
 
     for klass in cls.__mro__:
-        if not issubclass(klass, Engine):
+        if not issubclass(klass, Engine) and klass.__module__.split(".")[0] != "netserver":
             return klass
     return object
 

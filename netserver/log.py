@@ -53,7 +53,11 @@ _DEV_LOG = "/dev/log"
 
 
 class LogConfigError(ValueError):
-    """A log_file / log_level / syslog_* value that cannot be used."""
+    """A log_file / log_level / syslog_* / log_config / log_function value that cannot be used."""
+
+    def __init__(self, message: str, option: str = "log_file"):
+        super().__init__(message)
+        self.option = option
 
 
 # --------------------------------------------------------------------------- config
@@ -132,6 +136,81 @@ def validate_log_file(value) -> str | None:
         if os.path.isdir(norm):
             raise LogConfigError(f"log_file {value!r} is a directory")
     return norm
+
+
+# --------------------------------------------------------------------------- log_config
+
+def read_log_config(path: str):
+    """Read a ``log_config`` file: a ``logging.config`` dict (``.json``; ``.toml`` with tomllib)
+    or an ini file for ``fileConfig``.  Returns the dict, or None for an ini file; raises
+    LogConfigError saying what is wrong."""
+    lower = path.lower()
+    try:
+        if lower.endswith(".json"):
+            import json
+
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        elif lower.endswith(".toml"):
+            try:
+                import tomllib
+            except ImportError:
+                raise LogConfigError("TOML needs Python 3.11 (tomllib); use a .json or .ini file",
+                                     "log_config") from None
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        else:
+            import configparser
+
+            parser = configparser.ConfigParser()
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f)
+            missing = [s for s in ("loggers", "handlers", "formatters") if not parser.has_section(s)]
+            if missing:
+                raise LogConfigError(f"not a logging ini file: no [{missing[0]}] section", "log_config")
+            return None
+    except OSError as exc:
+        raise LogConfigError(f"cannot read: {exc.strerror}", "log_config") from None
+    except LogConfigError:
+        raise
+    except Exception as exc:  # JSON / TOML / ini syntax
+        raise LogConfigError(f"cannot parse: {exc}", "log_config") from None
+    if not isinstance(data, dict) or "version" not in data:
+        raise LogConfigError("a logging.config dict needs a 'version' key (version = 1)", "log_config")
+    return data
+
+
+def apply_log_config(path: str) -> None:
+    """Configure stdlib logging from ``path`` (existing loggers stay enabled unless it says otherwise)."""
+    import logging.config
+
+    data = read_log_config(path)
+    try:
+        if data is None:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+        else:
+            logging.config.dictConfig(dict({"disable_existing_loggers": False}, **data))
+    except Exception as exc:
+        raise LogConfigError(f"cannot apply: {exc}", "log_config") from None
+
+
+def resolve_log_function(value, owner=None):
+    """``log_function``: a callable, ``module:callable``, or the name of a method of ``owner``."""
+    if value is None or callable(value):
+        return value
+    text = str(value).strip()
+    if ":" in text:
+        try:
+            func = _resolve_callable(text)
+        except LogConfigError as exc:
+            raise LogConfigError(str(exc).replace("log_file ", "", 1), "log_function") from None
+    else:
+        func = getattr(owner, text, None)
+        if func is None:
+            raise LogConfigError(f"the server has no method {text!r}", "log_function")
+    if not callable(func):
+        raise LogConfigError(f"{text} is not callable", "log_function")
+    return func
 
 
 def describe_target(log_file: str | None) -> str:
@@ -435,13 +514,42 @@ class ServerLog:
         return self.target if self.kind == "file" else None
 
     @classmethod
-    def from_config(cls, config: object) -> "ServerLog":
-        """The log described by a server config's logging options."""
-        return cls(
-            config.log_level, config.log_file,
+    def from_config(cls, config: object, owner: object = None) -> "ServerLog":
+        """The log described by a server config's logging options.
+
+        ``log_config`` configures stdlib logging first, and then (unless
+        ``log_file`` says otherwise) the server logs through the
+        ``netserver`` logger, so its lines go where the application's do.
+        ``log_function`` (a callable, ``module:callable`` or a method name
+        of ``owner``) takes every line instead of ``log_file``.
+        """
+        log_file = config.log_file
+        log_config = config.get("log_config")
+        if log_config:
+            apply_log_config(log_config)
+            if log_file is None:
+                log_file = "logging:netserver"
+        function = resolve_log_function(config.get("log_function"), owner)
+        if function is not None:
+            log_file = None
+        log = cls(
+            config.log_level, log_file,
             syslog_logsock=config.syslog_logsock, syslog_ident=config.syslog_ident,
             syslog_logopt=config.syslog_logopt, syslog_facility=config.syslog_facility,
         )
+        if function is not None:
+            log.use_function(function)
+        return log
+
+    def use_function(self, func) -> None:
+        """Send every line to ``func(level 0-4, message)`` instead of the current target."""
+        for handler in list(self.logger.handlers):
+            self.logger.removeHandler(handler)
+            handler.close()
+        self.handler = _FunctionHandler(func)
+        self.logger.addHandler(self.handler)
+        self.kind, self.target = "callable", None
+        self.description = f"function {getattr(func, '__qualname__', func)!r}"
 
     def enabled(self, level) -> bool:
         """True if a message at Net::Server level (0-4 or name) would be written."""

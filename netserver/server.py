@@ -31,7 +31,7 @@ from .handlers import EchoHandler
 from .engine import Engine, ServerError
 from .hooks import HookMixIn
 from .restart_flow import RestartMixIn
-from .log import ServerLog
+from .log import LogConfigError, ServerLog
 from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
 from .options.sources import Entry, entries_from_mapping
@@ -39,7 +39,7 @@ from .proto import BindError, Listener, listener_class, listener_for_socket, pro
 from .proto.resolve import ResolveError, resolve
 from .proto.ssl import handshake
 from .proto.spec import PortSpecError, pad, parse_port
-from . import daemon, privileges, proxy, restart, systemd
+from . import configcheck, daemon, privileges, proxy, restart, systemd
 
 __all__ = ["Server", "Single", "ServerError"]
 
@@ -57,7 +57,13 @@ class _Flow:
             return func.__get__(obj, cls)
 
         def run(handler=None, **options):
-            return func(cls(None, handler, bind_and_activate=False), **options)
+            server = cls(None, handler, bind_and_activate=False)
+            if sys._getframe(1).f_globals.get("__name__") != "__main__":
+                return func(server, **options)
+            try:  # the program's entry point: a bad option or a failed start is one line, not a trace
+                return func(server, **options)
+            except (OptionError, ServerError) as exc:
+                _exit_with(exc, server)
 
         run.__doc__ = func.__doc__
         return run
@@ -172,8 +178,8 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         if self.config is None:
             self.configure_hook()                 # before anything is read
             self.configure(options, argv=argv)    # the five sources → self.config
-            if restart.checking_config():         # a HUP asked whether this image can start
-                self.pre_bind()
+            if restart.checking_config() or self._config_request:  # --check-config, --print-config, HUP
+                self.check_config(self._config_request or "check")
                 return
             self.post_configure()                 # log, pid file, background
             self.post_configure_hook()            # validate your own options
@@ -227,9 +233,11 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         run_options = dict(self._address_options(), **run_options)
         constructor = entries_from_mapping(self._constructor_options, Source(Source.CONSTRUCTOR), template)
         command_line: List[Entry] = []
+        rest: List[str] = []
         if argv is not None or self.command_line is not False:
             words = list(sys.argv[1:] if argv is None else argv)
             command_line, rest = parse_argv(words, template)
+            self._config_request, rest = configcheck.take_request(rest)
             if argv is None:
                 sys.argv[1:] = rest
         run_layer = entries_from_mapping(run_options, run_source or Source(Source.RUN), template)
@@ -241,7 +249,20 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
             if conf_path:
                 layers[3] = read_conf_file(conf_path, template, conf_entry[2])
         self.config = merge(layers, template)
+        configcheck.report_unknown(rest, template, self.config.get("strict_options", False), self.log)  # --prot
         return self.config
+
+    _config_request: Optional[str] = None  # "check" or "print" (--check-config, --print-config)
+
+    def check_config(self, mode: str) -> None:
+        """``--check-config``: what starting would do, short of binding; ``--print-config``: the values."""
+        if mode == "print":
+            template = normalize_template(self.options({}))
+            configcheck.print_config(self, template, Server.options(self, {}))
+            return
+        summary = configcheck.check(self)
+        if self._config_request:
+            sys.stdout.write(summary + "\n")
 
     def _address_options(self) -> Dict[str, Any]:
         """``server_address`` (socketserver style) as ``run()``-level options.
@@ -270,7 +291,12 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         """
         config = self.config
         self._logger.close()
-        self._logger = ServerLog.from_config(config)
+        try:
+            self._logger = ServerLog.from_config(config, self)
+        except (OSError, LogConfigError) as exc:  # an unwritable log_file: one line naming it
+            name = getattr(exc, "option", "log_file")
+            reason = f"cannot open: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OptionError(name, config.get(name), config.source_of(name), reason) from None
         self.access = access.AccessPolicy(
             config.allow, config.deny, config.cidr_allow, config.cidr_deny,
             reverse_lookups=config.reverse_lookups, double_reverse_lookups=config.double_reverse_lookups,
@@ -737,6 +763,13 @@ def _read_sysctl(name: str) -> Optional[str]:
             return f.read().strip()
     except OSError:
         return None
+
+
+def _exit_with(exc: BaseException, server: "Server") -> None:
+    """What ``SomeServer.run()`` in a script's ``__main__`` does with an error: one line, exit 2 (1 if running)."""
+    if not getattr(exc, "reported_to_launcher", False):
+        sys.stderr.write(f"{os.path.basename(sys.argv[0]) or 'netserver'}: error: {exc}\n")
+    sys.exit(2 if isinstance(exc, OptionError) or server._config_request else 1)
 
 
 def _address_key(address: Any) -> Any:

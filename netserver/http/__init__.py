@@ -15,8 +15,9 @@ import os
 import sys
 from typing import Any, Callable, Dict, Iterable, List
 
-from ..options import Option
+from ..options import Option, OptionError
 from ..options.validators import to_float, to_int, to_optional_str, to_str
+from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
 from .. import __version__
 from .accesslog import COMMON, AccessLog, compile_format
@@ -47,6 +48,10 @@ def _access_log_format(value: Any) -> str:
     return text
 
 
+def _ignore(busy: bool) -> None:
+    """``request_state`` where no parent watches ``child_timeout`` (Single, Thread)."""
+
+
 class HTTPSettings:
     """Everything a connection handler needs, built once per server."""
 
@@ -57,8 +62,12 @@ class HTTPSettings:
         self.timeout_header = config.timeout_header
         self.timeout_idle = config.timeout_idle
         self.server_revision = config.server_revision
-        self.access_log = AccessLog(config.access_log_file, config.access_log_format) \
-            if config.access_log_file else None
+        try:
+            self.access_log = AccessLog(config.access_log_file, config.access_log_format) \
+                if config.access_log_file else None
+        except OSError as exc:  # one line naming the option and the file, not a traceback
+            raise OptionError("access_log_file", config.access_log_file, config.source_of("access_log_file"),
+                              f"cannot open: {exc.strerror}") from None
         mounts: List[Mount] = []
         for value in config.app:
             mounts.extend(parse_app(value))
@@ -69,6 +78,8 @@ class HTTPSettings:
             return CGIApp(target, config.timeout_cgi, server.log)
 
         self.dispatch = DispatchTable(mounts, server.process_http_request, wrap)
+        # A forking server's scoreboard learns when each request of a kept-alive connection begins.
+        self.request_state = server._request_state if isinstance(server, ChildDeadlinesMixIn) else _ignore
         self.multithread = server._personality == "Thread"
         self.multiprocess = server._personality in ("Fork", "PreFork", "PreForkSimple")
 
@@ -120,9 +131,9 @@ class HTTPMixIn:
     OPTIONS = (
         Option("app", _app, [], multi=True, section="HTTP", metavar="[PREFIX=]TARGET",
                doc="What answers requests: a CGI script path or a WSGI app module:attribute, "
-                   "optionally mounted at PREFIX; repeatable."),
+                   "optionally mounted at PREFIX."),
         Option("access_log_file", to_optional_str, None, section="HTTP", metavar="FILE",
-               doc="Access log: a path or STDERR (none by default)."),
+               doc="Access log: a path, STDOUT or STDERR (none by default)."),
         Option("access_log_format", _access_log_format, COMMON, section="HTTP", metavar="FORMAT",
                doc="Apache LogFormat of the access log (common log format by default)."),
         Option("timeout_header", to_float, 15.0, section="HTTP", metavar="SECONDS",
@@ -141,6 +152,13 @@ class HTTPMixIn:
                doc="Largest request body (then 413)."),
         Option("server_revision", to_str, f"netserver/{__version__}", section="HTTP", metavar="TEXT",
                doc="The Server header (empty: none)."),
+        # A hung application must not hold a child forever, nor a QUIT wait for ever (gunicorn's 30 s).
+        Option("child_timeout", to_float, 30.0, section="Processes", metavar="SECONDS",
+               doc="Longest a child may spend on one request (Fork, PreForkSimple, PreFork); then it is "
+                   "stopped (TERM, KILL after stop_timeout) and replaced. 0: no limit."),
+        Option("graceful_timeout", to_float, 30.0, section="Processes", metavar="SECONDS",
+               doc="After QUIT or a HUP, how long children may take to finish their requests before they "
+                   "are stopped. 0: no limit."),
     )
 
     def post_configure(self) -> None:

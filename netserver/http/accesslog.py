@@ -179,20 +179,25 @@ def compile_format(fmt: str) -> Callable[[Record], str]:
     return line
 
 
+#: access_log_file values naming a standard stream (Net::Server::HTTP's), not a file.
+STANDARD_STREAMS = {"STDERR": "stderr", "/DEV/STDERR": "stderr", "STDOUT": "stdout", "/DEV/STDOUT": "stdout"}
+
+
 class AccessLog:
-    """Writes one line per request to a file (opened before privileges are dropped) or stderr."""
+    """Writes one line per request to a file (opened before privileges are dropped), stdout or stderr."""
 
     def __init__(self, target: Optional[str], fmt: str):
         self.format = compile_format(fmt)
         self.target = target
         self.stream: Any = None
-        if target and target.upper() not in ("STDERR", "/DEV/STDERR"):
+        self.standard = STANDARD_STREAMS.get(target.upper(), None) if target else "stderr"
+        if self.standard is None:
             self.stream = open(target, "a", encoding="utf-8", errors="replace")
 
     def write(self, record: Record) -> None:
         import sys
 
-        stream = self.stream or sys.stderr
+        stream = self.stream or getattr(sys, self.standard)  # looked up now: a daemon redirects them
         stream.write(self.format(record) + "\n")
         stream.flush()
 

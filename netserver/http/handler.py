@@ -73,8 +73,11 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 return
             if request is None:
                 return
+            if self.served:
+                http.request_state(True)  # child_timeout counts this request, not the wait before it
             if not self._serve(conn, request):
                 return
+            http.request_state(False)
 
     # -- reading -------------------------------------------------------------
 

@@ -20,7 +20,10 @@ from urllib.parse import unquote_to_bytes
 try:
     import httptools
 except ImportError:  # pragma: no cover - depends on the installation
-    raise ImportError("the HTTP personality needs httptools: pip install 'netserver[http]'") from None
+    # `pip install httptools` works however netserver was installed (from an index or a checkout).
+    raise ImportError("the HTTP personality needs httptools: pip install httptools "
+                      "(or the extra: pip install 'netserver[http]', from a checkout "
+                      "pip install -e '.[http]')") from None
 
 from .errors import HTTPError
 

@@ -75,7 +75,7 @@ class Option:
     it is applied to each element and the result is a list.
     """
 
-    __slots__ = ("name", "convert", "default", "multi", "section", "doc", "metavar", "flag")
+    __slots__ = ("name", "convert", "default", "multi", "section", "doc", "metavar", "flag", "show")
 
     def __init__(
         self,
@@ -88,6 +88,7 @@ class Option:
         doc: str = "",
         metavar: Optional[str] = None,
         flag: bool = False,
+        show: Optional[Callable[[Any], str]] = None,
     ):
         self.name = name
         self.convert = convert
@@ -97,6 +98,7 @@ class Option:
         self.doc = doc
         self.metavar = metavar or ("BOOL" if flag else "VALUE")
         self.flag = flag
+        self.show = show  # canonical value -> the text a user would type (for --help and the docs)
 
     def __repr__(self) -> str:
         return f"Option({self.name!r})"

@@ -25,6 +25,7 @@ from ..options.validators import to_float, to_int
 from ..process.children import Child, ChildTable, Exit, describe_status
 from ..signals import signal_name
 from .base import PersonalityMixIn
+from .deadlines import ChildDeadlinesMixIn
 
 __all__ = ["ProcessParentMixIn", "EXIT_OK", "EXIT_ERROR"]
 
@@ -35,7 +36,7 @@ _PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2")
 _CHILD_SIGNALS = {signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
 
 
-class ProcessParentMixIn(PersonalityMixIn):
+class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
     """Parent-process machinery; see the module docstring."""
 
     _drops_privileges_in_children = True
@@ -132,6 +133,7 @@ class ProcessParentMixIn(PersonalityMixIn):
         self._servers_delta = int(state.get("servers_delta", 0))
         for pid in self._host.inherited_children:
             self._children.add(Child(pid, "old"))
+        self._retire_by_deadline([child.pid for child in self._children.of_kind("old")])  # HUP'd before the exec
         self._stop_mode = None
 
     def _before_restart(self) -> None:
@@ -163,6 +165,7 @@ class ProcessParentMixIn(PersonalityMixIn):
                 os.kill(child.pid, signal.SIGHUP)
             except ProcessLookupError:
                 pass
+        self._retire_by_deadline([child.pid for child in children])
 
     # -- forking -----------------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class ProcessParentMixIn(PersonalityMixIn):
             self._children.add(Child(pid, kind, slot))
             return pid
         code = EXIT_ERROR
+        self._child_slot = slot
         try:
             self._become_child()
             self._child_prepare()
@@ -258,6 +262,7 @@ class ProcessParentMixIn(PersonalityMixIn):
         super().service_actions()
         self._reap_children()
         now = time.monotonic()
+        self._check_deadlines(now)  # child_timeout, graceful_timeout
         if now - self._last_dead_check >= self._host.config.check_for_dead:
             self._last_dead_check = now
             self._forget_vanished_children()
@@ -296,21 +301,25 @@ class ProcessParentMixIn(PersonalityMixIn):
         """QUIT them and wait for all; or TERM them, wait ``stop_timeout``, then SIGKILL."""
         if graceful:
             self._children.signal_all(signal.SIGQUIT)
-            self._wait_for_children(None)
+            limit = self._host.config.graceful_timeout
+            self._wait_for_children(limit or None, graceful=True)
             if not len(self._children):
                 return
+            if self._stop_mode == "graceful":
+                self._host.log(1, f"Stopping {len(self._children)} children still busy after graceful_timeout "
+                                  f"({limit:g}s)")
         self._children.signal_all(signal.SIGTERM)
         self._wait_for_children(self._host.config.stop_timeout)
         if len(self._children):
             self._host.log(1, f"Killing {len(self._children)} children that did not exit within "
-                        f"{self._host.config.stop_timeout}s")
+                              f"{self._host.config.stop_timeout}s")
             self._children.signal_all(signal.SIGKILL)
             self._wait_for_children(None)
 
-    def _wait_for_children(self, timeout: Optional[float]) -> None:
+    def _wait_for_children(self, timeout: Optional[float], graceful: bool = False) -> None:
         """Reap until none are left, ``timeout`` passes, or (graceful wait) TERM/INT arrives."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        graceful = timeout is None and self._stop_mode == "graceful"
+        graceful = graceful and self._stop_mode == "graceful"
         while len(self._children):
             self._reap_children()
             if not len(self._children):

@@ -15,7 +15,7 @@ from ..options.sources import Config
 from ..server import Server
 from . import PERSONALITIES, LoadError, canonical_name, load
 
-__all__ = ["MultiType"]
+__all__ = ["MultiType", "chosen_declarations"]
 
 
 def _server_type(value: Any) -> str:
@@ -23,6 +23,16 @@ def _server_type(value: Any) -> str:
     if name is None or name == "MultiType":
         raise ValueError("not a personality (one of " + ", ".join(n for n in PERSONALITIES if n != "MultiType") + ")")
     return name
+
+
+def chosen_declarations(cls: type, chosen: type) -> Dict[str, Option]:
+    """Options ``chosen`` declares that ``cls`` does not: their defaults are the chosen personality's.
+
+    (``max_servers`` is 256 for Fork and 50 for PreFork; ``HTTP --server_type PreFork`` gets 50.)
+    """
+    own = {option.name for klass in cls.__mro__ for option in klass.__dict__.get("OPTIONS", ())}
+    return {option.name: option for klass in reversed(chosen.__mro__)
+            for option in klass.__dict__.get("OPTIONS", ()) if option.name not in own}
 
 
 _COMBINED: Dict[tuple, type] = {}
@@ -72,6 +82,8 @@ class MultiType(Server):
                 break
             except LoadError as exc:
                 self.log(3, f"server_type {name}: {exc}; trying the next one")
+        for name, option in chosen_declarations(type(self), chosen or Server).items():
+            config.set_default(name, option.default_value())
         self.__class__ = combine(type(self), chosen or Server)
         init = getattr(self, "_personality_init", None)
         if init is not None:

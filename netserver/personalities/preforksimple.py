@@ -50,7 +50,10 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                doc="Children in the pool (PreFork: at most this many)."),
         Option("max_requests", to_int(0), 1000, section="PreFork", metavar="N",
                doc="Connections a child serves before it is replaced (0: no limit); "
-                   "each child adds up to 10% jitter."),
+                   "each child adds a random 0..max_requests_jitter."),
+        Option("max_requests_jitter", to_int(0), None, section="PreFork", metavar="N",
+               doc="Most extra connections a child may serve beyond max_requests (random per child, so "
+                   "the pool never recycles all at once).", show=lambda v: "max_requests/10" if v is None else str(v)),
         Option("serialize", choice("auto", *SERIALIZERS), "auto", section="PreFork",
                metavar="flock|semaphore|pipe|none",
                doc="Accept lock between children; auto is none where epoll's EPOLLEXCLUSIVE "
@@ -313,9 +316,9 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                 self._handle_connection(request, client_address)
 
     def _request_limit(self) -> int:
-        """``max_requests`` plus up to 10% jitter, so a pool never recycles all at once."""
-        limit = self._host.config.max_requests
-        return limit + random.randint(0, limit // 10) if limit else 0
+        """``max_requests`` plus up to ``max_requests_jitter`` (10% by default), so a pool never recycles all at once."""
+        limit, jitter = self._host.config.max_requests, self._host.config.max_requests_jitter
+        return limit + random.randint(0, limit // 10 if jitter is None else jitter) if limit else 0
 
 
 def _client_text(client_address: Any) -> bytes:

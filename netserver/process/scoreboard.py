@@ -20,11 +20,13 @@ import struct
 import time
 from typing import Iterator, NamedTuple, Optional
 
-__all__ = ["Scoreboard", "SlotView", "Header", "FREE", "STARTING", "IDLE", "BUSY", "EXITING", "STATE_NAMES",
-           "read_scoreboard"]
+__all__ = ["Scoreboard", "SlotView", "Header", "FREE", "STARTING", "IDLE", "BUSY", "EXITING", "KEEPALIVE",
+           "STATE_NAMES", "client_text", "read_scoreboard"]
 
-FREE, STARTING, IDLE, BUSY, EXITING = 0, 1, 2, 3, 4
-STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", EXITING: "exiting"}
+# KEEPALIVE: on a connection, between two requests (Apache's 'K'): not idle, and not busy for child_timeout.
+FREE, STARTING, IDLE, BUSY, EXITING, KEEPALIVE = 0, 1, 2, 3, 4, 5
+STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", EXITING: "exiting",
+               KEEPALIVE: "keepalive"}
 
 MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
@@ -120,14 +122,32 @@ class Scoreboard:
         self.memory[self._offset(slot)] = state
 
     def serving(self, slot: int, requests: int, client: bytes) -> None:
-        """BUSY, the request count so far, and who is being served, in one store each."""
+        """BUSY, the request count so far, and who is being served, in one store each.
+
+        The time goes in before the state, so a parent that sees BUSY never
+        reads the previous connection's start (child_timeout relies on it).
+        """
         offset = self._offset(slot)
-        self.memory[offset] = BUSY
         struct.pack_into("<I", self.memory, offset + 4, requests)
         struct.pack_into("<d48s", self.memory, offset + 20, time.time(), client)
+        self.memory[offset] = BUSY
+
+    def request_state(self, slot: int, busy: bool) -> None:
+        """A request began (BUSY, its start time) or ended with the connection kept open (KEEPALIVE)."""
+        offset = self._offset(slot)
+        if busy:
+            struct.pack_into("<d", self.memory, offset + 20, time.time())
+        self.memory[offset] = BUSY if busy else KEEPALIVE
 
     def count_request(self, slot: int, requests: int) -> None:
         struct.pack_into("<I", self.memory, self._offset(slot) + 4, requests)
+
+
+def client_text(client_address: object) -> bytes:
+    """What a slot records of the client: ``host:port``, or ``unix``."""
+    if isinstance(client_address, tuple):
+        return f"{client_address[0]}:{client_address[1]}".encode()[:48]
+    return b"unix"
 
 
 def read_scoreboard(path: str) -> "tuple[Header, list]":
