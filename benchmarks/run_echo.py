@@ -62,7 +62,8 @@ SCENARIOS = [  # (name, clients, requests per connection)
     ("100 requests per connection, 50 clients", 50, 100),
     ("100 requests per connection, 200 clients", 200, 100),
 ]
-FORKING = ["netserver-prefork", "netserver-preforksimple", "netserver-fork", "stdlib-forking",
+FORKING = ["netserver-prefork", "netserver-preforksimple", "netserver-fork", "stdlib-forking", "compat-forking",
+           "mixin-forking",
            "naive-fork-pool", "perl-prefork", "perl-fork"]
 STARTUP = ["netserver-prefork", "perl-prefork", "naive-fork-pool"]
 
@@ -117,6 +118,12 @@ def servers() -> Dict[str, List[str]]:
     for mode in ("tcp", "forking", "threading"):
         table[f"stdlib-{mode}" if mode != "tcp" else "stdlib-tcpserver"] = [
             py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}"]
+    # The drop-in promise (issue 12): the same program upgraded by one import, or by a netserver mixin.
+    for mode in ("tcp", "forking", "threading"):
+        table[f"compat-{mode}" if mode != "tcp" else "compat-tcpserver"] = [
+            py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}", "compat"]
+    for mode in ("forking", "threading"):
+        table[f"mixin-{mode}"] = [py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}", "mixin"]
     table["asyncio-streams"] = [py, os.path.join(PEERS, "asyncio_echo.py"), "{port}"]
     table["naive-fork-pool"] = [py, os.path.join(PEERS, "naive_prefork.py"), "{port}", "8"]
     for personality in ("PreFork", "Fork"):

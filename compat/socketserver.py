@@ -2,22 +2,24 @@
 
     import compat.socketserver as socketserver
 
-Every public name of the standard module is here and behaves as it does
-there — the constructor binds ``server_address`` exactly as ``TCPServer``
-does, ``ForkingMixIn``/``ThreadingMixIn`` keep ``max_children``,
-``block_on_close``, ``daemon_threads`` and their reaping — while the
-servers are netserver servers: options from keyword arguments, the command
-line and a ``conf_file`` (``--port`` moves the server; ``--cidr_allow``,
-``--log_file``, ``--user``, ``--background``, ``--pid_file`` … all work),
-access control in ``verify_request``, signals handled in the loop, and a
-``shutdown()`` that takes effect at once.  New names: ``PreForkMixIn``,
+Every public name of the standard module is here.  ``TCPServer``,
+``UDPServer``, ``UnixStreamServer``, ``UnixDatagramServer`` are
+:class:`netserver.SingleMixIn` over the standard classes, with exactly their
+public names; ``ForkingMixIn``, ``ThreadingMixIn``, the request handlers and
+``BaseServer`` are the standard ones, and the ready-made combinations are
+built from these as the standard module builds them.  What a server gains
+(options from keywords, class attributes, a ``conf_file`` and — with
+``command_line = True`` — the command line; access control; netserver's
+log, pid file, privilege drop, daemonizing; several listeners through
+``port``; signals handled in the loop) and what it never changes is the
+contract in docs/compat.md.  New names: ``PreForkMixIn``,
 ``PreForkSimpleMixIn``, ``PreForkingTCPServer``, ``PreForkingUDPServer``,
 ``PreForkingUnixStreamServer``, ``PreForkingUnixDatagramServer``.
 
 The one deliberate difference: the servers' ``__module__`` is this module,
 so CPython's bookkeeping test ``MiscTestCase.test_all`` (``__all__`` lists
 exactly the objects whose ``__module__`` is ``socketserver``) does not
-apply.  docs/compat.md says more.
+apply.
 """
 
 from __future__ import annotations
