@@ -29,14 +29,14 @@ import inspect
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .hooks import HookMixIn
-from .options import Config, Option, OptionError, Source
+from .options import Config, OptionError, Source, declared_options
 from .proto import listener_for_socket
 from .server import Server
 
 if TYPE_CHECKING:
     from .client import ClientInfo
 
-__all__ = ["Host", "StdlibHost", "HOOKS", "collect_options"]
+__all__ = ["Host", "StdlibHost", "HOOKS", "host_class", "own_keywords"]
 
 #: The Net::Server hooks, by name (``HookMixIn`` declares each, in flow order).
 HOOKS = tuple(name for name, value in vars(HookMixIn).items() if callable(value) and not name.startswith("_"))
@@ -71,20 +71,6 @@ class Host:
     drops_privileges_in_children: bool
 
 
-def collect_options(classes: Sequence[type]) -> Dict[str, Option]:
-    """``OPTIONS`` declarations along ``classes`` (most basic first), later ones winning.
-
-    Entries that are not :class:`Option` are skipped, so a third-party class
-    with an ``OPTIONS`` of its own is no trouble.
-    """
-    template: Dict[str, Option] = {}
-    for klass in classes:
-        for option in klass.__dict__.get("OPTIONS", ()) or ():
-            if isinstance(option, Option):
-                template[option.name] = option
-    return template
-
-
 class StdlibHost(Server):
     """The Net::Server half of a socketserver class that is not ``netserver.Server``.
 
@@ -107,7 +93,7 @@ class StdlibHost(Server):
 
     def options(self, template: Dict[str, Any]) -> Dict[str, Any]:
         super().options(template)
-        template.update(collect_options(list(reversed(type(self._owner).__mro__))))
+        template.update(declared_options(type(self._owner)))
         return template
 
     def configure_owner(self) -> Config:

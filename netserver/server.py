@@ -32,7 +32,7 @@ from .engine import Engine, ServerError
 from .hooks import HookMixIn
 from .restart_flow import RestartMixIn
 from .log import LogConfigError, ServerLog
-from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
+from .options import Config, OptionError, Source, declared_options, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
 from .options.sources import Entry, entries_from_mapping
 from .proto import BindError, Listener, listener_class, listener_for_socket, protocol_options
@@ -210,9 +210,7 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         """
         for option in protocol_options():
             template[option.name] = option
-        for cls in reversed(type(self).__mro__):
-            for option in cls.__dict__.get("OPTIONS", ()):
-                template[option.name] = option
+        template.update(declared_options(type(self)))
         return template
 
     def default_values(self) -> Dict[str, Any]:

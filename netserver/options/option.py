@@ -157,3 +157,19 @@ class Option:
 def normalize_template(template: Mapping[str, Any]) -> Dict[str, Option]:
     """Turn a template that may hold plain defaults into name → Option."""
     return {name: Option.from_default(name, value) for name, value in template.items()}
+
+
+def declared_options(cls: type) -> Dict[str, "Option"]:
+    """Every ``OPTIONS`` declaration along ``cls``'s MRO, name → Option; a subclass's wins.
+
+    Entries that are not :class:`Option` are skipped, so a third-party class
+    with an ``OPTIONS`` of its own (a netserver mixin may sit on any class)
+    is no trouble.
+    """
+    found: Dict[str, Option] = {}
+    for klass in reversed(cls.__mro__):
+        for option in vars(klass).get("OPTIONS", ()) or ():
+            if isinstance(option, Option):
+                found[option.name] = option
+    return found
+

@@ -13,7 +13,7 @@ import shutil
 import textwrap
 from typing import Any, Dict, List, Mapping, Optional
 
-from .option import Option
+from .option import Option, declared_options
 
 __all__ = ["GROUPS", "format_help", "format_markdown", "grouped", "shown_value", "wrap_paragraph"]
 
@@ -157,9 +157,7 @@ def reference_sections() -> Dict[str, Mapping[str, Option]]:
         template: Dict[str, Option] = {}
         if name == "Single":
             template.update((option.name, option) for option in protocol_options())
-        for klass in reversed(cls.__mro__):
-            for option in klass.__dict__.get("OPTIONS", ()):
-                template[option.name] = option
+        template.update(declared_options(cls))
         sections["Server (every personality)" if name == "Single" else name] = template
     return sections
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from ..options import Option
+from ..options import Option, declared_options
 from ..options.sources import Config
 from ..server import Server
 from . import PERSONALITIES, LoadError, canonical_name, load
@@ -30,9 +30,8 @@ def chosen_declarations(cls: type, chosen: type) -> Dict[str, Option]:
 
     (``max_servers`` is 256 for Fork and 50 for PreFork; ``HTTP --server_type PreFork`` gets 50.)
     """
-    own = {option.name for klass in cls.__mro__ for option in klass.__dict__.get("OPTIONS", ())}
-    return {option.name: option for klass in reversed(chosen.__mro__)
-            for option in klass.__dict__.get("OPTIONS", ()) if option.name not in own}
+    own = declared_options(cls)
+    return {name: option for name, option in declared_options(chosen).items() if name not in own}
 
 
 _COMBINED: Dict[tuple, type] = {}
@@ -68,9 +67,8 @@ class MultiType(Server):
                 cls = load(name)
             except LoadError:
                 continue
-            for klass in reversed(cls.__mro__):
-                for option in klass.__dict__.get("OPTIONS", ()):
-                    template.setdefault(option.name, option)
+            for name, option in declared_options(cls).items():
+                template.setdefault(name, option)
         return template
 
     def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None) -> Config:
