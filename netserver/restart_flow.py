@@ -36,7 +36,7 @@ class RestartMixIn:
     _checking_restart = False
 
     def _check_and_restart(self) -> None:
-        ok, why = restart.check_new_image()
+        ok, why = restart.check_new_image(held=[listener.hup_string() for listener in self.listeners])
         if not ok:
             self.log(0, f"HUP refused: the new configuration does not load; still running as before: {why}")
             return

@@ -259,8 +259,22 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
             configcheck.print_config(self, template, Server.options(self, {}))
             return
         summary = configcheck.check(self)
+        if restart.checking_config():
+            self._try_new_listeners(restart.held_listeners())
         if self._config_request:
             sys.stdout.write(summary + "\n")
+
+    def _try_new_listeners(self, held: Sequence[str]) -> None:
+        """HUP check: bind (then close) each listener the running image does not hand over."""
+        for listener in self.listeners:
+            if listener.hup_string() in held:
+                continue
+            try:
+                listener.bind(self.allow_reuse_address, self.allow_reuse_port)
+            except BindError as exc:
+                raise ServerError(str(exc)) from None
+            finally:
+                listener.close()
 
     def _address_options(self) -> Dict[str, Any]:
         """``server_address`` (socketserver style) as ``run()``-level options.

@@ -231,6 +231,15 @@ class MultiplexMixIn(PersonalityMixIn):
         if not (isinstance(self.RequestHandlerClass, type) and issubclass(self.RequestHandlerClass, MuxHandler)):
             self._host.fatal(f"Multiplex serves MuxHandler subclasses (mux_input and friends); "
                              f"{getattr(self.RequestHandlerClass, '__name__', self.RequestHandlerClass)} is not one")
+        # Refused rather than ignored: a PROXY header would reach mux_input and the access rules would
+        # judge the proxy's address; a TLS listener would hand mux_input the raw handshake.
+        if self._host.config.get("proxy_protocol", "off") != "off":
+            self._host.fatal("Multiplex does not read PROXY protocol headers; use PreFork, Fork or Thread "
+                             "with proxy_protocol, or remove proxy_protocol")
+        for listener in self._host.listeners:
+            if getattr(listener, "proto", "") == "ssl":
+                self._host.fatal(f"Multiplex does not run TLS handshakes ({listener.describe()}); use PreFork, "
+                                 f"Fork or Thread for ssl listeners, or terminate TLS in front")
 
     def _mux_listeners(self) -> List[Tuple[Any, Any]]:
         listening = self._listening()
