@@ -20,6 +20,7 @@ from .options.reference import format_help
 from .personalities import PERSONALITIES, LoadError, canonical_name, load
 from .proto import BindError
 from .server import ServerError
+from .log import LogConfigError
 
 __all__ = ["main"]
 
@@ -136,7 +137,7 @@ def run_command(words: List[str]) -> int:
         cls.run(argv=words)
     except OptionError as exc:
         return _usage_error(str(exc))
-    except (ServerError, BindError) as exc:
+    except (ServerError, BindError, LogConfigError) as exc:
         if not getattr(exc, "reported_to_launcher", False):
             sys.stderr.write(f"netserver: {exc}\n")
         return EXIT_FAILURE

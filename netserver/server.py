@@ -447,18 +447,32 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             self.log(2, f"Running as {privileges.describe(self.identity)}"
                         + (f", chrooted to {chroot}" if chroot else ""))
 
-    def files_for_user(self) -> List[str]:
-        """Files the server's user must own after the drop: UNIX socket files, log files."""
-        paths = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
-        if self.logger.path:
-            paths.append(self.logger.path)
-        return paths
+    def files_for_user(self) -> List[Any]:
+        """What the server's user must own after the drop: UNIX socket files (their paths)
+        and log files (``(path, open descriptor)``: ownership changes on what was opened,
+        never on whatever the path names now)."""
+        files: List[Any] = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
+        if self.logger.path and self.logger.fileno() is not None:
+            files.append((self.logger.path, self.logger.fileno()))
+        return files
 
     def _hand_over_files(self, identity: privileges.Identity) -> None:
-        for path in self.files_for_user():
+        """Refuse paths the service user could redirect, then hand the files over (issue 14)."""
+        inherited = {l.target.address for l in self.listeners if l.inherited}
+        # A socket file inherited across HUP was handed over when it was made: left alone.
+        files = [item for item in self.files_for_user() if not (isinstance(item, str) and item in inherited)]
+        for item in files:
+            hazard = privileges.path_hazard(item if isinstance(item, str) else item[0], identity)
+            if hazard is not None:
+                self.fatal(f"Refusing to start: {hazard}")
+        for item in files:
             try:
-                os.chown(path, identity.uid, identity.gid)
+                if isinstance(item, str):
+                    privileges.hand_over_socket_file(item, identity)
+                else:
+                    privileges.hand_over_fd(item[1], identity)
             except OSError as exc:
+                path = item if isinstance(item, str) else item[0]
                 self.log(1, f"Could not hand {path} to {identity.user}: {exc.strerror}")
 
     # -- the loop -----------------------------------------------------------
@@ -493,13 +507,14 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         self.log(2, "Received USR1, reopened the log files")
 
     def reopen_logs(self) -> None:
+        """Reopen the log file (O_NOFOLLOW); as root, hand the new file over by descriptor."""
         self.logger.reopen()
-        path = self.logger.path
-        if self.identity is not None and os.geteuid() == 0 and path:
+        fd = self.logger.fileno() if self.logger.path else None
+        if self.identity is not None and os.geteuid() == 0 and fd is not None:
             try:  # the children, already someone else, reopen it after us
-                os.chown(path, self.identity.uid, self.identity.gid)
+                privileges.hand_over_fd(fd, self.identity)
             except OSError as exc:
-                self.log(1, f"Could not hand {path} to {self.identity.user}: {exc.strerror}")
+                self.log(1, f"Could not hand {self.logger.path} to {self.identity.user}: {exc.strerror}")
 
     def announce_stopping(self) -> None:
         if not self._restart_requested:

@@ -60,7 +60,7 @@ class Scoreboard:
         if path is None:
             self.memory = mmap.mmap(-1, size)
         else:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = _create_fresh(path)
             try:
                 os.ftruncate(fd, size)
                 self.memory = mmap.mmap(fd, size)
@@ -128,6 +128,22 @@ class Scoreboard:
 
     def count_request(self, slot: int, requests: int) -> None:
         struct.pack_into("<I", self.memory, self._offset(slot) + 4, requests)
+
+
+def _create_fresh(path: str) -> int:
+    """A new file at ``path``: whatever is there (a stale board, a planted symlink) is unlinked,
+    never followed or truncated, and the new file is made with ``O_EXCL`` (issue 14)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(10):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        try:
+            return os.open(path, flags, 0o644)
+        except FileExistsError:
+            continue  # recreated meanwhile: remove it again
+    raise OSError(f"scoreboard_file {path}: keeps reappearing; not using it")
 
 
 def read_scoreboard(path: str) -> "tuple[Header, list]":

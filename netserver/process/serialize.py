@@ -44,13 +44,19 @@ class FlockLock(NoLock):
             fd, lock_file = tempfile.mkstemp(prefix="netserver-", suffix=".lock")
             os.close(fd)
         self.path = lock_file
-        self.fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # Never through a symlink (a planted one would have its target created: issue 14).
+        self.fd = os.open(lock_file, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         self.creator = os.getpid()
 
     def after_fork(self) -> None:
-        # flock locks belong to the open file description: each child needs its own.
-        os.close(self.fd)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+        # flock locks belong to the open file description: each child needs its own, and
+        # reopens the very file the parent opened (/proc), not whatever the path names now.
+        fd = self.fd
+        try:
+            self.fd = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        os.close(fd)
 
     def acquire(self) -> None:
         fcntl.flock(self.fd, fcntl.LOCK_EX)  # PEP 475: retried after EINTR
