@@ -11,6 +11,7 @@ shared scoreboard with plain memory writes.
 from __future__ import annotations
 
 import copy
+import errno
 import os
 import random
 import select
@@ -136,7 +137,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         capacity = max(1024, 4 * self.config.max_servers)
         self.scoreboard = Scoreboard(capacity, self.scoreboard_path())
         self._free_slots = list(range(capacity - 1, -1, -1))
-        self._lock = make_lock(self._serializer(len(targets)), self.config.lock_file)
+        try:
+            self._lock = make_lock(self._serializer(len(targets)), self.config.lock_file)
+        except OSError as exc:
+            self.fatal(f"serialize: cannot open lock_file {self.config.lock_file}: {exc.strerror}"
+                       + (" (it is a symbolic link; name the file itself)" if exc.errno == errno.ELOOP else ""))
         self.log(3, f"Accept serialization: {self._lock.name}")
         self._throttle.grant(self.initial_children())
         self.manage_pool(time.monotonic())  # the first children now, not after the first tick
