@@ -270,6 +270,9 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         )
         self._reverse_lookups = self.access.reverse_lookups
         self._proxy_mode = None if config.proxy_protocol == "off" else config.proxy_protocol
+        if self._proxy_mode and not config.proxy_allow:
+            raise ServerError(f"proxy_protocol {self._proxy_mode} needs proxy_allow: the addresses of the "
+                              f"proxies trusted to name the client (none are trusted by default)")
         self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow) if self._proxy_mode else None
         self._log_connections = self.logger.enabled(3)
         try:
@@ -597,13 +600,19 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         """Net::Server's access control, in socketserver's slot.
 
         Runs ``post_accept_hook``, the allow/deny rules, ``allow_deny_hook``;
-        on refusal ``request_denied_hook`` and a log line.
+        on refusal ``request_denied_hook`` and a log line.  An exception in any
+        of them refuses this connection (logged with its traceback).
         """
-        self.client = client = self.get_client_info(request, client_address)
-        self.post_accept_hook(request)
-        if self.allow_deny(client) and self.allow_deny_hook(request):
-            return True
-        self.request_denied_hook(request)
+        try:
+            self.client = client = self.get_client_info(request, client_address)
+            self.post_accept_hook(request)
+            if self.allow_deny(client) and self.allow_deny_hook(request):
+                return True
+            self.request_denied_hook(request)
+        except Exception:
+            # A failing hook ends this connection only, never the process or thread serving it.
+            self.log(1, f"Refusing the connection from {client_address!r}: access check failed:\n"
+                        f"{traceback.format_exc().rstrip()}")
         return False
 
     def allow_deny(self, client: ClientInfo) -> bool:
