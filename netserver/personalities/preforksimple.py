@@ -168,8 +168,26 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     def service_actions(self) -> None:
         super().service_actions()
+        if self._lock_suspect is not None:
+            self._check_lock(time.monotonic())
         if not self._shutdown_request:
             self.manage_pool(time.monotonic())
+
+    _lock_suspect: Optional[float] = None  # 0.0: a child exited; then when the token was first missed
+
+    def _check_lock(self, now: float) -> None:
+        """After a child exited: if no token is in sight and no child says it holds one, twice
+        at least 0.2 s apart, the dead child took it along (kill -9): put it back (issue 14)."""
+        if self._lock.token_visible() or self.scoreboard is None or self.scoreboard.lock_holders():
+            self._lock_suspect = None
+            return
+        if not self._lock_suspect:
+            self._lock_suspect = now
+            return
+        if now - self._lock_suspect >= 0.2:
+            self._lock_suspect = None
+            self._lock.restore()
+            self.log(1, f"Accept lock ({self._lock.name}): a child died holding it; put it back")
 
     def manage_pool(self, now: float) -> None:
         """Keep ``max_servers`` children: spawn what is missing, retire any excess (TTOU)."""
@@ -208,6 +226,8 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     def child_exited(self, exit: Exit) -> None:
         super().child_exited(exit)
         child = exit.child
+        if self._lock.lost_with_holder:
+            self._lock_suspect = 0.0  # it may have died holding the token: look on the next passes
         ready = True
         if child.slot is not None and self.scoreboard is not None:
             ready = self.scoreboard.state(child.slot) != STARTING  # it reached its accept loop
@@ -242,13 +262,21 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         tokens = [token for _, token in targets]
         limit = self._request_limit()
         accept_from, handle = self.accept_from, self.handle_connection
-        locked = not isinstance(self._lock, NoLock)
+        lock = self._lock
+        locked = not isinstance(lock, NoLock)
         served = 0
         board.set_state(slot, IDLE)
         while not self._retire and (not limit or served < limit):
             request = None
             if locked:
-                self._lock.acquire()
+                self._waiting_for_lock = True  # HUP/QUIT now end the wait (_child_retire raises)
+                try:
+                    lock.acquire()
+                except _LockWaitEnded:
+                    break
+                finally:
+                    self._waiting_for_lock = False
+                board.hold_lock(slot, True)
             try:
                 ready = tokens
                 while request is None and not self._retire:
@@ -272,7 +300,8 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                             self.reopen_logs()
             finally:
                 if locked:
-                    self._lock.release()
+                    board.hold_lock(slot, False)
+                    lock.release()
             if self._reopen_log:
                 self._reopen_log = False
                 self.reopen_logs()
@@ -314,6 +343,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._retire = True
         self._drain = self._drain or signum == signal.SIGQUIT
         self._signals.wake()
+        if self._waiting_for_lock:
+            self._waiting_for_lock = False
+            raise _LockWaitEnded()  # out of flock/read/sem_wait, which would retry after EINTR
+
+    _waiting_for_lock = False
 
     def _drain_queue(self, tokens: List[Any]) -> None:
         """On a graceful stop, serve what the kernel already queued, so it is not reset."""
@@ -331,6 +365,10 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         """``max_requests`` plus up to 10% jitter, so a pool never recycles all at once."""
         limit = self.config.max_requests
         return limit + random.randint(0, limit // 10) if limit else 0
+
+
+class _LockWaitEnded(Exception):
+    """Raised by a child's retire handler into a wait for the accept lock."""
 
 
 def _read_sysctl(name: str) -> Optional[str]:

@@ -9,7 +9,8 @@ like Apache's ScoreBoardFile.
 
 Layout: a 64-byte header (magic, parent pid, start time, capacity, requests
 of children that have exited), then ``capacity`` slots of 96 bytes (state,
-requests, pid, start time, time of the last change, current client).
+holds-the-accept-lock flag, requests, pid, start time, time of the last
+change, current client).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", E
 MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
 HEADER_SIZE = 64
-_SLOT = struct.Struct("<B3xIidd48s")    # state, requests, pid, started, changed, client
+_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, 2 pad), requests, pid, started, changed, client
 SLOT_SIZE = 96
 
 
@@ -128,6 +129,19 @@ class Scoreboard:
 
     def count_request(self, slot: int, requests: int) -> None:
         struct.pack_into("<I", self.memory, self._offset(slot) + 4, requests)
+
+    def hold_lock(self, slot: int, holding: bool) -> None:
+        """Whether this child holds the accept lock (the first pad byte; one memory store)."""
+        self.memory[self._offset(slot) + 1] = 1 if holding else 0
+
+    def lock_holders(self) -> int:
+        """Live slots that say they hold the accept lock (the parent's check after a death)."""
+        memory, count = self.memory, 0
+        for slot in range(self.capacity):
+            offset = self._offset(slot)
+            if memory[offset] != FREE and memory[offset + 1]:
+                count += 1
+        return count
 
 
 def _create_fresh(path: str) -> int:
