@@ -13,13 +13,16 @@ outside the chroot), and a lazy import would be a crash.
 
 from __future__ import annotations
 
+import errno
 import grp
 import importlib
 import os
 import pwd
+import stat
 from typing import List, NamedTuple, Optional, Sequence
 
-__all__ = ["Identity", "PrivilegeError", "plan_identity", "drop", "preload", "describe"]
+__all__ = ["Identity", "PrivilegeError", "plan_identity", "drop", "preload", "describe", "path_hazard",
+           "hand_over_fd", "hand_over_socket_file", "writable_by"]
 
 PRELOAD = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
            "stringprep", "unicodedata", "_strptime", "logging.handlers")
@@ -143,22 +146,18 @@ def describe(identity: Identity) -> str:
 
 def writable_by(st: os.stat_result, identity: Identity) -> bool:
     """Whether ``identity`` may create, rename or unlink entries in the directory ``st``."""
-    import stat as _stat
-
     if st.st_uid == identity.uid:
-        return bool(st.st_mode & _stat.S_IWUSR)
+        return bool(st.st_mode & stat.S_IWUSR)
     if st.st_gid in identity.groups or st.st_gid == identity.gid:
-        return bool(st.st_mode & _stat.S_IWGRP)
-    return bool(st.st_mode & _stat.S_IWOTH)
+        return bool(st.st_mode & stat.S_IWGRP)
+    return bool(st.st_mode & stat.S_IWOTH)
 
 
 def _replaceable(parent: os.stat_result, entry: os.stat_result, identity: Identity) -> bool:
     """Whether ``identity`` can replace ``entry`` inside the directory ``parent``."""
-    import stat as _stat
-
     if not writable_by(parent, identity):
         return False
-    if parent.st_mode & _stat.S_ISVTX:  # sticky (/tmp): only the owner of the entry or of the dir
+    if parent.st_mode & stat.S_ISVTX:  # sticky (/tmp): only the owner of the entry or of the dir
         return identity.uid in (parent.st_uid, entry.st_uid)
     return True
 
@@ -172,13 +171,11 @@ def path_hazard(path: str, identity: Optional[Identity]) -> Optional[str]:
     directory being writable by that user is allowed: the file in it is only
     ever opened with O_NOFOLLOW and checked (see :func:`open_log_file`).
     """
-    import stat as _stat
-
     if identity is None or identity.uid == 0:
         return None
     path = os.path.abspath(path)
     try:
-        if _stat.S_ISLNK(os.lstat(path).st_mode):
+        if stat.S_ISLNK(os.lstat(path).st_mode):
             return f"{path} is a symbolic link (name the file itself)"
     except FileNotFoundError:
         pass
@@ -213,13 +210,10 @@ def hand_over_socket_file(path: str, identity: Identity) -> None:
     changed through ``/proc/self/fd``: whatever is renamed into ``path``
     meanwhile, only the inode checked is changed.  Raises OSError.
     """
-    import errno
-    import stat as _stat
-
     fd = os.open(path, getattr(os, "O_PATH", os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         st = os.fstat(fd)
-        if not _stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
             raise OSError(errno.EPERM, "not a socket file this server created")
         os.chown(f"/proc/self/fd/{fd}", identity.uid, identity.gid)
     finally:

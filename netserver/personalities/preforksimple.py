@@ -308,7 +308,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
             if request is None:
                 break
             board.serving(slot, served, _client_text(client_address))
-            handle(request, client_address)
+            try:
+                handle(request, client_address)
+            except Exception:  # a failing verify_request override: this connection only, not the child
+                self.handle_error(request, client_address)
+                self.shutdown_request(request)
             served += 1
             board.count_request(slot, served)
             board.set_state(slot, IDLE)

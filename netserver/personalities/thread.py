@@ -118,6 +118,9 @@ class ThreadMixIn(PersonalityMixIn):
             self._current_listener = token
             try:
                 self.handle_connection(request, client_address)
+            except Exception:  # a failing verify_request override: this connection only, never the worker
+                self.handle_error(request, client_address)
+                self.shutdown_request(request)
             finally:
                 with self._busy_lock:
                     was_full = self._busy >= self.config.max_servers

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import threading
 import time
 
@@ -20,7 +19,7 @@ import pytest
 
 from harness import TIMEOUT, run_command
 from daemontools import (
-    NOBODY, Held, alive, echo, fd_links, line_pid, lines_matching, live_children, pid_from_file,
+    NOBODY, Held, alive, echo, fd_links, lines_matching, live_children, pid_from_file,
     served, wait_until,
 )
 

@@ -249,3 +249,34 @@ def test_an_exception_in_an_access_hook_ends_that_connection_only(monkeypatch, h
         finally:
             server.shutdown()
             thread.join(TIMEOUT)
+
+
+@pytest.mark.parametrize("personality", ["Thread"])
+def test_a_raising_verify_request_override_does_not_cost_a_worker(monkeypatch, personality):
+    """Thread with max_servers 1: if the failure killed the worker, nothing would serve again."""
+    monkeypatch.setattr("sys.argv", ["test"])
+    failures = [2]
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"served\n")
+
+    class Fragile(getattr(netserver, personality)):
+        def verify_request(self, request, client_address):
+            if failures[0]:
+                failures[0] -= 1
+                raise RuntimeError("verify blew up")
+            return True
+
+    with Fragile(("127.0.0.1", 0), Handler, log_level=0, max_servers=1, **SELF) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            for _ in range(2):
+                with socket.create_connection(server.server_address, timeout=TIMEOUT) as client:
+                    assert read_all(client) == b""
+            with socket.create_connection(server.server_address, timeout=TIMEOUT) as client:
+                assert read_all(client) == b"served\n"
+        finally:
+            server.shutdown()
+            thread.join(TIMEOUT)
