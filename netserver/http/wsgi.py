@@ -156,12 +156,12 @@ class Response:
             raise AssertionError("start_response called twice without exc_info")
         _check_header("status", status)
         code = int(status[:3])
-        self.status = status
-        self.code = code
         for name, value in headers:
             _check_header(name, value)
-        self.declared = _declared_length(headers)
-        self.headers = headers
+        declared = _declared_length(headers)
+        # Only a response that passed every check is recorded: an app that swallows the
+        # HTTPError above still has no status, so the server answers 500 itself.
+        self.status, self.code, self.headers, self.declared = status, code, headers, declared
         return self.write
 
     def _head(self, body_known: Optional[int]) -> bytes:
