@@ -134,10 +134,16 @@ def validate_log_file(value) -> str | None:
             raise LogConfigError(f"log_file {value!r}: directory {directory!r} does not exist")
         if os.path.isdir(norm):
             raise LogConfigError(f"log_file {value!r} is a directory")
-        if os.path.islink(norm):
+        if os.path.islink(norm) and not _kernel_path(norm):
             raise LogConfigError(f"log_file {value!r} is a symbolic link; name the file itself "
                                  f"(the server never follows a link to its log)")
     return norm
+
+
+def _kernel_path(path: str) -> bool:
+    """Paths under /dev and /proc: device nodes and the kernel's own links (``/dev/stderr``),
+    which no service user can plant or replace; they are opened as they are."""
+    return os.path.abspath(path).startswith(("/dev/", "/proc/"))
 
 
 def open_log_file(path: str, mode: int = 0o644) -> int:
@@ -146,9 +152,12 @@ def open_log_file(path: str, mode: int = 0o644) -> int:
     Root opens log files that may sit in a directory the service user can
     write (issue 14), so: a missing file is created with ``O_EXCL``; an
     existing one is opened with ``O_NOFOLLOW`` and must be a regular file
-    with a single link (a hard link to a file elsewhere is refused).
-    Raises OSError saying why.
+    with a single link (a hard link to a file elsewhere is refused).  Paths
+    under /dev and /proc (``/dev/stderr``) are opened as they are.  Raises
+    OSError saying why.
     """
+    if _kernel_path(path):  # /dev/stderr, /proc/self/fd/1: the kernel's links, no user's
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOCTTY)
     base = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
     for _ in range(10):
         try:

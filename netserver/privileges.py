@@ -171,9 +171,9 @@ def path_hazard(path: str, identity: Optional[Identity]) -> Optional[str]:
     directory being writable by that user is allowed: the file in it is only
     ever opened with O_NOFOLLOW and checked (see :func:`open_log_file`).
     """
-    if identity is None or identity.uid == 0:
-        return None
     path = os.path.abspath(path)
+    if identity is None or identity.uid == 0 or path.startswith(("/dev/", "/proc/")):
+        return None  # /dev and /proc: the kernel's (or udev's) names, no user's
     try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
             return f"{path} is a symbolic link (name the file itself)"
@@ -198,8 +198,12 @@ def path_hazard(path: str, identity: Optional[Identity]) -> Optional[str]:
 
 
 def hand_over_fd(fd: int, identity: Identity) -> None:
-    """Give the open file ``fd`` to ``identity`` (fchown: the descriptor, never a path)."""
-    os.fchown(fd, identity.uid, identity.gid)
+    """Give the open file ``fd`` to ``identity`` (fchown: the descriptor, never a path).
+
+    Only a regular file: a log that is a terminal or a pipe (``/dev/stderr``)
+    stays whose it is."""
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fchown(fd, identity.uid, identity.gid)
 
 
 def hand_over_socket_file(path: str, identity: Identity) -> None:

@@ -221,3 +221,11 @@ def test_kill_9_of_the_parent_stops_the_children_at_once_and_frees_the_pid_file(
         stop.set()
         loader.join(TIMEOUT)
         held.close()
+
+
+def test_log_file_dev_stderr_still_works_and_is_not_handed_over(servers):
+    """/dev/stderr is a symlink, but the kernel's: followed, and a pipe is never chowned."""
+    server = servers.start(PREFORK + LOOPBACK + ["--log_file", "/dev/stderr", "--log_level", "3"])
+    assert served(echo(server.port))
+    server.wait_for(r"CONNECT")
+    assert "Refusing" not in server.log_text()
