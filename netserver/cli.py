@@ -17,11 +17,13 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from . import __version__
 from .configcheck import take_request
+from .log import LogConfigError
 from .options import Option, OptionError, normalize_template, parse_argv
 from .options.reference import format_help, wrap_paragraph
 from .personalities import PERSONALITIES, LoadError, canonical_name, load
 from .proto import BindError
 from .server import ServerError
+from .log import LogConfigError
 
 __all__ = ["main"]
 
@@ -175,7 +177,7 @@ def run_command(words: List[str]) -> int:
         cls = type(cls.__name__, (cls,), {"default_values": lambda self: dict(defaults)})
     try:
         cls.run(argv=words)
-    except (OptionError, ServerError, BindError) as exc:
+    except (OptionError, ServerError, BindError, LogConfigError) as exc:
         if mode is not None:  # --check-config: one line, exit 2, whatever failed
             sys.stderr.write(f"netserver: error: {exc}\n")
             return EXIT_USAGE

@@ -11,9 +11,11 @@ from __future__ import annotations
 import importlib
 import logging
 import logging.handlers
+import errno
 import os
 import re
 import socket
+import stat
 import sys
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "LogConfigError",
     "ServerLog",
     "describe_target",
+    "open_log_file",
     "syslog_facility_names",
     "validate_log_file",
 ]
@@ -135,7 +138,53 @@ def validate_log_file(value) -> str | None:
             raise LogConfigError(f"log_file {value!r}: directory {directory!r} does not exist")
         if os.path.isdir(norm):
             raise LogConfigError(f"log_file {value!r} is a directory")
+        if os.path.islink(norm) and not _kernel_path(norm):
+            raise LogConfigError(f"log_file {value!r} is a symbolic link; name the file itself "
+                                 f"(the server never follows a link to its log)")
     return norm
+
+
+def _kernel_path(path: str) -> bool:
+    """Paths under /dev and /proc: device nodes and the kernel's own links (``/dev/stderr``),
+    which no service user can plant or replace; they are opened as they are."""
+    return os.path.abspath(path).startswith(("/dev/", "/proc/"))
+
+
+def open_log_file(path: str, mode: int = 0o644) -> int:
+    """Open ``path`` for appending without following a symlink; return the descriptor.
+
+    Root opens log files that may sit in a directory the service user can
+    write (issue 14), so: a missing file is created with ``O_EXCL``; an
+    existing one is opened with ``O_NOFOLLOW`` and must be a regular file
+    with a single link (a hard link to a file elsewhere is refused).  Paths
+    under /dev and /proc (``/dev/stderr``) are opened as they are.  Raises
+    OSError saying why.
+    """
+    if _kernel_path(path):  # /dev/stderr, /proc/self/fd/1: the kernel's links, no user's
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOCTTY)
+    base = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
+    for _ in range(10):
+        try:
+            fd = os.open(path, base | os.O_CREAT | os.O_EXCL, mode)
+            return fd
+        except FileExistsError:
+            pass
+        try:
+            fd = os.open(path, base | os.O_NONBLOCK)  # never block on a planted FIFO
+        except FileNotFoundError:
+            continue  # removed meanwhile: create it
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, f"{path} is a symbolic link; not following it") from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            what = "not a regular file" if not stat.S_ISREG(st.st_mode) else f"has {st.st_nlink} hard links"
+            raise OSError(errno.EPERM, f"{path} {what}; not writing to it")
+        os.set_blocking(fd, True)
+        return fd
+    raise OSError(errno.EAGAIN, f"{path} keeps changing; not opening it")
 
 
 # --------------------------------------------------------------------------- log_config
@@ -310,6 +359,11 @@ class _FileHandler(logging.FileHandler):
     def __init__(self, path: str):
         super().__init__(path, mode="a", encoding="utf-8", delay=False)
 
+    def _open(self):
+        # O_NOFOLLOW, single-link regular file: see open_log_file (issue 14).
+        return self._builtin_open(open_log_file(self.baseFilename), "a", encoding=self.encoding,
+                                  errors=self.errors)
+
     def reopen(self) -> None:
         """Open the path again (logrotate moved the file).  If the path cannot be
         opened (e.g. after chroot) the old stream is kept and OSError is raised."""
@@ -430,7 +484,10 @@ class ServerLog:
         if kind == "stderr":
             handler = self._with_format(_StderrHandler())
         elif kind == "file":
-            handler = self._with_format(_FileHandler(norm))
+            try:
+                handler = self._with_format(_FileHandler(norm))
+            except OSError as exc:
+                raise LogConfigError(f"log_file {norm}: {exc.strerror or exc}") from None
         elif kind == "logger":
             handler = _LoggerHandler(norm[len("logging:"):])
         elif kind == "callable":

@@ -315,6 +315,9 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         )
         self._reverse_lookups = self.access.reverse_lookups
         self._proxy_mode = None if config.proxy_protocol == "off" else config.proxy_protocol
+        if self._proxy_mode and not config.proxy_allow:
+            raise ServerError(f"proxy_protocol {self._proxy_mode} needs proxy_allow: the addresses of the "
+                              f"proxies trusted to name the client (none are trusted by default)")
         self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow) if self._proxy_mode else None
         self._log_connections = self._logger.enabled(3)
         if config.get("reuse_port"):  # PreFork's per-child sockets: the shared ones join their group
@@ -493,6 +496,11 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
     inherited_children: Sequence[int] = ()  # after a HUP: children of the old image, still to be reaped
     inherited_state: Mapping[str, Any] = {}  # after a HUP: what the personality kept (TTIN/TTOU)
 
+    def leave_parent_files(self) -> None:
+        """Host step, in a new child: let go of what is the parent's (the pid file's lock and descriptor)."""
+        if self.pid_file is not None:
+            self.pid_file.forget()
+
     def drop_privileges(self) -> None:
         """chroot, then groups, then user (``self.identity``); verified, or ServerError."""
         chroot = self.config.chroot if self.config is not None else None
@@ -504,18 +512,32 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
             self.log(2, f"Running as {privileges.describe(self.identity)}"
                         + (f", chrooted to {chroot}" if chroot else ""))
 
-    def files_for_user(self) -> List[str]:
-        """Files the server's user must own after the drop: UNIX socket files, log files."""
-        paths = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
-        if self._logger.path:
-            paths.append(self._logger.path)
-        return paths
+    def files_for_user(self) -> List[Any]:
+        """What the server's user must own after the drop: UNIX socket files (their paths)
+        and log files (``(path, open descriptor)``: ownership changes on what was opened,
+        never on whatever the path names now)."""
+        files: List[Any] = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
+        if self._logger.path and self._logger.fileno() is not None:
+            files.append((self._logger.path, self._logger.fileno()))
+        return files
 
     def _hand_over_files(self, identity: privileges.Identity) -> None:
-        for path in self.files_for_user():
+        """Refuse paths the service user could redirect, then hand the files over (issue 14)."""
+        inherited = {l.target.address for l in self.listeners if l.inherited}
+        # A socket file inherited across HUP was handed over when it was made: left alone.
+        files = [item for item in self.files_for_user() if not (isinstance(item, str) and item in inherited)]
+        for item in files:
+            hazard = privileges.path_hazard(item if isinstance(item, str) else item[0], identity)
+            if hazard is not None:
+                self.fatal(f"Refusing to start: {hazard}")
+        for item in files:
             try:
-                os.chown(path, identity.uid, identity.gid)
+                if isinstance(item, str):
+                    privileges.hand_over_socket_file(item, identity)
+                else:
+                    privileges.hand_over_fd(item[1], identity)
             except OSError as exc:
+                path = item if isinstance(item, str) else item[0]
                 self.log(1, f"Could not hand {path} to {identity.user}: {exc.strerror}")
 
     # -- the loop -----------------------------------------------------------
@@ -574,13 +596,14 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         self.log(2, "Received USR1, reopened the log files")
 
     def reopen_logs(self) -> None:
+        """Reopen the log file (O_NOFOLLOW); as root, hand the new file over by descriptor."""
         self._logger.reopen()
-        path = self._logger.path
-        if self.identity is not None and os.geteuid() == 0 and path:
+        fd = self._logger.fileno() if self._logger.path else None
+        if self.identity is not None and os.geteuid() == 0 and fd is not None:
             try:  # the children, already someone else, reopen it after us
-                os.chown(path, self.identity.uid, self.identity.gid)
+                privileges.hand_over_fd(fd, self.identity)
             except OSError as exc:
-                self.log(1, f"Could not hand {path} to {self.identity.user}: {exc.strerror}")
+                self.log(1, f"Could not hand {self._logger.path} to {self.identity.user}: {exc.strerror}")
 
     def service_actions(self) -> None:
         super().service_actions()
@@ -671,13 +694,19 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         """Net::Server's access control, in socketserver's slot.
 
         Runs ``post_accept_hook``, the allow/deny rules, ``allow_deny_hook``;
-        on refusal ``request_denied_hook`` and a log line.
+        on refusal ``request_denied_hook`` and a log line.  An exception in any
+        of them refuses this connection (logged with its traceback).
         """
-        self.client = client = self.get_client_info(request, client_address)
-        self.post_accept_hook(request)
-        if self.allow_deny(client) and self.allow_deny_hook(request):
-            return True
-        self.request_denied_hook(request)
+        try:
+            self.client = client = self.get_client_info(request, client_address)
+            self.post_accept_hook(request)
+            if self.allow_deny(client) and self.allow_deny_hook(request):
+                return True
+            self.request_denied_hook(request)
+        except Exception:
+            # A failing hook ends this connection only, never the process or thread serving it.
+            self.log(1, f"Refusing the connection from {client_address!r}: access check failed:\n"
+                        f"{traceback.format_exc().rstrip()}")
         return False
 
     def allow_deny(self, client: ClientInfo) -> bool:

@@ -20,6 +20,7 @@ from ..options.validators import to_float, to_int, to_optional_str, to_str
 from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
 from .. import __version__
+from ..engine import ServerError
 from .accesslog import COMMON, AccessLog, compile_format
 from .apps import DispatchTable, Mount, parse_app
 from .cgi import CGIApp
@@ -167,16 +168,28 @@ class HTTPMixIn:
         for line in self.http.dispatch.describe():
             self.log(3, line)
 
-    def files_for_user(self) -> List[str]:
-        paths = super().files_for_user()
+    def files_for_user(self) -> List[Any]:
+        files = super().files_for_user()
         if self.http.access_log is not None and self.http.access_log.stream is not None:
-            paths.append(os.path.abspath(self.http.access_log.target))
-        return paths
+            access_log = self.http.access_log  # a descriptor: fchown, never a path
+            files.append((os.path.abspath(access_log.target), access_log.fileno()))
+        return files
 
     def reopen_logs(self) -> None:
         super().reopen_logs()
-        if self.http.access_log is not None:
-            self.http.access_log.reopen()
+        access_log = self.http.access_log
+        if access_log is None or access_log.stream is None:
+            return
+        try:
+            access_log.reopen()
+        except OSError as exc:
+            self.log(1, f"Could not reopen the access log {access_log.target}: {exc.strerror or exc}")
+            return
+        if self.identity is not None and os.geteuid() == 0:
+            try:
+                os.fchown(access_log.fileno(), self.identity.uid, self.identity.gid)
+            except OSError as exc:
+                self.log(1, f"Could not hand {access_log.target} to {self.identity.user}: {exc.strerror}")
 
     def server_close(self) -> None:
         super().server_close()

@@ -14,6 +14,8 @@ import time
 from http.cookies import SimpleCookie
 from typing import Any, Callable, Dict, List, Optional
 
+from ..log import open_log_file
+
 __all__ = ["AccessLog", "Record", "compile_format", "COMMON", "COMBINED"]
 
 COMMON = '%h %l %u %t "%r" %>s %b'
@@ -192,7 +194,11 @@ class AccessLog:
         self.stream: Any = None
         self.standard = STANDARD_STREAMS.get(target.upper(), None) if target else "stderr"
         if self.standard is None:
-            self.stream = open(target, "a", encoding="utf-8", errors="replace")
+            self.stream = self._open()
+
+    def _open(self) -> Any:
+        # O_NOFOLLOW, a single-link regular file: root never follows a path the service user controls.
+        return open(open_log_file(self.target), "a", encoding="utf-8", errors="replace")
 
     def write(self, record: Record) -> None:
         import sys
@@ -202,9 +208,11 @@ class AccessLog:
         stream.flush()
 
     def reopen(self) -> None:
+        """Open the path again (after logrotate); if that fails the old file stays in use (OSError)."""
         if self.stream is not None:
-            self.stream.close()
-            self.stream = open(self.target, "a", encoding="utf-8", errors="replace")
+            new = self._open()
+            old, self.stream = self.stream, new
+            old.close()
 
     def fileno(self) -> Optional[int]:
         return self.stream.fileno() if self.stream is not None else None

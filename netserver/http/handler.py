@@ -195,6 +195,9 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             return False
         except Exception:
             self._app_failed(response, 500, traceback.format_exc().rstrip())
+        if response.mismatch is not None:
+            self.server.log(1, f"HTTP {environ['REQUEST_METHOD']} {environ['REQUEST_URI']} for "
+                               f"{self.client_address!r}: {response.mismatch}")
         if http.access_log is not None:
             record = Record()
             record.environ = environ

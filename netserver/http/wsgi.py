@@ -94,19 +94,38 @@ def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: by
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 5.5: no control characters but HTAB
+
+
 def _check_header(name: str, value: str) -> None:
-    for text in (name, value):
-        if "\r" in text or "\n" in text or "\0" in text:
-            raise HTTPError(500, f"the application sent a header with CR, LF or NUL: {name!r}")
+    if _CONTROL.search(name) or _CONTROL.search(value):
+        raise HTTPError(500, f"the application sent a header with CR, LF or NUL (or another control character): {name!r}")
     if not _TOKEN.match(name):
         raise HTTPError(500, f"the application sent an invalid header name {name!r}")
+
+
+def _declared_length(headers: List[Tuple[str, str]]) -> Optional[int]:
+    """The app's Content-Length, or None; HTTPError 500 when it is not a non-negative integer
+    (or when two disagree), checked before anything is sent."""
+    found = None
+    for name, value in headers:
+        if name.lower() != "content-length":
+            continue
+        text = value.strip()
+        if not text.isdigit() or not text.isascii():
+            raise HTTPError(500, f"the application sent Content-Length {value!r}")
+        if found is not None and int(text) != found:
+            raise HTTPError(500, "the application sent two different Content-Lengths")
+        found = int(text)
+    return found
 
 
 class Response:
     """``start_response`` and ``write`` for one request, writing to the connection."""
 
     __slots__ = ("conn", "version", "head_only", "keep_alive", "server_header", "status", "code",
-                 "headers", "head_sent", "chunked", "length", "sent", "head_size", "wants_close")
+                 "headers", "head_sent", "chunked", "length", "sent", "head_size", "wants_close",
+                 "declared", "mismatch")
 
     def __init__(self, conn: Any, version: str, head_only: bool, keep_alive: bool, server_header: str):
         self.conn = conn
@@ -123,6 +142,8 @@ class Response:
         self.sent = 0
         self.head_size = 0
         self.wants_close = False
+        self.declared: Optional[int] = None
+        self.mismatch: Optional[str] = None  # why the body did not match the app's Content-Length
 
     def start_response(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable:
         if exc_info:
@@ -135,11 +156,12 @@ class Response:
             raise AssertionError("start_response called twice without exc_info")
         _check_header("status", status)
         code = int(status[:3])
-        self.status = status
-        self.code = code
         for name, value in headers:
             _check_header(name, value)
-        self.headers = headers
+        declared = _declared_length(headers)
+        # Only a response that passed every check is recorded: an app that swallows the
+        # HTTPError above still has no status, so the server answers 500 itself.
+        self.status, self.code, self.headers, self.declared = status, code, headers, declared
         return self.write
 
     def _head(self, body_known: Optional[int]) -> bytes:
@@ -152,7 +174,7 @@ class Response:
         for name, value in self.headers:
             lowered = name.lower()
             if lowered == "content-length":
-                length = int(value)
+                length = self.declared
                 continue
             elif lowered == "connection":
                 if value.lower() == "close":
@@ -195,7 +217,7 @@ class Response:
         if data and not self.head_only and self.code not in (204, 304):
             if self.length is not None and self.sent + len(data) > self.length:
                 data = data[:self.length - self.sent]  # never more than the app declared
-                self.wants_close = True
+                self._body_mismatch("more")
             self.sent += len(data)
             out += (b"%x\r\n%s\r\n" % (len(data), data)) if self.chunked else data
         if out:
@@ -211,6 +233,11 @@ class Response:
         if self.head_only or self.code in (204, 304) or self.code < 200:
             self.conn.sendall(head)
             return
+        if self.length is not None and self.length != len(body):
+            # The app's Content-Length is what the client reads by: never more, and a short
+            # body can only be ended by closing (issue 14: the tail became the next response).
+            self._body_mismatch("more" if len(body) > self.length else "fewer", len(body))
+            body = body[:self.length]
         self.sent += len(body)
         self.conn.sendall(head + body)
 
@@ -245,8 +272,16 @@ class Response:
         elif self.chunked:
             self.conn.sendall(b"0\r\n\r\n")
         if self.length is not None and self.sent < self.length and not self.head_only \
-                and self.code not in (204, 304):
-            self.wants_close = True  # fewer bytes than declared: only closing ends the response
+                and self.code not in (204, 304) and self.mismatch is None:
+            self._body_mismatch("fewer")  # only closing ends such a response
+
+    def _body_mismatch(self, how: str, size: Optional[int] = None) -> None:
+        """The body disagrees with the declared length: the connection must close."""
+        self.wants_close = True
+        if self.mismatch is None:
+            told = f"{size} bytes" if size is not None else f"{how} bytes"
+            self.mismatch = (f"the application declared Content-Length {self.length} but returned {told}; "
+                             f"sent at most {self.length} and closed the connection")
 
 
 def error_body(status: int, detail: str = "") -> Tuple[str, List[Tuple[str, str]], bytes]:

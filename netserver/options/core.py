@@ -170,9 +170,11 @@ OPTIONS = (
     Option("proxy_protocol", choice("off", "v1", "v2", "auto"), "off", section="Proxy protocol",
            metavar="off|v1|v2|auto",
            doc="Expect HAProxy's PROXY header from peers in proxy_allow; its client address is used."),
-    Option("proxy_allow", _checked(parse_cidr_list), ["127.0.0.1/32", "::1/128"], multi=True,
+    Option("proxy_allow", _checked(parse_cidr_list), [], multi=True,
            section="Proxy protocol", metavar="CIDR",
-           doc="Peers trusted to send PROXY headers; from anyone else no header is honoured."),
+           doc="Peers trusted to send PROXY headers (required with proxy_protocol; none by default, "
+               "since a trusted peer may claim any client address); from anyone else no header "
+               "is honoured."),
     # -- daemon --
     Option("pid_file", to_path, None, section="Daemon", metavar="FILE",
            doc="Write the server's pid here; removed on exit."),

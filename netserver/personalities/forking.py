@@ -36,6 +36,35 @@ _PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2")
 _CHILD_SIGNALS = {signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _follow_parent(parent: int) -> bool:
+    """In a new child: get SIGHUP (finish the connection, exit) the moment ``parent`` dies.
+
+    ``PR_SET_PDEATHSIG`` (Linux) replaces waiting for an idle moment to notice
+    an orphaned state; the ``getppid`` check after it closes the window in
+    which the parent died before the request was made.  False: already orphaned.
+    The kernel clears the setting when the process changes its ids, so it is
+    made again after the privilege drop.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGHUP), 0, 0, 0)
+    return os.getppid() == parent
+
+
+def _load_prctl() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return None  # not Linux: the idle-time getppid check still catches an orphan
+
+
+_prctl = _load_prctl()
+
+
 class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
     """Parent-process machinery; see the module docstring."""
 
@@ -175,6 +204,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         # Signals wait until the child has its own handlers: a QUIT or HUP sent to a child
         # that is still starting must retire it, not vanish into the parent's handler.
         signal.pthread_sigmask(signal.SIG_BLOCK, _CHILD_SIGNALS)
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -188,10 +218,17 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         code = EXIT_ERROR
         self._child_slot = slot
         try:
+            if not _follow_parent(parent):
+                code = EXIT_OK
+                return  # the parent died while we were being born: nothing to serve for
             self._become_child()
             self._child_prepare()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
+            self._host.leave_parent_files()  # the pid file's lock and descriptor are the parent's (issue 14)
             self._host.drop_privileges()
+            if not _follow_parent(parent):  # changing ids cleared PR_SET_PDEATHSIG: set it again
+                code = EXIT_OK
+                return
             self._host.child_init_hook("dequeue" if kind == "dequeue" else "")
             body()
             self._host.child_finish_hook("dequeue" if kind == "dequeue" else "")

@@ -11,6 +11,7 @@ shared scoreboard with plain memory writes.
 from __future__ import annotations
 
 import copy
+import errno
 import os
 import random
 import select
@@ -129,7 +130,12 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         capacity = max(1024, 4 * self._host.config.max_servers)
         self._scoreboard = Scoreboard(capacity, self._scoreboard_path())
         self._free_slots = list(range(capacity - 1, -1, -1))
-        self._lock = make_lock(self._serializer(len(targets)), self._host.config.lock_file)
+        config = self._host.config
+        try:
+            self._lock = make_lock(self._serializer(len(targets)), config.lock_file)
+        except OSError as exc:
+            self._host.fatal(f"serialize: cannot open lock_file {config.lock_file}: {exc.strerror}"
+                             + (" (it is a symbolic link; name the file itself)" if exc.errno == errno.ELOOP else ""))
         self._host.log(3, f"Accept serialization: {self._lock.name}")
         self._throttle.grant(self._initial_children())
         self._manage_pool(time.monotonic())  # the first children now, not after the first tick
@@ -156,8 +162,26 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     def service_actions(self) -> None:
         super().service_actions()
+        if self._lock_suspect is not None:
+            self._check_lock(time.monotonic())
         if not self._shutdown_request:
             self._manage_pool(time.monotonic())
+
+    _lock_suspect: Optional[float] = None  # 0.0: a child exited; then when the token was first missed
+
+    def _check_lock(self, now: float) -> None:
+        """After a child exited: if no token is in sight and no child says it holds one, twice
+        at least 0.2 s apart, the dead child took it along (kill -9): put it back (issue 14)."""
+        if self._lock.token_visible() or self._scoreboard is None or self._scoreboard.lock_holders():
+            self._lock_suspect = None
+            return
+        if not self._lock_suspect:
+            self._lock_suspect = now
+            return
+        if now - self._lock_suspect >= 0.2:
+            self._lock_suspect = None
+            self._lock.restore()
+            self._host.log(1, f"Accept lock ({self._lock.name}): a child died holding it; put it back")
 
     def _manage_pool(self, now: float) -> None:
         """Keep ``max_servers`` children: spawn what is missing, retire any excess (TTOU)."""
@@ -196,6 +220,8 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     def _child_exited(self, exit: Exit) -> None:
         super()._child_exited(exit)
         child = exit.child
+        if self._lock.lost_with_holder:
+            self._lock_suspect = 0.0  # it may have died holding the token: look on the next passes
         ready = True
         if child.slot is not None and self._scoreboard is not None:
             ready = self._scoreboard.state(child.slot) != STARTING  # it reached its accept loop
@@ -230,13 +256,21 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         tokens = [token for _, token in targets]
         limit = self._request_limit()
         accept_from, handle = self._host.accept_from, self._handle_connection
-        locked = not isinstance(self._lock, NoLock)
+        lock = self._lock
+        locked = not isinstance(lock, NoLock)
         served = 0
         board.set_state(slot, IDLE)
         while not self._retire and (not limit or served < limit):
             request = None
             if locked:
-                self._lock.acquire()
+                self._waiting_for_lock = True  # HUP/QUIT now end the wait (_child_retire raises)
+                try:
+                    lock.acquire()
+                except _LockWaitEnded:
+                    break
+                finally:
+                    self._waiting_for_lock = False
+                board.hold_lock(slot, True)
             try:
                 ready = tokens
                 while request is None and not self._retire:
@@ -260,14 +294,19 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                             self._host.reopen_logs()
             finally:
                 if locked:
-                    self._lock.release()
+                    board.hold_lock(slot, False)
+                    lock.release()
             if self._reopen_log:
                 self._reopen_log = False
                 self._host.reopen_logs()
             if request is None:
                 break
             board.serving(slot, served, _client_text(client_address))
-            handle(request, client_address)
+            try:
+                handle(request, client_address)
+            except Exception:  # a failing verify_request override: this connection only, not the child
+                self.handle_error(request, client_address)
+                self.shutdown_request(request)
             served += 1
             board.count_request(slot, served)
             board.set_state(slot, IDLE)
@@ -302,6 +341,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._retire = True
         self._drain = self._drain or signum == signal.SIGQUIT
         self._signals.wake()
+        if self._waiting_for_lock:
+            self._waiting_for_lock = False
+            raise _LockWaitEnded()  # out of flock/read/sem_wait, which would retry after EINTR
+
+    _waiting_for_lock = False
 
     def _drain_queue(self, tokens: List[Any]) -> None:
         """On a graceful stop, serve what the kernel already queued, so it is not reset."""
@@ -319,6 +363,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         """``max_requests`` plus up to ``max_requests_jitter`` (10% by default), so a pool never recycles all at once."""
         limit, jitter = self._host.config.max_requests, self._host.config.max_requests_jitter
         return limit + random.randint(0, limit // 10 if jitter is None else jitter) if limit else 0
+
+
+class _LockWaitEnded(Exception):
+    """Raised by a child's retire handler into a wait for the accept lock."""
+
 
 
 def _client_text(client_address: Any) -> bytes:

@@ -9,8 +9,10 @@ started as needed and joined on shutdown.
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
+import time
 from typing import Any, List, Optional
 
 from ..options import Option
@@ -19,6 +21,8 @@ from ..server import Server
 from .base import PersonalityMixIn
 
 __all__ = ["ThreadMixIn", "Thread"]
+
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class ThreadMixIn(PersonalityMixIn):
@@ -50,13 +54,22 @@ class ThreadMixIn(PersonalityMixIn):
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us
 
     def _accepting(self) -> bool:
+        if self._accept_paused_until and time.monotonic() < self._accept_paused_until:
+            return False
         return self._busy < self._host.config.max_servers
+
+    _accept_paused_until = 0.0
+    _accept_backoff = 0.0
+    _accept_logged = 0.0
 
     def _serve_from(self, token: Any) -> None:
         try:
             request, client_address = self._host.accept_from(token)
-        except OSError:
+        except OSError as exc:
+            if exc.errno in _OUT_OF_RESOURCES:
+                self._pause_accepting(exc)
             return
+        self._accept_backoff = 0.0
         with self._busy_lock:
             self._busy += 1
             start = len(self._workers) < min(self._busy, self._host.config.max_servers)
@@ -66,6 +79,18 @@ class ThreadMixIn(PersonalityMixIn):
             self._workers.append(worker)
             worker.start()
         self._queue.put((request, client_address, token))
+
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Out of descriptors (or memory): the listener stays readable, so accepting again at
+        once would spin at 100% CPU (issue 14).  Back off, 50 ms doubling to 1 s, and say so
+        (at most every 10 s); the queued connections wait in the kernel meanwhile."""
+        now = time.monotonic()
+        self._accept_backoff = min(max(self._accept_backoff * 2, 0.05), 1.0)
+        self._accept_paused_until = now + self._accept_backoff
+        if now - self._accept_logged >= 10.0:
+            self._accept_logged = now
+            self._host.log(1, f"Cannot accept connections: {exc.strerror}; pausing accepts "
+                        f"({self._busy} connections being served)")
 
     def _work(self) -> None:
         while True:

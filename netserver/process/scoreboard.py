@@ -9,7 +9,8 @@ like Apache's ScoreBoardFile.
 
 Layout: a 64-byte header (magic, parent pid, start time, capacity, requests
 of children that have exited), then ``capacity`` slots of 96 bytes (state,
-requests, pid, start time, time of the last change, current client).
+holds-the-accept-lock flag, requests, pid, start time, time of the last
+change, current client).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", E
 MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
 HEADER_SIZE = 64
-_SLOT = struct.Struct("<B3xIidd48s")    # state, requests, pid, started, changed, client
+_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, 2 pad), requests, pid, started, changed, client
 SLOT_SIZE = 96
 
 
@@ -62,7 +63,7 @@ class Scoreboard:
         if path is None:
             self.memory = mmap.mmap(-1, size)
         else:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = _create_fresh(path)
             try:
                 os.ftruncate(fd, size)
                 self.memory = mmap.mmap(fd, size)
@@ -141,6 +142,35 @@ class Scoreboard:
 
     def count_request(self, slot: int, requests: int) -> None:
         struct.pack_into("<I", self.memory, self._offset(slot) + 4, requests)
+
+    def hold_lock(self, slot: int, holding: bool) -> None:
+        """Whether this child holds the accept lock (the first pad byte; one memory store)."""
+        self.memory[self._offset(slot) + 1] = 1 if holding else 0
+
+    def lock_holders(self) -> int:
+        """Live slots that say they hold the accept lock (the parent's check after a death)."""
+        memory, count = self.memory, 0
+        for slot in range(self.capacity):
+            offset = self._offset(slot)
+            if memory[offset] != FREE and memory[offset + 1]:
+                count += 1
+        return count
+
+
+def _create_fresh(path: str) -> int:
+    """A new file at ``path``: whatever is there (a stale board, a planted symlink) is unlinked,
+    never followed or truncated, and the new file is made with ``O_EXCL`` (issue 14)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(10):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        try:
+            return os.open(path, flags, 0o644)
+        except FileExistsError:
+            continue  # recreated meanwhile: remove it again
+    raise OSError(f"scoreboard_file {path}: keeps reappearing; not using it")
 
 
 def client_text(client_address: object) -> bytes:

@@ -294,6 +294,37 @@ def test_body_shorter_than_content_length_closes_the_connection(server):
         assert time.monotonic() - started < 2
 
 
+@pytest.mark.parametrize("route", ["utf8-length", "list-short"])
+def test_whole_body_disagreeing_with_content_length_never_desyncs(server, route):
+    """A one-item body that disagrees with the app's Content-Length (issue 14, finding 4): at most
+    the declared bytes are sent, and the connection closes, so no tail becomes the next response."""
+    mark = log_mark(server)
+    with Raw(server.port, timeout=3) as conn:
+        conn.send(f"GET /{route} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        if route == "list-short":
+            with pytest.raises(EOFError):
+                conn.response()
+        else:
+            response = conn.response()
+            assert response.body == "héllo wörld\n".encode("utf-8")[:len("héllo wörld\n")]
+            assert conn.closed(), f"kept alive after a length mismatch; buffered {conn.buffer!r}"
+            assert b"smuggled" not in conn.buffer
+    wait_until(lambda: "declared Content-Length" in log_since(server, mark))
+
+
+@pytest.mark.parametrize("route", ["negative-length", "word-length"])
+def test_bad_content_length_from_the_app_is_a_500(server, route):
+    response = get(server.port, f"/{route}")
+    assert response.status == 500
+    assert b"should not be sent" not in response.body
+
+
+def test_vertical_tab_in_an_app_header_is_refused(server):
+    response = get(server.port, "/vt-header")
+    assert response.status == 500
+    assert b"\x0b" not in response.raw_head
+
+
 # -- dispatch ---------------------------------------------------------------------------------------
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import collections
 import os
+import platform
 import signal
+
+import pytest
 
 from harness import echo_exchange
 from proctools import (
@@ -150,3 +153,42 @@ def test_kill_9_child_is_replaced_and_logged(servers):
     assert not zombie_children(server.pid)
     assert complete_reply(echo_exchange(("127.0.0.1", server.port)))
 
+
+
+# -- serialize (issue 14): the accept lock really locks, and a holder's kill -9 is no deadlock ---------
+
+# x86_64 system call numbers, read from /proc/PID/syscall while a child is blocked.
+_EPOLL_WAITS = {"232", "281", "441"}  # epoll_wait, epoll_pwait, epoll_pwait2
+
+
+def _blocked_in(pid):
+    try:
+        with open(f"/proc/{pid}/syscall") as fh:
+            return fh.read().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _waiting_in_epoll(server):
+    return [kid for kid in live_children(server.pid) if _blocked_in(kid) in _EPOLL_WAITS]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86_64 system call numbers from /proc")
+@pytest.mark.parametrize("serialize", ["flock", "semaphore", "pipe"])
+def test_serialize_lets_one_child_wait_and_survives_the_holder_killed(servers, serialize):
+    server = prefork(servers, "--min_servers", "3", "--max_servers", "3", "--min_spare_servers", "1",
+                     "--max_spare_servers", "3", "--serialize", serialize)
+    wait_until(lambda: len(live_children(server.pid)) == 3, what="3 children")
+    # Exactly one child waits for connections; the others wait for the lock.
+    wait_until(lambda: len(_waiting_in_epoll(server)) == 1 and
+               all(_blocked_in(kid) is not None for kid in live_children(server.pid)),
+               what=f"one child in epoll ({serialize} held), the others queued for the lock")
+    assert holds_for(lambda: len(_waiting_in_epoll(server)) <= 1, 0.5), "more than one child holds the lock"
+    assert complete_reply(echo_exchange(("127.0.0.1", server.port)))
+
+    holder = _waiting_in_epoll(server)[0]
+    os.kill(holder, signal.SIGKILL)  # it dies holding the lock
+    assert complete_reply(echo_exchange(("127.0.0.1", server.port))), "the pool deadlocked"
+    wait_until(lambda: len(_waiting_in_epoll(server)) == 1, what="a new holder")
+    server.signal(signal.SIGQUIT)  # children queued for the lock still leave at once
+    assert server.wait_exit() == 0

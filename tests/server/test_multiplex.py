@@ -183,7 +183,7 @@ def test_refuses_a_stream_handler(tmp_path):
 
 
 @pytest.mark.parametrize("options, refusal", [
-    ('proxy_protocol="v1"', "Multiplex does not read PROXY protocol headers"),
+    ('proxy_protocol="v1", proxy_allow=["127.0.0.1/32"]', "Multiplex does not read PROXY protocol headers"),
     ('port="127.0.0.1:0/ssl", SSL_cert_file=CERT, SSL_key_file=CERT', "Multiplex does not run TLS handshakes"),
 ])
 def test_refuses_what_it_would_otherwise_ignore(tmp_path, options, refusal):
