@@ -147,12 +147,16 @@ class ProcessParentMixIn(PersonalityMixIn):
             super().sig_hup()
             return
         self.log(2, "Received HUP: children finish their connections and are replaced")
-        self.retire_children(self.children.of_kind(*self.pool_kinds))
+        self.retire_children(self.children.of_kind(*self.pool_kinds), replace=True)
 
     pool_kinds = ("prefork",)
 
-    def retire_children(self, children: List[Child]) -> None:
-        """Ask children to finish their connection and exit (SIGHUP)."""
+    def retire_children(self, children: List[Child], replace: bool = False) -> None:
+        """Ask children to finish their connection and exit (SIGHUP).
+
+        ``replace``: each is owed a successor, which a pool forks at once (a
+        replacement is not growth, so the spawn rate does not apply).
+        """
         for child in children:
             child.retiring = True
             try:

@@ -29,7 +29,8 @@ STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", E
 MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
 HEADER_SIZE = 64
-_SLOT = struct.Struct("<B3xIidd48s")    # state, requests, pid, started, changed, client
+_SLOT = struct.Struct("<B3xIidd48s")    # state, (retiring flag, 2 spare), requests, pid, started, changed, client
+_RETIRING = 1                           # byte offset of the retiring flag in a slot
 SLOT_SIZE = 96
 
 
@@ -97,6 +98,10 @@ class Scoreboard:
     def state(self, slot: int) -> int:
         return self.memory[self._offset(slot)]
 
+    def retiring(self, slot: int) -> bool:
+        """Whether the child has announced that it is serving its last connection."""
+        return bool(self.memory[self._offset(slot) + _RETIRING])
+
     def slots(self) -> Iterator[SlotView]:
         for slot in range(self.capacity):
             if self.memory[self._offset(slot)] != FREE:
@@ -125,6 +130,10 @@ class Scoreboard:
         self.memory[offset] = BUSY
         struct.pack_into("<I", self.memory, offset + 4, requests)
         struct.pack_into("<d48s", self.memory, offset + 20, time.time(), client)
+
+    def mark_retiring(self, slot: int) -> None:
+        """This child takes no connection after the current one: its successor may start now."""
+        self.memory[self._offset(slot) + _RETIRING] = 1
 
     def count_request(self, slot: int, requests: int) -> None:
         struct.pack_into("<I", self.memory, self._offset(slot) + 4, requests)

@@ -13,6 +13,8 @@ import collections
 import os
 import signal
 
+import pytest
+
 from harness import echo_exchange
 from proctools import (
     LOOPBACK, accept_queue, children, complete_reply, greeting_pid, holds_for, live_children, wait_until,
@@ -150,3 +152,50 @@ def test_kill_9_child_is_replaced_and_logged(servers):
     assert not zombie_children(server.pid)
     assert complete_reply(echo_exchange(("127.0.0.1", server.port)))
 
+
+
+# The parent's own tick is made a minute long: whatever happens below happens because the
+# parent was woken, not because it polled.
+SLOW_TICK = """
+    import netserver
+
+    class SlowTick(netserver.{personality}):
+        tick = 60.0
+
+        def serve_forever(self, poll_interval=0.5):
+            super().serve_forever(60.0)
+
+    SlowTick.run()
+"""
+
+
+@pytest.mark.parametrize("personality", ["PreFork", "PreForkSimple"])
+def test_a_retiring_child_is_replaced_at_once_not_at_the_next_tick(servers, clients, write_script, personality):
+    options = ["--check_for_spawn", "60", "--min_spare_servers", "0"] if personality == "PreFork" else []
+    server = servers.start([*LOOPBACK, "--min_servers", "1", "--max_servers", "1", "--max_requests", "1",
+                            *options], script=write_script(SLOW_TICK.format(personality=personality)))
+    address = ("127.0.0.1", server.port)
+    wait_until(lambda: len(live_children(server.pid)) == 1, what="the first child")
+
+    # The child takes its last connection: it says so in the scoreboard and wakes the parent, which
+    # forks the successor while the old child is still serving.
+    held = clients(address)
+    old = held.wait_greeted()
+    wait_until(lambda: len(live_children(server.pid)) == 2, what="the successor to start beside the old child")
+    assert old in live_children(server.pid)
+    held.finish_checked()
+    wait_until(lambda: old not in children(server.pid), what="the old child to exit and be reaped")
+
+    # Recycling after every connection, far faster than the spawn rate (1, 2, 4... a second) and the
+    # tick: every connection is served, by a new child each time.
+    served = []
+    for _ in range(12):
+        reply = echo_exchange(address)
+        assert complete_reply(reply), reply
+        served.append(greeting_pid(reply))
+    assert len(set(served)) == 12, served
+    # The last one's child exits and is reaped; its successor waits; no more are forked.
+    wait_until(lambda: len(children(server.pid)) == 1 and served[-1] not in children(server.pid),
+               what="only the last child's successor left")
+    assert holds_for(lambda: len(children(server.pid)) == 1, 0.3), children(server.pid)
+    assert "exited abnormally" not in server.log_text()
