@@ -1,9 +1,10 @@
 """The HTTP personality: an HTTP/1.1 daemon for WSGI apps and CGI scripts.
 
 ``netserver HTTP --app ./script.cgi`` serves a CGI script;
-``netserver HTTP --app mypkg.web:application --server_type PreFork`` a WSGI
-application.  It runs over any personality (``server_type``, Fork by
-default as in Net::Server::HTTP) and over any listener, ``ssl`` included.
+``netserver HTTP --app mypkg.web:application`` a WSGI application.  It runs
+over any personality (``server_type``; PreFork by default, as
+Net::Server::HTTP's default ``server_type`` is) and over any listener,
+``ssl`` included.
 Subclasses may answer requests themselves by overriding
 :meth:`HTTPMixIn.process_http_request`, a WSGI application method.
 """
@@ -182,8 +183,8 @@ class HTTP(HTTPMixIn, MultiType):
     """Net::Server::HTTP: WSGI and CGI over the personality named by ``server_type``."""
 
     OPTIONS = (
-        Option("server_type", _http_server_type, ["Fork"], multi=True, section="HTTP", metavar="NAME",
-               doc="Personality the HTTP server runs as (Fork by default); repeat for fallbacks."),
+        Option("server_type", _http_server_type, ["PreFork"], multi=True, section="HTTP", metavar="NAME",
+               doc="Personality the HTTP server runs as (PreFork by default); repeat for fallbacks."),
     )
 
     @classmethod
