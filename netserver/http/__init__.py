@@ -17,11 +17,12 @@ import sys
 from typing import Any, Callable, Dict, Iterable, List
 
 from ..options import Option
-from ..options.validators import to_float, to_int, to_optional_str, to_str
+from ..options.validators import to_bool, to_float, to_int, to_optional_str, to_str
 from ..personalities.multitype import MultiType, _server_type
 from .. import __version__
 from .accesslog import COMMON, AccessLog, compile_format
 from .apps import DispatchTable, Mount, parse_app
+from . import event
 from .cgi import CGIApp
 from .handler import HTTPRequestHandler
 from .parser import Limits
@@ -142,6 +143,11 @@ class HTTPMixIn:
                doc="Largest request body (then 413)."),
         Option("server_revision", to_str, f"netserver/{__version__}", section="HTTP", metavar="TEXT",
                doc="The Server header (empty: none)."),
+        Option("http_event", to_bool, False, section="HTTP", flag=True,
+               doc="PreFork/PreForkSimple children wait on many connections at once: a connection takes "
+                   "a child only once a whole request has arrived, idle keep-alive connections are parked."),
+        Option("http_event_connections", to_int(1), 256, section="HTTP", metavar="N",
+               doc="With http_event: connections one child holds; past it the longest-idle one is closed."),
     )
 
     def post_configure(self) -> None:
@@ -149,6 +155,13 @@ class HTTPMixIn:
         self.http = HTTPSettings(self)
         for line in self.http.dispatch.describe():
             self.log(3, line)
+
+    def child_loop(self, slot: int) -> None:
+        """A pool child (PreFork, PreForkSimple): event-driven with ``http_event``, else the classic loop."""
+        if self.config.http_event and event.usable(self):
+            event.serve(self, slot)
+        else:
+            super().child_loop(slot)
 
     def files_for_user(self) -> List[str]:
         paths = super().files_for_user()

@@ -41,6 +41,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
 
     yield_after = 100
     yield_idle = 1.0
+    event_driven = False  # set on handlers of netserver.http.event's loop: nothing blocks, nothing to yield
 
     def setup(self) -> None:
         server = self.server
@@ -49,7 +50,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         self.pending: List[Request] = []
         self.served = 0
         self.idle_poll = None
-        waiting = server.waiting_clients_sockets()
+        waiting = [] if self.event_driven else server.waiting_clients_sockets()
         if waiting:
             # A process serves one connection at a time: an idle keep-alive connection must not
             # starve clients queued on the listener (Apache prefork's KeepAliveTimeout problem).
