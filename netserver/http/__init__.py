@@ -155,6 +155,9 @@ class HTTPMixIn:
         self.http = HTTPSettings(self)
         for line in self.http.dispatch.describe():
             self.log(3, line)
+        if self.config.http_event and not event.usable(self):
+            self.log(2, "http_event: not with proxy_protocol, no_client_stdout 0 or a handler overriding "
+                        "handle(); children use the classic loop")
 
     def child_loop(self, slot: int) -> None:
         """A pool child (PreFork, PreForkSimple): event-driven with ``http_event``, else the classic loop."""

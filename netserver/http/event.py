@@ -51,9 +51,15 @@ _BATCH = 16  # connections one wake-up may accept while each is answered at once
 
 
 def usable(server: Any) -> bool:
-    """The event loop needs epoll, non-blocking reads and no PROXY header to read first."""
+    """The event loop needs epoll, non-blocking reads, no PROXY header to read first, and a handler
+    whose connection loop it may replace (a subclass overriding ``handle`` keeps the classic loop)."""
+    from .handler import HTTPRequestHandler
+
+    handler = server.RequestHandlerClass
     return hasattr(select, "epoll") and bool(_DONTWAIT) and server._proxy_mode is None \
-        and server.config.no_client_stdout
+        and server.config.no_client_stdout and isinstance(handler, type) \
+        and issubclass(handler, HTTPRequestHandler) and handler.handle is HTTPRequestHandler.handle \
+        and handler._next_request is HTTPRequestHandler._next_request
 
 
 class _Connection:
