@@ -159,6 +159,12 @@ class HTTPMixIn:
             self.log(2, "http_event: not with proxy_protocol, no_client_stdout 0 or a handler overriding "
                         "handle(); children use the classic loop")
 
+    def post_bind(self) -> None:
+        super().post_bind()
+        if self.config.http_event:  # before any child accepts (see event.limit_sends)
+            event.limit_sends([listener.socket for listener in self.listeners if listener.socket is not None],
+                              self.config.timeout_idle)
+
     def child_loop(self, slot: int) -> None:
         """A pool child (PreFork, PreForkSimple): event-driven with ``http_event``, else the classic loop."""
         if self.config.http_event and event.usable(self):

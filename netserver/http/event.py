@@ -39,7 +39,7 @@ from ..personalities.preforksimple import _client_text, _wake_parent
 from ..process.scoreboard import EXITING, IDLE
 from .errors import HTTPError
 
-__all__ = ["usable", "serve"]
+__all__ = ["usable", "serve", "limit_sends"]
 
 _IN = select.EPOLLIN
 _EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
@@ -291,11 +291,6 @@ class EventChild:
     def _park(self, connection: _Connection) -> None:
         connection.parked = True
         self.poller.register(connection.fd, _IN)
-        timeout = self.http.timeout_idle
-        if timeout > 0:  # from now on a send blocks at most timeout_idle (a client that stops reading)
-            seconds = int(timeout)
-            connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO,
-                                       struct.pack("ll", seconds, int((timeout - seconds) * 1e6)))
         if len(self.connections) > self.capacity and not self._make_room(connection):
             self._accept(False)  # full of busy connections: let the other children take new ones
 
@@ -339,6 +334,32 @@ class EventChild:
             server.post_client_connection_hook(sock)
         if not self.accepting and not server._retire and not (self.limit and self.accepted >= self.limit):
             self._accept(True)  # room again
+
+
+def limit_sends(sockets: Any, seconds: float) -> None:
+    """``SO_SNDTIMEO`` on the listeners, inherited by every connection accepted from them: a
+    blocking send to a client that stops reading gives up after ``seconds`` (``timeout_idle``).
+
+    Set by the parent right after binding, before any child accepts: a connection inherits the
+    option when its handshake completes, which may be before the child that accepts it starts.
+    """
+    value = _timeval(seconds)
+    if value is None:
+        return
+    for sock in sockets:
+        if sock.type == socket.SOCK_STREAM:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+            except OSError:
+                pass
+
+
+def _timeval(seconds: float) -> Any:
+    """``SO_SNDTIMEO``'s struct timeval, or None for no limit."""
+    if seconds <= 0:
+        return None
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1e6))
 
 
 def serve(server: Any, slot: int) -> None:

@@ -111,3 +111,4 @@ def test_a_pool_of_50_serves_a_probe_beside_200_slowloris_and_200_idle_keep_aliv
         finally:
             for conn in held:
                 conn.close()
+
