@@ -65,7 +65,7 @@ SCENARIOS = [  # (name, clients, requests per connection)
 FORKING = ["netserver-prefork", "netserver-preforksimple", "netserver-fork", "stdlib-forking", "compat-forking",
            "mixin-forking",
            "naive-fork-pool", "perl-prefork", "perl-fork"]
-STARTUP = ["netserver-prefork", "perl-prefork", "naive-fork-pool"]
+STARTUP = ["netserver-prefork", "netserver-prefork-defaults", "perl-prefork", "naive-fork-pool"]
 
 
 # -- set-up -------------------------------------------------------------------
@@ -113,6 +113,10 @@ def servers() -> Dict[str, List[str]]:
     for personality in ("PreFork", "PreForkSimple", "Fork", "Thread", "Multiplex"):
         table[f"netserver-{personality.lower()}"] = [py, os.path.join(PEERS, "netserver_echo.py"),
                                                      personality, "{port}"]
+    # What a user runs: run(handler, port=PORT) and nothing else (max_requests 1000, PreFork 5..50).
+    for personality in ("PreFork", "PreForkSimple", "Fork", "Thread", "Multiplex"):
+        table[f"netserver-{personality.lower()}-defaults"] = [py, os.path.join(PEERS, "netserver_echo.py"),
+                                                              personality, "{port}", "--defaults"]
     # The same pool with a SO_REUSEPORT socket per child (issue 9): the kernel spreads connections.
     table["netserver-prefork-reuseport"] = table["netserver-prefork"] + ["--reuse_port"]
     for mode in ("tcp", "forking", "threading"):
@@ -313,9 +317,9 @@ def throughput_tables(results: Dict[str, Dict[str, List[dict]]], args: argparse.
         medians = {name: statistics.median(r["rate"] for r in rows) for name, rows in cells.items()}
         base, limit = medians.get(BASELINE), medians.get(LIMIT)
         out.append(f"\n### Echo, {scenario} ({args.reps} × {args.duration:g} s; median)\n")
-        out.append("| server | requests/s | spread | errors | vs Net::Server PreFork | vs C epoll "
+        out.append("| server | requests/s | spread | errors | p99 ms | max ms | vs Net::Server PreFork | vs C epoll "
                    "| server CPU | server µs/request | echoload CPU | softirq | other jobs |")
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, rows in cells.items():
             rates = [r["rate"] for r in rows]
             errors = sum(r["errors"] for r in rows if r["errors"] > 0)
@@ -324,8 +328,11 @@ def throughput_tables(results: Dict[str, Dict[str, List[dict]]], args: argparse.
                    for k in ("server_cpu", "client_cpu", "irq_cpu", "other_cpu")}
             notes = sorted({r["note"] for r in rows if "note" in r})
             label = name + (f" ({', '.join(notes)})" if notes else "")
+            p99 = statistics.median(float(r.get("result", {}).get("p99_us", 0)) for r in rows) / 1000
+            worst = max(float(r.get("result", {}).get("max_us", 0)) for r in rows) / 1000
             out.append(f"| {label} | {medians[name]:.0f} | {min(rates):.0f}–{max(rates):.0f} | "
-                       f"{errors}{f' +{failed} failed' if failed else ''} | {ratio(medians[name], base)} | "
+                       f"{errors}{f' +{failed} failed' if failed else ''} | {p99:.1f} | {worst:.0f} | "
+                       f"{ratio(medians[name], base)} | "
                        f"{ratio(medians[name], limit)} | {cpu['server_cpu']:.0f}% | {per_request(rows)} | "
                        f"{cpu['client_cpu']:.0f}% | {cpu['irq_cpu']:.0f}% | {cpu['other_cpu']:.0f}% |")
     return "\n".join(out)

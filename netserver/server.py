@@ -540,6 +540,11 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
                 path = item if isinstance(item, str) else item[0]
                 self.log(1, f"Could not hand {path} to {identity.user}: {exc.strerror}")
 
+    @property
+    def personality(self) -> str:
+        """The personality this server runs as (``PreFork``…; a MultiType shows the one it chose)."""
+        return self._personality
+
     # -- the loop -----------------------------------------------------------
 
     def loop(self) -> None:

@@ -1,9 +1,10 @@
 """The HTTP personality: an HTTP/1.1 daemon for WSGI apps and CGI scripts.
 
 ``netserver HTTP --app ./script.cgi`` serves a CGI script;
-``netserver HTTP --app mypkg.web:application --server_type PreFork`` a WSGI
-application.  It runs over any personality (``server_type``, Fork by
-default as in Net::Server::HTTP) and over any listener, ``ssl`` included.
+``netserver HTTP --app mypkg.web:application`` a WSGI application.  It runs
+over any personality (``server_type``; PreFork by default, as
+Net::Server::HTTP's default ``server_type`` is) and over any listener,
+``ssl`` included.
 Subclasses may answer requests themselves by overriding
 :meth:`HTTPMixIn.process_http_request`, a WSGI application method.
 """
@@ -16,13 +17,14 @@ import sys
 from typing import Any, Callable, Dict, Iterable, List
 
 from ..options import Option, OptionError
-from ..options.validators import to_float, to_int, to_optional_str, to_str
+from ..options.validators import to_bool, to_float, to_int, to_optional_str, to_str
 from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
 from .. import __version__
 from ..engine import ServerError
 from .accesslog import COMMON, AccessLog, compile_format
 from .apps import DispatchTable, Mount, parse_app
+from . import event
 from .cgi import CGIApp
 from .handler import HTTPRequestHandler
 from .parser import Limits
@@ -160,6 +162,11 @@ class HTTPMixIn:
         Option("graceful_timeout", to_float, 30.0, section="Processes", metavar="SECONDS",
                doc="After QUIT or a HUP, how long children may take to finish their requests before they "
                    "are stopped. 0: no limit."),
+        Option("http_event", to_bool, False, section="HTTP", flag=True,
+               doc="PreFork/PreForkSimple children wait on many connections at once: a connection takes "
+                   "a child only once a whole request has arrived, idle keep-alive connections are parked."),
+        Option("http_event_connections", to_int(1), 256, section="HTTP", metavar="N",
+               doc="With http_event: connections one child holds; past it the longest-idle one is closed."),
     )
 
     def post_configure(self) -> None:
@@ -167,6 +174,22 @@ class HTTPMixIn:
         self.http = HTTPSettings(self)
         for line in self.http.dispatch.describe():
             self.log(3, line)
+        if self.config.http_event and not event.usable(self):
+            self.log(2, "http_event: not with proxy_protocol, no_client_stdout 0 or a handler overriding "
+                        "handle(); children use the classic loop")
+
+    def post_bind(self) -> None:
+        super().post_bind()
+        if self.config.http_event:  # before any child accepts (see event.limit_sends)
+            event.limit_sends([listener.socket for listener in self.listeners if listener.socket is not None],
+                              self.config.timeout_idle)
+
+    def _child_loop(self, slot: int) -> None:
+        """A pool child (PreFork, PreForkSimple): event-driven with ``http_event``, else the classic loop."""
+        if self.config.http_event and event.usable(self):
+            event.serve(self, slot)
+        else:
+            super()._child_loop(slot)
 
     def files_for_user(self) -> List[Any]:
         files = super().files_for_user()
@@ -213,8 +236,8 @@ class HTTP(HTTPMixIn, MultiType):
     """Net::Server::HTTP: WSGI and CGI over the personality named by ``server_type``."""
 
     OPTIONS = (
-        Option("server_type", _http_server_type, ["Fork"], multi=True, section="HTTP", metavar="NAME",
-               doc="Personality the HTTP server runs as (Fork by default); repeat for fallbacks."),
+        Option("server_type", _http_server_type, ["PreFork"], multi=True, section="HTTP", metavar="NAME",
+               doc="Personality the HTTP server runs as (PreFork by default); repeat for fallbacks."),
     )
 
     @classmethod

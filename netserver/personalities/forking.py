@@ -182,12 +182,16 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
             super()._sig_hup()  # netserver.Server's re-exec in place
             return
         self._host.log(2, "Received HUP: children finish their connections and are replaced")
-        self._retire_children(self._children.of_kind(*self._pool_kinds))
+        self._retire_children(self._children.of_kind(*self._pool_kinds), replace=True)
 
     _pool_kinds = ("prefork",)
 
-    def _retire_children(self, children: List[Child]) -> None:
-        """Ask children to finish their connection and exit (SIGHUP)."""
+    def _retire_children(self, children: List[Child], replace: bool = False) -> None:
+        """Ask children to finish their connection and exit (SIGHUP).
+
+        ``replace``: each is owed a successor, which a pool forks at once (a
+        replacement is not growth, so the spawn rate does not apply).
+        """
         for child in children:
             child.retiring = True
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 from ..options import Option, declared_options
+from ..options.option import Source, normalize_template
 from ..options.sources import Config
 from ..server import Server
 from . import PERSONALITIES, LoadError, canonical_name, load
@@ -83,8 +84,22 @@ class MultiType(Server):
         for name, option in chosen_declarations(type(self), chosen or Server).items():
             config.set_default(name, option.default_value())
         self.__class__ = combine(type(self), chosen or Server)
+        self._personality_defaults(config)
         init = getattr(self, "_personality_init", None)
         if init is not None:
             # The chosen personality's constructor never ran: create its per-instance state now.
             init()
         return config
+
+    def _personality_defaults(self, config: Config) -> None:
+        """Options left at their default take the chosen personality's default.
+
+        Every personality's options were accepted, the first declaration of
+        each name giving its default (Fork's ``max_servers`` 256); once the
+        personality is chosen, its own declarations apply (PreFork's 50).
+        """
+        template = normalize_template(self.options({}))
+        values = config._values  # a default is not "set in code": keep its source
+        for name, option in template.items():
+            if name in values and config.source_of(name).kind == Source.DEFAULT:
+                values[name] = option.default_value()

@@ -77,6 +77,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._free_slots: List[int] = []
         self._throttle = SpawnThrottle()
         self._backoff = CrashBackoff()
+        self._replacements = 0  # children that left on purpose, owed a successor now (not throttled)
         self._retire = False
         self._drain = False
 
@@ -158,7 +159,21 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         return self._max_servers_now()
 
     def _pool_children(self) -> List[Any]:
-        return [c for c in self._children.of_kind(*self._pool_kinds) if not c.retiring]
+        """Live pool children, not counting those retiring (a child announces it in the scoreboard)."""
+        board = self._scoreboard
+        live = []
+        for child in self._children.of_kind(*self._pool_kinds):
+            if not child.retiring and child.slot is not None and board is not None and board.retiring(child.slot):
+                child.retiring = True  # serving its last connection (max_requests): owed a successor
+                self._replacements += 1
+            if not child.retiring:
+                live.append(child)
+        return live
+
+    def _retire_children(self, children: List[Any], replace: bool = False) -> None:
+        super()._retire_children(children, replace)
+        if replace:
+            self._replacements += len(children)
 
     def service_actions(self) -> None:
         super().service_actions()
@@ -196,14 +211,21 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         return sorted(children, key=lambda c: (board.state(c.slot) != IDLE, -c.started))
 
     def _spawn(self, wanted: int, now: float) -> int:
-        """Fork up to ``wanted`` pool children, within the spawn rate and crash back-off."""
+        """Fork up to ``wanted`` pool children, within the spawn rate and crash back-off.
+
+        Successors of children that left on purpose (``max_requests``, a HUP
+        without re-exec) are forked at once: only growth goes through the
+        spawn rate.  What the plan does not want of them is forgotten.
+        """
+        replacing, self._replacements = self._replacements, 0
         if self._backoff.announce:  # once per pause, as it starts
             self._backoff.announce = False
             self._host.log(0, f"Children are exiting as soon as they start; pausing spawning for "
                         f"{self._backoff.delay:.0f}s")
         if wanted <= 0 or self._backoff.paused(now):
             return 0
-        count = self._throttle.allow(wanted, now)
+        count = min(wanted, replacing)
+        count += self._throttle.allow(wanted - count, now)
         for _ in range(count):
             if not self._free_slots:
                 break
@@ -227,6 +249,8 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
             ready = self._scoreboard.state(child.slot) != STARTING  # it reached its accept loop
             self._scoreboard.release(child.slot)
             self._free_slots.append(child.slot)
+        if child.kind in self._pool_kinds and not child.retiring and not exit.failed and self._stop_mode is None:
+            self._replacements += 1  # it left on its own (max_requests) before the parent saw its flag
         if child.kind in self._pool_kinds and not child.retiring:
             # Only a child that died before it was ready is a crash at start; one killed while idle or
             # serving (kill -9 from outside, the OOM killer) is replaced at once.
@@ -302,11 +326,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
             if request is None:
                 break
             board.serving(slot, served, _client_text(client_address))
-            try:
-                handle(request, client_address)
-            except Exception:  # a failing verify_request override: this connection only, not the child
-                self.handle_error(request, client_address)
-                self.shutdown_request(request)
+            if limit and served + 1 >= limit:
+                # The last connection: let the parent fork the successor while this one is served.
+                board.mark_retiring(slot)
+                _wake_parent(self._parent_pid)
+            handle(request, client_address)
             served += 1
             board.count_request(slot, served)
             board.set_state(slot, IDLE)
@@ -368,6 +392,14 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 class _LockWaitEnded(Exception):
     """Raised by a child's retire handler into a wait for the accept lock."""
 
+
+
+def _wake_parent(parent: int) -> None:
+    """SIGCHLD wakes the parent's loop (it handles the signal; nothing else is implied)."""
+    try:
+        os.kill(parent, signal.SIGCHLD)
+    except OSError:
+        pass
 
 
 def _client_text(client_address: Any) -> bytes:

@@ -32,7 +32,9 @@ STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", E
 MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
 HEADER_SIZE = 64
-_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, 2 pad), requests, pid, started, changed, client
+_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, retiring flag, 1 spare), requests, pid, started, changed, client
+_LOCK_HELD = 1                          # byte offset of the accept-lock flag in a slot
+_RETIRING = 2                           # byte offset of the retiring flag in a slot
 SLOT_SIZE = 96
 
 
@@ -100,6 +102,10 @@ class Scoreboard:
     def state(self, slot: int) -> int:
         return self.memory[self._offset(slot)]
 
+    def retiring(self, slot: int) -> bool:
+        """Whether the child has announced that it is serving its last connection."""
+        return bool(self.memory[self._offset(slot) + _RETIRING])
+
     def slots(self) -> Iterator[SlotView]:
         for slot in range(self.capacity):
             if self.memory[self._offset(slot)] != FREE:
@@ -140,19 +146,23 @@ class Scoreboard:
             struct.pack_into("<d", self.memory, offset + 20, time.time())
         self.memory[offset] = BUSY if busy else KEEPALIVE
 
+    def mark_retiring(self, slot: int) -> None:
+        """This child takes no connection after the current one: its successor may start now."""
+        self.memory[self._offset(slot) + _RETIRING] = 1
+
     def count_request(self, slot: int, requests: int) -> None:
         struct.pack_into("<I", self.memory, self._offset(slot) + 4, requests)
 
     def hold_lock(self, slot: int, holding: bool) -> None:
         """Whether this child holds the accept lock (the first pad byte; one memory store)."""
-        self.memory[self._offset(slot) + 1] = 1 if holding else 0
+        self.memory[self._offset(slot) + _LOCK_HELD] = 1 if holding else 0
 
     def lock_holders(self) -> int:
         """Live slots that say they hold the accept lock (the parent's check after a death)."""
         memory, count = self.memory, 0
         for slot in range(self.capacity):
             offset = self._offset(slot)
-            if memory[offset] != FREE and memory[offset + 1]:
+            if memory[offset] != FREE and memory[offset + _LOCK_HELD]:
                 count += 1
         return count
 

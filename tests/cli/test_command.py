@@ -206,7 +206,8 @@ def test_help_defaults_are_the_chosen_personalitys():
     http_prefork = _help("HTTP", "--server_type", "PreFork")
     assert "running as PreFork" in http_prefork
     assert "[default: 50]" in _option_block(http_prefork, "max_servers")
-    assert "--min_spare_servers" in http_prefork and "--min_spare_servers" not in _help("HTTP")
+    assert "--min_spare_servers" in http_prefork and "--min_spare_servers" in _help("HTTP")  # PreFork by default
+    assert "--min_spare_servers" not in _help("HTTP", "--server_type", "Fork")
 
 
 def test_help_shows_values_as_typed_and_says_repeatable_once():

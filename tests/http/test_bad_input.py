@@ -364,7 +364,7 @@ def exchange(port, data, byte_by_byte=False):
             else:
                 conn.send(data)
             conn.sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # EPIPE, ECONNRESET, ENOTCONN: the server answered and closed before the end
             pass
         try:
             return conn.response().status

@@ -272,9 +272,10 @@ def test_status_with_crlf_is_refused(server):
     assert response.header("Set-Cookie") is None
 
 
-def test_body_longer_than_content_length_is_not_sent(server):
+@pytest.mark.parametrize("route", ["long", "long-list"])
+def test_body_longer_than_content_length_is_not_sent(server, route):
     with Raw(server.port, timeout=1.5) as conn:
-        conn.send(b"GET /long HTTP/1.1\r\nHost: t\r\n\r\n")
+        conn.send(f"GET /{route} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         response = conn.response()
         assert response.body == b"12345"
         try:
@@ -285,9 +286,10 @@ def test_body_longer_than_content_length_is_not_sent(server):
         assert following.body == b"hello\n"  # not the app's smuggled bytes
 
 
-def test_body_shorter_than_content_length_closes_the_connection(server):
+@pytest.mark.parametrize("route", ["short", "short-list"])
+def test_body_shorter_than_content_length_closes_the_connection(server, route):
     with Raw(server.port, timeout=1.5) as conn:
-        conn.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n")
+        conn.send(f"GET /{route} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         started = time.monotonic()
         with pytest.raises(EOFError):
             conn.response()

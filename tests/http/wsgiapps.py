@@ -137,6 +137,12 @@ def app(environ, start_response):
     if route == "vt-header":
         start_response("200 OK", [("Content-Type", "text/plain"), ("X-Odd", "a\x0bb")])
         return [b"should not be sent"]
+    if route == "long-list":  # the same as a list: the whole-body path
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"12345HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"]
+    if route == "short-list":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+        return [b"only-ten-b"]
     if route == "app-close":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5"),
                                   ("Connection", "close")])

@@ -192,3 +192,50 @@ def test_serialize_lets_one_child_wait_and_survives_the_holder_killed(servers, s
     wait_until(lambda: len(_waiting_in_epoll(server)) == 1, what="a new holder")
     server.signal(signal.SIGQUIT)  # children queued for the lock still leave at once
     assert server.wait_exit() == 0
+
+
+# The parent's own tick is made a minute long: whatever happens below happens because the
+# parent was woken, not because it polled.
+SLOW_TICK = """
+    import netserver
+
+    class SlowTick(netserver.{personality}):
+        _tick = 60.0
+
+        def serve_forever(self, poll_interval=0.5):
+            super().serve_forever(60.0)
+
+    SlowTick.run()
+"""
+
+
+@pytest.mark.parametrize("personality", ["PreFork", "PreForkSimple"])
+def test_a_retiring_child_is_replaced_at_once_not_at_the_next_tick(servers, clients, write_script, personality):
+    options = ["--check_for_spawn", "60", "--min_spare_servers", "0"] if personality == "PreFork" else []
+    server = servers.start([*LOOPBACK, "--min_servers", "1", "--max_servers", "1", "--max_requests", "1",
+                            *options], script=write_script(SLOW_TICK.format(personality=personality)))
+    address = ("127.0.0.1", server.port)
+    wait_until(lambda: len(live_children(server.pid)) == 1, what="the first child")
+
+    # The child takes its last connection: it says so in the scoreboard and wakes the parent, which
+    # forks the successor while the old child is still serving.
+    held = clients(address)
+    old = held.wait_greeted()
+    wait_until(lambda: len(live_children(server.pid)) == 2, what="the successor to start beside the old child")
+    assert old in live_children(server.pid)
+    held.finish_checked()
+    wait_until(lambda: old not in children(server.pid), what="the old child to exit and be reaped")
+
+    # Recycling after every connection, far faster than the spawn rate (1, 2, 4... a second) and the
+    # tick: every connection is served, by a new child each time.
+    served = []
+    for _ in range(12):
+        reply = echo_exchange(address)
+        assert complete_reply(reply), reply
+        served.append(greeting_pid(reply))
+    assert len(set(served)) == 12, served
+    # The last one's child exits and is reaped; its successor waits; no more are forked.
+    wait_until(lambda: len(children(server.pid)) == 1 and served[-1] not in children(server.pid),
+               what="only the last child's successor left")
+    assert holds_for(lambda: len(children(server.pid)) == 1, 0.3), children(server.pid)
+    assert "exited abnormally" not in server.log_text()
