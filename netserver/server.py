@@ -186,7 +186,21 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
                     break
                 self._restart_requested = False
                 self.restart()                    # returns only if exec failed
+            self._pre_server_close()              # if the loop did not already (INET)
+            self.post_child_cleanup_hook()        # every child is gone (Single too, as in Net::Server)
+
+    def end_serving(self) -> None:
+        """In ``run()``, the loop's end calls ``pre_server_close_hook`` before children are stopped."""
+        if self._in_run and not self._restart_requested:
+            self._pre_server_close()
+        super().end_serving()
+
+    def _pre_server_close(self) -> None:
+        if not self._closing:
+            self._closing = True
             self.pre_server_close_hook()
+
+    _closing = False
 
     # -- configuration ----------------------------------------------------
 
@@ -365,7 +379,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         except BindError as exc:
             for listener in self.listeners:
                 listener.close()
-            raise ServerError(str(exc)) from None
+            self.fatal(str(exc))  # fatal_hook, then ServerError, as Net::Server's bind does
         finally:
             for fds in inherited.values():  # listeners the new configuration no longer has
                 for fd in fds:
@@ -662,6 +676,14 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
 
     def fileno(self) -> int:
         return self.socket.fileno()
+
+    def fatal(self, message: str) -> None:
+        """Call ``fatal_hook(message, module, file, line)`` of the caller, log, raise :class:`ServerError`."""
+        caller = sys._getframe(1)
+        module, file, line = caller.f_globals.get("__name__"), caller.f_code.co_filename, caller.f_lineno
+        self.fatal_hook(message, module, file, line)
+        self.log(0, f"{message}\n  at line {line} in file {file}")
+        raise ServerError(message)
 
 
 def _address_key(address: Any) -> Any:

@@ -36,6 +36,7 @@ class ForkMixIn(ProcessParentMixIn):
 
     def serve_from(self, token: Any) -> None:
         """Accept in the parent, serve in a new child."""
+        self.pre_accept_hook()
         try:
             request, client_address = self.accept_from(token)
         except OSError:

@@ -104,14 +104,17 @@ class ProcessParentMixIn(PersonalityMixIn):
 
     def sig_ttin(self) -> None:
         self._servers_delta += 1
-        self.log(3, f"Received TTIN, max_servers is now {self.max_servers_now()}")
+        self.log(3, f"Received TTIN, {self.servers_now_text()}")
 
     def sig_ttou(self) -> None:
         if self.max_servers_now() <= 1:
             self.log(3, "Received TTOU, but max_servers is already 1")
             return
         self._servers_delta -= 1
-        self.log(3, f"Received TTOU, max_servers is now {self.max_servers_now()}")
+        self.log(3, f"Received TTOU, {self.servers_now_text()}")
+
+    def servers_now_text(self) -> str:
+        return f"max_servers is now {self.max_servers_now()}"
 
     def max_servers_now(self) -> int:
         """``max_servers`` as configured, adjusted by TTIN/TTOU."""
@@ -271,6 +274,7 @@ class ProcessParentMixIn(PersonalityMixIn):
             except ProcessLookupError:  # reaped by someone else's waitpid
                 self.children.children.pop(child.pid, None)
                 self.log(1, f"Child {child.pid} vanished without being reaped here")
+                self.cleanup_dead_child_hook(child)
             except PermissionError:
                 pass
 
@@ -281,11 +285,14 @@ class ProcessParentMixIn(PersonalityMixIn):
     # -- stopping ----------------------------------------------------------------------
 
     def end_serving(self) -> None:
-        """Stop the children, unless the server is about to re-exec (HUP)."""
+        """Stop the children, unless the server is about to re-exec (HUP).
+
+        ``run()`` calls ``pre_server_close_hook`` before (in ``super()``) and
+        ``post_child_cleanup_hook`` after, Net::Server's order."""
+        super().end_serving()
         if getattr(self, "_restart_requested", False):
             return
         self.stop_children(graceful=self._stop_mode == "graceful")
-        self.post_child_cleanup_hook()
 
     def stop_children(self, graceful: bool) -> None:
         """QUIT them and wait for all; or TERM them, wait ``stop_timeout``, then SIGKILL."""

@@ -10,13 +10,17 @@ spawning at Apache's doubling rate, retiring surplus idle children every
 
 from __future__ import annotations
 
+import select
+import socket
 import time
-from typing import Any, List
+from typing import Any, Dict, List, Optional
 
+from ..hooks import HookMixIn
 from ..options import Option
-from ..options.validators import to_float, to_int
+from ..options.validators import to_bool, to_float, to_int
+from ..process.children import Exit
 from ..process.pool import Limits, plan
-from ..process.scoreboard import IDLE, STARTING
+from ..process.scoreboard import BUSY, IDLE, STARTING
 from ..server import Server
 from .preforksimple import PreForkSimple, PreForkSimpleMixIn
 
@@ -41,29 +45,139 @@ class PreForkMixIn(PreForkSimpleMixIn):
                doc="How often surplus idle children are retired."),
         Option("min_child_ttl", to_float, 10.0, section="PreFork", metavar="SECONDS",
                doc="A child is not retired for being idle before it is this old."),
+        Option("child_communication", to_bool, False, section="PreFork", flag=True,
+               doc="A socketpair per child: the child writes to self.parent_sock, the parent's "
+                   "child_is_talking_hook(sock) reads."),
     )
 
     def _personality_init(self) -> None:
         super()._personality_init()
         self._last_waiting_check = time.monotonic()
+        self._talk: Optional[Any] = None  # epoll over the parents' ends of the children's socketpairs
+        self._talk_socks: Dict[int, socket.socket] = {}
+        self._statuses: Dict[int, str] = {}  # pid -> last status given to parent_read_hook
+
+    # -- TTIN / TTOU: min_servers and max_servers together, as Net::Server ------------
+
+    def sig_ttin(self) -> None:
+        self._throttle.grant(1)  # the new minimum starts a child at once, not at the spawn rate
+        super().sig_ttin()
+
+    def servers_now_text(self) -> str:
+        return f"{super().servers_now_text()}, min_servers {self.limits().min_servers}"
+
+    # -- child_communication -----------------------------------------------------------
+
+    def prepare_to_serve(self) -> None:
+        if self.config.child_communication and self._talk is None:
+            self._talk = select.epoll()
+        super().prepare_to_serve()
+
+    def listening(self) -> List[Any]:
+        # The parent wakes as soon as a child talks (its loop otherwise waits for signals only).
+        return [(self._talk, _TALK)] if self._talk is not None else []
+
+    def serve_from(self, token: Any) -> None:
+        """A child's socket is readable: the hooks run in ``service_actions`` of this pass."""
+
+    def talking_children(self) -> List[Any]:
+        if self._talk is None:
+            return []
+        socks = self._talk_socks
+        return [socks[fd] for fd, _ in self._talk.poll(0) if fd in socks]
+
+    def fork_pool_child(self, slot: int) -> Optional[int]:
+        if self._talk is None:
+            return super().fork_pool_child(slot)
+        parent_end, child_end = socket.socketpair()
+        self._new_child_talk = (child_end, [*self._talk_socks.values(), parent_end])
+        try:
+            pid = super().fork_pool_child(slot)
+        finally:
+            self._new_child_talk = None
+            child_end.close()
+        if pid is None:
+            parent_end.close()
+            return None
+        self.children.get(pid).sock = parent_end
+        self._talk_socks[parent_end.fileno()] = parent_end
+        self._talk.register(parent_end.fileno(), select.EPOLLIN)
+        return pid
+
+    _new_child_talk = None
+
+    def child_prepare(self) -> None:
+        """In a new child: ``self.parent_sock`` is its end (before ``child_init_hook``, as in Net::Server)."""
+        super().child_prepare()
+        if self._new_child_talk is not None:
+            child_end, parents_ends = self._new_child_talk
+            for sock in parents_ends:  # this and the other children's parent ends
+                sock.close()
+            self._talk.close()
+            self._talk, self._talk_socks, self._new_child_talk = None, {}, None
+            self.parent_sock = child_end
+
+    def child_exited(self, exit: Exit) -> None:
+        super().child_exited(exit)
+        sock = exit.child.sock
+        if sock is not None:
+            exit.child.sock = None
+            if self._talk is not None:
+                self._talk_socks.pop(sock.fileno(), None)
+                self._talk.unregister(sock.fileno())
+            sock.close()
+        if self._statuses.pop(exit.pid, None) is not None:
+            self._child_status(exit.pid, "exiting")
+
+    def end_serving(self) -> None:
+        super().end_serving()
+        if self._talk is not None and not getattr(self, "_restart_requested", False):
+            for sock in self._talk_socks.values():
+                sock.close()
+            self._talk_socks = {}
+            self._talk.close()
+            self._talk = None
+
+    # -- parent_read_hook ------------------------------------------------------------
+
+    def _report_statuses(self, live: List[Any]) -> None:
+        """Net::Server's children write ``"<pid> waiting|processing"``; here the scoreboard says it."""
+        board = self.scoreboard
+        for child in live:
+            state = board.state(child.slot)
+            status = "processing" if state == BUSY else "waiting"
+            if self._statuses.get(child.pid) != status:
+                self._statuses[child.pid] = status
+                self._child_status(child.pid, status)
+
+    def _child_status(self, pid: int, status: str) -> None:
+        if self.parent_read_hook(f"{pid} {status}\n"):
+            self.log(2, "parent_read_hook returned true: stopping the server")
+            self._stop("now")
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         self.tick = max(min(self.config.check_for_spawn, poll_interval), 0.05)
         super().serve_forever(self.tick)
 
     def initial_children(self) -> int:
-        return min(self.config.min_servers, self.max_servers_now())
+        return self.limits().min_servers
+
+    @property
+    def _reports_status(self) -> bool:
+        return type(self).parent_read_hook is not HookMixIn.parent_read_hook
 
     def limits(self) -> Limits:
         config = self.config
         maximum = self.max_servers_now()
-        minimum = min(config.min_servers, maximum)
+        minimum = min(max(config.min_servers + self._servers_delta, 1), maximum)
         return Limits(minimum, maximum, min(config.min_spare_servers, maximum),
                       max(config.max_spare_servers, 1))
 
     def manage_pool(self, now: float) -> None:
         live = self.pool_children()
         board = self.scoreboard
+        if self._reports_status:
+            self._report_statuses(live)
         idle = [c for c in live if board.state(c.slot) in (IDLE, STARTING)]
         may_retire = now - self._last_waiting_check >= self.config.check_for_waiting
         wanted = plan(len(live), len(idle), self.limits(), may_retire)
@@ -88,6 +202,9 @@ class PreForkMixIn(PreForkSimpleMixIn):
         started_before = time.monotonic() - ttl
         chosen = [c for c in idle if over_max or c.started <= started_before]
         return sorted(chosen, key=lambda c: c.started)
+
+
+_TALK = object()  # the listening() token of the child_communication poller
 
 
 class PreFork(PreForkMixIn, Server):

@@ -163,8 +163,16 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     def service_actions(self) -> None:
         super().service_actions()
+        readable = self.talking_children()
+        self.idle_loop_hook(readable)  # each pass of the parent's loop, as in Net::Server
+        for sock in readable:
+            self.child_is_talking_hook(sock)
         if not self._shutdown_request:
             self.manage_pool(time.monotonic())
+
+    def talking_children(self) -> List[Any]:
+        """The ``child_communication`` sockets readable now (PreFork has them)."""
+        return []
 
     def manage_pool(self, now: float) -> None:
         """Keep ``max_servers`` children: spawn what is missing, retire any excess (TTOU)."""
@@ -187,18 +195,24 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         if wanted <= 0 or self._backoff.paused(now):
             return 0
         count = self._throttle.allow(wanted, now)
+        if count > 0:
+            self.run_n_children_hook(count)
         for _ in range(count):
             if not self._free_slots:
                 break
             slot = self._free_slots.pop()
             self.scoreboard.claim(slot)
-            pid = self.fork_child("prefork", lambda slot=slot: self.child_loop(slot), slot)
+            pid = self.fork_pool_child(slot)
             if pid is None:
                 self.scoreboard.release(slot)
                 self._free_slots.append(slot)
                 break
             self.scoreboard.assign_pid(slot, pid)
         return count
+
+    def fork_pool_child(self, slot: int) -> Optional[int]:
+        """Fork one pool child that serves from scoreboard ``slot``; its pid, or None."""
+        return self.fork_child("prefork", lambda: self.child_loop(slot), slot)
 
     def child_exited(self, exit: Exit) -> None:
         super().child_exited(exit)

@@ -70,6 +70,7 @@ class ThreadMixIn(PersonalityMixIn):
         return self._busy < self.config.max_servers
 
     def serve_from(self, token: Any) -> None:
+        self.pre_accept_hook()
         try:
             request, client_address = self.accept_from(token)
         except OSError:

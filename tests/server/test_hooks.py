@@ -22,7 +22,8 @@ BASE_HOOKS = [
     "post_client_connection_hook", "other_child_died_hook", "pre_server_close_hook", "fatal_hook",
     "post_child_cleanup_hook", "restart_open_hook", "restart_close_hook", "child_init_hook",
     "pre_fork_hook", "child_finish_hook", "idle_loop_hook", "child_is_talking_hook",
-    "run_dequeue", "dequeue",
+    "run_dequeue", "dequeue", "pre_accept_hook", "run_n_children_hook", "parent_read_hook",
+    "cleanup_dead_child_hook",
 ]
 
 
@@ -105,6 +106,7 @@ def test_hook_order_over_a_served_and_a_denied_connection(tmp_path):
         "request_denied_hook",
         # SIGTERM
         "pre_server_close_hook",
+        "post_child_cleanup_hook",  # Single too, after pre_server_close_hook, as in Net::Server
     ]
 
 
