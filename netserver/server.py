@@ -287,11 +287,11 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow) if self._proxy_mode else None
         self._log_connections = self.logger.enabled(3)
         try:
-            # Net::Server's nobody default belongs to its flow (run()); a socketserver-style
-            # server keeps the process's identity unless user or group is given.
-            self.identity = privileges.plan_identity(config.user, config.group, default_nobody=self._in_run)
+            self.identity = privileges.plan_identity(config.user, config.group)  # None: stay who we are
         except privileges.PrivilegeError as exc:
             raise ServerError(str(exc)) from None
+        if self._in_run and privileges.root_by_default(config.user, config.group) and not restart.restarting():
+            self.log(1, "User not defined, running as root")  # once: not again after a HUP re-exec
         if config.chroot and os.geteuid() != 0:
             raise ServerError(f"chroot {config.chroot}: needs root")
         if config.pid_file:
@@ -379,7 +379,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         except BindError as exc:
             for listener in self.listeners:
                 listener.close()
-            self.fatal(str(exc))  # fatal_hook, then ServerError, as Net::Server's bind does
+            self._fatal(str(exc), sys._getframe(0), log=False)  # the CLI or the launcher reports it, once
         finally:
             for fds in inherited.values():  # listeners the new configuration no longer has
                 for fd in fds:
@@ -679,11 +679,14 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
 
     def fatal(self, message: str) -> None:
         """Call ``fatal_hook(message, module, file, line)`` of the caller, log, raise :class:`ServerError`."""
-        caller = sys._getframe(1)
+        self._fatal(message, sys._getframe(1))
+
+    def _fatal(self, message: str, caller: Any, log: bool = True) -> None:
         module, file, line = caller.f_globals.get("__name__"), caller.f_code.co_filename, caller.f_lineno
         self.fatal_hook(message, module, file, line)
-        self.log(0, f"{message}\n  at line {line} in file {file}")
-        raise ServerError(message)
+        if log:
+            self.log(0, f"{message}\n  at line {line} in file {file}")
+        raise ServerError(message) from None
 
 
 def _address_key(address: Any) -> Any:

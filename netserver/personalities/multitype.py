@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from ..options import Option
+from ..options import Option, Source
 from ..options.sources import Config
 from ..server import Server
 from . import PERSONALITIES, LoadError, canonical_name, load
@@ -37,6 +37,23 @@ def combine(base: type, personality: type) -> type:
         _COMBINED[key] = type(f"{base.__name__}", (base, personality),
                               {"personality": personality.personality, "__module__": base.__module__})
     return _COMBINED[key]
+
+
+def _take_declared_defaults(config: Config, cls: type) -> None:
+    """Options left at their default take the chosen class's own default.
+
+    Every personality's options were accepted, each with the first default
+    found (Fork's ``max_servers`` 256); PreFork's is 50, as in Net::Server.
+    """
+    seen = set()
+    for klass in cls.__mro__:
+        for option in klass.__dict__.get("OPTIONS", ()):
+            if option.name in seen or option.name not in config:
+                continue
+            seen.add(option.name)
+            if config.source_of(option.name).kind == Source.DEFAULT:
+                default = option.default
+                config._values[option.name] = list(default) if isinstance(default, list) else default
 
 
 class MultiType(Server):
@@ -73,6 +90,7 @@ class MultiType(Server):
             except LoadError as exc:
                 self.log(3, f"server_type {name}: {exc}; trying the next one")
         self.__class__ = combine(type(self), chosen or Server)
+        _take_declared_defaults(config, type(self))
         init = getattr(self, "_personality_init", None)
         if init is not None:
             # The chosen personality's constructor never ran: create its per-instance state now.
