@@ -14,10 +14,16 @@ import time
 from http.cookies import SimpleCookie
 from typing import Any, Callable, Dict, List, Optional
 
-__all__ = ["AccessLog", "Record", "compile_format", "COMMON", "COMBINED"]
+__all__ = ["AccessLog", "Record", "compile_format", "named_format", "COMMON", "COMBINED"]
 
 COMMON = '%h %l %u %t "%r" %>s %b'
 COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
+FORMATS = {"common": COMMON, "combined": COMBINED}  # Apache's names (Net::Server's default is combined)
+
+
+def named_format(text: str) -> str:
+    """``common`` / ``combined`` → that LogFormat; anything else is a LogFormat itself."""
+    return FORMATS.get(text.strip().lower(), text)
 
 _DIRECTIVE = re.compile(r"%(!?[0-9,]*)(?:\{([^}]*)\})?([<>]?[a-zA-Z%])")
 
@@ -180,18 +186,23 @@ def compile_format(fmt: str) -> Callable[[Record], str]:
 
 
 class AccessLog:
-    """Writes one line per request to a file (opened before privileges are dropped) or stderr."""
+    """Writes one line per request to a file (opened before privileges are dropped) or stderr,
+    or hands it to ``function`` (Net::Server's ``access_log_function``) instead."""
 
-    def __init__(self, target: Optional[str], fmt: str):
-        self.format = compile_format(fmt)
+    def __init__(self, target: Optional[str], fmt: str, function: Optional[Callable[[str], Any]] = None):
+        self.format = compile_format(named_format(fmt))
         self.target = target
+        self.function = function
         self.stream: Any = None
-        if target and target.upper() not in ("STDERR", "/DEV/STDERR"):
+        if function is None and target and target.upper() not in ("STDERR", "/DEV/STDERR"):
             self.stream = open(target, "a", encoding="utf-8", errors="replace")
 
     def write(self, record: Record) -> None:
         import sys
 
+        if self.function is not None:
+            self.function(self.format(record))
+            return
         stream = self.stream or sys.stderr
         stream.write(self.format(record) + "\n")
         stream.flush()

@@ -239,3 +239,13 @@ def test_multitype_and_http_take_the_chosen_personalitys_defaults(server_type, e
         assert config.source_of("max_servers").kind == "default"
     config = configured(HTTP, argv=["--server_type", "PreFork", "--max_servers", "300"])
     assert config.max_servers == 300
+
+
+def test_http_default_port_is_net_server_https():
+    """``net-server http``: 8080, or 80 when started as root; any port given wins."""
+    from netserver.http import HTTP
+
+    assert configured(HTTP).port == [80 if os.geteuid() == 0 else 8080]
+    assert configured(HTTP).source_of("port").kind == "default"  # still "not configured" (systemd)
+    assert configured(HTTP, argv=["--port", "9999"]).port == [9999]
+    assert configured(netserver.MultiType).port == [20203]
