@@ -247,5 +247,5 @@ def test_http_default_port_is_net_server_https():
 
     assert configured(HTTP).port == [80 if os.geteuid() == 0 else 8080]
     assert configured(HTTP).source_of("port").kind == "default"  # still "not configured" (systemd)
-    assert configured(HTTP, argv=["--port", "9999"]).port == [9999]
+    assert configured(HTTP, argv=["--port", "9999"]).port == ["9999"]
     assert configured(netserver.MultiType).port == [20203]
