@@ -23,7 +23,7 @@ from ..options.validators import import_dotted, to_float, to_int, to_optional_st
 from ..personalities.multitype import MultiType, _server_type
 from ..proto.ssl import handshake
 from .. import __version__
-from .accesslog import COMMON, AccessLog, compile_format, named_format
+from .accesslog import COMBINED, AccessLog, compile_format, named_format
 from .apps import DispatchTable, Mount, parse_app
 from .cgi import CGIApp
 from .errors import REASONS
@@ -140,8 +140,9 @@ class HTTPMixIn:
                    "optionally mounted at PREFIX; repeatable."),
         Option("access_log_file", to_optional_str, None, section="HTTP", metavar="FILE",
                doc="Access log: a path or STDERR (none by default)."),
-        Option("access_log_format", _access_log_format, COMMON, section="HTTP", metavar="FORMAT",
-               doc="Apache LogFormat of the access log (common log format by default)."),
+        Option("access_log_format", _access_log_format, COMBINED, section="HTTP", metavar="FORMAT",
+               doc="Apache LogFormat of the access log, or common or combined (the default, "
+                   "as in Net::Server::HTTP)."),
         Option("timeout_header", to_float, 15.0, section="HTTP", metavar="SECONDS",
                doc="Time a client has to send a whole request head (then 408)."),
         Option("timeout_idle", to_float, 60.0, section="HTTP", metavar="SECONDS",
