@@ -677,6 +677,12 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
     def fileno(self) -> int:
         return self.socket.fileno()
 
+    def stop_server(self) -> None:
+        """Ask the server to stop once the current connection is done (from a handler, any thread)."""
+        self._shutdown_request = True
+        if self._signals is not None:
+            self._signals.wake()
+
     def fatal(self, message: str) -> None:
         """Call ``fatal_hook(message, module, file, line)`` of the caller, log, raise :class:`ServerError`."""
         self._fatal(message, sys._getframe(1))

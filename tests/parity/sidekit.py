@@ -46,3 +46,12 @@ def notes(path) -> List[List[str]]:
 def first(pattern: str, text: str) -> str:
     match = re.search(pattern, text)
     return match.group(0) if match else ""
+
+
+def start_commands(servers, perl_args, netserver_args, cwd=None):
+    """``net-server PERL_ARGS`` and ``netserver NETSERVER_ARGS``, both bound: ``{"perl": s, "python": s}``."""
+    perl = servers.start(["/usr/bin/net-server", *perl_args], script=PERL_EXEC, cwd=cwd)
+    perl.port = int(perl.wait_for(PERL_BOUND)[0].group(1))
+    python = servers.start(list(netserver_args), cwd=cwd)
+    python.port = int(python.wait_for(NETSERVER_BOUND)[0].group(1))
+    return {"perl": perl, "python": python}
