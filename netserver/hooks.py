@@ -68,6 +68,12 @@ class HookMixIn:
     def child_finish_hook(self, kind: str = "") -> None:
         """In a child, just before it exits."""
 
+    def delete_child_hook(self, pid: int) -> None:
+        """In the parent: a child it started has exited and is being forgotten."""
+
+    def pre_thread_hook(self) -> None:
+        """Thread: a connection was accepted and is about to be handed to a worker thread."""
+
     def other_child_died_hook(self, pid: int) -> None:
         """In the parent: a child the server did not start has exited (its status is reaped)."""
 

@@ -83,7 +83,7 @@ class HTTPSettings:
         def wrap(target: Any) -> Callable:
             if callable(target):
                 return target
-            return CGIApp(target, config.timeout_cgi, server.log)
+            return CGIApp(target, config.timeout_cgi, server.log, server.exec_fork_hook)
 
         self.dispatch = DispatchTable(mounts, server.process_http_request, wrap)
         self.multithread = server.personality == "Thread"
@@ -243,7 +243,10 @@ class HTTPMixIn:
 
     def exec_cgi(self, path: str, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         """Answer this request with the CGI script ``path`` (Net::Server::HTTP's ``exec_cgi``)."""
-        return CGIApp(path, self.config.timeout_cgi, self.log)(environ, start_response)
+        return CGIApp(path, self.config.timeout_cgi, self.log, self.exec_fork_hook)(environ, start_response)
+
+    def exec_fork_hook(self, pid: int, path: str) -> None:
+        """A CGI script ``path`` was started as process ``pid`` (in the process serving the request)."""
 
     def http_note(self, key: str, *value: Any) -> Any:
         """Get or set (``http_note(key, value)``) a note on the current request; ``%{key}n`` logs it."""

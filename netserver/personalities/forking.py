@@ -246,6 +246,7 @@ class ProcessParentMixIn(PersonalityMixIn):
                 self.other_child_died_hook(exit.pid)
             else:
                 self.child_exited(exit)
+                self.delete_child_hook(exit.pid)
         return exits
 
     def child_exited(self, exit: Exit) -> None:

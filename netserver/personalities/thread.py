@@ -75,6 +75,7 @@ class ThreadMixIn(PersonalityMixIn):
             request, client_address = self.accept_from(token)
         except OSError:
             return
+        self.pre_thread_hook()
         with self._busy_lock:
             self._busy += 1
             start = len(self._workers) < min(self._busy, self.config.max_servers)

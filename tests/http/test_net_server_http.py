@@ -21,6 +21,10 @@ SCRIPT = textwrap.dedent('''
 
 
     class App(HTTP):
+        def exec_fork_hook(self, pid, path):
+            with open(LINES, "a") as out:
+                out.write(f"exec_fork_hook {pid} {path}\\n")
+
         def log_line(self, line):
             with open(LINES, "a") as out:
                 out.write(line + "\\n")
@@ -86,6 +90,8 @@ def test_send_status_with_its_own_headers_and_body(helpers_server):
 def test_exec_cgi_answers_the_request_with_a_script(helpers_server):
     response = request(helpers_server.port, "/cgi")
     assert response.status == 200 and response.body == b"cgi says /cgi"
+    with open(helpers_server.lines_path) as fh:  # exec_fork_hook(pid, path), as in Net::Server::HTTP
+        assert any(line.startswith("exec_fork_hook ") and line.endswith("/x.cgi") for line in fh.read().splitlines())
 
 
 def test_access_log_function_gets_each_line_with_http_notes(helpers_server):

@@ -38,6 +38,12 @@ class Recorder(netserver.{personality}):
     def pre_accept_hook(self):
         note("pre_accept", os.getpid())
 
+    def pre_thread_hook(self):
+        note("pre_thread", os.getpid())
+
+    def delete_child_hook(self, pid):
+        note("delete_child", pid)
+
     def child_init_hook(self, kind=""):
         if self.config.get("child_communication"):
             self.parent_sock.sendall(f"hello from {{os.getpid()}}\\n".encode())
@@ -110,6 +116,8 @@ def test_prefork_parent_hooks_in_net_server_order(servers, write_script, tmp_pat
 
     server.signal(signal.SIGTERM)
     assert server.wait_exit() == 0
+    # Each child the parent started is forgotten through delete_child_hook.
+    assert {w[1] for w in notes(out) if w[0] == "delete_child"} >= {str(p) for p in pids}
     closing = [w for w in notes(out) if w[0] in ("pre_server_close", "post_child_cleanup")]
     # Before: the children still run; after: every child is gone (Net::Server's order).
     assert closing[0][0] == "pre_server_close" and int(closing[0][1]) >= 2
@@ -149,5 +157,7 @@ def test_fork_and_thread_call_pre_accept_hook_before_each_accept(servers, write_
         wait_until(lambda: [w[0] for w in notes(out)].count("pre_accept") == 2, what="2 pre_accept_hook calls")
         # In the accepting process: Fork's parent, Thread's one process.
         assert {w[1] for w in notes(out) if w[0] == "pre_accept"} == {str(server.pid)}
+        if personality == "Thread":  # and before each connection goes to a worker thread
+            assert [w[0] for w in notes(out)].count("pre_thread") == 2
         server.signal(signal.SIGTERM)
         assert server.wait_exit() == 0

@@ -23,7 +23,7 @@ BASE_HOOKS = [
     "post_child_cleanup_hook", "restart_open_hook", "restart_close_hook", "child_init_hook",
     "pre_fork_hook", "child_finish_hook", "idle_loop_hook", "child_is_talking_hook",
     "run_dequeue", "dequeue", "pre_accept_hook", "run_n_children_hook", "parent_read_hook",
-    "cleanup_dead_child_hook",
+    "cleanup_dead_child_hook", "delete_child_hook", "pre_thread_hook",
 ]
 
 
