@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import access
 from .client import ClientInfo
+from .clientstdio import ClientStdio
 from .handlers import EchoHandler
 from .engine import Engine, ServerError
 from .restart_flow import RestartMixIn
@@ -623,7 +624,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         self.post_client_connection_hook(request)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        """Run the handler; with ``no_client_stdout 0`` fds 0/1 are the client meanwhile.
+        """Run the handler; with ``no_client_stdout 0`` stdin/stdout are the client meanwhile.
 
         A TLS connection completes its handshake here, in the process or
         thread that serves it, before the handler runs.
@@ -633,7 +634,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             handshake(request, getattr(listener, "handshake_timeout", 10.0))
         config = self.config
         if config is not None and not config.no_client_stdout and not isinstance(request, tuple):
-            with _ClientStdio(request):
+            with ClientStdio(request):
                 self.RequestHandlerClass(request, client_address, self)
         else:
             self.RequestHandlerClass(request, client_address, self)
@@ -700,28 +701,6 @@ def _address_key(address: Any) -> Any:
     if isinstance(address, tuple):
         return address[:2]
     return address.decode() if isinstance(address, bytes) else address
-
-
-class _ClientStdio:
-    """Point fds 0 and 1 at the client for the duration of a request (Net::Server's default)."""
-
-    def __init__(self, conn: socket.socket):
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        sys.stdout.flush()
-        self.saved = (os.dup(0), os.dup(1))
-        os.dup2(self.conn.fileno(), 0)
-        os.dup2(self.conn.fileno(), 1)
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            sys.stdout.flush()
-        except OSError:
-            pass
-        for fd, saved in zip((0, 1), self.saved):
-            os.dup2(saved, fd)
-            os.close(saved)
 
 
 Single = Server
