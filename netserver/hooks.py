@@ -109,7 +109,8 @@ class HookMixIn:
         Clean up what it may have left (temporary files, locks)."""
 
     def run_dequeue(self) -> None:
-        """Parent: fork a child that calls :meth:`dequeue` (every ``check_for_dequeue`` seconds)."""
+        """Every ``check_for_dequeue`` seconds.  Forking parents: fork a child that calls
+        :meth:`dequeue`.  Multiplex: called in the serving process itself (override it)."""
 
     def dequeue(self) -> None:
         """In a dequeue child: process whatever queue your application keeps."""
