@@ -84,3 +84,23 @@ def test_http_app_forms_without_a_leading_slash(servers, tmp_path):
         got = {side: http_get(server.port, path) for side, server in both.items()}
         assert got["perl"] == got["python"], (path, got)
         assert got["python"][0] == "200 OK", (path, got)
+
+
+def test_http_access_log_is_the_combined_format_by_default(servers, tmp_path):
+    import re
+
+    from waiting import wait_until
+
+    logs = {side: tmp_path / f"{side}.log" for side in ("perl", "python")}
+    both = start_commands(servers, ["HTTP", *LOOPBACK_PERL, f"--access_log_file={logs['perl']}"],
+                          ["HTTP", *LOOPBACK, "--access_log_file", str(logs["python"])])
+    line = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+                      r'"GET /x HTTP/1\.0" 200 (\d+|-) "http://r\.example/" "probe/1"$')
+    for side, server in both.items():
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
+            conn.sendall(b"GET /x HTTP/1.0\r\nHost: t\r\nReferer: http://r.example/\r\nUser-Agent: probe/1\r\n\r\n")
+            while conn.recv(65536):
+                pass
+        path = logs[side]
+        text = wait_until(lambda: path.exists() and path.read_text(), what=f"{side}: an access log line")
+        assert line.match(text.splitlines()[0]), (side, text)
