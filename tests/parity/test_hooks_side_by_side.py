@@ -31,7 +31,8 @@ PY_NOTE = textwrap.dedent("""
 
 PERL_PREFORK = PERL_NOTE + textwrap.dedent("""
     package T; use base 'Net::Server::PreFork';
-    sub child_init_hook { my $s = shift; my $sock = $s->{'server'}->{'parent_sock'}; print $sock "hello $$\\n"; $sock->flush }
+    sub child_init_hook { my $s = shift; my $sock = $s->{'server'}->{'parent_sock'};
+        print $sock "hello $$\\n"; $sock->flush }
     sub child_is_talking_hook { my ($s, $sock) = @_; my $line = <$sock>;
         main::note('talk', defined $line ? (split ' ', $line)[1] : 'EOF') }
     sub idle_loop_hook { my ($s, $fh) = @_; main::note('idle', scalar @$fh) }
