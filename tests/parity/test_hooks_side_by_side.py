@@ -160,3 +160,27 @@ def test_started_as_root_without_user_both_keep_root_and_warn(servers, tmp_path)
         with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
             assert conn.makefile("rb").readline() == b"uid 0\n", side
         server.wait_for(r"(?i)User not defined")
+
+
+def test_parent_read_hook_hears_a_child_start_processing(servers, tmp_path):
+    perl = PERL_NOTE + textwrap.dedent("""
+        package T; use base 'Net::Server::PreFork';
+        sub parent_read_hook { my ($s, $line) = @_; chomp $line; main::note('status', $line); return 0 }
+        T->run(host => '127.0.0.1', port => 0, ipv => 4, min_servers => 1, max_servers => 6,
+               min_spare_servers => 0, max_spare_servers => 3, check_for_waiting => 1);
+    """)
+    python = PY_NOTE + textwrap.dedent("""
+        class T(netserver.PreFork):
+            def parent_read_hook(self, line):
+                note("status", line.strip())
+                return False
+        T.run(host="127.0.0.1", port=0, ipv=4, min_servers=1, max_servers=6, min_spare_servers=0,
+              max_spare_servers=3)
+    """)
+    for side, (server, path) in start_both(servers, tmp_path, perl, python).items():
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
+            greeting = conn.recv(200)  # the echo server's greeting: a child is serving us
+            child = greeting.split(b"(")[1].split(b")")[0].decode()
+            wait_until(lambda: ["status", child, "processing"] in notes(path), what=f"{side}: processing line")
+            conn.sendall(b"quit\r\n")
+        wait_until(lambda: notes(path)[-1:] == [["status", child, "waiting"]], what=f"{side}: waiting again")

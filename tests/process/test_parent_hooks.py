@@ -161,3 +161,25 @@ def test_fork_and_thread_call_pre_accept_hook_before_each_accept(servers, write_
             assert [w[0] for w in notes(out)].count("pre_thread") == 2
         server.signal(signal.SIGTERM)
         assert server.wait_exit() == 0
+
+
+STOPPER = """
+import netserver
+
+
+class Stopper(netserver.PreFork):
+    def parent_read_hook(self, line):
+        return line.split()[1] == "processing"  # true: the parent's loop ends, as in Net::Server
+
+
+Stopper.run()
+"""
+
+
+def test_parent_read_hook_returning_true_stops_the_server(servers, write_script, clients):
+    server = servers.start([*LOOPBACK, "--min_servers", "1", "--check_for_spawn", "0.05"],
+                           script=write_script(STOPPER))
+    client = clients(("127.0.0.1", server.port))
+    assert client.greeted(TIMEOUT)
+    server.wait_for(r"parent_read_hook returned true: stopping the server")
+    assert server.wait_exit() == 0
