@@ -184,3 +184,30 @@ def test_parent_read_hook_hears_a_child_start_processing(servers, tmp_path):
             wait_until(lambda: ["status", child, "processing"] in notes(path), what=f"{side}: processing line")
             conn.sendall(b"quit\r\n")
         wait_until(lambda: notes(path)[-1:] == [["status", child, "waiting"]], what=f"{side}: waiting again")
+
+
+def test_tied_stdin_and_stdout_with_no_client_stdout_0(servers, tmp_path):
+    perl = PERL_NOTE + textwrap.dedent("""
+        package T; use base 'Net::Server';
+        sub process_request { my $line = <STDIN>; $line =~ s/[\\r\\n]+$//; print "hello $line\\n";
+                              system("echo from a subprocess") }
+        T->run(host => '127.0.0.1', port => 0, ipv => 4, no_client_stdout => 0);
+    """)
+    python = PY_NOTE + textwrap.dedent("""
+        import socketserver
+        class Tied(socketserver.BaseRequestHandler):
+            def handle(self):
+                print(f"hello {input()}", flush=True)
+                os.system("echo from a subprocess")
+        netserver.Server.run(Tied, host="127.0.0.1", port=0, ipv=4, no_client_stdout=0)
+    """)
+    for side, (server, _) in start_both(servers, tmp_path, perl, python).items():
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
+            conn.sendall(b"there\n")
+            reply = b""
+            while True:
+                data = conn.recv(100)
+                if not data:
+                    break
+                reply += data
+        assert reply == b"hello there\nfrom a subprocess\n", side
