@@ -185,6 +185,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         app, script_name, path_info = http.dispatch(path)
         body = b"".join(request.body)
         environ = build_environ(request, self._base_environ(), script_name, path_info, query, body)
+        http.current.environ = environ  # the server's http_note() reaches this request
         keep_alive = request.keep_alive and not self.pending_close()
         if keep_alive and self.idle_poll is not None and self.served % self.yield_after == 0 \
                 and self._clients_waiting():

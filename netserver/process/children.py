@@ -19,7 +19,7 @@ __all__ = ["Child", "ChildTable", "Exit", "describe_status"]
 class Child:
     """One child process: its pid, what it is for, its scoreboard slot, when it started."""
 
-    __slots__ = ("pid", "kind", "slot", "started", "retiring", "generation")
+    __slots__ = ("pid", "kind", "slot", "started", "retiring", "generation", "sock")
 
     def __init__(self, pid: int, kind: str, slot: Optional[int] = None, generation: int = 0):
         self.pid = pid
@@ -28,6 +28,7 @@ class Child:
         self.started = time.monotonic()
         self.retiring = False
         self.generation = generation
+        self.sock = None  # PreFork child_communication: the parent's end of the socketpair
 
     def __repr__(self) -> str:
         return f"Child({self.pid}, {self.kind!r}, slot={self.slot})"
