@@ -104,7 +104,7 @@ class HTTPSettings:
         self.multiprocess = server._personality in ("Fork", "PreFork", "PreForkSimple")
 
     def base_environ(self, conn: Any, client_address: Any, server: Any) -> Dict[str, Any]:
-        """The environ keys shared by every request on one connection."""
+        """The environ keys shared by every request on one connection (over a per-server template)."""
         try:
             local = conn.getsockname()
         except OSError:
@@ -113,29 +113,38 @@ class HTTPSettings:
         peer = client_address if isinstance(client_address, tuple) else ("", 0)
         remote = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
         local_host = local[0] if isinstance(local, tuple) else "localhost"
-        base = {
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "https" if secure else "http",
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": self.multithread,
-            "wsgi.multiprocess": self.multiprocess,
-            "wsgi.run_once": False,
-            "wsgi.file_wrapper": FileWrapper,
-            "SERVER_NAME": (local_host[7:] if local_host.startswith("::ffff:") else local_host) or "localhost",
-            "SERVER_PORT": str(local[1]) if isinstance(local, tuple) else ("443" if secure else "80"),
-            "SERVER_SOFTWARE": self.server_revision,
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "REMOTE_ADDR": remote,
-            "REMOTE_PORT": str(peer[1]),
-            "netserver.local_addr": local_host,
-            "netserver.client": server.client,
-        }
-        if secure:
-            base["HTTPS"] = "on"
-        client = server.client
+        base = dict(self._secure_template if secure else self._template)
+        base["SERVER_NAME"] = (local_host[7:] if local_host.startswith("::ffff:") else local_host) or "localhost"
+        base["SERVER_PORT"] = str(local[1]) if isinstance(local, tuple) else ("443" if secure else "80")
+        base["REMOTE_ADDR"] = remote
+        base["REMOTE_PORT"] = str(peer[1])
+        base["wsgi.errors"] = sys.stderr  # read each time: a log reopen may replace it
+        base["netserver.local_addr"] = local_host
+        client = base["netserver.client"] = server.client
         if client is not None and client.peerhost:
             base["REMOTE_HOST"] = client.peerhost
         return base
+
+    @property
+    def _template(self) -> Dict[str, Any]:
+        """The keys that never change in this server (built once)."""
+        template = self.__dict__.get("_plain")
+        if template is None:
+            template = self._plain = {
+                "wsgi.version": (1, 0),
+                "wsgi.url_scheme": "http",
+                "wsgi.multithread": self.multithread,
+                "wsgi.multiprocess": self.multiprocess,
+                "wsgi.run_once": False,
+                "wsgi.file_wrapper": FileWrapper,
+                "SERVER_SOFTWARE": self.server_revision,
+                "GATEWAY_INTERFACE": "CGI/1.1",
+            }
+        return template
+
+    @property
+    def _secure_template(self) -> Dict[str, Any]:
+        return dict(self._template, **{"wsgi.url_scheme": "https", "HTTPS": "on"})
 
     def close(self) -> None:
         if self.access_log is not None:

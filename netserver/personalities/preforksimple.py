@@ -341,9 +341,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                 break
             board.serving(slot, served, _client_text(client_address))
             if limit and served + 1 >= limit:
-                # The last connection: let the parent fork the successor while this one is served.
+                # The last connection: let the parent fork the successor while this one is served,
+                # and let the handler know (HTTP ends keep-alive: the successor is already there).
                 board.mark_retiring(slot)
                 _wake_parent(self._parent_pid)
+                self._retire = True
             handle(request, client_address)
             served += 1
             board.count_request(slot, served)
