@@ -23,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -126,7 +126,7 @@ def main() -> None:
         sys.exit("wrk is not installed: apt-get install wrk")
     table = {k: v for k, v in servers(args.workers).items() if re.search(args.only, k)}
     results: Dict[Tuple[str, str], List[Tuple[float, int]]] = {}
-    for rep in range(args.reps):
+    for _rep in range(args.reps):
         for mode in ("keep-alive", "close"):
             for name, command in table.items():
                 results.setdefault((name, mode), []).append(measure(name, command, args, mode == "close"))

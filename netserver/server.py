@@ -307,7 +307,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         hosts, protos, ipvs = (pad(list(v), len(ports)) for v in (config.host, config.proto, config.ipv))
         seen = set()
         listeners: List[Listener] = []
-        for port, host, proto, ipv in zip(ports, hosts, protos, ipvs):
+        for port, host, proto, ipv in zip(ports, hosts, protos, ipvs, strict=True):
             try:
                 specs = parse_port(port, host, proto, ipv)
             except PortSpecError as exc:
@@ -390,7 +390,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
                 listener.socket = match[0]
                 listener.inherited = True
             kept.append(listener)
-        for sock, name in by_address.values():
+        for sock, _name in by_address.values():
             kept.append(listener_for_socket(sock, self.config))
         self.listeners = kept
         for listener in kept:
@@ -449,7 +449,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
 
     def files_for_user(self) -> List[str]:
         """Files the server's user must own after the drop: UNIX socket files, log files."""
-        paths = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
+        paths = [lsn.target.address for lsn in self.listeners if getattr(lsn, "owns_path", False)]
         if self.logger.path:
             paths.append(self.logger.path)
         return paths
@@ -688,7 +688,7 @@ class _ClientStdio:
             sys.stdout.flush()
         except OSError:
             pass
-        for fd, saved in zip((0, 1), self.saved):
+        for fd, saved in zip((0, 1), self.saved, strict=True):
             os.dup2(saved, fd)
             os.close(saved)
 

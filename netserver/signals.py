@@ -77,8 +77,8 @@ class SignalQueue:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, list(previous))
             yield
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            for signum, old in previous.items():
+                signal.signal(signum, old if old is not None else signal.SIG_DFL)
 
     def close(self) -> None:
         for fd in (self._read_fd, self._write_fd):

@@ -10,6 +10,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "support"))
 sys.path.insert(0, os.path.dirname(HERE))
 
+# Under --cov, servers started as subprocesses are measured too (pyproject: [tool.coverage.run]
+# patch = subprocess sets COVERAGE_PROCESS_CONFIG).  Their data files must land beside the
+# parent's whatever directory they run in, and servers that drop to `nobody` must be able to
+# write there: a sticky, world-writable directory, as /tmp is.
+if "COVERAGE_PROCESS_CONFIG" in os.environ:
+    _coverage_dir = os.path.join(os.path.dirname(HERE), ".coverage-data")
+    os.makedirs(_coverage_dir, exist_ok=True)
+    try:
+        os.chmod(_coverage_dir, 0o1777)
+    except OSError:
+        pass  # someone else's directory: privilege-dropping servers then go unmeasured
+    os.environ["COVERAGE_FILE"] = os.path.join(_coverage_dir, "coverage")
+
 
 @pytest.fixture
 def write_script(tmp_path):

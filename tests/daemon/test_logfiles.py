@@ -120,7 +120,7 @@ def test_usr1_reopens_the_log_in_prefork_children(servers, world_dir):
     wait_until(children_reopened, timeout=3, what="every child to have the new log open")
     pids = {serve_one(server) for _ in range(3)}
     for pid in pids:
-        wait_until(lambda: connect_lines(log, pid), timeout=3, what=f"child {pid}'s CONNECT line in the new log")
+        wait_until(lambda pid=pid: connect_lines(log, pid), timeout=3, what=f"child {pid}'s CONNECT line in the new log")
     assert rotated.read_text() == before, "lines went to the rotated file:\n" + rotated.read_text()[len(before):]
 
 

@@ -108,7 +108,7 @@ def test_a_child_never_removes_the_pid_file(servers, tmp_path):
         child = client.wait_greeted()
         assert child != server.pid
         assert served(client.finish(), b"bye")
-        wait_until(lambda: not alive(child), what=f"child {child} to exit after max_requests")
+        wait_until(lambda child=child: not alive(child), what=f"child {child} to exit after max_requests")
         assert read_pid_file(pid_file) == expected
     assert served(echo(server.port))
     assert read_pid_file(pid_file) == expected
@@ -249,7 +249,7 @@ def test_two_servers_started_together_exactly_one_runs(servers, tmp_path):
     for round_ in range(10):
         pair = [servers.start(args, wait=False) for _ in range(2)]
 
-        def settled():
+        def settled(pair=pair):
             return all(p.proc.poll() is not None or "Binding to" in p.log_text() for p in pair)
 
         wait_until(settled, what=f"round {round_}: both servers to bind or exit")

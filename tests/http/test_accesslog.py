@@ -61,7 +61,7 @@ def test_common_format_one_line_per_request(app_dir, log_dir):
         ("HEAD /index HTTP/1.1", "200", "-"),
         ("GET /boom HTTP/1.1", "500", str(len(b"<h1>500 Internal Server Error</h1>\n"))),
     ]
-    for match, (req, status, size) in zip(parsed, expected):
+    for match, (req, status, size) in zip(parsed, expected, strict=False):
         assert (match["request"], match["status"], match["bytes"]) == (req, status, size), match.string
         assert match["host"] == "127.0.0.1"
         assert match["ident"] == "-" and match["user"] == "-"

@@ -380,7 +380,7 @@ def test_mutated_requests_never_crash_the_server(app_dir):
     rng = random.Random(20203)
     with serve(["--app", "wsgiapps:app", *LIMITS], app_dir=app_dir) as proc:
         outcomes = {}
-        for i in range(150):
+        for _ in range(150):
             data = mutate(rng, rng.choice(VALID))
             status = exchange(proc.port, data)
             outcomes[status] = outcomes.get(status, 0) + 1

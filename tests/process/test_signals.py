@@ -355,7 +355,7 @@ def test_crash_loop_backs_off_and_the_parent_stays(servers, write_script):
     wait_until(lambda: forks_after(server, second), timeout=3.0, what="spawning to resume after the 2s pause")
     forks = [t for t, kind, _ in crash_loop_events(server) if kind == "fork"]
     # The spawn rate alone never leaves a gap much over 1s while children are wanted: the 2s pause does.
-    longest = max(b - a for a, b in zip(forks, forks[1:]))
+    longest = max(b - a for a, b in zip(forks, forks[1:], strict=False))
     assert longest >= 1.8, f"no pause in spawning: longest gap between forks {longest:.2f}s"
     # Each pause is logged as it starts: no fork for its length after the line.
     for announced, kind, delay in crash_loop_events(server):
