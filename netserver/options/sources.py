@@ -61,9 +61,6 @@ class Config:
     def source_of(self, name: str) -> Source:
         return self._sources[name]
 
-    def as_dict(self) -> Dict[str, Any]:
-        return dict(self._values)
-
     def __repr__(self) -> str:
         return f"Config({self._values!r})"
 

@@ -85,7 +85,7 @@ class PreForkMixIn(PreForkSimpleMixIn):
     def _retirable(self, idle: List[Any], now: float, over_max: bool) -> List[Any]:
         """Idle children old enough to retire (any idle child when over ``max_servers``), oldest first."""
         ttl = self.config.min_child_ttl
-        started_before = time.monotonic() - ttl
+        started_before = now - ttl
         chosen = [c for c in idle if over_max or c.started <= started_before]
         return sorted(chosen, key=lambda c: c.started)
 

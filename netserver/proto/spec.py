@@ -365,7 +365,7 @@ class _Parser:
         if sep == "/" and re.match(r"^[A-Za-z_]", port):
             # Net::Server reads 'port/word' as a protocol: say so if what precedes is a port.
             try:
-                head_host, head_port = self._split_host_port(host)
+                _, head_port = self._split_host_port(host)
                 self._inet_port(head_port, "tcp")
             except PortSpecError:
                 pass
