@@ -19,8 +19,7 @@ import pytest
 
 from harness import TIMEOUT, run_command
 from daemontools import (
-    alive, dead_pid, echo, free_port, pid_from_file, port_is_free,
-    read_pid_file, served, wait_until, Held,
+    alive, dead_pid, echo, pid_from_file, read_pid_file, served, wait_until, Held,
 )
 
 # Single stays root (explicitly) so it can remove its pid file from a root-owned directory;
@@ -121,8 +120,9 @@ def test_a_child_never_removes_the_pid_file(servers, tmp_path):
 def test_second_instance_is_refused_before_binding(servers, tmp_path, mode):
     pid_file = tmp_path / "server.pid"
     first = servers.start(PERSONALITIES["PreFork"] + LOOPBACK + ["--pid_file", str(pid_file)])
-    port = free_port()
-    args = ["Single", "--user", "root", "--port", f"127.0.0.1:{port}", "--pid_file", str(pid_file)]
+    # A UNIX socket: had the refused instance bound anything, its file would be there.
+    sock = tmp_path / "second.sock"
+    args = ["Single", "--user", "root", "--port", f"{sock}|unix", "--pid_file", str(pid_file)]
     if mode == "background":
         args.append("--background")
     second = servers.launch(args, tmp_path / "second.out")
@@ -130,7 +130,7 @@ def test_second_instance_is_refused_before_binding(servers, tmp_path, mode):
     assert second.returncode == 1, second.stdout
     assert f"already running as pid {first.pid}" in second.stdout
     assert "Binding to" not in second.stdout
-    assert port_is_free(port), "the refused instance bound its port"
+    assert not sock.exists(), "the refused instance bound its socket"
     assert read_pid_file(pid_file) == f"{first.pid}\n"
     assert served(echo(first.port))
 

@@ -14,13 +14,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from harness import ServerProcess, python_env
+from harness import TIMEOUT, ServerProcess, python_env
+from waiting import wait_until  # noqa: F401 - re-exported for the tests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TIMEOUT = 10.0
 
 
 def public_dir(prefix: str = "netserver-http-") -> str:
@@ -251,13 +250,4 @@ def proc_state(pid: int) -> Tuple[str, str]:
     return text.rsplit(")", 1)[1].split()[0], name
 
 
-def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 

@@ -29,9 +29,7 @@ def read_lines(path, count):
         with open(path) as handle:
             found = handle.read().splitlines()
         return found if len(found) >= count else None
-    found = wait_until(lines, timeout=5)
-    assert found, f"fewer than {count} lines in {path}"
-    return found
+    return wait_until(lines, timeout=5, what=f"{count} lines in {path}")
 
 
 def test_common_format_one_line_per_request(app_dir, log_dir):

@@ -167,7 +167,7 @@ def test_iterable_close_is_called(server):
                     return handle.read()
             except FileNotFoundError:
                 return ""
-        assert wait_until(lambda: marker_text() == "closed", timeout=5), marker_text()
+        wait_until(lambda: marker_text() == "closed", timeout=5, what="the app's close() to run")
     finally:
         shutil.rmtree(marker_dir, ignore_errors=True)
 

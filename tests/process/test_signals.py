@@ -19,7 +19,7 @@ import pytest
 
 from harness import TIMEOUT, echo_exchange
 from proctools import (
-    LOOPBACK, assert_all_gone, assert_group_gone, children, cmdline, complete_reply, exists, free_port,
+    LOOPBACK, assert_all_gone, assert_group_gone, children, cmdline, complete_reply, exists,
     greeting_pid, holds_for, listening_inode, live_children, signal_caught, signal_ignored, socket_inodes, wait_until,
     zombie_children,
 )
@@ -143,11 +143,13 @@ def test_hup_with_a_broken_conf_file_is_refused_then_a_fixed_one_is_live(servers
     assert "inherited fd" not in server.log_text()
     assert "CONNECT" not in server.log_text()  # still log_level 2
 
-    extra = free_port()
-    conf.write_text(f"host 127.0.0.1\nport 0\nport {extra}\nlog_level 3\n")
+    # A second port 0: the new image adopts the listener it had and binds one more (STYLE rule 11).
+    conf.write_text("host 127.0.0.1\nport 0\nport 0\nlog_level 3\n")
     server.signal(signal.SIGHUP)
     server.wait_for(INHERITED)
-    server.wait_for(rf"Binding to TCP port {extra} on host 127.0.0.1")
+    fresh = server.wait_for(r"Binding to TCP port (\d+) on host 127.0.0.1 with IPv4$", count=2)[1]
+    extra = int(fresh.group(1))
+    assert extra != server.port
     assert server.proc.poll() is None
     assert re.findall(r"starting! pid\((\d+)\)", server.log_text()) == [str(server.pid)] * 2
     assert listening_inode(server.port) == inode

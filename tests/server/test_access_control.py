@@ -7,7 +7,6 @@ reset).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
@@ -19,7 +18,7 @@ import time
 
 import pytest
 
-from harness import TIMEOUT, ServerProcess, echo_exchange, open_fds, read_all
+from harness import TIMEOUT, echo_exchange, open_fds, read_all, serving
 
 import netserver
 from netserver.proto.resolve import bindv6only, ipv6_usable
@@ -33,14 +32,6 @@ dual_stack = pytest.mark.skipif(not ipv6_usable() or bindv6only(),
 # test_socketserver_style_keeps_the_process_identity), and the test runner
 # could never become root again.
 SELF = {"user": pwd.getpwuid(os.geteuid()).pw_name}
-
-
-@contextlib.contextmanager
-def serving(args, bindings=1, **kwargs):
-    server = ServerProcess(args, wait=False, **kwargs)
-    with server:
-        server.wait_ready(bindings)
-        yield server
 
 
 def served(address, source=None) -> bool:

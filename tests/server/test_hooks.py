@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
@@ -12,7 +11,7 @@ import socketserver
 import textwrap
 
 
-from harness import TIMEOUT, ServerProcess, echo_exchange, read_all
+from harness import TIMEOUT, echo_exchange, read_all, serving
 
 import netserver
 
@@ -61,14 +60,6 @@ finally:
     with OUT:
         json.dump(calls, OUT)
 """
-
-
-@contextlib.contextmanager
-def serving(args, bindings=1, **kwargs):
-    server = ServerProcess(args, wait=False, **kwargs)
-    with server:
-        server.wait_ready(bindings)
-        yield server
 
 
 def test_every_base_hook_exists_as_a_method():

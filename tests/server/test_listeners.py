@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from harness import ROOT, TIMEOUT, ServerProcess, echo_exchange, python_env, read_all, run_command
+from harness import ROOT, TIMEOUT, ServerProcess, echo_exchange, python_env, read_all, run_command, serving
 
 import netserver
 from netserver.proto.resolve import bindv6only, ipv6_usable
@@ -38,14 +38,6 @@ needs_v6 = pytest.mark.skipif(not ipv6_usable(), reason="IPv6 is not usable on t
 # test_socketserver_style_keeps_the_process_identity), and the test runner
 # could never become root again.
 SELF = {"user": pwd.getpwuid(os.geteuid()).pw_name}
-
-
-@contextlib.contextmanager
-def serving(args, bindings=1, **kwargs):
-    server = ServerProcess(args, wait=False, **kwargs)
-    with server:
-        server.wait_ready(bindings)
-        yield server
 
 
 @pytest.fixture
