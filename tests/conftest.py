@@ -24,6 +24,32 @@ if "COVERAGE_PROCESS_CONFIG" in os.environ:
     os.environ["COVERAGE_FILE"] = os.path.join(_coverage_dir, "coverage")
 
 
+# Markers (registered in pyproject.toml): `process` starts server processes, `slow` takes more
+# than about 5 s (`pytest -m "not slow"` is the inner loop), `root` needs root and is skipped
+# without it.  A directory's marks go to every test in it (new files included); a module or a
+# test adds its own with `pytestmark` or a decorator.
+DIRECTORY_MARKS = {
+    "process": ("process",),
+    "daemon": ("process", "root"),
+    "http": ("process",),
+    "cli": ("process",),
+    "integration": ("process",),
+    "stdlib": ("process",),
+    "bench": ("process", "slow"),
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the marks
+def pytest_collection_modifyitems(config, items):
+    root = os.geteuid() == 0
+    for item in items:
+        top = os.path.relpath(str(item.path), HERE).split(os.sep)[0]
+        for name in DIRECTORY_MARKS.get(top, ()):
+            item.add_marker(name)
+        if not root and item.get_closest_marker("root"):
+            item.add_marker(pytest.mark.skip(reason="needs root"))
+
+
 @pytest.fixture
 def write_script(tmp_path):
     """``write_script(source)`` writes a dedented server script to tmp_path and returns its path."""

@@ -212,7 +212,7 @@ def test_keep_alive_across_cgi_requests(cgi_server):
         assert conn.response().status == 302
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="the privilege drop needs root")
+@pytest.mark.root  # the privilege drop needs root
 def test_scripts_run_unprivileged(cgi_server):
     response = get(cgi_server.port, "/nobody")
     assert response.status == 200

@@ -13,6 +13,8 @@ import collections
 import os
 import signal
 
+import pytest
+
 from harness import echo_exchange
 from proctools import (
     LOOPBACK, accept_queue, children, complete_reply, greeting_pid, holds_for, live_children, wait_until,
@@ -41,6 +43,7 @@ def test_starts_min_servers_children(servers):
             assert b"netserver" in fh.read()
 
 
+@pytest.mark.slow
 def test_grows_to_max_servers_and_no_further_then_shrinks(servers, clients):
     server = prefork(servers, "--min_servers", "2", "--max_servers", "4",
                      "--min_spare_servers", "1", "--max_spare_servers", "2")
@@ -80,6 +83,7 @@ def test_grows_to_max_servers_and_no_further_then_shrinks(servers, clients):
     assert not zombie_children(server.pid)
 
 
+@pytest.mark.slow
 def test_max_requests_recycles_children(servers):
     server = prefork(servers, "--min_servers", "2", "--max_servers", "2", "--max_requests", "5")
     address = ("127.0.0.1", server.port)

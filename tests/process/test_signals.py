@@ -174,7 +174,7 @@ def _uid(pid):
         return next(int(line.split()[1]) for line in fh if line.startswith("Uid:"))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: the default user is nobody only when started as root")
+@pytest.mark.root  # the default user is nobody only when started as root
 def test_hup_with_the_default_user_children_drop_the_parent_keeps_root(servers, clients):
     """Started as root with no --user: children serve as nobody, the parent stays root so HUP can re-exec."""
     import pwd
@@ -348,6 +348,7 @@ def start_crash_loop(servers, write_script):
                          script=write_script(CRASHING))
 
 
+@pytest.mark.slow
 def test_crash_loop_backs_off_and_the_parent_stays(servers, write_script):
     server = start_crash_loop(servers, write_script)
     # The back-off doubles: a 1s pause, then (children still dying at once) a 2s one.

@@ -21,6 +21,8 @@ import pytest
 from harness import TIMEOUT, echo_exchange, open_fds, read_all
 from proctools import LOOPBACK, complete_reply, live_children, wait_until, zombie_children
 
+pytestmark = [pytest.mark.process, pytest.mark.slow]  # soak and fault injection: seconds each
+
 FAST = ["--check_for_spawn", "0.1", "--check_for_waiting", "0.5", "--min_child_ttl", "0.2"]
 INHERITED = r"Binding to TCP port \d+ .*\(inherited fd \d+\)"
 TRACEBACK = "Traceback (most recent call last)"

@@ -23,6 +23,8 @@ from harness import TIMEOUT, echo_exchange, open_fds, read_all, serving
 import netserver
 from netserver.proto.resolve import bindv6only, ipv6_usable
 
+pytestmark = pytest.mark.process  # some tests here start the server as a process
+
 dual_stack = pytest.mark.skipif(not ipv6_usable() or bindv6only(),
                                 reason="needs IPv6 and a dual-stack '::' socket (bindv6only 0)")
 

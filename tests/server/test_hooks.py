@@ -10,10 +10,13 @@ import socket
 import socketserver
 import textwrap
 
+import pytest
 
 from harness import TIMEOUT, echo_exchange, read_all, serving
 
 import netserver
+
+pytestmark = pytest.mark.process  # some tests here start the server as a process
 
 BASE_HOOKS = [
     "configure_hook", "post_configure_hook", "post_bind_hook", "pre_loop_hook", "can_read_hook",

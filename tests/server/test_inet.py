@@ -15,6 +15,8 @@ import pytest
 
 from harness import ROOT, TIMEOUT, python_env, read_all
 
+pytestmark = pytest.mark.process  # some tests here start the server as a process
+
 COMMAND = [sys.executable, "-m", "netserver", "INET"]
 
 

@@ -30,6 +30,8 @@ from harness import ROOT, TIMEOUT, ServerProcess, echo_exchange, python_env, rea
 import netserver
 from netserver.proto.resolve import bindv6only, ipv6_usable
 
+pytestmark = pytest.mark.process  # some tests here start the server as a process
+
 needs_v6 = pytest.mark.skipif(not ipv6_usable(), reason="IPv6 is not usable on this host")
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from harness import TIMEOUT, ServerProcess, read_all
 
+pytestmark = pytest.mark.process  # some tests here start the server as a process
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
