@@ -104,7 +104,7 @@ def _parse_cidr(piece: str) -> netaddr.IPNetwork:
     # _parse_ip already un-mapped the address; the prefix still counts the 96
     # bits of the ::ffff:0:0/96 wrapper.
     was_mapped = ip.version == 4 and ":" in addr_text
-    width = 128 if was_mapped else ip.max_prefixlen
+    width: int = 128 if was_mapped else ip.max_prefixlen
     if not slash:
         prefix = width
     elif _PREFIX.fullmatch(prefix_text) and int(prefix_text) <= width:
@@ -286,7 +286,7 @@ class AccessPolicy:
             if not self._has_rules:
                 return Decision(True, "no allow/deny rules" + (note or f"; {host!r} forward-confirmed"))
 
-        subjects = None
+        subjects: "list[tuple[str, str]]" = []  # filled only when there are patterns to try
         if self.allow or self.deny:
             address = str(ip)
             subjects = [(address, "")]

@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional
 
 __all__ = ["SignalQueue", "signal_name"]
 
@@ -68,7 +68,7 @@ class SignalQueue:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous: Dict[int, Callable] = {}
+        previous: Dict[int, Any] = {}  # what signal.signal returned: a handler, SIG_DFL/SIG_IGN or None
         try:
             for signum in signums:
                 previous[signum] = signal.signal(signum, handler or self.record)

@@ -293,7 +293,7 @@ class _Parser:
 
     def _split_ipv(self, text: str):
         """Strip trailing ipv words from a host or proto setting."""
-        words = []
+        words: list = []
         while (m := _IPV_TAIL[_ALL_SEPS].search(text)) is not None:
             words.insert(0, m.group("tok"))
             text = text[: m.start()]
