@@ -12,12 +12,12 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from harness import TIMEOUT, echo_exchange
+from load import ClientLoad
 from proctools import (
     LOOPBACK, assert_all_gone, assert_group_gone, children, cmdline, complete_reply, exists,
     greeting_pid, holds_for, listening_inode, live_children, signal_caught, signal_ignored, socket_inodes, wait_until,
@@ -39,55 +39,6 @@ STEP = {"PreFork": 40, "Single": 40, "Fork": 60, "Thread": 60}  # exchanges befo
 INHERITED = r"Binding to TCP port \d+ .*\(inherited fd \d+\)"
 
 
-class ClientLoad:
-    """Client threads looping connect → hello → quit → read to EOF, recording every failure."""
-
-    def __init__(self, address, threads: int = 3, cap: int = 25000):
-        self.address = address
-        self.cap = cap
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.completed = 0
-        self.failures = []
-        self.capped = False
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> "ClientLoad":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(TIMEOUT)
-        assert not any(thread.is_alive() for thread in self.threads), "a client thread hung"
-
-    def _run(self) -> None:
-        done = 0
-        while not self.stop.is_set():
-            if done >= self.cap:
-                self.capped = True
-                return
-            try:
-                reply = echo_exchange(self.address, [b"hello"], timeout=TIMEOUT)
-            except OSError as exc:
-                with self.lock:
-                    self.failures.append(repr(exc))
-                continue
-            done += 1
-            with self.lock:
-                if complete_reply(reply):
-                    self.completed += 1
-                else:
-                    self.failures.append(f"short reply {reply!r}")
-
-    def wait_more(self, count: int) -> None:
-        """Wait until ``count`` more exchanges have completed (load really spans each step)."""
-        target = self.completed + count
-        wait_until(lambda: self.completed >= target or self.failures, what=f"{count} more client exchanges")
-
-
 @pytest.mark.parametrize("personality", list(HUP_PERSONALITIES))
 def test_hup_under_load_loses_nothing(servers, personality):
     server = servers.start([*HUP_PERSONALITIES[personality], *LOOPBACK])
@@ -97,7 +48,7 @@ def test_hup_under_load_loses_nothing(servers, personality):
     argv = cmdline(server.pid)
     generations = []  # children before each HUP
 
-    with ClientLoad(address) as load:
+    with ClientLoad(address, cap=25000) as load:
         load.wait_more(STEP[personality])
         for hup in range(1, HUPS[personality] + 1):
             generations.append(set(children(server.pid)))
