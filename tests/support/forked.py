@@ -27,6 +27,7 @@ def run_forked(function: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         code = 0
+        save_coverage = _measure_this_child()
         try:
             os.close(read_fd)
             try:
@@ -38,6 +39,7 @@ def run_forked(function: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
         except BaseException:
             code = 70
         finally:
+            save_coverage()
             os._exit(code)
     os.close(write_fd)
     chunks = []
@@ -61,6 +63,27 @@ def run_forked(function: Callable[[], Any], timeout: float = TIMEOUT) -> Any:
     if kind == "error":
         raise AssertionError("in the forked child: " + value)
     return value
+
+
+def _measure_this_child() -> Callable[[], None]:
+    """Under --cov, restart coverage in this child (as coverage's patch=fork would) and return
+    what saves its data before ``os._exit``; a no-op otherwise."""
+    try:
+        from coverage import Coverage
+        from coverage.control import _after_fork_in_child
+    except ImportError:
+        return lambda: None
+    if Coverage.current() is None:
+        return lambda: None
+    _after_fork_in_child()
+    cov = Coverage.current()
+
+    def save() -> None:
+        if cov is not None:
+            cov.stop()
+            cov.save()
+
+    return save
 
 
 def _reap(pid: int, timeout: float) -> None:
