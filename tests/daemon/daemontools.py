@@ -22,7 +22,7 @@ from harness import ROOT, TIMEOUT, python_env
 from client import GREETING, Held, echo, greeting_pid, served  # noqa: F401 - re-exported
 from procfs import (  # noqa: F401 - re-exported
     alive, children, cmdline, fd_links, group_members, listening_port, live_children, live_group_members,
-    parent_pid, process_group, session_id, signal_caught, stat_fields, state, status,
+    parent_pid, process_group, session_id, signal_caught, signal_ignored, stat_fields, state, status,
 )
 from waiting import holds_for, wait_until  # noqa: F401 - re-exported
 

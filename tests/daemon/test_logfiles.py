@@ -19,8 +19,8 @@ import pytest
 
 from harness import TIMEOUT
 from daemontools import (
-    NOBODY, Held, any_deleted, fd_links, line_pid, lines_matching, live_children, served, signal_caught, status,
-    wait_until,
+    NOBODY, Held, any_deleted, fd_links, line_pid, lines_matching, live_children, served, signal_caught,
+    signal_ignored, status, wait_until,
 )
 
 LOOPBACK = ["--port", "127.0.0.1:0"]
@@ -82,9 +82,14 @@ def _start_for_rotation(servers, log, personality):
     wait_until(lambda: lines_matching(log, r"Binding to"), what="the server to bind")
     server.port = int(re.search(r"port (\d+)", lines_matching(log, r"Binding to")[0]).group(1))
     if personality == "PreFork":
-        # Ready means each child handles USR1 itself: one sent earlier is lost (see the xfail below).
-        wait_until(lambda: len(kids := live_children(server.pid)) == 2
-                   and all(signal_caught(kid, signal.SIGUSR1) for kid in kids), what="two ready children")
+        # Ready means each child handles USR1 itself (one sent earlier is lost: see the xfail
+        # below).  A new child inherits the parent's USR1 handler, so "caught" alone says nothing:
+        # the child's own set-up first ignores TTIN (the parent's), then installs its USR1 handler.
+        def ready(kid):
+            return signal_ignored(kid, signal.SIGTTIN) and signal_caught(kid, signal.SIGUSR1)
+
+        wait_until(lambda: len(kids := live_children(server.pid)) == 2 and all(map(ready, kids)),
+                   what="two ready children")
     return server
 
 
