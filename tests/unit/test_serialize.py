@@ -201,7 +201,8 @@ def test_pipe_lock_waits_through_a_signal(lock_factory):
     lock.acquire()
     seen = []
     previous = signal.signal(signal.SIGUSR1, lambda *a: (seen.append(1), lock.release()))
-    timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGUSR1))  # not SIGALRM: pytest-timeout's
+    # To this thread (blocked in read), not SIGALRM (pytest-timeout's).
+    timer = threading.Timer(0.1, signal.pthread_kill, (threading.get_ident(), signal.SIGUSR1))
     try:
         timer.start()
         lock.acquire()  # blocks until the handler releases it
