@@ -14,9 +14,10 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from harness import TIMEOUT, ServerProcess, python_env
+from procfs import descendants, proc_state  # noqa: F401 - re-exported for the tests
 from waiting import wait_until  # noqa: F401 - re-exported for the tests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -217,37 +218,6 @@ def log_since(proc: ServerProcess, mark: int) -> str:
 def curl(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args],
                           capture_output=True, timeout=timeout + 5)
-
-
-def descendants(pid: int) -> List[int]:
-    """All live descendants of ``pid`` (from /proc)."""
-    children: Dict[int, List[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def proc_state(pid: int) -> Tuple[str, str]:
-    """(state letter, command name) of a process, or ('', '') when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            text = stat.read()
-    except OSError:
-        return "", ""
-    name = text[text.index("(") + 1:text.rindex(")")]
-    return text.rsplit(")", 1)[1].split()[0], name
 
 
 

@@ -8,7 +8,7 @@ None, an empty list or False for a process that is gone, never raises for it.
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Optional, Set
+from typing import Dict, Iterable, List, Optional, Set, Tuple
 
 
 def stat_fields(pid: int) -> Optional[List[str]]:
@@ -135,6 +135,28 @@ def group_members(pgid: int) -> List[int]:
 def live_group_members(pgid: int) -> List[int]:
     """Members of the process group that are not zombies (an orphan's zombie waits for init)."""
     return [pid for pid in group_members(pgid) if alive(pid)]
+
+
+def descendants(pid: int) -> List[int]:
+    """Every descendant of ``pid``, zombies included, whichever thread forked it (by parent pid)."""
+    by_parent: Dict[int, List[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            parent = parent_pid(int(entry))
+            if parent is not None:
+                by_parent.setdefault(parent, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        for child in by_parent.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def proc_state(pid: int) -> Tuple[str, str]:
+    """(state letter, command name) of a process, or ('', '') when it is gone."""
+    fields = stat_fields(pid)
+    return (fields[3], fields[2]) if fields else ("", "")
 
 
 def gone(pids: Iterable[int]) -> bool:
