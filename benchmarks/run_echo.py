@@ -62,9 +62,10 @@ SCENARIOS = [  # (name, clients, requests per connection)
     ("100 requests per connection, 50 clients", 50, 100),
     ("100 requests per connection, 200 clients", 200, 100),
 ]
-FORKING = ["netserver-prefork", "netserver-preforksimple", "netserver-fork", "stdlib-forking",
+FORKING = ["netserver-prefork", "netserver-preforksimple", "netserver-fork", "stdlib-forking", "compat-forking",
+           "mixin-forking",
            "naive-fork-pool", "perl-prefork", "perl-fork"]
-STARTUP = ["netserver-prefork", "perl-prefork", "naive-fork-pool"]
+STARTUP = ["netserver-prefork", "netserver-prefork-defaults", "perl-prefork", "naive-fork-pool"]
 
 
 # -- set-up -------------------------------------------------------------------
@@ -112,11 +113,21 @@ def servers() -> Dict[str, List[str]]:
     for personality in ("PreFork", "PreForkSimple", "Fork", "Thread", "Multiplex"):
         table[f"netserver-{personality.lower()}"] = [py, os.path.join(PEERS, "netserver_echo.py"),
                                                      personality, "{port}"]
+    # What a user runs: run(handler, port=PORT) and nothing else (max_requests 1000, PreFork 5..50).
+    for personality in ("PreFork", "PreForkSimple", "Fork", "Thread", "Multiplex"):
+        table[f"netserver-{personality.lower()}-defaults"] = [py, os.path.join(PEERS, "netserver_echo.py"),
+                                                              personality, "{port}", "--defaults"]
     # The same pool with a SO_REUSEPORT socket per child (issue 9): the kernel spreads connections.
     table["netserver-prefork-reuseport"] = table["netserver-prefork"] + ["--reuse_port"]
     for mode in ("tcp", "forking", "threading"):
         table[f"stdlib-{mode}" if mode != "tcp" else "stdlib-tcpserver"] = [
             py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}"]
+    # The drop-in promise (issue 12): the same program upgraded by one import, or by a netserver mixin.
+    for mode in ("tcp", "forking", "threading"):
+        table[f"compat-{mode}" if mode != "tcp" else "compat-tcpserver"] = [
+            py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}", "compat"]
+    for mode in ("forking", "threading"):
+        table[f"mixin-{mode}"] = [py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}", "mixin"]
     table["asyncio-streams"] = [py, os.path.join(PEERS, "asyncio_echo.py"), "{port}"]
     table["naive-fork-pool"] = [py, os.path.join(PEERS, "naive_prefork.py"), "{port}", "8"]
     for personality in ("PreFork", "Fork"):
@@ -306,9 +317,9 @@ def throughput_tables(results: Dict[str, Dict[str, List[dict]]], args: argparse.
         medians = {name: statistics.median(r["rate"] for r in rows) for name, rows in cells.items()}
         base, limit = medians.get(BASELINE), medians.get(LIMIT)
         out.append(f"\n### Echo, {scenario} ({args.reps} × {args.duration:g} s; median)\n")
-        out.append("| server | requests/s | spread | errors | vs Net::Server PreFork | vs C epoll "
+        out.append("| server | requests/s | spread | errors | p99 ms | max ms | vs Net::Server PreFork | vs C epoll "
                    "| server CPU | server µs/request | echoload CPU | softirq | other jobs |")
-        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+        out.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, rows in cells.items():
             rates = [r["rate"] for r in rows]
             errors = sum(r["errors"] for r in rows if r["errors"] > 0)
@@ -317,8 +328,11 @@ def throughput_tables(results: Dict[str, Dict[str, List[dict]]], args: argparse.
                    for k in ("server_cpu", "client_cpu", "irq_cpu", "other_cpu")}
             notes = sorted({r["note"] for r in rows if "note" in r})
             label = name + (f" ({', '.join(notes)})" if notes else "")
+            p99 = statistics.median(float(r.get("result", {}).get("p99_us", 0)) for r in rows) / 1000
+            worst = max(float(r.get("result", {}).get("max_us", 0)) for r in rows) / 1000
             out.append(f"| {label} | {medians[name]:.0f} | {min(rates):.0f}–{max(rates):.0f} | "
-                       f"{errors}{f' +{failed} failed' if failed else ''} | {ratio(medians[name], base)} | "
+                       f"{errors}{f' +{failed} failed' if failed else ''} | {p99:.1f} | {worst:.0f} | "
+                       f"{ratio(medians[name], base)} | "
                        f"{ratio(medians[name], limit)} | {cpu['server_cpu']:.0f}% | {per_request(rows)} | "
                        f"{cpu['client_cpu']:.0f}% | {cpu['irq_cpu']:.0f}% | {cpu['other_cpu']:.0f}% |")
     return "\n".join(out)

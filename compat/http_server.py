@@ -50,3 +50,37 @@ def test(HandlerClass=_stdlib.BaseHTTPRequestHandler, ServerClass=ThreadingHTTPS
     """``python -m compat.http_server``: the standard ``test()`` with netserver's server."""
     return _stdlib.test(HandlerClass, ServerClass, protocol, port, bind)
 
+
+
+def _main(argv=None) -> None:
+    """``python -m compat.http_server [-b ADDRESS] [-d DIR] [--cgi] [PORT]``, as ``python -m http.server``."""
+    import argparse
+    import contextlib
+    import os
+
+    parser = argparse.ArgumentParser(prog="python -m compat.http_server")
+    parser.add_argument("--cgi", action="store_true", help="run as CGI server")
+    parser.add_argument("-b", "--bind", metavar="ADDRESS", help="bind to this address (default: all interfaces)")
+    parser.add_argument("-d", "--directory", default=os.getcwd(),
+                        help="serve this directory (default: current directory)")
+    parser.add_argument("-p", "--protocol", metavar="VERSION", default="HTTP/1.0",
+                        help="conform to this HTTP version (default: %(default)s)")
+    parser.add_argument("port", default=8000, type=int, nargs="?", help="bind to this port (default: %(default)s)")
+    args = parser.parse_args(argv)
+    handler_class = _stdlib.CGIHTTPRequestHandler if args.cgi else _stdlib.SimpleHTTPRequestHandler
+
+    class DualStackServer(ThreadingHTTPServer):
+        def server_bind(self) -> None:
+            with contextlib.suppress(Exception):  # dual-stack unless the address is IPv4 (bpo-38907)
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+        def finish_request(self, request, client_address) -> None:
+            self.RequestHandlerClass(request, client_address, self, directory=args.directory)
+
+    test(HandlerClass=handler_class, ServerClass=DualStackServer, port=args.port, bind=args.bind,
+         protocol=args.protocol)
+
+
+if __name__ == "__main__":
+    _main()

@@ -9,6 +9,7 @@ from .options import Option, OptionError
 from .personalities.fork import Fork, ForkMixIn
 from .personalities.inet import INET
 from .personalities.multiplex import Multiplex, MultiplexMixIn, MuxEchoHandler, MuxHandler
+from .personalities.base import SingleMixIn
 from .personalities.multitype import MultiType
 from .personalities.prefork import PreFork, PreForkMixIn
 from .personalities.preforksimple import PreForkSimple, PreForkSimpleMixIn
@@ -36,6 +37,7 @@ __all__ = [
     "Server",
     "ServerError",
     "Single",
+    "SingleMixIn",
     "Thread",
     "ThreadMixIn",
     "__version__",

@@ -4,9 +4,12 @@ Implements the ``allow``/``deny`` (anchored regexes), ``cidr_allow``/``cidr_deny
 and ``double_reverse_lookups`` options. Peer addresses are normalised first
 (IPv4-mapped IPv6 such as ``::ffff:10.1.2.3`` becomes ``10.1.2.3``, zone ids are
 dropped), so one rule list covers IPv4 clients on dual-stack sockets and mixed
-IPv4/IPv6 lists work. Host-name rules only ever match a forward-confirmed reverse
-DNS name: an attacker controls the PTR record of their own address
-(CVE-2013-1841).
+IPv4/IPv6 lists work; a regex written in IPv4-mapped form still matches, as
+each IPv4 peer is also tried as ``::ffff:a.b.c.d``. Host-name rules only ever
+match a forward-confirmed reverse DNS name: an attacker controls the PTR record
+of their own address (CVE-2013-1841). A regex that looks like an address
+(digits and no letters, or a colon and hex digits) is matched against the
+address only, never against a host name.
 """
 
 from __future__ import annotations
@@ -104,7 +107,7 @@ def _parse_cidr(piece: str) -> netaddr.IPNetwork:
     # _parse_ip already un-mapped the address; the prefix still counts the 96
     # bits of the ::ffff:0:0/96 wrapper.
     was_mapped = ip.version == 4 and ":" in addr_text
-    width: int = 128 if was_mapped else ip.max_prefixlen
+    width = 128 if was_mapped else ip.max_prefixlen
     if not slash:
         prefix = width
     elif _PREFIX.fullmatch(prefix_text) and int(prefix_text) <= width:
@@ -286,17 +289,18 @@ class AccessPolicy:
             if not self._has_rules:
                 return Decision(True, "no allow/deny rules" + (note or f"; {host!r} forward-confirmed"))
 
-        subjects: "list[tuple[str, str]]" = []  # filled only when there are patterns to try
+        addresses = hosts = ()
         if self.allow or self.deny:
             address = str(ip)
-            subjects = [(address, "")]
-            if peer_addr != address:
-                subjects.append((peer_addr, ""))
-            if host is not None:
-                subjects.append((host, f" (host {host})"))
+            addresses = [address]
+            if ip.version == 4:
+                addresses.append("::ffff:" + address)  # a rule written in IPv4-mapped form
+            if peer_addr not in addresses:
+                addresses.append(peer_addr)
+            hosts = [(host, f" (host {host})")] if host is not None else []
 
         for pattern in self.deny:
-            for text, label in subjects:
+            for text, label in self._subjects(pattern, addresses, hosts):
                 if pattern.fullmatch(text):
                     return Decision(False, f"matched deny {pattern.pattern}{label}{note}")
         net = self._deny_blocks[ip.version].find(int(ip))
@@ -306,13 +310,36 @@ class AccessPolicy:
         if not self._has_allow:
             return Decision(True, f"no deny rule matched{note}")
         for pattern in self.allow:
-            for text, label in subjects:
+            for text, label in self._subjects(pattern, addresses, hosts):
                 if pattern.fullmatch(text):
                     return Decision(True, f"matched allow {pattern.pattern}{label}{note}")
         net = self._allow_blocks[ip.version].find(int(ip))
         if net is not None:
             return Decision(True, f"matched cidr_allow {net}{note}")
         return Decision(False, f"no allow rule matched{note}")
+
+
+    def _subjects(self, pattern: re.Pattern, addresses: list, hosts: list) -> list:
+        """What ``pattern`` is matched against: an address-looking pattern (``127\\..*``)
+        against the addresses only, or ``127.0.0.1.attacker.example`` — a name its owner
+        can make forward-confirm — would pass for a loopback client (issue 14)."""
+        subjects = [(address, "") for address in addresses]
+        if hosts and not _address_like(pattern.pattern):
+            subjects += hosts
+        return subjects
+
+
+_ESCAPED_CLASS = re.compile(r"\\[dDwWsSbBAZ]")
+
+
+def _address_like(text: str) -> bool:
+    """Whether a regex can only be meant for addresses: digits with no letters (``10\\.0\\..*``),
+    or a colon with hex letters only (``fe80:.*``).  Escaped classes (``\\d``) are not letters."""
+    text = _ESCAPED_CLASS.sub("", text)
+    letters = [c for c in text if c.isalpha()]
+    if ":" in text:
+        return all(c in "abcdefABCDEF" for c in letters)
+    return not letters and any(c.isdigit() for c in text)
 
 
 _NO_RULES = Decision(True, "no rules")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import stat
 import sys
 import tempfile
 from typing import Callable, Optional
@@ -31,8 +32,10 @@ class PidFileError(Exception):
 
 
 def _read_pid(fd: int) -> str:
+    """The pid in the file, or '' when it holds anything but a pid (never echoed: issue 14)."""
     os.lseek(fd, 0, os.SEEK_SET)
-    return os.read(fd, 64).decode("ascii", "replace").strip()
+    text = os.read(fd, 64).decode("ascii", "replace").strip()
+    return text if text.isdigit() else ""
 
 
 def _pid_alive(text: str) -> bool:
@@ -72,13 +75,19 @@ class PidFile:
             return
         while True:
             try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CLOEXEC)
+                # Read-only and never through a symlink: the lock needs no write access (issue 14).
+                fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK)
             except FileNotFoundError:
                 if self._create_locked():
                     return
                 continue  # someone else created it meanwhile: lock theirs
             except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    raise PidFileError(f"pid_file {self.path} is a symbolic link; name the file itself") from None
                 raise PidFileError(f"pid_file {self.path}: {exc.strerror}") from None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise PidFileError(f"pid_file {self.path} is not a regular file")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -99,18 +108,18 @@ class PidFile:
             why = "is not running" if not _pid_alive(previous) else "is alive but does not hold the lock"
             self.log(2, f"Replacing stale pid file {self.path}: pid {previous} {why}")
         else:
-            self.log(2, f"Replacing stale pid file {self.path}: it was empty")
+            self.log(2, f"Replacing stale pid file {self.path}: it held no pid")
         self.fd = fd
         self.write()
 
     def _create_locked(self) -> bool:
         """Create the file with our pid already in it; False if another process won the race."""
-        directory = os.path.dirname(self.path) or "."
-        handle, temp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+        handle, temp = self._temporary()
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(handle, f"{os.getpid()}\n".encode())
             os.fchmod(handle, 0o644)
+            handle = _read_only(handle)
             try:
                 os.link(temp, self.path)
             except FileExistsError:
@@ -123,6 +132,14 @@ class PidFile:
         self.owner = os.getpid()
         return True
 
+    def _temporary(self):
+        """A temporary file beside the pid file; PidFileError (one line) when the directory refuses."""
+        directory = os.path.dirname(self.path) or "."
+        try:
+            return tempfile.mkstemp(prefix=".pid-", dir=directory)
+        except OSError as exc:
+            raise PidFileError(f"pid_file {self.path}: cannot write in {directory}: {exc.strerror}") from None
+
     def _same_file(self, fd: int) -> bool:
         try:
             here = os.stat(self.path)
@@ -132,16 +149,20 @@ class PidFile:
         return (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
 
     def write(self, uid: Optional[int] = None, gid: Optional[int] = None) -> None:
-        """Write this process's pid: temp file, lock it, rename over the path."""
-        directory = os.path.dirname(self.path) or "."
-        handle, temp = tempfile.mkstemp(prefix=".pid-", dir=directory)
+        """Write this process's pid: temp file, lock it, rename over the path.
+
+        The file stays owned by the user that started the server (root), and
+        the descriptor kept locked is read-only, so the service user — or a
+        handler running as it — cannot rewrite the pid that operators signal
+        (issue 14).  ``uid``/``gid`` are accepted and ignored.
+        """
+        handle, temp = self._temporary()
         try:
             os.set_inheritable(handle, False)
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.write(handle, f"{os.getpid()}\n".encode())
             os.fchmod(handle, 0o644)
-            if uid is not None:
-                os.fchown(handle, uid, -1 if gid is None else gid)
+            handle = _read_only(handle)
             os.rename(temp, self.path)
         except BaseException:
             os.close(handle)
@@ -155,6 +176,12 @@ class PidFile:
         self.fd = handle
         self.owner = os.getpid()
 
+    def forget(self) -> None:
+        """In a child: close the inherited descriptor; the lock and the file stay the parent's."""
+        if self.fd is not None and self.owner != os.getpid():
+            os.close(self.fd)
+        self.fd = None
+
     def remove(self) -> None:
         """Remove the file (only the process that wrote it); empty it if removal is not allowed."""
         if self.fd is None or self.owner != os.getpid():
@@ -164,13 +191,27 @@ class PidFile:
         except FileNotFoundError:
             pass
         except OSError as exc:
-            try:
-                os.ftruncate(self.fd, 0)  # an empty pid file counts as stale next time
-            except OSError:
-                pass
-            self.log(2, f"Could not remove pid file {self.path} ({exc.strerror}); emptied it instead")
+            self.log(2, f"Could not remove pid file {self.path} ({exc.strerror}); nobody holds its lock "
+                        f"now, so the next start replaces it")
         os.close(self.fd)
         self.fd = None
+
+
+def _read_only(fd: int) -> int:
+    """Swap a locked read-write descriptor for a read-only one on the same file, still locked.
+
+    The new descriptor is a new open file description (``/proc/self/fd``), so
+    the lock moves over: the old one is closed, then the new one locked.  Only
+    used on a private temporary file nobody else can reach yet.  Without
+    /proc the read-write descriptor is kept.
+    """
+    try:
+        ro = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return fd
+    os.close(fd)  # releases the lock of the old description
+    fcntl.flock(ro, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return ro
 
 
 def redirect_stdio(stderr_fd: Optional[int]) -> None:

@@ -1,15 +1,26 @@
-"""The serving loop shared by ``Server`` and by every personality mixin.
+"""The serving loop under ``Server`` and under every personality mixin.
 
-A personality mixin may sit on ``netserver.Server`` or on a plain
-``socketserver.TCPServer``/``UDPServer``/``UnixStreamServer``; both get
-their loop, ``shutdown()``, signal handling and ``log()`` from here, so the
-two kinds of base behave alike.  What differs is asked of two methods:
-``listening()`` (what to wait on) and ``serve_from(token)`` (take one
-request from it).
+``Engine`` is socketserver's ``serve_forever``/``shutdown`` made to wait on
+any number of listeners plus a wake-up pipe, so ``shutdown()`` and signals
+take effect at once.  Each personality changes it through a few private
+steps: ``_listening()`` (what to wait on), ``_serve_from(token)`` (take one
+request from it), ``_accepting()``, ``_prepare_to_serve()`` and
+``_end_serving()``.  (Multiplex and a PreFork child wait in loops of their
+own; they reuse the same steps around them.)
+
+Everything netserver needs from the server class the engine sits on — its
+options, its log, its listeners, the Net::Server hooks — it asks of
+``self._host`` (:mod:`netserver.host`).  The engine's own names are
+private, so a mixin over a stdlib class adds nothing to that class's
+public namespace.
 
 Signal handlers only record (:mod:`netserver.signals`); the loop calls
-``sig_<name>()`` for each signal it finds.  Handlers are installed for the
-duration of ``serve_forever`` only, and only in the main thread.
+``_sig_<name>()`` for each signal it finds.  Handlers are installed for the
+duration of ``serve_forever`` only, in the main thread only, and — unless
+the server runs Net::Server's own flow (``run()``, the ``netserver``
+command) — only for signals the program left at their default action: a
+handler the program installed, an ignored signal and Python's
+``KeyboardInterrupt`` on Ctrl-C stay as they were.
 """
 
 from __future__ import annotations
@@ -17,11 +28,12 @@ from __future__ import annotations
 import selectors
 import signal
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from .hooks import HookMixIn
-from .log import ServerLog
 from .signals import SignalQueue, signal_name
+
+if TYPE_CHECKING:
+    from .host import Host
 
 __all__ = ["Engine", "ServerError", "StopNow"]
 
@@ -36,19 +48,19 @@ class StopNow(BaseException):
     """Raised by the TERM/INT handler into a request being served in the main thread."""
 
 
-class Engine(HookMixIn):
-    """Loop, shutdown, signals and logging.
+class Engine:
+    """Loop, shutdown and signals over ``self._host`` (see the module docstring).
 
-    Methods for the caller: ``serve_forever``, ``shutdown``, ``log``.
-    Methods that may be overridden: ``listening``, ``serve_from``,
-    ``prepare_to_serve``, ``signals_handled`` and the ``sig_*`` handlers.
+    Methods for the caller: socketserver's ``serve_forever``, ``shutdown``,
+    ``verify_request``.
     """
+
+    _host: "Host"
 
     def _engine_init(self) -> None:
         """Per-instance loop state (called by the constructors, before anything else)."""
         if "_is_shut_down" in self.__dict__:
             return
-        self.logger = ServerLog()
         self._signals: Optional[SignalQueue] = None
         self._read_handles: Dict[int, Any] = {}
         self._shutdown_request = False
@@ -56,27 +68,38 @@ class Engine(HookMixIn):
 
     # -- what to wait on, what to do ------------------------------------------
 
-    def listening(self) -> List[Tuple[Any, Any]]:
-        """``(file object, token)`` pairs to wait on; the token goes to ``serve_from``."""
-        return [(self.socket, None)]
+    def _listening(self) -> List[Tuple[Any, Any]]:
+        """``(file object, token)`` pairs to wait on; the token goes to ``_serve_from``."""
+        return self._host.listening()
 
-    def accept_from(self, token: Any) -> Tuple[Any, Any]:
-        """Take one request from a listener: ``(request, client_address)``; ``OSError`` if none."""
-        return self.get_request()
+    def _serve_from(self, token: Any) -> None:
+        """Accept one request from a ready listener and handle it (socketserver's ``_handle_request_noblock``)."""
+        try:
+            request, client_address = self._host.accept_from(token)
+        except OSError:
+            return  # another process took it, or the peer gave up already
+        self._handle_connection(request, client_address)
 
-    def handle_connection(self, request: Any, client_address: Any) -> None:
+    def _handle_connection(self, request: Any, client_address: Any) -> None:
         """socketserver's steps for one request: verify, process, close; errors to ``handle_error``."""
         if threading.current_thread() is not _MAIN_THREAD:
-            self._handle_connection(request, client_address)
+            self._verify_and_process(request, client_address)
             return
         self._serving_request = True  # TERM/INT may now interrupt this request (see _on_signal)
         try:
-            self._handle_connection(request, client_address)
+            self._verify_and_process(request, client_address)
         finally:
             self._serving_request = False
 
-    def _handle_connection(self, request: Any, client_address: Any) -> None:
-        if self.verify_request(request, client_address):
+    def _verify_and_process(self, request: Any, client_address: Any) -> None:
+        try:
+            allowed = self.verify_request(request, client_address)
+        except Exception:
+            # A failing access check or hook costs this connection, never the server.
+            self.handle_error(request, client_address)
+            self.shutdown_request(request)
+            return
+        if allowed:
             try:
                 self.process_request(request, client_address)
             except Exception:
@@ -88,29 +111,31 @@ class Engine(HookMixIn):
         else:
             self.shutdown_request(request)
 
-    def serve_from(self, token: Any) -> None:
-        """Accept one request from a ready listener and handle it."""
-        try:
-            request, client_address = self.accept_from(token)
-        except OSError:
-            return  # another process took it, or the peer gave up already
-        self.handle_connection(request, client_address)
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        """Net::Server's access control first, then the host class's own ``verify_request``.
 
-    def waiting_clients_sockets(self) -> List[Any]:
+        (``netserver.Server`` overrides this with the access control itself.)
+        """
+        return self._host.verify_request(request, client_address) and super().verify_request(  # type: ignore[misc]
+            request, client_address)
+
+    def _waiting_clients_sockets(self) -> List[Any]:
         """Listening sockets whose readiness means a client waits for this process (see HTTP keep-alive)."""
         return []
 
-    def accepting(self) -> bool:
+    def _accepting(self) -> bool:
         """Whether the loop should take connections now (Fork says no at ``max_servers``)."""
         return True
 
-    def prepare_to_serve(self) -> None:
+    def _prepare_to_serve(self) -> None:
         """Called once as ``serve_forever`` starts, with signals installed."""
+        self._host.start_serving()
 
-    def announce_stopping(self) -> None:
+    def _announce_stopping(self) -> None:
         """The loop is ending (tell a service manager, say)."""
+        self._host.stopping()
 
-    def end_serving(self) -> None:
+    def _end_serving(self) -> None:
         """Called as ``serve_forever`` ends, signals still installed (stop children here)."""
 
     # -- the loop ----------------------------------------------------------------
@@ -125,20 +150,20 @@ class Engine(HookMixIn):
         self._is_shut_down.clear()
         try:
             wakeup = self._signal_queue()
-            with wakeup.installed(self.signals_handled(), self._on_signal), selectors.DefaultSelector() as selector:
+            with self._signals_installed(wakeup), selectors.DefaultSelector() as selector:
                 try:
-                    self.prepare_to_serve()
+                    self._prepare_to_serve()
                     selector.register(wakeup.fileno(), selectors.EVENT_READ, (self._dispatch_signals, None))
                     for handle in self._read_handles.values():
-                        selector.register(handle, selectors.EVENT_READ, (self.can_read_hook, handle))
-                    listening = self.listening()
+                        selector.register(handle, selectors.EVENT_READ, (self._host.can_read_hook, handle))
+                    listening = self._listening()
                     registered = False
                     while not self._shutdown_request:
-                        if self.accepting() != registered:
+                        if self._accepting() != registered:
                             registered = not registered
                             for fileobj, token in listening:
                                 if registered:
-                                    selector.register(fileobj, selectors.EVENT_READ, (self.serve_from, token))
+                                    selector.register(fileobj, selectors.EVENT_READ, (self._serve_from, token))
                                 else:
                                     selector.unregister(fileobj)
                         for key, _ in selector.select(poll_interval):
@@ -152,8 +177,8 @@ class Engine(HookMixIn):
                                 self._shutdown_request = True
                         self.service_actions()
                 finally:
-                    self.announce_stopping()
-                    self.end_serving()
+                    self._announce_stopping()
+                    self._end_serving()
         finally:
             self._shutdown_request = False
             self._is_shut_down.set()
@@ -165,25 +190,38 @@ class Engine(HookMixIn):
             self._signals.wake()
         self._is_shut_down.wait()
 
-    def add_read_handle(self, handle: Any) -> None:
+    def _add_read_handle(self, handle: Any) -> None:
         """Watch an extra handle (anything with ``fileno()``); readiness calls ``can_read_hook``."""
         self._read_handles[handle.fileno()] = handle
 
     # -- signals ---------------------------------------------------------------------
 
-    def signals_handled(self) -> List[int]:
-        """The signals this personality handles (each has a ``sig_<name>`` method)."""
+    def _signals_handled(self) -> List[int]:
+        """The signals this personality handles (each has a ``_sig_<name>`` method)."""
         return [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT]
+
+    def _signals_installed(self, wakeup: SignalQueue) -> Any:
+        return wakeup.installed(self._signals_handled(), self._on_signal,
+                                only_defaults=not self._host.owns_signals())
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         """The signal handler: record and wake; TERM/INT also abort a request served in this thread."""
-        self._signals.record(signum)
-        if signum in self.stop_now_signals and self._serving_request:
+        self._signals.record(signum)  # type: ignore[union-attr]
+        if signum in self._stop_now_signals and self._serving_request:
             self._serving_request = False
             raise StopNow(signum)
 
-    stop_now_signals = (signal.SIGTERM, signal.SIGINT)
+    _stop_now_signals = (signal.SIGTERM, signal.SIGINT)
     _serving_request = False
+    _restart_requested = False  # set by netserver.Server when a HUP re-execs
+    _in_child = False  # set in a forked child
+    _drops_privileges_in_children = False  # the forking personalities drop in each child
+
+    def _stop_server(self) -> None:
+        """Stop serving (a forking personality's child asks its parent instead)."""
+        self._shutdown_request = True
+        if self._signals is not None:
+            self._signals.wake()
 
     def _signal_queue(self) -> SignalQueue:
         if self._signals is None:
@@ -191,37 +229,24 @@ class Engine(HookMixIn):
         return self._signals
 
     def _dispatch_signals(self, _token: Any = None) -> None:
-        for signum in self._signals.drain():
-            handler = getattr(self, "sig_" + signal_name(signum).lower(), None)
+        for signum in self._signals.drain():  # type: ignore[union-attr]
+            handler = getattr(self, "_sig_" + signal_name(signum).lower(), None)
             if handler is not None:
                 handler()
 
-    def sig_int(self) -> None:
-        self.log(2, "Received INT, stopping")
+    def _sig_int(self) -> None:
+        self._host.log(2, "Received INT, stopping")
         self._shutdown_request = True
 
-    def sig_term(self) -> None:
-        self.log(2, "Received TERM, stopping")
+    def _sig_term(self) -> None:
+        self._host.log(2, "Received TERM, stopping")
         self._shutdown_request = True
 
-    def sig_quit(self) -> None:
-        self.log(2, "Received QUIT, stopping after the current connection")
+    def _sig_quit(self) -> None:
+        self._host.log(2, "Received QUIT, stopping after the current connection")
         self._shutdown_request = True
 
     def _close_signals(self) -> None:
         if self._signals is not None:
             self._signals.close()
             self._signals = None
-
-    # -- logging and errors ----------------------------------------------------------
-
-    def log(self, level: int, message: str) -> None:
-        """Log ``message`` at Net::Server level 0-4 (through ``write_to_log_hook``)."""
-        if self.logger.enabled(level):
-            self.write_to_log_hook(level, message)
-
-    def fatal(self, message: str) -> None:
-        """Log an unrecoverable error, call ``fatal_hook`` and raise :class:`ServerError`."""
-        self.log(0, message)
-        self.fatal_hook(message)
-        raise ServerError(message)

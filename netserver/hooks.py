@@ -79,6 +79,10 @@ class HookMixIn:
 
     def run_dequeue(self) -> None:
         """Parent: fork a child that calls :meth:`dequeue` (every ``check_for_dequeue`` seconds)."""
+        self._fork_dequeue()
+
+    def _fork_dequeue(self) -> None:
+        """The forking personalities fork the dequeue child here; nothing to fork in one process."""
 
     def dequeue(self) -> None:
         """In a dequeue child: process whatever queue your application keeps."""
@@ -87,7 +91,7 @@ class HookMixIn:
 
     def write_to_log_hook(self, level: int, message: str) -> None:
         """Write one log line; the default sends it to the configured ``log_file``."""
-        self.logger.write(level, message)
+        self._logger.write(level, message)
 
     def fatal_hook(self, message: str) -> None:
         """An unrecoverable error; the server logs it and raises after this returns."""

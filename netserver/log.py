@@ -11,9 +11,11 @@ from __future__ import annotations
 import importlib
 import logging
 import logging.handlers
+import errno
 import os
 import re
 import socket
+import stat
 import sys
 
 __all__ = [
@@ -23,6 +25,7 @@ __all__ = [
     "LogConfigError",
     "ServerLog",
     "describe_target",
+    "open_log_file",
     "syslog_facility_names",
     "validate_log_file",
 ]
@@ -53,7 +56,11 @@ _DEV_LOG = "/dev/log"
 
 
 class LogConfigError(ValueError):
-    """A log_file / log_level / syslog_* value that cannot be used."""
+    """A log_file / log_level / syslog_* / log_config / log_function value that cannot be used."""
+
+    def __init__(self, message: str, option: str = "log_file"):
+        super().__init__(message)
+        self.option = option
 
 
 # --------------------------------------------------------------------------- config
@@ -131,7 +138,128 @@ def validate_log_file(value) -> str | None:
             raise LogConfigError(f"log_file {value!r}: directory {directory!r} does not exist")
         if os.path.isdir(norm):
             raise LogConfigError(f"log_file {value!r} is a directory")
+        if os.path.islink(norm) and not _kernel_path(norm):
+            raise LogConfigError(f"log_file {value!r} is a symbolic link; name the file itself "
+                                 f"(the server never follows a link to its log)")
     return norm
+
+
+def _kernel_path(path: str) -> bool:
+    """Paths under /dev and /proc: device nodes and the kernel's own links (``/dev/stderr``),
+    which no service user can plant or replace; they are opened as they are."""
+    return os.path.abspath(path).startswith(("/dev/", "/proc/"))
+
+
+def open_log_file(path: str, mode: int = 0o644) -> int:
+    """Open ``path`` for appending without following a symlink; return the descriptor.
+
+    Root opens log files that may sit in a directory the service user can
+    write (issue 14), so: a missing file is created with ``O_EXCL``; an
+    existing one is opened with ``O_NOFOLLOW`` and must be a regular file
+    with a single link (a hard link to a file elsewhere is refused).  Paths
+    under /dev and /proc (``/dev/stderr``) are opened as they are.  Raises
+    OSError saying why.
+    """
+    if _kernel_path(path):  # /dev/stderr, /proc/self/fd/1: the kernel's links, no user's
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOCTTY)
+    base = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NOCTTY
+    for _ in range(10):
+        try:
+            fd = os.open(path, base | os.O_CREAT | os.O_EXCL, mode)
+            return fd
+        except FileExistsError:
+            pass
+        try:
+            fd = os.open(path, base | os.O_NONBLOCK)  # never block on a planted FIFO
+        except FileNotFoundError:
+            continue  # removed meanwhile: create it
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, f"{path} is a symbolic link; not following it") from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            what = "not a regular file" if not stat.S_ISREG(st.st_mode) else f"has {st.st_nlink} hard links"
+            raise OSError(errno.EPERM, f"{path} {what}; not writing to it")
+        os.set_blocking(fd, True)
+        return fd
+    raise OSError(errno.EAGAIN, f"{path} keeps changing; not opening it")
+
+
+# --------------------------------------------------------------------------- log_config
+
+def read_log_config(path: str):
+    """Read a ``log_config`` file: a ``logging.config`` dict (``.json``; ``.toml`` with tomllib)
+    or an ini file for ``fileConfig``.  Returns the dict, or None for an ini file; raises
+    LogConfigError saying what is wrong."""
+    lower = path.lower()
+    try:
+        if lower.endswith(".json"):
+            import json
+
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        elif lower.endswith(".toml"):
+            try:
+                import tomllib
+            except ImportError:
+                raise LogConfigError("TOML needs Python 3.11 (tomllib); use a .json or .ini file",
+                                     "log_config") from None
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
+        else:
+            import configparser
+
+            parser = configparser.ConfigParser()
+            with open(path, encoding="utf-8") as f:
+                parser.read_file(f)
+            missing = [s for s in ("loggers", "handlers", "formatters") if not parser.has_section(s)]
+            if missing:
+                raise LogConfigError(f"not a logging ini file: no [{missing[0]}] section", "log_config")
+            return None
+    except OSError as exc:
+        raise LogConfigError(f"cannot read: {exc.strerror}", "log_config") from None
+    except LogConfigError:
+        raise
+    except Exception as exc:  # JSON / TOML / ini syntax
+        raise LogConfigError(f"cannot parse: {exc}", "log_config") from None
+    if not isinstance(data, dict) or "version" not in data:
+        raise LogConfigError("a logging.config dict needs a 'version' key (version = 1)", "log_config")
+    return data
+
+
+def apply_log_config(path: str) -> None:
+    """Configure stdlib logging from ``path`` (existing loggers stay enabled unless it says otherwise)."""
+    import logging.config
+
+    data = read_log_config(path)
+    try:
+        if data is None:
+            logging.config.fileConfig(path, disable_existing_loggers=False)
+        else:
+            logging.config.dictConfig(dict({"disable_existing_loggers": False}, **data))
+    except Exception as exc:
+        raise LogConfigError(f"cannot apply: {exc}", "log_config") from None
+
+
+def resolve_log_function(value, owner=None):
+    """``log_function``: a callable, ``module:callable``, or the name of a method of ``owner``."""
+    if value is None or callable(value):
+        return value
+    text = str(value).strip()
+    if ":" in text:
+        try:
+            func = _resolve_callable(text)
+        except LogConfigError as exc:
+            raise LogConfigError(str(exc).replace("log_file ", "", 1), "log_function") from None
+    else:
+        func = getattr(owner, text, None)
+        if func is None:
+            raise LogConfigError(f"the server has no method {text!r}", "log_function")
+    if not callable(func):
+        raise LogConfigError(f"{text} is not callable", "log_function")
+    return func
 
 
 def describe_target(log_file: str | None) -> str:
@@ -230,6 +358,11 @@ class _FileHandler(logging.FileHandler):
 
     def __init__(self, path: str):
         super().__init__(path, mode="a", encoding="utf-8", delay=False)
+
+    def _open(self):
+        # O_NOFOLLOW, single-link regular file: see open_log_file (issue 14).
+        return self._builtin_open(open_log_file(self.baseFilename), "a", encoding=self.encoding,
+                                  errors=self.errors)
 
     def reopen(self) -> None:
         """Open the path again (logrotate moved the file).  If the path cannot be
@@ -351,7 +484,10 @@ class ServerLog:
         if kind == "stderr":
             handler = self._with_format(_StderrHandler())
         elif kind == "file":
-            handler = self._with_format(_FileHandler(norm))
+            try:
+                handler = self._with_format(_FileHandler(norm))
+            except OSError as exc:
+                raise LogConfigError(f"log_file {norm}: {exc.strerror or exc}") from None
         elif kind == "logger":
             handler = _LoggerHandler(norm[len("logging:"):])
         elif kind == "callable":
@@ -435,13 +571,42 @@ class ServerLog:
         return self.target if self.kind == "file" else None
 
     @classmethod
-    def from_config(cls, config: object) -> "ServerLog":
-        """The log described by a server config's logging options."""
-        return cls(
-            config.log_level, config.log_file,
+    def from_config(cls, config: object, owner: object = None) -> "ServerLog":
+        """The log described by a server config's logging options.
+
+        ``log_config`` configures stdlib logging first, and then (unless
+        ``log_file`` says otherwise) the server logs through the
+        ``netserver`` logger, so its lines go where the application's do.
+        ``log_function`` (a callable, ``module:callable`` or a method name
+        of ``owner``) takes every line instead of ``log_file``.
+        """
+        log_file = config.log_file
+        log_config = config.get("log_config")
+        if log_config:
+            apply_log_config(log_config)
+            if log_file is None:
+                log_file = "logging:netserver"
+        function = resolve_log_function(config.get("log_function"), owner)
+        if function is not None:
+            log_file = None
+        log = cls(
+            config.log_level, log_file,
             syslog_logsock=config.syslog_logsock, syslog_ident=config.syslog_ident,
             syslog_logopt=config.syslog_logopt, syslog_facility=config.syslog_facility,
         )
+        if function is not None:
+            log.use_function(function)
+        return log
+
+    def use_function(self, func) -> None:
+        """Send every line to ``func(level 0-4, message)`` instead of the current target."""
+        for handler in list(self.logger.handlers):
+            self.logger.removeHandler(handler)
+            handler.close()
+        self.handler = _FunctionHandler(func)
+        self.logger.addHandler(self.handler)
+        self.kind, self.target = "callable", None
+        self.description = f"function {getattr(func, '__qualname__', func)!r}"
 
     def enabled(self, level) -> bool:
         """True if a message at Net::Server level (0-4 or name) would be written."""

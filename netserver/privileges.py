@@ -13,13 +13,16 @@ outside the chroot), and a lazy import would be a crash.
 
 from __future__ import annotations
 
+import errno
 import grp
 import importlib
 import os
 import pwd
+import stat
 from typing import List, NamedTuple, Optional, Sequence
 
-__all__ = ["Identity", "PrivilegeError", "plan_identity", "drop", "preload", "describe"]
+__all__ = ["Identity", "PrivilegeError", "plan_identity", "drop", "preload", "describe", "path_hazard",
+           "hand_over_fd", "hand_over_socket_file", "writable_by"]
 
 PRELOAD = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
            "stringprep", "unicodedata", "_strptime", "logging.handlers")
@@ -129,3 +132,93 @@ def verify(identity: Identity) -> None:
 
 def describe(identity: Identity) -> str:
     return f"user {identity.user} ({identity.uid}), group {identity.group} ({identity.gid})"
+
+
+# --------------------------------------------------------------------------- files root hands over
+#
+# Root opens the log files and binds the UNIX sockets, then hands them to the
+# service user.  Those paths may sit in a directory that user can write, so
+# root never follows a path the user controls (issue 14): every open is
+# O_NOFOLLOW, a file must be a regular file with one link, and ownership is
+# changed on the open descriptor, never by path.  What O_NOFOLLOW cannot cover
+# — a directory *above* the file that the user could rename and replace with
+# a symlink — is refused at start by :func:`path_hazard`.
+
+def writable_by(st: os.stat_result, identity: Identity) -> bool:
+    """Whether ``identity`` may create, rename or unlink entries in the directory ``st``."""
+    if st.st_uid == identity.uid:
+        return bool(st.st_mode & stat.S_IWUSR)
+    if st.st_gid in identity.groups or st.st_gid == identity.gid:
+        return bool(st.st_mode & stat.S_IWGRP)
+    return bool(st.st_mode & stat.S_IWOTH)
+
+
+def _replaceable(parent: os.stat_result, entry: os.stat_result, identity: Identity) -> bool:
+    """Whether ``identity`` can replace ``entry`` inside the directory ``parent``."""
+    if not writable_by(parent, identity):
+        return False
+    if parent.st_mode & stat.S_ISVTX:  # sticky (/tmp): only the owner of the entry or of the dir
+        return identity.uid in (parent.st_uid, entry.st_uid)
+    return True
+
+
+def path_hazard(path: str, identity: Optional[Identity]) -> Optional[str]:
+    """Why root must not use ``path`` on behalf of ``identity``, or None when it is safe.
+
+    Refused: ``path`` itself is a symbolic link; a directory on the way to it
+    (as written, or once symlinks are resolved) could be renamed or replaced
+    by the service user, who could then point ``path`` anywhere.  The last
+    directory being writable by that user is allowed: the file in it is only
+    ever opened with O_NOFOLLOW and checked (see :func:`open_log_file`).
+    """
+    path = os.path.abspath(path)
+    if identity is None or identity.uid == 0 or path.startswith(("/dev/", "/proc/")):
+        return None  # /dev and /proc: the kernel's (or udev's) names, no user's
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return f"{path} is a symbolic link (name the file itself)"
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        return f"{path}: {exc.strerror}"
+    for chain in (os.path.dirname(path), os.path.realpath(os.path.dirname(path))):
+        parts = [p for p in chain.split(os.sep) if p]
+        current = os.sep
+        for part in parts:
+            entry = os.path.join(current, part)
+            try:
+                parent_st, entry_st = os.stat(current), os.lstat(entry)
+            except OSError:
+                break
+            if _replaceable(parent_st, entry_st, identity):
+                return (f"{path}: directory {current} is writable by {identity.user}, who could replace "
+                        f"{entry} (move the file, or make {current} writable by root only)")
+            current = os.path.realpath(entry)
+    return None
+
+
+def hand_over_fd(fd: int, identity: Identity) -> None:
+    """Give the open file ``fd`` to ``identity`` (fchown: the descriptor, never a path).
+
+    Only a regular file: a log that is a terminal or a pipe (``/dev/stderr``)
+    stays whose it is."""
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.fchown(fd, identity.uid, identity.gid)
+
+
+def hand_over_socket_file(path: str, identity: Identity) -> None:
+    """Give a UNIX socket file this process created to ``identity``.
+
+    A socket file cannot be opened for I/O, so it is pinned with
+    ``O_PATH|O_NOFOLLOW``, checked (a socket, owned by us, one link) and
+    changed through ``/proc/self/fd``: whatever is renamed into ``path``
+    meanwhile, only the inode checked is changed.  Raises OSError.
+    """
+    fd = os.open(path, getattr(os, "O_PATH", os.O_RDONLY) | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISSOCK(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+            raise OSError(errno.EPERM, "not a socket file this server created")
+        os.chown(f"/proc/self/fd/{fd}", identity.uid, identity.gid)
+    finally:
+        os.close(fd)

@@ -44,7 +44,14 @@ def _address(text: str, version: int) -> str:
         raise ProxyError(f"bad address {text!r} in PROXY header") from None
     if parsed.version != version:
         raise ProxyError(f"address {text!r} is not IPv{version}")
-    return str(parsed)
+    return _normal(parsed)
+
+
+def _normal(parsed: Any) -> str:
+    """An IPv4-mapped IPv6 address as its IPv4 form (``::ffff:10.1.1.1`` → ``10.1.1.1``), the
+    form access control and ``REMOTE_ADDR`` use for a directly connected client."""
+    mapped = getattr(parsed, "ipv4_mapped", None)
+    return str(mapped) if mapped is not None else str(parsed)
 
 
 def _port(text: str) -> int:
@@ -104,7 +111,7 @@ def parse_v2(data: bytes) -> Tuple[Address, int]:
     if address_family == 2:
         if len(body) < 36:
             raise ProxyError("truncated PROXY v2 IPv6 addresses")
-        source = str(ipaddress.ip_address(body[0:16]))
+        source = _normal(ipaddress.ip_address(body[0:16]))
         port = struct.unpack("!H", body[32:34])[0]
         return (source, port), total
     return None, total  # UNIX or unspecified: keep the peer as it is
@@ -121,12 +128,36 @@ def _recv_exact(sock: Any, count: int, deadline: float) -> bytes:
     return data
 
 
+class _Raw:
+    """The plain-socket view of a connection, so an ``SSLSocket`` whose handshake has not
+    started yet can have its PROXY header read (and peeked) before TLS (issue 14, finding 6)."""
+
+    def __init__(self, sock: Any):
+        self.sock = sock
+
+    def recv(self, size: int, flags: int = 0) -> bytes:
+        return socket.socket.recv(self.sock, size, flags)
+
+    def settimeout(self, value: Optional[float]) -> None:
+        socket.socket.settimeout(self.sock, value)
+
+    def gettimeout(self) -> Optional[float]:
+        return socket.socket.gettimeout(self.sock)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
 def read_header(sock: Any, mode: str, timeout: float) -> Address:
     """Read one PROXY header (``mode``: v1, v2 or auto) and return the client it names.
 
     ``None`` means the header named no client (LOCAL, UNKNOWN): keep the peer.
-    The header is peeked first, then exactly its bytes are read.
+    The header is peeked first, then exactly its bytes are read.  On a TLS
+    listener the header comes before the handshake: it is read from the
+    plain socket underneath.
     """
+    if isinstance(sock, socket.socket) and type(sock) is not socket.socket:
+        sock = _Raw(sock)
     deadline = time.monotonic() + timeout
     previous = sock.gettimeout()
     try:

@@ -28,6 +28,7 @@ __all__ = [
 ]
 
 CHECK_ENV = "NETSERVER_CHECK_CONFIG"
+HELD_ENV = "NETSERVER_CHECK_HELD"  # the listeners the running image hands over (the check binds the others)
 SOCKETS_ENV = "NETSERVER_BOUND_SOCKETS"
 CHILDREN_ENV = "NETSERVER_CHILDREN"
 STATE_ENV = "NETSERVER_HUP_STATE"
@@ -70,9 +71,20 @@ def checking_config() -> bool:
     return os.environ.get(CHECK_ENV) == "1"
 
 
-def check_new_image(timeout: float = CHECK_TIMEOUT) -> Tuple[bool, str]:
-    """Run the command line in check mode: ``(True, "")`` or ``(False, why)``."""
-    env = dict(os.environ, **{CHECK_ENV: "1"})
+def held_listeners() -> List[str]:
+    """In a check run: the keys of the listeners the running image will hand over."""
+    held = os.environ.get(HELD_ENV, "")
+    return held.split(";") if held else []
+
+
+def check_new_image(held: Iterable[str] = (), timeout: float = CHECK_TIMEOUT) -> Tuple[bool, str]:
+    """Run the command line in check mode: ``(True, "")`` or ``(False, why)``.
+
+    ``held`` are the keys of the listeners this image will hand over; the
+    check binds (and closes) every other listener the new configuration has,
+    so a port already in use is found before the running server is replaced.
+    """
+    env = dict(os.environ, **{CHECK_ENV: "1", HELD_ENV: ";".join(held)})
     for key in (SOCKETS_ENV, CHILDREN_ENV, STATE_ENV, PID_FILE_ENV, "LISTEN_FDS", "LISTEN_PID"):
         env.pop(key, None)
     try:

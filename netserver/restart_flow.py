@@ -18,11 +18,11 @@ __all__ = ["RestartMixIn"]
 class RestartMixIn:
     """HUP re-exec for :class:`~netserver.server.Server` (personalities override the ``restart_*`` steps)."""
 
-    def _restartable(self) -> bool:
+    def restartable(self) -> bool:
         """HUP re-exec needs the Net::Server flow (``run()``), which knows how to start again."""
         return self._in_run
 
-    def sig_hup(self) -> None:
+    def _sig_hup(self) -> None:
         """Check that the new image configures, then leave the loop to re-exec."""
         if self._restart_requested or self._checking_restart:
             return  # one re-exec picks up the latest configuration
@@ -36,7 +36,7 @@ class RestartMixIn:
     _checking_restart = False
 
     def _check_and_restart(self) -> None:
-        ok, why = restart.check_new_image()
+        ok, why = restart.check_new_image(held=[listener.hup_string() for listener in self.listeners])
         if not ok:
             self.log(0, f"HUP refused: the new configuration does not load; still running as before: {why}")
             return
@@ -50,13 +50,13 @@ class RestartMixIn:
     def restart(self) -> None:
         """Re-exec in place with the listeners kept open; returns only if exec failed."""
         self.restart_close_hook()
-        self.before_restart()
+        self._before_restart()
         self.log(2, "Restarting: re-executing with the listening sockets kept open")
         self.notifier.reloading()
         pid_fd = self.pid_file.fd if self.pid_file is not None else None
         try:
             restart.exec_self(((l.fileno(), l.hup_string()) for l in self.listeners),
-                              self.restart_children(), self.restart_state(), pid_fd)
+                              self._restart_children(), self._restart_state(), pid_fd)
         except OSError as exc:
             self.log(0, f"Restart failed, still running as before: exec: {exc}")
             for listener in self.listeners:
@@ -64,13 +64,13 @@ class RestartMixIn:
             if pid_fd is not None:
                 os.set_inheritable(pid_fd, False)
 
-    def before_restart(self) -> None:
+    def _before_restart(self) -> None:
         """Personalities tell their children here (the default server has none)."""
 
-    def restart_children(self) -> List[int]:
+    def _restart_children(self) -> List[int]:
         """Pids the new image must go on reaping."""
         return []
 
-    def restart_state(self) -> Dict[str, Any]:
+    def _restart_state(self) -> Dict[str, Any]:
         """What the new image should keep (TTIN/TTOU adjustments, say)."""
         return {}

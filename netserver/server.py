@@ -20,6 +20,7 @@ import signal
 import socket
 import socketserver
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -28,16 +29,17 @@ from . import access
 from .client import ClientInfo
 from .handlers import EchoHandler
 from .engine import Engine, ServerError
+from .hooks import HookMixIn
 from .restart_flow import RestartMixIn
-from .log import ServerLog
-from .options import Config, OptionError, Source, merge, normalize_template, parse_argv, read_conf_file
+from .log import LogConfigError, ServerLog
+from .options import Config, OptionError, Source, declared_options, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
 from .options.sources import Entry, entries_from_mapping
 from .proto import BindError, Listener, listener_class, listener_for_socket, protocol_options
 from .proto.resolve import ResolveError, resolve
 from .proto.ssl import handshake
 from .proto.spec import PortSpecError, pad, parse_port
-from . import daemon, privileges, proxy, restart, systemd
+from . import configcheck, daemon, privileges, proxy, restart, systemd
 
 __all__ = ["Server", "Single", "ServerError"]
 
@@ -55,13 +57,19 @@ class _Flow:
             return func.__get__(obj, cls)
 
         def run(handler=None, **options):
-            return func(cls(None, handler, bind_and_activate=False), **options)
+            server = cls(None, handler, bind_and_activate=False)
+            if sys._getframe(1).f_globals.get("__name__") != "__main__":
+                return func(server, **options)
+            try:  # the program's entry point: a bad option or a failed start is one line, not a trace
+                return func(server, **options)
+            except (OptionError, ServerError) as exc:
+                _exit_with(exc, server)
 
         run.__doc__ = func.__doc__
         return run
 
 
-class Server(RestartMixIn, Engine, socketserver.BaseServer):
+class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
     """One process, one connection at a time, any number of listeners.
 
     Methods for the caller:
@@ -80,7 +88,8 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
     ``address_family`` / ``socket_type`` (used to read ``server_address``,
     as in TCPServer/UDPServer), ``allow_reuse_address``,
     ``allow_reuse_port``, ``request_queue_size`` (``None``: the ``listen``
-    option), ``timeout``, ``command_line`` (read ``sys.argv``).
+    option), ``timeout``, ``command_line`` (``None``: ``run()`` reads
+    ``sys.argv`` and the constructor does not; ``True``: both; ``False``: neither).
     """
 
     OPTIONS = core.OPTIONS
@@ -91,19 +100,21 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
     allow_reuse_port = False
     request_queue_size: Optional[int] = None
     timeout: Optional[float] = None
-    command_line = True
-    personality = "Single"
-    default_handler = EchoHandler
+    command_line: Optional[bool] = None
+    _personality = "Single"
+    _default_handler = EchoHandler
 
     def __init__(self, server_address: Any = None, RequestHandlerClass: Any = None,
                  bind_and_activate: bool = True, **options: Any):
         socketserver.BaseServer.__init__(self, server_address, RequestHandlerClass)
+        self._host = self  # the Net::Server API a personality asks for is this class's own
         self._engine_init()
+        self._logger = ServerLog()
+        self._connection = threading.local()  # client and listener of the connection being served
         self._constructor_options = options
         self.config: Optional[Config] = None
         self.listeners: List[Listener] = []
         self.socket: Optional[socket.socket] = None
-        self.client: Optional[ClientInfo] = None
         self.access: Optional[access.AccessPolicy] = None
         self._serving_prepared = False
         self._in_run = False
@@ -116,7 +127,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if server_address is None:
             return
         self.configure_hook()
-        self.configure({})
+        self.configure({}, argv=None if self.command_line else [])
         self.post_configure()
         self.post_configure_hook()
         if bind_and_activate:
@@ -144,7 +155,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if handler is not None:
             self.RequestHandlerClass = handler
         if self.RequestHandlerClass is None:
-            self.RequestHandlerClass = self.default_handler
+            self.RequestHandlerClass = self._default_handler
         self._in_run = True
         try:
             self._run_flow(options, argv)
@@ -154,7 +165,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         finally:
             self._in_run = False
             self.server_close()
-            self.logger.close()
+            self._logger.close()
 
     def _report_to_launcher(self, exc: BaseException) -> None:
         """A failure after detaching goes to the launcher still waiting in the foreground."""
@@ -167,13 +178,13 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if self.config is None:
             self.configure_hook()                 # before anything is read
             self.configure(options, argv=argv)    # the five sources → self.config
-            if restart.checking_config():         # a HUP asked whether this image can start
-                self.pre_bind()
+            if restart.checking_config() or self._config_request:  # --check-config, --print-config, HUP
+                self.check_config(self._config_request or "check")
                 return
             self.post_configure()                 # log, pid file, background
             self.post_configure_hook()            # validate your own options
         # From here on a stop signal is acted on by the loop, never by the default action.
-        with self._signal_queue().installed(self.signals_handled(), self._on_signal):
+        with self._signal_queue().installed(self._signals_handled(), self._on_signal):
             if not self.listeners:
                 self.pre_bind()                   # port specs → listeners
                 self.bind()                       # bind and listen (or adopt after a HUP)
@@ -199,19 +210,19 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         """
         for option in protocol_options():
             template[option.name] = option
-        for cls in reversed(type(self).__mro__):
-            for option in cls.__dict__.get("OPTIONS", ()):
-                template[option.name] = option
+        template.update(declared_options(type(self)))
         return template
 
     def default_values(self) -> Dict[str, Any]:
         """The lowest-precedence source: a dict of option values."""
         return {}
 
-    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None) -> Config:
+    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None,
+                  run_source: Optional[Source] = None) -> Config:
         """Read the five sources into ``self.config``; first source wins.
 
-        Constructor arguments, the command line, ``run()`` arguments, the
+        Constructor arguments, the command line (``argv``, or ``sys.argv[1:]``
+        unless ``command_line`` is False), ``run()`` arguments, the
         ``conf_file``, ``default_values()``.  Known options are removed from
         ``sys.argv`` (when it was the command line used); the rest stay for
         the application.  A bad value raises :class:`OptionError`.
@@ -220,12 +231,14 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         run_options = dict(self._address_options(), **run_options)
         constructor = entries_from_mapping(self._constructor_options, Source(Source.CONSTRUCTOR), template)
         command_line: List[Entry] = []
-        if argv is not None or self.command_line:
+        rest: List[str] = []
+        if argv is not None or self.command_line is not False:
             words = list(sys.argv[1:] if argv is None else argv)
             command_line, rest = parse_argv(words, template)
+            self._config_request, rest = configcheck.take_request(rest)
             if argv is None:
                 sys.argv[1:] = rest
-        run_layer = entries_from_mapping(run_options, Source(Source.RUN), template)
+        run_layer = entries_from_mapping(run_options, run_source or Source(Source.RUN), template)
         defaults = entries_from_mapping(self.default_values() or {}, Source(Source.DEFAULT_VALUES), template)
         layers = [constructor, command_line, run_layer, [], defaults]
         conf_entry = next((e for layer in layers for e in layer if e[0] == "conf_file"), None)
@@ -234,7 +247,34 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             if conf_path:
                 layers[3] = read_conf_file(conf_path, template, conf_entry[2])
         self.config = merge(layers, template)
+        configcheck.report_unknown(rest, template, self.config.get("strict_options", False), self.log)  # --prot
         return self.config
+
+    _config_request: Optional[str] = None  # "check" or "print" (--check-config, --print-config)
+
+    def check_config(self, mode: str) -> None:
+        """``--check-config``: what starting would do, short of binding; ``--print-config``: the values."""
+        if mode == "print":
+            template = normalize_template(self.options({}))
+            configcheck.print_config(self, template, Server.options(self, {}))
+            return
+        summary = configcheck.check(self)
+        if restart.checking_config():
+            self._try_new_listeners(restart.held_listeners())
+        if self._config_request:
+            sys.stdout.write(summary + "\n")
+
+    def _try_new_listeners(self, held: Sequence[str]) -> None:
+        """HUP check: bind (then close) each listener the running image does not hand over."""
+        for listener in self.listeners:
+            if listener.hup_string() in held:
+                continue
+            try:
+                listener.bind(self.allow_reuse_address, self.allow_reuse_port)
+            except BindError as exc:
+                raise ServerError(str(exc)) from None
+            finally:
+                listener.close()
 
     def _address_options(self) -> Dict[str, Any]:
         """``server_address`` (socketserver style) as ``run()``-level options.
@@ -262,16 +302,29 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         caller directly, anything after it through the detacher's pipe.
         """
         config = self.config
-        self.logger.close()
-        self.logger = ServerLog.from_config(config)
+        self._logger.close()
+        try:
+            self._logger = ServerLog.from_config(config, self)
+        except (OSError, LogConfigError) as exc:  # an unwritable log_file: one line naming it
+            name = getattr(exc, "option", "log_file")
+            reason = f"cannot open: {exc.strerror}" if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise OptionError(name, config.get(name), config.source_of(name), reason) from None
         self.access = access.AccessPolicy(
             config.allow, config.deny, config.cidr_allow, config.cidr_deny,
             reverse_lookups=config.reverse_lookups, double_reverse_lookups=config.double_reverse_lookups,
         )
         self._reverse_lookups = self.access.reverse_lookups
         self._proxy_mode = None if config.proxy_protocol == "off" else config.proxy_protocol
+        if self._proxy_mode and not config.proxy_allow:
+            raise ServerError(f"proxy_protocol {self._proxy_mode} needs proxy_allow: the addresses of the "
+                              f"proxies trusted to name the client (none are trusted by default)")
         self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow) if self._proxy_mode else None
-        self._log_connections = self.logger.enabled(3)
+        self._log_connections = self._logger.enabled(3)
+        if config.get("reuse_port"):  # PreFork's per-child sockets: the shared ones join their group
+            self.allow_reuse_port = True
+            if _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
+                self.log(1, "reuse_port: net.ipv4.tcp_migrate_req is 0, so connections queued on a "
+                            "retiring child's socket are reset; set it to 1")
         try:
             # Net::Server's nobody default belongs to its flow (run()); a socketserver-style
             # server keeps the process's identity unless user or group is given.
@@ -292,9 +345,9 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if self.pid_file is not None:
             ids = (self.identity.uid, self.identity.gid) if self.identity else (None, None)
             self.pid_file.write(*ids)
-        if config.log_file and self.logger.fileno() is not None or config.setsid:
-            daemon.redirect_stdio(self.logger.fileno())
-        self.log(2, f"{type(self).__name__} (type {self.personality}) starting! pid({os.getpid()})")
+        if config.log_file and self._logger.fileno() is not None or config.setsid:
+            daemon.redirect_stdio(self._logger.fileno())
+        self.log(2, f"{type(self).__name__} (type {self._personality}) starting! pid({os.getpid()})")
 
     # -- binding ----------------------------------------------------------
 
@@ -338,7 +391,7 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         """Bind and listen on every listener; on any failure none stays open."""
         chosen_ports: Dict[Any, int] = {}
         backlog = self.request_queue_size or self.config.listen
-        inherited, self._inherited_children, self._inherited_state = restart.take_inherited()
+        inherited, self.inherited_children, self.inherited_state = restart.take_inherited()
         if inherited:
             self.restart_open_hook()
         self._adopt_activated()
@@ -432,9 +485,21 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             self.drop_privileges()
         self._serving_prepared = True
 
-    #: Forking personalities keep the parent as it started (so HUP can re-exec and rebind)
-    #: and drop privileges in each child before it serves.
-    drops_privileges_in_children = False
+    @property
+    def drops_privileges_in_children(self) -> bool:
+        """Forking personalities keep the parent as it started (so HUP can re-exec and rebind)
+        and drop privileges in each child before it serves."""
+        return self._drops_privileges_in_children
+
+    _drops_privileges_in_children = False
+    _in_child = False
+    inherited_children: Sequence[int] = ()  # after a HUP: children of the old image, still to be reaped
+    inherited_state: Mapping[str, Any] = {}  # after a HUP: what the personality kept (TTIN/TTOU)
+
+    def leave_parent_files(self) -> None:
+        """Host step, in a new child: let go of what is the parent's (the pid file's lock and descriptor)."""
+        if self.pid_file is not None:
+            self.pid_file.forget()
 
     def drop_privileges(self) -> None:
         """chroot, then groups, then user (``self.identity``); verified, or ServerError."""
@@ -443,23 +508,42 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             privileges.drop(self.identity, chroot)
         except privileges.PrivilegeError as exc:
             self.fatal(str(exc))
-        if self.identity is not None and not getattr(self, "_in_child", False):
+        if self.identity is not None and not self._in_child:
             self.log(2, f"Running as {privileges.describe(self.identity)}"
                         + (f", chrooted to {chroot}" if chroot else ""))
 
-    def files_for_user(self) -> List[str]:
-        """Files the server's user must own after the drop: UNIX socket files, log files."""
-        paths = [lsn.target.address for lsn in self.listeners if getattr(lsn, "owns_path", False)]
-        if self.logger.path:
-            paths.append(self.logger.path)
-        return paths
+    def files_for_user(self) -> List[Any]:
+        """What the server's user must own after the drop: UNIX socket files (their paths)
+        and log files (``(path, open descriptor)``: ownership changes on what was opened,
+        never on whatever the path names now)."""
+        files: List[Any] = [lsn.target.address for lsn in self.listeners if getattr(lsn, "owns_path", False)]
+        if self._logger.path and self._logger.fileno() is not None:
+            files.append((self._logger.path, self._logger.fileno()))
+        return files
 
     def _hand_over_files(self, identity: privileges.Identity) -> None:
-        for path in self.files_for_user():
+        """Refuse paths the service user could redirect, then hand the files over (issue 14)."""
+        inherited = {lsn.target.address for lsn in self.listeners if lsn.inherited}
+        # A socket file inherited across HUP was handed over when it was made: left alone.
+        files = [item for item in self.files_for_user() if not (isinstance(item, str) and item in inherited)]
+        for item in files:
+            hazard = privileges.path_hazard(item if isinstance(item, str) else item[0], identity)
+            if hazard is not None:
+                self.fatal(f"Refusing to start: {hazard}")
+        for item in files:
             try:
-                os.chown(path, identity.uid, identity.gid)
+                if isinstance(item, str):
+                    privileges.hand_over_socket_file(item, identity)
+                else:
+                    privileges.hand_over_fd(item[1], identity)
             except OSError as exc:
+                path = item if isinstance(item, str) else item[0]
                 self.log(1, f"Could not hand {path} to {identity.user}: {exc.strerror}")
+
+    @property
+    def personality(self) -> str:
+        """The personality this server runs as (``PreFork``…; a MultiType shows the one it chose)."""
+        return self._personality
 
     # -- the loop -----------------------------------------------------------
 
@@ -468,66 +552,87 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         self.serve_forever()
 
     def listening(self) -> List[Tuple[Any, Any]]:
+        """Every listener as ``(socket, listener)``: what the loop waits on."""
         return [(listener.socket, listener) for listener in self.listeners]
 
-    def waiting_clients_sockets(self) -> List[Any]:
+    def _waiting_clients_sockets(self) -> List[Any]:
         """One connection at a time here: a client on any stream listener waits for us."""
         return [listener.socket for listener in self.listeners if listener.stream]
 
-    def prepare_to_serve(self) -> None:
+    def start_serving(self) -> None:
+        """As the loop starts: privileges (socketserver way), ``pre_loop_hook``, readiness."""
         if not self._serving_prepared:
             self.post_bind()
             self.pre_loop_hook()
         self.detacher.ready()  # a launcher waiting in the foreground may now return
-        self.notifier.ready(f"serving as {self.personality}")
+        self.notifier.ready(f"serving as {self._personality}")
 
-    def signals_handled(self) -> List[int]:
-        handled = super().signals_handled() + [signal.SIGUSR1]
-        if self._restartable():
+    def stopping(self) -> None:
+        """The loop is ending: tell the service manager (not for a HUP re-exec)."""
+        if not self._restart_requested:
+            self.notifier.stopping()
+
+    def notify_status(self, text: str) -> None:
+        """A status line for the service manager (systemd's STATUS=)."""
+        self.notifier.status(text)
+
+    def owns_signals(self) -> bool:
+        """Net::Server's flow (``run()``) takes over every signal it handles; otherwise only
+        those the program left at their default action."""
+        return self._in_run
+
+    def stop_server(self) -> None:
+        """Ask the whole server to stop (from a forked child: signals the parent, unless ``no_close_by_child``)."""
+        self._stop_server()
+
+    def add_read_handle(self, handle: Any) -> None:
+        """Watch an extra handle (anything with ``fileno()``); readiness calls ``can_read_hook``."""
+        self._add_read_handle(handle)
+
+    def _signals_handled(self) -> List[int]:
+        handled = super()._signals_handled() + [signal.SIGUSR1]
+        if self.restartable():
             handled.append(signal.SIGHUP)
         return handled
 
-    def sig_usr1(self) -> None:
+    def _sig_usr1(self) -> None:
         """Reopen the log files (after logrotate moved them), as nginx and gunicorn do."""
         self.reopen_logs()
         self.log(2, "Received USR1, reopened the log files")
 
     def reopen_logs(self) -> None:
-        self.logger.reopen()
-        path = self.logger.path
-        if self.identity is not None and os.geteuid() == 0 and path:
+        """Reopen the log file (O_NOFOLLOW); as root, hand the new file over by descriptor."""
+        self._logger.reopen()
+        fd = self._logger.fileno() if self._logger.path else None
+        if self.identity is not None and os.geteuid() == 0 and fd is not None:
             try:  # the children, already someone else, reopen it after us
-                os.chown(path, self.identity.uid, self.identity.gid)
+                privileges.hand_over_fd(fd, self.identity)
             except OSError as exc:
-                self.log(1, f"Could not hand {path} to {self.identity.user}: {exc.strerror}")
-
-    def announce_stopping(self) -> None:
-        if not self._restart_requested:
-            self.notifier.stopping()
+                self.log(1, f"Could not hand {self._logger.path} to {self.identity.user}: {exc.strerror}")
 
     def service_actions(self) -> None:
         super().service_actions()
         self.notifier.tick(time.monotonic())
 
     def handle_request(self) -> None:
-        """Wait up to ``timeout`` for one request on any listener and handle it."""
+        """Wait up to ``timeout`` for one request on any listener and handle it (socketserver's)."""
         timeout = self.socket.gettimeout() if self.socket is not None else None
         if timeout is None:
             timeout = self.timeout
         elif self.timeout is not None:
             timeout = min(timeout, self.timeout)
         with selectors.DefaultSelector() as selector:
-            for listener in self.listeners:
-                selector.register(listener.socket, selectors.EVENT_READ, listener)
+            for sock, token in self._listening():
+                selector.register(sock, selectors.EVENT_READ, token)
             ready = selector.select(timeout)
             if not ready:
                 self.handle_timeout()
                 return
-            self.run_client_connection(ready[0][0].data)
+            self._serve_from(ready[0][0].data)
 
     def _handle_request_noblock(self) -> None:
-        """socketserver's internal entry point, kept for mixins that call it."""
-        self.run_client_connection(self.listeners[0])
+        """socketserver's internal entry point (accept one from the first listener and serve it)."""
+        self._serve_from(self._listening()[0][1])
 
     # -- one connection --------------------------------------------------------
 
@@ -536,11 +641,12 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         return self.listeners[0].get_request()
 
     def accept_from(self, listener: Listener) -> Tuple[Any, Any]:
+        """Accept one request from ``listener``: ``(request, client_address)``; ``OSError`` if none."""
         request, client_address = listener.get_request()
-        self._current_listener = listener
+        self._connection.listener = listener
         return request, client_address
 
-    def handle_connection(self, request: Any, client_address: Any) -> None:
+    def _handle_connection(self, request: Any, client_address: Any) -> None:
         """With ``proxy_protocol``, take the client's address from a trusted proxy's header first."""
         if self._proxy_mode is not None and not isinstance(request, tuple) and isinstance(client_address, tuple):
             peer = client_address[0]
@@ -553,18 +659,29 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
                     return
                 if named is not None:
                     client_address = named
-        super().handle_connection(request, client_address)
+        super()._handle_connection(request, client_address)
 
     _proxy_mode: Optional[str] = None
     proxy_timeout = 10.0  # seconds a trusted proxy has to send its PROXY header
-
-    def run_client_connection(self, listener: Listener) -> None:
-        """Accept one request from ``listener`` and take it through socketserver's steps."""
-        self.serve_from(listener)
-
-    _current_listener: Optional[Listener] = None
     _reverse_lookups = False
     _log_connections = False
+
+    @property
+    def client(self) -> Optional[ClientInfo]:
+        """The connection being served in this thread (Net::Server's ``$self->{server}{client}``)."""
+        return getattr(self._connection, "client", None)
+
+    @client.setter
+    def client(self, value: Optional[ClientInfo]) -> None:
+        self._connection.client = value
+
+    @property
+    def _current_listener(self) -> Optional[Listener]:
+        return getattr(self._connection, "listener", None)
+
+    def serving_from(self, listener: Any) -> None:
+        """Host step: the connection this thread now serves came from ``listener`` (Thread's workers)."""
+        self._connection.listener = listener
 
     def get_client_info(self, request: Any, client_address: Any) -> ClientInfo:
         """Describe the peer (and, with ``reverse_lookups``, look up its name)."""
@@ -582,13 +699,19 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         """Net::Server's access control, in socketserver's slot.
 
         Runs ``post_accept_hook``, the allow/deny rules, ``allow_deny_hook``;
-        on refusal ``request_denied_hook`` and a log line.
+        on refusal ``request_denied_hook`` and a log line.  An exception in any
+        of them refuses this connection (logged with its traceback).
         """
-        self.client = client = self.get_client_info(request, client_address)
-        self.post_accept_hook(request)
-        if self.allow_deny(client) and self.allow_deny_hook(request):
-            return True
-        self.request_denied_hook(request)
+        try:
+            self.client = client = self.get_client_info(request, client_address)
+            self.post_accept_hook(request)
+            if self.allow_deny(client) and self.allow_deny_hook(request):
+                return True
+            self.request_denied_hook(request)
+        except Exception:
+            # A failing hook ends this connection only, never the process or thread serving it.
+            self.log(1, f"Refusing the connection from {client_address!r}: access check failed:\n"
+                        f"{traceback.format_exc().rstrip()}")
         return False
 
     def allow_deny(self, client: ClientInfo) -> bool:
@@ -646,6 +769,19 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
             return
         self.log(1, f"Error while serving {client_address!r}:\n{traceback.format_exc().rstrip()}")
 
+    # -- logging and errors ----------------------------------------------------------
+
+    def log(self, level: int, message: str) -> None:
+        """Log ``message`` at Net::Server level 0-4 (through ``write_to_log_hook``)."""
+        if self._logger.enabled(level):
+            self.write_to_log_hook(level, message)
+
+    def fatal(self, message: str) -> None:
+        """Log an unrecoverable error, call ``fatal_hook`` and raise :class:`ServerError`."""
+        self.log(0, message)
+        self.fatal_hook(message)
+        raise ServerError(message)
+
     # -- closing ------------------------------------------------------------------
 
     def server_close(self) -> None:
@@ -660,8 +796,26 @@ class Server(RestartMixIn, Engine, socketserver.BaseServer):
         if self.pid_file is not None and owner and not self._restart_requested:
             self.pid_file.remove()
 
+    def server_closed(self) -> None:
+        """Host step: the personality's ``server_close`` ran (here it was this class's own)."""
+
     def fileno(self) -> int:
         return self.socket.fileno()
+
+
+def _read_sysctl(name: str) -> Optional[str]:
+    try:
+        with open(f"/proc/sys/{name}") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _exit_with(exc: BaseException, server: "Server") -> None:
+    """What ``SomeServer.run()`` in a script's ``__main__`` does with an error: one line, exit 2 (1 if running)."""
+    if not getattr(exc, "reported_to_launcher", False):
+        sys.stderr.write(f"{os.path.basename(sys.argv[0]) or 'netserver'}: error: {exc}\n")
+    sys.exit(2 if isinstance(exc, OptionError) or server._config_request else 1)
 
 
 def _address_key(address: Any) -> Any:

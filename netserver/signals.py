@@ -63,14 +63,22 @@ class SignalQueue:
         return signals
 
     @contextlib.contextmanager
-    def installed(self, signums: Iterable[int], handler: Optional[Callable] = None) -> Iterator[None]:
-        """Handle ``signums`` (by ``record``, or ``handler``) in the block, then restore the old handlers."""
+    def installed(self, signums: Iterable[int], handler: Optional[Callable] = None,
+                  only_defaults: bool = False) -> Iterator[None]:
+        """Handle ``signums`` (by ``record``, or ``handler``) in the block, then restore the old handlers.
+
+        With ``only_defaults``, a signal whose disposition is not ``SIG_DFL`` — a
+        handler the program installed, ``SIG_IGN``, Python's own
+        ``KeyboardInterrupt`` for SIGINT — is left as it is.
+        """
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         previous: Dict[int, Any] = {}  # what signal.signal returned: a handler, SIG_DFL/SIG_IGN or None
         try:
             for signum in signums:
+                if only_defaults and signal.getsignal(signum) is not signal.SIG_DFL:
+                    continue
                 previous[signum] = signal.signal(signum, handler or self.record)
             # A HUP re-exec crosses exec with these blocked (so none kills the new image before
             # its handlers exist): now that they are handled, let the pending ones in.

@@ -14,7 +14,10 @@ from typing import Optional
 
 from .process.scoreboard import BUSY, IDLE, STATE_NAMES, read_scoreboard
 
-__all__ = ["status_text", "scoreboard_for"]
+__all__ = ["status_text", "scoreboard_for", "report", "RUNNING", "NOT_RUNNING", "UNREADABLE"]
+
+#: Exit statuses of ``netserver status``, as ``systemctl status`` has them.
+RUNNING, UNREADABLE, NOT_RUNNING = 0, 1, 3
 
 
 def scoreboard_for(pid_file: Optional[str], scoreboard_file: Optional[str]) -> str:
@@ -48,6 +51,39 @@ def status_text(path: str, now: Optional[float] = None) -> str:
         lines.append(f"{slot.pid:>8}  {STATE_NAMES.get(slot.state, '?'):<9}{slot.requests:>9}  "
                      f"{_duration(now - slot.started):>8}  {slot.client or '-'}")
     return "\n".join(lines) + "\n"
+
+
+def report(pid_file: Optional[str], scoreboard_file: Optional[str],
+           now: Optional[float] = None) -> "tuple[int, str]":
+    """``(exit status, text)`` for ``netserver status``: the pool, or why there is none to show.
+
+    A server that is not running (no scoreboard, or one whose parent is
+    gone) is exit 3 and ``not running``; a running server that keeps no
+    scoreboard (not PreFork/PreForkSimple) is exit 0 with a line saying so.
+    """
+    path = scoreboard_for(pid_file, scoreboard_file)
+    pid = _pid_from(pid_file)
+    try:
+        header, _ = read_scoreboard(path)
+    except FileNotFoundError:
+        if pid is not None and _alive(pid):
+            return RUNNING, (f"netserver: running as pid {pid} (no scoreboard at {path}: only PreFork and "
+                             f"PreForkSimple keep one)\n")
+        return NOT_RUNNING, f"netserver: not running (no scoreboard at {path})\n"
+    if not _alive(header.parent):
+        return NOT_RUNNING, f"netserver: not running (pid {header.parent} of {path} is gone)\n"
+    return RUNNING, status_text(path, now)
+
+
+def _pid_from(pid_file: Optional[str]) -> Optional[int]:
+    if not pid_file:
+        return None
+    try:
+        with open(pid_file) as f:
+            text = f.read(64).strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
 
 
 def _alive(pid: int) -> bool:

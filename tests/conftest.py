@@ -35,6 +35,7 @@ DIRECTORY_MARKS = {
     "cli": ("process",),
     "integration": ("process",),
     "stdlib": ("process",),
+    "dropin": ("process",),  # all but test_namespace.py run the programs as processes
     "bench": ("process", "slow"),
 }
 

@@ -49,6 +49,10 @@ def main():
     del sys.argv[1:3]  # the rest is netserver's command line
     server = getattr(netserver, personality)
     handler = MuxEcho if personality == "Multiplex" else Echo
+    if "--defaults" in sys.argv:
+        sys.argv.remove("--defaults")
+        server.run(handler, port=port)
+        return
     server.run(handler, port=port, host="127.0.0.1", ipv=4, user="root", log_level=0,
                **POOLS.get(personality, {}))
 

@@ -1,6 +1,12 @@
-"""The benchmark's echo handler on the standard library's socketserver.
+"""The benchmark's echo handler on the standard library's socketserver, and on netserver in its place.
 
-    python benchmarks/peers/stdlib_echo.py tcp|forking|threading PORT
+    python benchmarks/peers/stdlib_echo.py tcp|forking|threading PORT [compat|mixin]
+
+With ``compat`` the same classes come from ``compat.socketserver`` (the
+one-line upgrade); with ``mixin`` the process model is netserver's mixin
+over the plain ``TCPServer`` (``ForkMixIn``, ``ThreadMixIn``; ``tcp`` stays
+``TCPServer``): what the drop-in promise costs, measured against the class
+it replaces.
 
 ``TCPServer`` (one connection at a time), ``ForkingTCPServer`` (a fork per
 connection, stdlib's ``max_children`` 40) or ``ThreadingTCPServer`` (a
@@ -10,9 +16,12 @@ burst of 50 connects overflows the queue and measures SYN retransmits, not
 the server.  Handler: read a line, write it back, close on EOF.
 """
 
+import os
 import socket
 import socketserver
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 class Echo(socketserver.StreamRequestHandler):
@@ -28,11 +37,31 @@ BASES = {
 }
 
 
+def bases(variant):
+    if variant == "compat":
+        import compat.socketserver as upgraded
+
+        return {"tcp": upgraded.TCPServer, "forking": upgraded.ForkingTCPServer,
+                "threading": upgraded.ThreadingTCPServer}
+    if variant == "mixin":
+        import netserver
+
+        class Forking(netserver.ForkMixIn, socketserver.TCPServer):
+            max_servers = 40  # ForkingMixIn's max_children
+
+        class Threading(netserver.ThreadMixIn, socketserver.TCPServer):
+            max_servers = 1024  # ThreadingMixIn has no bound; more than the benchmark's clients
+
+        return {"tcp": socketserver.TCPServer, "forking": Forking, "threading": Threading}
+    return BASES
+
+
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in BASES:
+    variant = sys.argv[3] if len(sys.argv) == 4 else "stdlib"
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in BASES or variant not in ("stdlib", "compat", "mixin"):
         sys.exit(__doc__)
 
-    class Server(BASES[sys.argv[1]]):
+    class Server(bases(variant)[sys.argv[1]]):
         allow_reuse_address = True
         daemon_threads = True
         request_queue_size = socket.SOMAXCONN

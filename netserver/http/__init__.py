@@ -1,9 +1,10 @@
 """The HTTP personality: an HTTP/1.1 daemon for WSGI apps and CGI scripts.
 
 ``netserver HTTP --app ./script.cgi`` serves a CGI script;
-``netserver HTTP --app mypkg.web:application --server_type PreFork`` a WSGI
-application.  It runs over any personality (``server_type``, Fork by
-default as in Net::Server::HTTP) and over any listener, ``ssl`` included.
+``netserver HTTP --app mypkg.web:application`` a WSGI application.  It runs
+over any personality (``server_type``; PreFork by default, as
+Net::Server::HTTP's default ``server_type`` is) and over any listener,
+``ssl`` included.
 Subclasses may answer requests themselves by overriding
 :meth:`HTTPMixIn.process_http_request`, a WSGI application method.
 """
@@ -15,12 +16,14 @@ import os
 import sys
 from typing import Any, Callable, Dict, Iterable, List
 
-from ..options import Option
-from ..options.validators import to_float, to_int, to_optional_str, to_str
+from ..options import Option, OptionError
+from ..options.validators import to_bool, to_float, to_int, to_optional_str, to_str
+from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
 from .. import __version__
 from .accesslog import COMMON, AccessLog, compile_format
 from .apps import DispatchTable, Mount, parse_app
+from . import event
 from .cgi import CGIApp
 from .handler import HTTPRequestHandler
 from .parser import Limits
@@ -47,6 +50,10 @@ def _access_log_format(value: Any) -> str:
     return text
 
 
+def _ignore(busy: bool) -> None:
+    """``request_state`` where no parent watches ``child_timeout`` (Single, Thread)."""
+
+
 class HTTPSettings:
     """Everything a connection handler needs, built once per server."""
 
@@ -57,8 +64,12 @@ class HTTPSettings:
         self.timeout_header = config.timeout_header
         self.timeout_idle = config.timeout_idle
         self.server_revision = config.server_revision
-        self.access_log = AccessLog(config.access_log_file, config.access_log_format) \
-            if config.access_log_file else None
+        try:
+            self.access_log = AccessLog(config.access_log_file, config.access_log_format) \
+                if config.access_log_file else None
+        except OSError as exc:  # one line naming the option and the file, not a traceback
+            raise OptionError("access_log_file", config.access_log_file, config.source_of("access_log_file"),
+                              f"cannot open: {exc.strerror}") from None
         mounts: List[Mount] = []
         for value in config.app:
             mounts.extend(parse_app(value))
@@ -69,8 +80,10 @@ class HTTPSettings:
             return CGIApp(target, config.timeout_cgi, server.log)
 
         self.dispatch = DispatchTable(mounts, server.process_http_request, wrap)
-        self.multithread = server.personality == "Thread"
-        self.multiprocess = server.personality in ("Fork", "PreFork", "PreForkSimple")
+        # A forking server's scoreboard learns when each request of a kept-alive connection begins.
+        self.request_state = server._request_state if isinstance(server, ChildDeadlinesMixIn) else _ignore
+        self.multithread = server._personality == "Thread"
+        self.multiprocess = server._personality in ("Fork", "PreFork", "PreForkSimple")
 
     def base_environ(self, conn: Any, client_address: Any, server: Any) -> Dict[str, Any]:
         """The environ keys shared by every request on one connection."""
@@ -114,15 +127,15 @@ class HTTPSettings:
 class HTTPMixIn:
     """HTTP over any personality; ``process_http_request`` is the default app."""
 
-    personality = "HTTP"
-    default_handler = HTTPRequestHandler
+    _personality = "HTTP"
+    _default_handler = HTTPRequestHandler
 
     OPTIONS = (
         Option("app", _app, [], multi=True, section="HTTP", metavar="[PREFIX=]TARGET",
                doc="What answers requests: a CGI script path or a WSGI app module:attribute, "
-                   "optionally mounted at PREFIX; repeatable."),
+                   "optionally mounted at PREFIX."),
         Option("access_log_file", to_optional_str, None, section="HTTP", metavar="FILE",
-               doc="Access log: a path or STDERR (none by default)."),
+               doc="Access log: a path, STDOUT or STDERR (none by default)."),
         Option("access_log_format", _access_log_format, COMMON, section="HTTP", metavar="FORMAT",
                doc="Apache LogFormat of the access log (common log format by default)."),
         Option("timeout_header", to_float, 15.0, section="HTTP", metavar="SECONDS",
@@ -141,6 +154,18 @@ class HTTPMixIn:
                doc="Largest request body (then 413)."),
         Option("server_revision", to_str, f"netserver/{__version__}", section="HTTP", metavar="TEXT",
                doc="The Server header (empty: none)."),
+        # A hung application must not hold a child forever, nor a QUIT wait for ever (gunicorn's 30 s).
+        Option("child_timeout", to_float, 30.0, section="Processes", metavar="SECONDS",
+               doc="Longest a child may spend on one request (Fork, PreForkSimple, PreFork); then it is "
+                   "stopped (TERM, KILL after stop_timeout) and replaced. 0: no limit."),
+        Option("graceful_timeout", to_float, 30.0, section="Processes", metavar="SECONDS",
+               doc="After QUIT or a HUP, how long children may take to finish their requests before they "
+                   "are stopped. 0: no limit."),
+        Option("http_event", to_bool, False, section="HTTP", flag=True,
+               doc="PreFork/PreForkSimple children wait on many connections at once: a connection takes "
+                   "a child only once a whole request has arrived, idle keep-alive connections are parked."),
+        Option("http_event_connections", to_int(1), 256, section="HTTP", metavar="N",
+               doc="With http_event: connections one child holds; past it the longest-idle one is closed."),
     )
 
     def post_configure(self) -> None:
@@ -148,17 +173,45 @@ class HTTPMixIn:
         self.http = HTTPSettings(self)
         for line in self.http.dispatch.describe():
             self.log(3, line)
+        if self.config.http_event and not event.usable(self):
+            self.log(2, "http_event: not with proxy_protocol, no_client_stdout 0 or a handler overriding "
+                        "handle(); children use the classic loop")
 
-    def files_for_user(self) -> List[str]:
-        paths = super().files_for_user()
+    def post_bind(self) -> None:
+        super().post_bind()
+        if self.config.http_event:  # before any child accepts (see event.limit_sends)
+            event.limit_sends([listener.socket for listener in self.listeners if listener.socket is not None],
+                              self.config.timeout_idle)
+
+    def _child_loop(self, slot: int) -> None:
+        """A pool child (PreFork, PreForkSimple): event-driven with ``http_event``, else the classic loop."""
+        if self.config.http_event and event.usable(self):
+            event.serve(self, slot)
+        else:
+            super()._child_loop(slot)
+
+    def files_for_user(self) -> List[Any]:
+        files = super().files_for_user()
         if self.http.access_log is not None and self.http.access_log.stream is not None:
-            paths.append(os.path.abspath(self.http.access_log.target))
-        return paths
+            access_log = self.http.access_log  # a descriptor: fchown, never a path
+            files.append((os.path.abspath(access_log.target), access_log.fileno()))
+        return files
 
     def reopen_logs(self) -> None:
         super().reopen_logs()
-        if self.http.access_log is not None:
-            self.http.access_log.reopen()
+        access_log = self.http.access_log
+        if access_log is None or access_log.stream is None:
+            return
+        try:
+            access_log.reopen()
+        except OSError as exc:
+            self.log(1, f"Could not reopen the access log {access_log.target}: {exc.strerror or exc}")
+            return
+        if self.identity is not None and os.geteuid() == 0:
+            try:
+                os.fchown(access_log.fileno(), self.identity.uid, self.identity.gid)
+            except OSError as exc:
+                self.log(1, f"Could not hand {access_log.target} to {self.identity.user}: {exc.strerror}")
 
     def server_close(self) -> None:
         super().server_close()
@@ -182,8 +235,8 @@ class HTTP(HTTPMixIn, MultiType):
     """Net::Server::HTTP: WSGI and CGI over the personality named by ``server_type``."""
 
     OPTIONS = (
-        Option("server_type", _http_server_type, ["Fork"], multi=True, section="HTTP", metavar="NAME",
-               doc="Personality the HTTP server runs as (Fork by default); repeat for fallbacks."),
+        Option("server_type", _http_server_type, ["PreFork"], multi=True, section="HTTP", metavar="NAME",
+               doc="Personality the HTTP server runs as (PreFork by default); repeat for fallbacks."),
     )
 
     @classmethod

@@ -14,6 +14,8 @@ import time
 from http.cookies import SimpleCookie
 from typing import Any, Callable, Dict, List, Optional
 
+from ..log import open_log_file
+
 __all__ = ["AccessLog", "Record", "compile_format", "COMMON", "COMBINED"]
 
 COMMON = '%h %l %u %t "%r" %>s %b'
@@ -179,27 +181,38 @@ def compile_format(fmt: str) -> Callable[[Record], str]:
     return line
 
 
+#: access_log_file values naming a standard stream (Net::Server::HTTP's), not a file.
+STANDARD_STREAMS = {"STDERR": "stderr", "/DEV/STDERR": "stderr", "STDOUT": "stdout", "/DEV/STDOUT": "stdout"}
+
+
 class AccessLog:
-    """Writes one line per request to a file (opened before privileges are dropped) or stderr."""
+    """Writes one line per request to a file (opened before privileges are dropped), stdout or stderr."""
 
     def __init__(self, target: Optional[str], fmt: str):
         self.format = compile_format(fmt)
         self.target = target
         self.stream: Any = None
-        if target and target.upper() not in ("STDERR", "/DEV/STDERR"):
-            self.stream = open(target, "a", encoding="utf-8", errors="replace")
+        self.standard = STANDARD_STREAMS.get(target.upper(), None) if target else "stderr"
+        if self.standard is None:
+            self.stream = self._open()
+
+    def _open(self) -> Any:
+        # O_NOFOLLOW, a single-link regular file: root never follows a path the service user controls.
+        return open(open_log_file(self.target), "a", encoding="utf-8", errors="replace")
 
     def write(self, record: Record) -> None:
         import sys
 
-        stream = self.stream or sys.stderr
+        stream = self.stream or getattr(sys, self.standard)  # looked up now: a daemon redirects them
         stream.write(self.format(record) + "\n")
         stream.flush()
 
     def reopen(self) -> None:
+        """Open the path again (after logrotate); if that fails the old file stays in use (OSError)."""
         if self.stream is not None:
-            self.stream.close()
-            self.stream = open(self.target, "a", encoding="utf-8", errors="replace")
+            new = self._open()
+            old, self.stream = self.stream, new
+            old.close()
 
     def fileno(self) -> Optional[int]:
         return self.stream.fileno() if self.stream is not None else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from typing import Any, Callable, List, Tuple
 
 from ..options.validators import import_dotted
@@ -41,6 +42,7 @@ def _target(value: Any) -> Any:
         return value
     text = str(value).strip()
     if _DOTTED.match(text):
+        _current_directory_first()
         app = import_dotted(text)
         if not callable(app):
             raise ValueError(f"{text} is not callable")
@@ -51,6 +53,17 @@ def _target(value: Any) -> Any:
     if not os.access(path, os.X_OK):
         raise ValueError(f"CGI script {text} is not executable")
     return path
+
+
+def _current_directory_first() -> None:
+    """``--app myapp:application`` finds ``myapp.py`` in the current directory, as with gunicorn.
+
+    ``python -m netserver`` has it on ``sys.path`` already; the ``netserver``
+    console script has its own directory there instead.
+    """
+    cwd = os.getcwd()
+    if sys.path[:1] not in ([""], [cwd]):
+        sys.path.insert(0, cwd)
 
 
 def parse_app(value: Any) -> List[Mount]:

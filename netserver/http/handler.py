@@ -41,6 +41,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
 
     yield_after = 100
     yield_idle = 1.0
+    event_driven = False  # set on handlers of netserver.http.event's loop: nothing blocks, nothing to yield
 
     def setup(self) -> None:
         server = self.server
@@ -49,7 +50,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         self.pending: List[Request] = []
         self.served = 0
         self.idle_poll = None
-        waiting = server.waiting_clients_sockets()
+        waiting = [] if self.event_driven else server._waiting_clients_sockets()
         if waiting:
             # A process serves one connection at a time: an idle keep-alive connection must not
             # starve clients queued on the listener (Apache prefork's KeepAliveTimeout problem).
@@ -73,8 +74,11 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 return
             if request is None:
                 return
+            if self.served:
+                http.request_state(True)  # child_timeout counts this request, not the wait before it
             if not self._serve(conn, request):
                 return
+            http.request_state(False)
 
     # -- reading -------------------------------------------------------------
 
@@ -92,20 +96,20 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 if current.expect_continue and not current.continued:
                     current.continued = True
                     conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                conn.settimeout(http.timeout_idle)
+                _set_timeout(conn, http.timeout_idle)
             elif current is not None:
                 if deadline is None:
                     deadline = time.monotonic() + http.timeout_header
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise HTTPError(408, "request head not complete within timeout_header")
-                conn.settimeout(min(remaining, http.timeout_idle))
+                _set_timeout(conn, min(remaining, http.timeout_idle))
             elif self.idle_poll is not None and self.served and not _has_pending(conn):
                 self._wait_idle(conn, http.timeout_idle)
             else:
                 # A new connection that says nothing gets timeout_header, not the idle allowance
                 # of a keep-alive one (browsers' preconnects, slowloris).
-                conn.settimeout(http.timeout_idle if self.served else min(http.timeout_idle, http.timeout_header))
+                _set_timeout(conn, http.timeout_idle if self.served else min(http.timeout_idle, http.timeout_header))
             try:
                 data = conn.recv(_RECV)
             except socket.timeout:
@@ -128,15 +132,17 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         ``yield_idle`` seconds without a request while a client waits on a
         listener, so a client already sending its next request is not cut off.
         """
-        conn.settimeout(None)
+        if conn.gettimeout() is not None:
+            conn.settimeout(None)  # a system call: only when it changes
         fd = conn.fileno()
         deadline = time.monotonic() + timeout
         while True:
             events = self.idle_poll.poll(max(deadline - time.monotonic(), 0) * 1000)
             if not events:
                 raise _Timeout()
-            if any(ready == fd for ready, _ in events):
-                return
+            for ready, _ in events:
+                if ready == fd:
+                    return
             if not select.select([conn], [], [], self.yield_idle)[0]:
                 raise _Timeout()  # idle while another client waits for this process: yield
             return
@@ -171,7 +177,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         """Run the app for one request; returns whether the connection stays open."""
         http = self.http
         self.served += 1
-        started = time.time()
+        started = time.time() if http.access_log is not None else 0.0
         target = request.target
         if target[:1] != b"/":
             target = _origin_form(target)
@@ -192,6 +198,9 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             return False
         except Exception:
             self._app_failed(response, 500, traceback.format_exc().rstrip())
+        if response.mismatch is not None:
+            self.server.log(1, f"HTTP {environ['REQUEST_METHOD']} {environ['REQUEST_URI']} for "
+                               f"{self.client_address!r}: {response.mismatch}")
         if http.access_log is not None:
             record = Record()
             record.environ = environ
@@ -228,6 +237,12 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         if base is None:
             base = self._base = self.http.base_environ(self.request, self.client_address, self.server)
         return base
+
+
+def _set_timeout(conn: Any, timeout: float) -> None:
+    """``settimeout`` costs a system call when the blocking mode changes: skip it when nothing changes."""
+    if conn.gettimeout() != timeout:
+        conn.settimeout(timeout)
 
 
 def _has_pending(conn: Any) -> bool:

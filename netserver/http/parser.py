@@ -20,7 +20,10 @@ from urllib.parse import unquote_to_bytes
 try:
     import httptools
 except ImportError:  # pragma: no cover - depends on the installation
-    raise ImportError("the HTTP personality needs httptools: pip install 'netserver[http]'") from None
+    # `pip install httptools` works however netserver was installed (from an index or a checkout).
+    raise ImportError("the HTTP personality needs httptools: pip install httptools "
+                      "(or the extra: pip install 'netserver[http]', from a checkout "
+                      "pip install -e '.[http]')") from None
 
 from .errors import HTTPError
 
@@ -66,6 +69,13 @@ class Request:
         return None
 
 
+def _check_request_line(line: bytes) -> None:
+    """Exactly one space between method, target and version (RFC 9112 3); llhttp skips extra
+    ones, which a proxy in front may read differently."""
+    if b"  " in line:
+        raise HTTPError(400, "more than one space between the parts of the request line")
+
+
 class RequestReader:
     """Feed bytes, get complete requests.  Also reports when headers are complete (for 100-continue)."""
 
@@ -91,7 +101,12 @@ class RequestReader:
         if self.current is None or self.in_headers:
             self.raw_head += len(data)
         try:
-            self.parser.feed_data(data)
+            for piece in self._pieces(data):
+                self.parser.feed_data(piece)
+                if self.chunk_pending:
+                    self._check_chunk_size(piece)
+                if self.current is not None and self.current.chunked and not self.in_headers:
+                    self.chunk_line = (self.chunk_line + piece)[-256:]  # a size line split over pieces
         except HTTPError as error:
             self.failure = error
         except httptools.HttpParserUpgrade:
@@ -112,6 +127,68 @@ class RequestReader:
     failure: Optional[HTTPError] = None
     raw_head = 0
 
+    # -- where a request line starts (llhttp does not say) ---------------------------
+    #
+    # llhttp skips repeated spaces in the request line and names no offsets, and a chunk's
+    # size is not reported at all.  So the data is fed in pieces cut where the state
+    # changes — after a request line, at the end of a header section or a chunked body
+    # (both end in CRLF CRLF), at the end of a Content-Length body — and each request line
+    # and each chunk-size line is seen whole (issue 14).  Usually two pieces per request.
+
+    request_line = b""
+    line_open = False      # a request line has begun and its LF not yet seen
+    line_done = False      # the current request's line has been checked
+    before = b""           # the last bytes fed before the current piece (for CRLF CRLF across feeds)
+    chunk_pending = False  # a chunk header was parsed; its size is checked after the piece
+    chunk_data = 0         # chunk data bytes seen since that chunk header
+
+    def _pieces(self, data: bytes):
+        pos, size = 0, len(data)
+        while pos < size:
+            current = self.current
+            if current is None or (self.in_headers and not self.line_done):
+                if not self.line_open:
+                    self.request_line, self.line_open, self.line_done = b"", True, False
+                newline = data.find(b"\n", pos)
+                end = size if newline < 0 else newline + 1
+                if len(self.request_line) <= self.limits.max_uri_size + 64:
+                    self.request_line += data[pos:end]
+                if newline >= 0:
+                    line = self.request_line.lstrip(b"\r\n")
+                    if line:  # empty lines before a request line are skipped (RFC 9112 2.2)
+                        self.line_open, self.line_done = False, True
+                        _check_request_line(line)
+                    else:
+                        self.request_line = b""
+            elif self.in_headers or current.chunked:
+                seen = (self.before + data[:pos])[-3:]
+                found = (seen + data[pos:]).find(b"\r\n\r\n")
+                end = size if found < 0 else pos + found + 4 - len(seen)
+                end = max(end, pos + 1)
+            elif current.content_length is not None:
+                end = min(size, pos + max(current.content_length - self.body_size, 1))
+            else:
+                end = size
+            yield data[pos:end]
+            pos = end
+        self.before = (self.before + data)[-3:]
+
+    def _check_chunk_size(self, piece: bytes) -> None:
+        """Right after a chunk-size line: refuse a chunk the body limit cannot hold at once,
+        instead of waiting for bytes that would be refused anyway (issue 14)."""
+        self.chunk_pending = False
+        head = piece[:len(piece) - self.chunk_data]
+        line = (self.chunk_line + head).rstrip(b"\r\n").rsplit(b"\n", 1)[-1]
+        digits = line.split(b";", 1)[0].strip()
+        try:
+            declared = int(digits, 16)
+        except ValueError:
+            return
+        if self.body_size - self.chunk_data + declared > self.limits.max_body_size:
+            self._fail(413, f"chunk of {declared} bytes: request body over {self.limits.max_body_size} bytes")
+
+    chunk_line = b""
+
     def check(self) -> None:
         """Raise the error found in data already fed, if any."""
         if self.failure is not None:
@@ -129,6 +206,7 @@ class RequestReader:
         raise self.failure
 
     def on_message_begin(self) -> None:
+        self.chunk_line = b""
         self.current = Request()
         self.in_headers = True
         self.body_size = 0
@@ -164,7 +242,15 @@ class RequestReader:
             self.failure = error
             raise
 
+    def on_chunk_header(self) -> None:
+        self.chunk_pending = True
+        self.chunk_data = 0
+
+    def on_chunk_complete(self) -> None:
+        self.chunk_pending = False  # its data is all here: on_body counted it
+
     def on_body(self, body: bytes) -> None:
+        self.chunk_data += len(body)
         self.body_size += len(body)
         if self.body_size > self.limits.max_body_size:
             self._fail(413, f"request body over {self.limits.max_body_size} bytes")
@@ -184,6 +270,8 @@ class RequestReader:
             if lowered == b"host":
                 host += 1
             elif lowered == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":  # 'identity, chunked' and the like (issue 14)
+                    raise HTTPError(400, f"Transfer-Encoding {value!r}: only chunked is accepted")
                 transfer_encoding = True
                 request.chunked = True
             elif lowered == b"content-length":

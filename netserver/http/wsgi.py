@@ -26,7 +26,7 @@ _BASE_ENVIRON = {
     "SCRIPT_NAME": "",
 }
 
-_date_cache: List[Any] = [0, ""]
+_date_cache: List[Any] = [0, "", b""]
 
 
 def http_date() -> str:
@@ -35,7 +35,15 @@ def http_date() -> str:
     if now != _date_cache[0]:
         _date_cache[0] = now
         _date_cache[1] = formatdate(now, usegmt=True)
+        _date_cache[2] = f"Date: {_date_cache[1]}\r\n".encode("latin-1")
     return _date_cache[1]
+
+
+def _date_line() -> bytes:
+    """``Date: …\r\n``, encoded once per second."""
+    if int(time.time()) != _date_cache[0]:
+        http_date()
+    return _date_cache[2]
 
 
 class FileWrapper:
@@ -62,26 +70,51 @@ class FileWrapper:
             return None
 
 
+# Per-request work that only depends on a few values is looked up, not recomputed: the environ
+# key of a header name, the method and protocol strings.  The tables are bounded (a client
+# controls the names it sends).
+_ENVIRON_KEYS: Dict[bytes, Optional[str]] = {}
+_METHODS: Dict[bytes, str] = {}
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_TABLE_LIMIT = 512
+
+
+def _environ_key(name: bytes) -> Optional[str]:
+    """``Content-Type`` → ``CONTENT_TYPE``, ``X-A`` → ``HTTP_X_A``; None for a name with ``_``."""
+    key = _ENVIRON_KEYS.get(name, "")
+    if key == "":
+        if b"_" in name:
+            key = None  # 'Content_Length' must not pass for Content-Length (gunicorn and nginx drop these)
+        else:
+            key = name.decode("latin-1").upper().replace("-", "_")
+            if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                key = "HTTP_" + key
+        if len(_ENVIRON_KEYS) < _TABLE_LIMIT:
+            _ENVIRON_KEYS[name] = key
+    return key
+
+
 def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: bytes,
                   query: bytes, body: bytes) -> Dict[str, Any]:
     """The per-request environ over ``base`` (server-wide keys computed once per connection)."""
     environ = dict(base)
-    environ["REQUEST_METHOD"] = request.method.decode("latin-1")
+    method = _METHODS.get(request.method)
+    if method is None:
+        method = request.method.decode("latin-1")
+        if len(_METHODS) < _TABLE_LIMIT:
+            _METHODS[request.method] = method
+    environ["REQUEST_METHOD"] = method
     environ["SCRIPT_NAME"] = script_name
-    environ["PATH_INFO"] = unquote_to_bytes(path).decode("latin-1")
+    environ["PATH_INFO"] = (unquote_to_bytes(path) if b"%" in path else path).decode("latin-1")
     environ["QUERY_STRING"] = query.decode("latin-1")
-    environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
+    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.version) or "HTTP/" + request.version
     environ["REQUEST_URI"] = request.target.decode("latin-1")
     for name, value in request.headers:
-        if b"_" in name:
-            continue  # 'Content_Length' must not pass for Content-Length (gunicorn and nginx drop these)
-        key = name.decode("latin-1").upper().replace("-", "_")
-        text = value.decode("latin-1")
-        if key == "CONTENT_TYPE" or key == "CONTENT_LENGTH":
-            environ[key] = text
+        key = _ENVIRON_KEYS.get(name) or _environ_key(name)
+        if key is None:
             continue
-        key = "HTTP_" + key
-        if key in environ:
+        text = value.decode("latin-1")
+        if key in environ and key[0] == "H":  # a repeated header; CONTENT_* keep the last
             environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + text
         else:
             environ[key] = text
@@ -94,19 +127,72 @@ def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: by
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # RFC 9110 5.5: no control characters but HTAB
+
+
 def _check_header(name: str, value: str) -> None:
-    for text in (name, value):
-        if "\r" in text or "\n" in text or "\0" in text:
-            raise HTTPError(500, f"the application sent a header with CR, LF or NUL: {name!r}")
+    if _CONTROL.search(name) or _CONTROL.search(value):
+        raise HTTPError(500, f"the application sent a header with CR, LF or NUL (or another control character): {name!r}")
     if not _TOKEN.match(name):
         raise HTTPError(500, f"the application sent an invalid header name {name!r}")
+
+
+# What start_response learns from a (status, headers) pair, kept for the pairs an app sends again
+# and again (most apps pass the same few): the checks are made once and the head is pre-encoded.
+_HEADS: Dict[Any, Tuple[int, bytes, Optional[int], bool]] = {}
+_SERVER_LINES: Dict[str, bytes] = {}
+
+
+def _parse_head(status: str, headers: List[Tuple[str, str]]) -> Tuple[int, bytes, Optional[int], bool]:
+    """(code, encoded status line and app headers, Content-Length or None, app asked to close)."""
+    _check_header("status", status)
+    code = int(status[:3])
+    for name, value in headers:
+        _check_header(name, value)
+    length = _declared_length(headers)
+    close = False
+    lines = [f"HTTP/1.1 {status}\r\n"]
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == "content-length":
+            continue
+        elif lowered == "connection":
+            close = close or value.lower() == "close"
+        elif lowered != "transfer-encoding":  # the server frames the body itself
+            lines.append(f"{name}: {value}\r\n")
+    return code, "".join(lines).encode("latin-1"), length, close
+
+
+def _declared_length(headers: List[Tuple[str, str]]) -> Optional[int]:
+    """The app's Content-Length, or None; HTTPError 500 when it is not a non-negative integer
+    (or when two disagree), checked before anything is sent."""
+    found = None
+    for name, value in headers:
+        if name.lower() != "content-length":
+            continue
+        text = value.strip()
+        if not text.isdigit() or not text.isascii():
+            raise HTTPError(500, f"the application sent Content-Length {value!r}")
+        if found is not None and int(text) != found:
+            raise HTTPError(500, "the application sent two different Content-Lengths")
+        found = int(text)
+    return found
+
+
+def _server_line(server_header: str) -> bytes:
+    line = _SERVER_LINES.get(server_header)
+    if line is None:
+        line = _SERVER_LINES[server_header] = f"Server: {server_header}\r\n".encode("latin-1") \
+            if server_header else b""
+    return line
 
 
 class Response:
     """``start_response`` and ``write`` for one request, writing to the connection."""
 
     __slots__ = ("conn", "version", "head_only", "keep_alive", "server_header", "status", "code",
-                 "headers", "head_sent", "chunked", "length", "sent", "head_size", "wants_close")
+                 "headers", "head_sent", "chunked", "length", "sent", "head_size", "wants_close", "parsed",
+                 "mismatch")
 
     def __init__(self, conn: Any, version: str, head_only: bool, keep_alive: bool, server_header: str):
         self.conn = conn
@@ -123,6 +209,7 @@ class Response:
         self.sent = 0
         self.head_size = 0
         self.wants_close = False
+        self.mismatch: Optional[str] = None  # why the body did not match the app's Content-Length
 
     def start_response(self, status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Callable:
         if exc_info:
@@ -133,56 +220,53 @@ class Response:
                 exc_info = None
         elif self.status is not None:
             raise AssertionError("start_response called twice without exc_info")
-        _check_header("status", status)
-        code = int(status[:3])
+        key = parsed = None
+        if type(headers) is list:
+            try:
+                key = (status, *headers)
+                parsed = _HEADS.get(key)
+            except TypeError:  # a header given as a list: not hashable, checked every time
+                key = None
+        if parsed is None:
+            parsed = _parse_head(status, headers)
+            if key is not None:
+                if len(_HEADS) >= _TABLE_LIMIT:
+                    _HEADS.clear()
+                _HEADS[key] = parsed
+        self.parsed = parsed
         self.status = status
-        self.code = code
-        for name, value in headers:
-            _check_header(name, value)
+        self.code = parsed[0]
         self.headers = headers
         return self.write
 
     def _head(self, body_known: Optional[int]) -> bytes:
         """The status line and headers, with the framing chosen now."""
-        code = self.code
+        code, prefix, length, close = self.parsed
         no_body = code in (204, 304) or code < 200
-        length = None
-        close = not self.keep_alive
-        lines = [f"HTTP/1.1 {self.status}\r\n"]
-        for name, value in self.headers:
-            lowered = name.lower()
-            if lowered == "content-length":
-                length = int(value)
-                continue
-            elif lowered == "connection":
-                if value.lower() == "close":
-                    close = True
-                continue
-            elif lowered == "transfer-encoding":
-                continue  # the server frames the body itself
-            lines.append(f"{name}: {value}\r\n")
+        close = close or not self.keep_alive
+        parts = [prefix]
         if length is None and not no_body:
             if body_known is not None:
                 length = body_known
             elif self.version == "1.1":
                 self.chunked = not self.head_only
                 if self.chunked:
-                    lines.append("Transfer-Encoding: chunked\r\n")
+                    parts.append(b"Transfer-Encoding: chunked\r\n")
             else:
                 close = True  # HTTP/1.0 without a length: the end of the body is the close
         if length is not None and not no_body:
-            lines.append(f"Content-Length: {length}\r\n")
+            parts.append(b"Content-Length: %d\r\n" % length)
             self.length = length
-        lines.append(f"Date: {http_date()}\r\n")
-        if self.server_header:
-            lines.append(f"Server: {self.server_header}\r\n")
+        parts.append(_date_line())
+        parts.append(_SERVER_LINES.get(self.server_header) or _server_line(self.server_header))
         if close:
-            lines.append("Connection: close\r\n")
+            parts.append(b"Connection: close\r\n\r\n")
             self.wants_close = True
         elif self.version == "1.0":
-            lines.append("Connection: keep-alive\r\n")
-        lines.append("\r\n")
-        head = "".join(lines).encode("latin-1")
+            parts.append(b"Connection: keep-alive\r\n\r\n")
+        else:
+            parts.append(b"\r\n")
+        head = b"".join(parts)
         self.head_size = len(head)
         self.head_sent = True
         return head
@@ -195,7 +279,7 @@ class Response:
         if data and not self.head_only and self.code not in (204, 304):
             if self.length is not None and self.sent + len(data) > self.length:
                 data = data[:self.length - self.sent]  # never more than the app declared
-                self.wants_close = True
+                self._body_mismatch("more")
             self.sent += len(data)
             out += (b"%x\r\n%s\r\n" % (len(data), data)) if self.chunked else data
         if out:
@@ -211,6 +295,11 @@ class Response:
         if self.head_only or self.code in (204, 304) or self.code < 200:
             self.conn.sendall(head)
             return
+        if self.length != len(body):
+            # The app's Content-Length is what the client reads by: never more, and a short
+            # body can only be ended by closing (issue 14: the tail became the next response).
+            self._body_mismatch("more" if len(body) > self.length else "fewer", len(body))
+            body = body[:self.length]
         self.sent += len(body)
         self.conn.sendall(head + body)
 
@@ -223,7 +312,7 @@ class Response:
             size = os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR)
         except OSError:
             return False
-        declared = next((int(v) for n, v in self.headers if n.lower() == "content-length"), None)
+        declared = self.parsed[2]
         if declared is not None and declared != size:
             return False
         self.conn.sendall(self._head(size))
@@ -245,8 +334,16 @@ class Response:
         elif self.chunked:
             self.conn.sendall(b"0\r\n\r\n")
         if self.length is not None and self.sent < self.length and not self.head_only \
-                and self.code not in (204, 304):
-            self.wants_close = True  # fewer bytes than declared: only closing ends the response
+                and self.code not in (204, 304) and self.mismatch is None:
+            self._body_mismatch("fewer")  # only closing ends such a response
+
+    def _body_mismatch(self, how: str, size: Optional[int] = None) -> None:
+        """The body disagrees with the declared length: the connection must close."""
+        self.wants_close = True
+        if self.mismatch is None:
+            told = f"{size} bytes" if size is not None else f"{how} bytes"
+            self.mismatch = (f"the application declared Content-Length {self.length} but returned {told}; "
+                             f"sent at most {self.length} and closed the connection")
 
 
 def error_body(status: int, detail: str = "") -> Tuple[str, List[Tuple[str, str]], bytes]:

@@ -1,6 +1,6 @@
 """Option declarations, converters and the five configuration sources."""
 
-from .option import Option, OptionError, Source, normalize_template
+from .option import Option, OptionError, Source, declared_options, normalize_template
 from .sources import Config, merge, parse_argv, parse_conf_text, read_conf_file
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "Option",
     "OptionError",
     "Source",
+    "declared_options",
     "merge",
     "normalize_template",
     "parse_argv",

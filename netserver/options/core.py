@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..access import AccessConfigError, compile_patterns, parse_cidr_list
-from ..log import LogConfigError, syslog_facility_names, validate_log_file
+from ..log import LogConfigError, read_log_config, resolve_log_function, syslog_facility_names, validate_log_file
 from ..proto.spec import PortSpecError, parse_ipv, parse_port
 from .option import Option
 from .validators import (
@@ -74,7 +74,34 @@ def _log_file(value: Any) -> Any:
     try:
         return validate_log_file(value)
     except LogConfigError as exc:
+        message = str(exc)
+        prefix = f"log_file {value!r}"  # the option and value are named by OptionError already
+        message = message[len(prefix):].lstrip(": ") if message.startswith(prefix) else message
+        raise ValueError(message) from None
+
+
+def _log_config(value: Any) -> str:
+    path = to_path(value)
+    try:
+        read_log_config(path)
+    except LogConfigError as exc:
         raise ValueError(str(exc)) from None
+    return path
+
+
+def _log_function(value: Any) -> Any:
+    """A callable (kept), ``module:callable`` (imported now) or a method name (looked up at start)."""
+    if value is None or callable(value):
+        return value
+    text = to_str(value).strip()
+    if ":" in text:
+        try:
+            return resolve_log_function(text)
+        except LogConfigError as exc:
+            raise ValueError(str(exc)) from None
+    if not text.isidentifier():
+        raise ValueError("must be module:callable or the name of a server method")
+    return text
 
 
 def _facility(value: Any) -> str:
@@ -90,11 +117,20 @@ OPTIONS = (
     # -- configuration and logging --
     Option("conf_file", to_path, None, section="Configuration", metavar="FILE",
            doc="File of 'key value' lines read as the fourth configuration source."),
+    Option("strict_options", to_bool, False, section="Configuration", flag=True,
+           doc="A script's unknown --words are an error (by default a likely typo, such as --prot, "
+               "is a warning and every unknown word stays in sys.argv for the application)."),
     Option("log_level", to_int(0, 4), 2, section="Logging", metavar="0-4",
            doc="0 errors only, 1 warnings, 2 notices (default), 3 info, 4 debug."),
     Option("log_file", _log_file, None, section="Logging", metavar="TARGET",
            doc="A file path, STDERR, Sys::Syslog, logging:NAME (a stdlib logger) or module:callable; "
                "stderr when unset."),
+    Option("log_config", _log_config, None, section="Logging", metavar="FILE",
+           doc="A logging.config file (.json or .toml dict, or .ini) applied at start; netserver then "
+               "logs through the 'netserver' logger, so its lines go where the application's do."),
+    Option("log_function", _log_function, None, section="Logging", metavar="module:callable",
+           doc="Called as f(level, message) for every log line instead of log_file; from Python, "
+               "any callable or the name of a server method."),
     Option("syslog_logsock", to_optional_str, None, section="Logging", metavar="SOCK",
            doc="Syslog transport: unix (default, /dev/log), udp, tcp, a socket path or host:port."),
     Option("syslog_ident", to_str, "netserver", section="Logging", metavar="NAME",
@@ -105,7 +141,7 @@ OPTIONS = (
            doc="Syslog facility name."),
     # -- binding --
     Option("port", _port, [20203], multi=True, section="Binding", metavar="SPEC",
-           doc="Port to bind, repeatable: 20203, host:port/proto/IPvN, 'host, port, proto', "
+           doc="Port to bind: 20203, host:port/proto/IPvN, 'host, port, proto', "
                "/path|unix, 0 for any free port."),
     Option("host", to_str, ["*"], multi=True, section="Binding", metavar="HOST",
            doc="Default host for ports that name none; '*' is every local address."),
@@ -123,20 +159,22 @@ OPTIONS = (
            section="Access control", metavar="MODE",
            doc="Deny peers whose reverse name does not resolve forward to their address."),
     Option("allow", _checked(compile_patterns), [], multi=True, section="Access control",
-           metavar="REGEX", doc="Regex the peer address (or confirmed host name) must match; repeatable."),
+           metavar="REGEX", doc="Regex the peer address (or confirmed host name) must match."),
     Option("deny", _checked(compile_patterns), [], multi=True, section="Access control",
-           metavar="REGEX", doc="Regex that refuses a peer address (or confirmed host name); repeatable."),
+           metavar="REGEX", doc="Regex that refuses a peer address (or confirmed host name)."),
     Option("cidr_allow", _checked(parse_cidr_list), [], multi=True, section="Access control",
-           metavar="CIDR", doc="CIDR block(s) the peer must be in; IPv4 and IPv6 may be mixed; repeatable."),
+           metavar="CIDR", doc="CIDR block(s) the peer must be in; IPv4 and IPv6 may be mixed."),
     Option("cidr_deny", _checked(parse_cidr_list), [], multi=True, section="Access control",
-           metavar="CIDR", doc="CIDR block(s) refused; checked before any allow rule; repeatable."),
+           metavar="CIDR", doc="CIDR block(s) refused; checked before any allow rule."),
     # -- behind a load balancer --
     Option("proxy_protocol", choice("off", "v1", "v2", "auto"), "off", section="Proxy protocol",
            metavar="off|v1|v2|auto",
            doc="Expect HAProxy's PROXY header from peers in proxy_allow; its client address is used."),
-    Option("proxy_allow", _checked(parse_cidr_list), ["127.0.0.1/32", "::1/128"], multi=True,
+    Option("proxy_allow", _checked(parse_cidr_list), [], multi=True,
            section="Proxy protocol", metavar="CIDR",
-           doc="Peers trusted to send PROXY headers; from anyone else no header is honoured."),
+           doc="Peers trusted to send PROXY headers (required with proxy_protocol; none by default, "
+               "since a trusted peer may claim any client address); from anyone else no header "
+               "is honoured."),
     # -- daemon --
     Option("pid_file", to_path, None, section="Daemon", metavar="FILE",
            doc="Write the server's pid here; removed on exit."),

@@ -75,7 +75,7 @@ class Option:
     it is applied to each element and the result is a list.
     """
 
-    __slots__ = ("name", "convert", "default", "multi", "section", "doc", "metavar", "flag")
+    __slots__ = ("name", "convert", "default", "multi", "section", "doc", "metavar", "flag", "show")
 
     def __init__(
         self,
@@ -88,6 +88,7 @@ class Option:
         doc: str = "",
         metavar: Optional[str] = None,
         flag: bool = False,
+        show: Optional[Callable[[Any], str]] = None,
     ):
         self.name = name
         self.convert = convert
@@ -97,6 +98,7 @@ class Option:
         self.doc = doc
         self.metavar = metavar or ("BOOL" if flag else "VALUE")
         self.flag = flag
+        self.show = show  # canonical value -> the text a user would type (for --help and the docs)
 
     def __repr__(self) -> str:
         return f"Option({self.name!r})"
@@ -155,3 +157,19 @@ class Option:
 def normalize_template(template: Mapping[str, Any]) -> Dict[str, Option]:
     """Turn a template that may hold plain defaults into name → Option."""
     return {name: Option.from_default(name, value) for name, value in template.items()}
+
+
+def declared_options(cls: type) -> Dict[str, "Option"]:
+    """Every ``OPTIONS`` declaration along ``cls``'s MRO, name → Option; a subclass's wins.
+
+    Entries that are not :class:`Option` are skipped, so a third-party class
+    with an ``OPTIONS`` of its own (a netserver mixin may sit on any class)
+    is no trouble.
+    """
+    found: Dict[str, Option] = {}
+    for klass in reversed(cls.__mro__):
+        for option in vars(klass).get("OPTIONS", ()) or ():
+            if isinstance(option, Option):
+                found[option.name] = option
+    return found
+

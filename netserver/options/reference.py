@@ -2,54 +2,110 @@
 
 Both come from the same declarations, so the help, the docs and the parser
 cannot disagree (a test regenerates docs/options.md and fails on a diff).
+Both list the options in the same groups, in the order a user configures a
+server: personality, binding, access, process pool, daemon, logging, TLS,
+HTTP; options declared by an application come last.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping
+import shutil
+import textwrap
+from typing import Any, Dict, List, Mapping, Optional
 
-from .option import Option
+from .option import Option, declared_options
 
-__all__ = ["format_help", "format_markdown"]
+__all__ = ["GROUPS", "format_help", "format_markdown", "grouped", "shown_value", "wrap_paragraph"]
+
+#: Help group → the declaration sections it gathers, in display order.
+GROUPS = (
+    ("Personality and configuration", ("MultiType", "Configuration")),
+    ("Binding", ("Binding", "UDP")),
+    ("Access control", ("Access control", "Proxy protocol")),
+    ("Process pool", ("Fork", "PreForkSimple", "PreFork", "Thread", "Multiplex", "INET", "Processes")),
+    ("Daemon", ("Daemon",)),
+    ("Logging", ("Logging",)),
+    ("TLS", ("SSL",)),
+    ("HTTP", ("HTTP",)),
+)
+_BY_NAME = {"server_type": "Personality and configuration"}  # HTTP declares its own server_type in section HTTP
+
+
+def shown_value(option: Option, value: Any) -> str:
+    """A value as the user would type it (``none`` for ``CERT_NONE``, ``on``/``off`` for flags)."""
+    if option.multi:
+        items = [option.show(v) if option.show else str(v) for v in (value or ())]
+        return ", ".join(items) if items else "none"
+    if option.show is not None:
+        return option.show(value)
+    if value is None:
+        return "none"
+    if option.flag and isinstance(value, bool):
+        return "on" if value else "off"
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}:{getattr(value, '__qualname__', repr(value))}"
+    return str(value)
 
 
 def _default_text(option: Option) -> str:
-    default = option.default
-    if option.multi:
-        return ", ".join(str(v) for v in default) if default else "none"
-    if default is None:
-        return "none"
-    if option.flag:
-        return "on" if default else "off"
-    return str(default)
+    return shown_value(option, option.default)
 
 
-def _by_section(template: Mapping[str, Option]) -> Dict[str, List[Option]]:
-    sections: Dict[str, List[Option]] = {}
-    for option in template.values():
-        sections.setdefault(option.section, []).append(option)
-    return sections
+def grouped(template: Mapping[str, Option]) -> Dict[str, List[Option]]:
+    """The options by help group, groups in :data:`GROUPS` order, then any others (``Application``…)."""
+    place = {section: (group, position) for group, sections in GROUPS
+             for position, section in enumerate(sections)}
+    found: Dict[str, List[tuple]] = {group: [] for group, _ in GROUPS}
+    for index, option in enumerate(template.values()):
+        group, position = place.get(option.section, (option.section, 0))
+        if option.name in _BY_NAME:
+            group, position = _BY_NAME[option.name], -1
+        found.setdefault(group, []).append(((position, index), option))
+    return {group: [option for _, option in sorted(items, key=lambda item: item[0])]
+            for group, items in found.items() if items}
 
 
-def format_help(template: Mapping[str, Option], width: int = 24) -> str:
+def _doc(option: Option) -> str:
+    doc = option.doc.rstrip()
+    if doc and not doc.endswith("."):
+        doc += "."
+    repeat = "repeatable; " if option.multi else ""
+    tail = f"[{repeat}default: {_default_text(option)}]".replace(" ", "\xa0")  # wrapped as one word
+    return f"{doc} {tail}".strip()
+
+
+def format_help(template: Mapping[str, Option], width: Optional[int] = None, column: int = 26) -> str:
+    """The options part of ``--help``, wrapped to ``width`` (the terminal's by default)."""
+    if width is None:
+        width = shutil.get_terminal_size((80, 24)).columns
+    width = max(min(width, 120), 40)
+    narrow = width < 72
     lines: List[str] = []
-    for section, options in _by_section(template).items():
-        lines.append(f"{section}:")
+    for group, options in grouped(template).items():
+        lines.append(f"{group}:")
         for option in options:
             left = f"  --{option.name} {option.metavar}"
-            repeat = " (repeatable)" if option.multi else ""
-            doc = f"{option.doc}{repeat} [default: {_default_text(option)}]"
-            if len(left) >= width:
+            indent = " " * (8 if narrow else column)
+            if narrow or len(left) > column - 2:
                 lines.append(left)
-                lines.append(" " * width + doc)
+                lines.extend(textwrap.wrap(_doc(option), width, initial_indent=indent,
+                                           subsequent_indent=indent, break_on_hyphens=False))
             else:
-                lines.append(left.ljust(width) + doc)
+                lines.extend(textwrap.wrap(_doc(option), width, initial_indent=left.ljust(column),
+                                           subsequent_indent=indent, break_on_hyphens=False))
         lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    return "\n".join(lines).rstrip().replace("\xa0", " ") + "\n"
+
+
+def wrap_paragraph(text: str, width: Optional[int] = None) -> str:
+    """``text`` wrapped to the terminal's width (for headings of the help)."""
+    if width is None:
+        width = shutil.get_terminal_size((80, 24)).columns
+    return textwrap.fill(text, max(min(width, 120), 40)) + "\n"
 
 
 def format_markdown(sections: Mapping[str, Mapping[str, Option]], volatile: Any = ("listen",)) -> str:
-    """The option reference: one table per class, in the order given.
+    """The option reference: one part per class, in the order given, grouped as ``--help`` groups them.
 
     ``volatile`` options have machine-dependent defaults, shown by description.
     """
@@ -60,32 +116,37 @@ def format_markdown(sections: Mapping[str, Mapping[str, Option]], volatile: Any 
         "Every option can be given in any of the five sources: constructor keyword arguments,",
         "the command line (`--name value`, `--name=value`, `name=value`), `run()` keyword arguments,",
         "the `conf_file` (`name value` lines) and `default_values()`; the first one wins.",
+        "`netserver PERSONALITY --help` lists the same options with the defaults of that personality;",
+        "`netserver ... --print-config` shows the values a configuration gives and where each came from.",
         "",
     ]
     seen = set()
     for title, template in sections.items():
-        rows = [o for o in template.values() if o.name not in seen]
+        rows = [o for o in template.values() if id(o) not in seen]  # a redeclared default is listed again
         if not rows:
             continue
         out.append(f"## {title}")
         out.append("")
-        for section, options in _by_section({o.name: o for o in rows}).items():
-            out.append(f"### {section}")
+        for group, options in grouped({o.name: o for o in rows}).items():
+            out.append(f"### {group}")
             out.append("")
             out.append("| option | value | default | meaning |")
             out.append("| --- | --- | --- | --- |")
             for option in options:
-                seen.add(option.name)
+                seen.add(id(option))
                 default = "kernel maximum" if option.name in volatile else _default_text(option)
                 repeat = " Repeatable." if option.multi else ""
-                out.append(f"| `{option.name}` | {option.metavar} | {default} | {option.doc}{repeat} |")
+                metavar = option.metavar.replace("|", "\\|")
+                doc = option.doc.replace("|", "\\|")
+                out.append(f"| `{option.name}` | {metavar} | {default.replace('|', chr(92) + '|')} | {doc}{repeat} |")
             out.append("")
     return "\n".join(out).rstrip() + "\n"
 
 
 def reference_sections() -> Dict[str, Mapping[str, Option]]:
-    """Each personality's options, base first, for the reference page."""
+    """Each personality's options, base first (with every protocol's), for the reference page."""
     from ..personalities import PERSONALITIES, LoadError, load
+    from ..proto import protocol_options
 
     sections: Dict[str, Mapping[str, Option]] = {}
     for name in PERSONALITIES:
@@ -94,9 +155,9 @@ def reference_sections() -> Dict[str, Mapping[str, Option]]:
         except LoadError:
             continue
         template: Dict[str, Option] = {}
-        for klass in reversed(cls.__mro__):
-            for option in klass.__dict__.get("OPTIONS", ()):
-                template[option.name] = option
+        if name == "Single":
+            template.update((option.name, option) for option in protocol_options())
+        template.update(declared_options(cls))
         sections["Server (every personality)" if name == "Single" else name] = template
     return sections
 

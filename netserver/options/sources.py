@@ -58,6 +58,11 @@ class Config:
     def get(self, name: str, default: Any = None) -> Any:
         return self._values.get(name, default)
 
+    def set_default(self, name: str, value: Any) -> None:
+        """Replace ``name``'s value if it is still the declared default (MultiType's chosen personality)."""
+        if name in self._values and self._sources[name].kind == Source.DEFAULT:
+            self._values[name] = value
+
     def source_of(self, name: str) -> Source:
         return self._sources[name]
 

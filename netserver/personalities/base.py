@@ -1,23 +1,27 @@
-"""What every personality mixin shares, so it works over two kinds of base.
+"""What every personality mixin shares: the engine, and its host chosen once.
 
-``class S(PreForkMixIn, netserver.Server)`` gets options from all five
-sources.  ``class S(PreForkMixIn, socketserver.TCPServer)`` is a plain
-socketserver class: its options come from constructor keywords
-(``S(addr, Handler, max_servers=8)``) or class attributes
-(``max_servers = 8``), and the rest is the mixin's defaults.
+``class S(PreForkMixIn, netserver.Server)`` is its own host: options from
+all five sources, the Net::Server hooks and API.  ``class S(PreForkMixIn,
+socketserver.TCPServer)`` — or over any socketserver class — gets a
+private :class:`~netserver.host.StdlibHost`: its options come from
+constructor keywords its host does not take (``S(addr, Handler,
+max_servers=8)``), from class attributes (``max_servers = 8``), from a
+``conf_file``, and from the command line only with ``command_line = True``;
+the rest are the mixin's defaults.  The mixin's own names are all private.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import signal
+import socketserver
+from typing import Any, List
 
 from ..engine import Engine
-from ..log import ServerLog
-from ..options import Source, merge, normalize_template
-from ..options import core
-from ..options.sources import entries_from_mapping
+from ..host import StdlibHost, host_class, own_keywords
+from ..options import normalize_template
+from ..server import Server
 
-__all__ = ["PersonalityMixIn"]
+__all__ = ["PersonalityMixIn", "SingleMixIn"]
 
 
 class PersonalityMixIn(Engine):
@@ -28,39 +32,70 @@ class PersonalityMixIn(Engine):
     already bind and configure).
     """
 
-    personality = "Single"
+    _personality = "Single"
+    _decides_where_requests_run = False  # Fork, PreFork*, Thread: a host's ThreadingMixIn would fight them
+    _binds_listeners = False  # compat's classes bind netserver's listeners (several ports, UNIX, SSL)
 
     def __init__(self, *args: Any, **options: Any):
         self._engine_init()
         self._personality_init()
-        from ..server import Server
-
-        if isinstance(self, Server):
+        self._refuse_a_second_dispatcher()
+        if isinstance(self, Server):  # the one place the kind of host is decided
             super().__init__(*args, **options)
             return
-        template = normalize_template(self._collect_options())
-        own = {name: options.pop(name) for name in list(options) if name in template}
+        host = StdlibHost(self, {}, binds=self._binds_listeners)
+        host._constructor_options = own_keywords(host_class(type(self)), options,
+                                                 normalize_template(host.options({})))
+        self._host = host
+        host.configure_hook()
+        host.configure_owner()
+        host.post_configure()
+        host.post_configure_hook()
         super().__init__(*args, **options)
-        cls = type(self)
-        from_class = {name: getattr(cls, name) for name in template
-                      if not callable(getattr(cls, name, None)) and getattr(cls, name, None) is not None}
-        self.config = merge([
-            entries_from_mapping(own, Source(Source.CONSTRUCTOR), template),
-            entries_from_mapping(from_class, Source("class attribute"), template),
-        ], template)
-        self.logger = ServerLog.from_config(self.config)
-        self._serving_prepared = True
 
     def _personality_init(self) -> None:
         """Create per-instance state (override; call super)."""
 
-    def _collect_options(self) -> Dict[str, Any]:
-        template: Dict[str, Any] = {option.name: option for option in core.OPTIONS}
-        for klass in reversed(type(self).__mro__):
-            for option in klass.__dict__.get("OPTIONS", ()):
-                template[option.name] = option
-        return template
+    def _refuse_a_second_dispatcher(self) -> None:
+        """A host with socketserver's ThreadingMixIn/ForkingMixIn already decides where a request runs."""
+        if not self._decides_where_requests_run:
+            return
+        for stdlib_mixin in (socketserver.ThreadingMixIn, socketserver.ForkingMixIn):
+            if isinstance(self, stdlib_mixin):
+                mixin = next(k.__name__ for k in type(self).__mro__ if k.__module__.startswith("netserver."))
+                raise TypeError(
+                    f"{type(self).__name__}: {mixin} and socketserver.{stdlib_mixin.__name__} both decide where "
+                    f"a request runs, so {mixin}'s max_servers would bound nothing; put {mixin} over the plain "
+                    f"class ({host_class(type(self)).__name__} without {stdlib_mixin.__name__}: TCPServer, "
+                    f"HTTPServer…)")
 
-    def is_netserver(self) -> bool:
-        """True over ``netserver.Server`` (listeners, run() flow), False over a socketserver class."""
-        return hasattr(self, "listeners")
+    def _signals_handled(self) -> List[int]:
+        return sorted(set(super()._signals_handled() + [signal.SIGUSR1]))
+
+    def _sig_usr1(self) -> None:
+        """Reopen the log files (after logrotate moved them)."""
+        self._host.reopen_logs()
+        self._host.log(2, "Received USR1, reopened the log files")
+
+    def server_close(self) -> None:
+        """The host class's ``server_close``, then netserver's share (pid file, listeners, log).
+
+        (``netserver.Server`` has its own, which does both.)
+        """
+        super().server_close()
+        self._close_signals()
+        self._host.server_closed()
+
+
+class SingleMixIn(PersonalityMixIn):
+    """Net::Server's one-process server over any socketserver class.
+
+    What it adds to the class: options (keywords, class attributes,
+    ``conf_file``, an opted-in command line), access control in
+    ``verify_request``, netserver's log, pid file, privilege drop and
+    daemonizing when asked, signals handled in the loop and a
+    ``shutdown()`` that takes effect at once.  ``compat.socketserver``'s
+    servers are this mixin over the standard classes.
+    """
+
+    _personality = "Single"

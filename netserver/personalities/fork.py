@@ -15,6 +15,7 @@ from typing import Any
 from ..options import Option
 from ..options.validators import to_int
 from ..server import Server
+from ..process.scoreboard import Scoreboard, client_text
 from .forking import ProcessParentMixIn
 
 __all__ = ["ForkMixIn", "Fork"]
@@ -23,43 +24,70 @@ __all__ = ["ForkMixIn", "Fork"]
 class ForkMixIn(ProcessParentMixIn):
     """Fork per connection (see the module docstring)."""
 
-    personality = "Fork"
-    pool_kinds = ("fork",)
+    _personality = "Fork"
+    _pool_kinds = ("fork",)
 
     OPTIONS = (
         Option("max_servers", to_int(1), 256, section="Fork", metavar="N",
                doc="Most children serving at once; the server stops accepting at this number."),
     )
 
-    def accepting(self) -> bool:
-        return self.children.count("fork") < self.max_servers_now()
+    def _accepting(self) -> bool:
+        return self._children.count("fork") < self._max_servers_now()
 
-    def serve_from(self, token: Any) -> None:
+    def _serve_from(self, token: Any) -> None:
         """Accept in the parent, serve in a new child."""
         try:
-            request, client_address = self.accept_from(token)
+            request, client_address = self._host.accept_from(token)
         except OSError:
             return
-        pid = self.fork_child("fork", lambda: self._serve_in_child(request, client_address))
+        slot = self._free_slots.pop() if self._free_slots else None
+        pid = self._fork_child("fork", lambda: self._serve_in_child(request, client_address), slot)
         if pid is None:
+            self._release_slot(slot)
             self.shutdown_request(request)
         else:
             self.close_request(request)  # the child has its own copy
+            if slot is not None:
+                self._scoreboard.assign_pid(slot, pid)
+
+    # -- child_timeout: a scoreboard of when each child's current request began ----------------
+
+    _free_slots: Any = ()  # slots of the scoreboard not in use (with child_timeout)
+
+    def _prepare_to_serve(self) -> None:
+        super()._prepare_to_serve()
+        if self._host.config.child_timeout and self._scoreboard is None:
+            capacity = max(1024, 4 * self._host.config.max_servers)
+            self._scoreboard = Scoreboard(capacity)
+            self._free_slots = list(range(capacity - 1, -1, -1))
+
+    def _release_slot(self, slot: Any) -> None:
+        if slot is not None:
+            self._scoreboard.release(slot)
+            self._free_slots.append(slot)
+
+    def _child_exited(self, exit: Any) -> None:
+        super()._child_exited(exit)
+        if exit.child.kind == "fork":
+            self._release_slot(exit.child.slot)
 
     def _handle_request_noblock(self) -> None:
-        self.serve_from(self.listening()[0][1])
+        self._serve_from(self._listening()[0][1])
 
-    def child_prepare(self) -> None:
-        super().child_prepare()
+    def _child_prepare(self) -> None:
+        super()._child_prepare()
         for sig in (signal.SIGHUP, signal.SIGQUIT):  # this connection is finished whatever happens
             signal.signal(sig, signal.SIG_IGN)
 
     def _serve_in_child(self, request: Any, client_address: Any) -> None:
+        if self._child_slot is not None:
+            self._scoreboard.serving(self._child_slot, 0, client_text(client_address))
         reply_socket = request[1] if isinstance(request, tuple) else None
-        for sock, _ in self.listening():
+        for sock, _ in self._listening():
             if sock is not reply_socket:  # a datagram is answered on the socket it came in on
                 sock.close()  # the child never accepts (and never removes a socket file)
-        self.handle_connection(request, client_address)
+        self._handle_connection(request, client_address)
 
 
 class Fork(ForkMixIn, Server):

@@ -25,6 +25,7 @@ from ..options.validators import to_float, to_int
 from ..process.children import Child, ChildTable, Exit, describe_status
 from ..signals import signal_name
 from .base import PersonalityMixIn
+from .deadlines import ChildDeadlinesMixIn
 
 __all__ = ["ProcessParentMixIn", "EXIT_OK", "EXIT_ERROR"]
 
@@ -35,10 +36,40 @@ _PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2")
 _CHILD_SIGNALS = {signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
 
 
-class ProcessParentMixIn(PersonalityMixIn):
+_PR_SET_PDEATHSIG = 1
+
+
+def _follow_parent(parent: int) -> bool:
+    """In a new child: get SIGHUP (finish the connection, exit) the moment ``parent`` dies.
+
+    ``PR_SET_PDEATHSIG`` (Linux) replaces waiting for an idle moment to notice
+    an orphaned state; the ``getppid`` check after it closes the window in
+    which the parent died before the request was made.  False: already orphaned.
+    The kernel clears the setting when the process changes its ids, so it is
+    made again after the privilege drop.
+    """
+    if _prctl is not None:
+        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGHUP), 0, 0, 0)
+    return os.getppid() == parent
+
+
+def _load_prctl() -> Any:
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return None  # not Linux: the idle-time getppid check still catches an orphan
+
+
+_prctl = _load_prctl()
+
+
+class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
     """Parent-process machinery; see the module docstring."""
 
-    drops_privileges_in_children = True
+    _drops_privileges_in_children = True
+    _decides_where_requests_run = True
 
     OPTIONS = (
         Option("check_for_dead", to_float, 30.0, section="Processes", metavar="SECONDS",
@@ -53,7 +84,7 @@ class ProcessParentMixIn(PersonalityMixIn):
 
     def _personality_init(self) -> None:
         super()._personality_init()
-        self.children = ChildTable()
+        self._children = ChildTable()
         self._stop_mode: Optional[str] = None  # "graceful" or "now"
         self._servers_delta = 0
         self._last_dequeue = time.monotonic()
@@ -62,138 +93,155 @@ class ProcessParentMixIn(PersonalityMixIn):
 
     # -- signals ---------------------------------------------------------------
 
-    def signals_handled(self) -> List[int]:
-        handled = super().signals_handled()
+    def _signals_handled(self) -> List[int]:
+        handled = super()._signals_handled()
         handled += [signal.SIGCHLD, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP]
         handled += [getattr(signal, "SIG" + name) for name in self._passthrough()]
         return sorted(set(handled))
 
     def _passthrough(self) -> List[str]:
-        config = getattr(self, "config", None)
-        return list(config.sig_passthrough) if config is not None else []
+        return list(self._host.config.sig_passthrough)
 
     def _dispatch_signals(self, _token: Any = None) -> None:
         passthrough = self._passthrough()
         for signum in self._signals.drain():
             name = signal_name(signum)
             if name in passthrough:
-                self.children.signal_all(signum)
-            handler = getattr(self, "sig_" + name.lower(), None)
+                self._children.signal_all(signum)
+            handler = getattr(self, "_sig_" + name.lower(), None)
             if handler is not None:
                 handler()
 
-    def sig_chld(self) -> None:
+    def _sig_chld(self) -> None:
         """Reaping happens on every pass of the loop; the signal only wakes it."""
 
-    def sig_term(self) -> None:
-        self.log(2, "Received TERM, stopping now")
+    def _sig_term(self) -> None:
+        self._host.log(2, "Received TERM, stopping now")
         self._stop("now")
 
-    def sig_int(self) -> None:
-        self.log(2, "Received INT, stopping now")
+    def _sig_int(self) -> None:
+        self._host.log(2, "Received INT, stopping now")
         self._stop("now")
 
-    def sig_quit(self) -> None:
-        self.log(2, "Received QUIT, stopping gracefully: children finish their connections")
+    def _sig_quit(self) -> None:
+        self._host.log(2, "Received QUIT, stopping gracefully: children finish their connections")
         self._stop("graceful")
+
+    def shutdown(self) -> None:
+        """Stop ``serve_forever`` as QUIT does: children finish what they serve (as ``ForkingMixIn``
+        with ``block_on_close``); returns once they have."""
+        if self._stop_mode is None:
+            self._stop_mode = "graceful"
+        super().shutdown()
 
     def _stop(self, mode: str) -> None:
         if self._stop_mode != "now":
             self._stop_mode = mode
         self._shutdown_request = True
 
-    def sig_ttin(self) -> None:
+    def _sig_ttin(self) -> None:
         self._servers_delta += 1
-        self.log(3, f"Received TTIN, max_servers is now {self.max_servers_now()}")
+        self._host.log(3, f"Received TTIN, max_servers is now {self._max_servers_now()}")
 
-    def sig_ttou(self) -> None:
-        if self.max_servers_now() <= 1:
-            self.log(3, "Received TTOU, but max_servers is already 1")
+    def _sig_ttou(self) -> None:
+        if self._max_servers_now() <= 1:
+            self._host.log(3, "Received TTOU, but max_servers is already 1")
             return
         self._servers_delta -= 1
-        self.log(3, f"Received TTOU, max_servers is now {self.max_servers_now()}")
+        self._host.log(3, f"Received TTOU, max_servers is now {self._max_servers_now()}")
 
-    def max_servers_now(self) -> int:
+    def _max_servers_now(self) -> int:
         """``max_servers`` as configured, adjusted by TTIN/TTOU."""
-        return max(self.config.max_servers + self._servers_delta, 1)
+        return max(self._host.config.max_servers + self._servers_delta, 1)
 
     # -- start-up and restart ---------------------------------------------------------
 
-    def prepare_to_serve(self) -> None:
-        super().prepare_to_serve()
-        state = getattr(self, "_inherited_state", None) or {}
+    def _prepare_to_serve(self) -> None:
+        super()._prepare_to_serve()
+        state = self._host.inherited_state
         self._servers_delta = int(state.get("servers_delta", 0))
-        for pid in getattr(self, "_inherited_children", None) or ():
-            self.children.add(Child(pid, "old"))
+        for pid in self._host.inherited_children:
+            self._children.add(Child(pid, "old"))
+        self._retire_by_deadline([child.pid for child in self._children.of_kind("old")])  # HUP'd before the exec
         self._stop_mode = None
 
-    def before_restart(self) -> None:
+    def _before_restart(self) -> None:
         """HUP: children finish their connection and exit, unless ``leave_children_open_on_hup``."""
-        if not self.config.leave_children_open_on_hup:
-            self.children.signal_all(signal.SIGHUP)
+        if not self._host.config.leave_children_open_on_hup:
+            self._children.signal_all(signal.SIGHUP)
 
-    def restart_children(self) -> List[int]:
-        return [child.pid for child in self.children]
+    def _restart_children(self) -> List[int]:
+        return [child.pid for child in self._children]
 
-    def restart_state(self) -> Dict[str, Any]:
+    def _restart_state(self) -> Dict[str, Any]:
         return {"servers_delta": self._servers_delta}
 
-    def _restartable(self) -> bool:
-        return self.is_netserver() and super()._restartable()
-
-    def sig_hup(self) -> None:
+    def _sig_hup(self) -> None:
         """Re-exec (over ``netserver.Server`` run by ``run()``), else replace the children."""
-        if self._restartable():
-            super().sig_hup()
+        if self._host.restartable():
+            super()._sig_hup()  # netserver.Server's re-exec in place
             return
-        self.log(2, "Received HUP: children finish their connections and are replaced")
-        self.retire_children(self.children.of_kind(*self.pool_kinds))
+        self._host.log(2, "Received HUP: children finish their connections and are replaced")
+        self._retire_children(self._children.of_kind(*self._pool_kinds), replace=True)
 
-    pool_kinds = ("prefork",)
+    _pool_kinds = ("prefork",)
 
-    def retire_children(self, children: List[Child]) -> None:
-        """Ask children to finish their connection and exit (SIGHUP)."""
+    def _retire_children(self, children: List[Child], replace: bool = False) -> None:
+        """Ask children to finish their connection and exit (SIGHUP).
+
+        ``replace``: each is owed a successor, which a pool forks at once (a
+        replacement is not growth, so the spawn rate does not apply).
+        """
         for child in children:
             child.retiring = True
             try:
                 os.kill(child.pid, signal.SIGHUP)
             except ProcessLookupError:
                 pass
+        self._retire_by_deadline([child.pid for child in children])
 
     # -- forking -----------------------------------------------------------------------
 
-    def fork_child(self, kind: str, body: Callable[[], Any], slot: Optional[int] = None) -> Optional[int]:
+    def _fork_child(self, kind: str, body: Callable[[], Any], slot: Optional[int] = None) -> Optional[int]:
         """Fork a child that runs ``body`` and exits; returns its pid in the parent."""
-        self.pre_fork_hook()
+        self._host.pre_fork_hook()
         # Signals wait until the child has its own handlers: a QUIT or HUP sent to a child
         # that is still starting must retire it, not vanish into the parent's handler.
         signal.pthread_sigmask(signal.SIG_BLOCK, _CHILD_SIGNALS)
+        parent = os.getpid()
         try:
             pid = os.fork()
         except OSError as exc:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
-            self.log(0, f"Could not fork a {kind} child: {exc}")
+            self._host.log(0, f"Could not fork a {kind} child: {exc}")
             return None
         if pid:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
-            self.children.add(Child(pid, kind, slot))
+            self._children.add(Child(pid, kind, slot))
             return pid
         code = EXIT_ERROR
+        self._child_slot = slot
         try:
+            if not _follow_parent(parent):
+                code = EXIT_OK
+                return  # the parent died while we were being born: nothing to serve for
             self._become_child()
-            self.child_prepare()
+            self._child_prepare()
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
-            if self.is_netserver():
-                self.drop_privileges()
-            self.child_init_hook("dequeue" if kind == "dequeue" else "")
+            self._host.leave_parent_files()  # the pid file's lock and descriptor are the parent's (issue 14)
+            self._host.drop_privileges()
+            if not _follow_parent(parent):  # changing ids cleared PR_SET_PDEATHSIG: set it again
+                code = EXIT_OK
+                return
+            self._host.child_init_hook("dequeue" if kind == "dequeue" else "")
             body()
-            self.child_finish_hook("dequeue" if kind == "dequeue" else "")
+            self._host.child_finish_hook("dequeue" if kind == "dequeue" else "")
             code = EXIT_OK
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else EXIT_OK
         except BaseException:
             try:
-                self.log(0, f"Child {os.getpid()} died: {traceback.format_exc().rstrip()}")
+                self._host.log(0, f"Child {os.getpid()} died: {traceback.format_exc().rstrip()}")
             except BaseException:
                 pass
         finally:
@@ -210,105 +258,112 @@ class ProcessParentMixIn(PersonalityMixIn):
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None
-        self.children = ChildTable()  # random is reseeded by CPython's own after-fork hook
+        self._children = ChildTable()  # random is reseeded by CPython's own after-fork hook
 
-    def waiting_clients_sockets(self) -> List[Any]:
+    def _waiting_clients_sockets(self) -> List[Any]:
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us
 
-    def child_prepare(self) -> None:
+    def _child_prepare(self) -> None:
         """In a new child, before privileges are dropped (reopen what needs the old ids)."""
 
-    def sig_usr1(self) -> None:
+    def _sig_usr1(self) -> None:
         """Reopen the log here, then in every child (they reopen between connections)."""
-        super().sig_usr1()
+        super()._sig_usr1()
         if "USR1" not in self._passthrough():
-            self.children.signal_all(signal.SIGUSR1)
+            self._children.signal_all(signal.SIGUSR1)
 
-    def stop_server(self) -> None:
+    def _stop_server(self) -> None:
         """Ask the whole server to stop (from a child: signals the parent, unless ``no_close_by_child``)."""
         if not self._in_child:
             self._stop("now")
             return
-        if self.config.no_close_by_child:
-            self.log(1, "A child asked to stop the server, but no_close_by_child is set")
+        if self._host.config.no_close_by_child:
+            self._host.log(1, "A child asked to stop the server, but no_close_by_child is set")
             return
         os.kill(os.getppid(), signal.SIGTERM)
 
     # -- reaping -----------------------------------------------------------------------
 
-    def reap_children(self) -> List[Exit]:
-        exits = self.children.reap()
+    def _reap_children(self) -> List[Exit]:
+        exits = self._children.reap()
         for exit in exits:
             if exit.child is None:
-                self.other_child_died_hook(exit.pid)
+                self._host.other_child_died_hook(exit.pid)
             else:
-                self.child_exited(exit)
+                self._child_exited(exit)
         return exits
 
-    def child_exited(self, exit: Exit) -> None:
+    def _child_exited(self, exit: Exit) -> None:
         """Log an abnormal exit (the personality frees what the child held)."""
         if exit.failed and not exit.child.retiring and self._stop_mode is None:
-            self.log(1, f"Child {exit.pid} ({exit.child.kind}) exited abnormally: {describe_status(exit.status)}")
+            self._host.log(1, f"Child {exit.pid} ({exit.child.kind}) exited abnormally: {describe_status(exit.status)}")
 
     def service_actions(self) -> None:
         """Every pass of the parent loop: reap, check for the dead, run dequeue."""
         super().service_actions()
-        self.reap_children()
+        self._reap_children()
         now = time.monotonic()
-        if now - self._last_dead_check >= self.config.check_for_dead:
+        self._check_deadlines(now)  # child_timeout, graceful_timeout
+        if now - self._last_dead_check >= self._host.config.check_for_dead:
             self._last_dead_check = now
             self._forget_vanished_children()
-        if self.config.max_dequeue and self.config.check_for_dequeue:
-            if now - self._last_dequeue >= self.config.check_for_dequeue:
+        if self._host.config.max_dequeue and self._host.config.check_for_dequeue:
+            if now - self._last_dequeue >= self._host.config.check_for_dequeue:
                 self._last_dequeue = now
-                if self.children.count("dequeue") < self.config.max_dequeue:
-                    self.run_dequeue()
+                if self._children.count("dequeue") < self._host.config.max_dequeue:
+                    self._host.run_dequeue()
 
     def _forget_vanished_children(self) -> None:
-        for child in self.children:
+        for child in self._children:
             try:
                 os.kill(child.pid, 0)
             except ProcessLookupError:  # reaped by someone else's waitpid
-                self.children.children.pop(child.pid, None)
-                self.log(1, f"Child {child.pid} vanished without being reaped here")
+                self._children.children.pop(child.pid, None)
+                self._host.log(1, f"Child {child.pid} vanished without being reaped here")
             except PermissionError:
                 pass
 
-    def run_dequeue(self) -> None:
+    def _fork_dequeue(self) -> None:
         """Fork a dequeue child that calls :meth:`dequeue`."""
-        self.fork_child("dequeue", self.dequeue)
+        self._fork_child("dequeue", self._host.dequeue)
 
     # -- stopping ----------------------------------------------------------------------
 
-    def end_serving(self) -> None:
+    def _end_serving(self) -> None:
         """Stop the children, unless the server is about to re-exec (HUP)."""
-        if getattr(self, "_restart_requested", False):
+        if self._restart_requested:
             return
-        self.stop_children(graceful=self._stop_mode == "graceful")
-        self.post_child_cleanup_hook()
+        if self._stop_mode is None:
+            self._stop_mode = "now"  # KeyboardInterrupt or an error left the loop: the TERMs are ours
+        self._stop_children(graceful=self._stop_mode == "graceful")
+        self._host.post_child_cleanup_hook()
 
-    def stop_children(self, graceful: bool) -> None:
+    def _stop_children(self, graceful: bool) -> None:
         """QUIT them and wait for all; or TERM them, wait ``stop_timeout``, then SIGKILL."""
         if graceful:
-            self.children.signal_all(signal.SIGQUIT)
-            self._wait_for_children(None)
-            if not len(self.children):
+            self._children.signal_all(signal.SIGQUIT)
+            limit = self._host.config.graceful_timeout
+            self._wait_for_children(limit or None, graceful=True)
+            if not len(self._children):
                 return
-        self.children.signal_all(signal.SIGTERM)
-        self._wait_for_children(self.config.stop_timeout)
-        if len(self.children):
-            self.log(1, f"Killing {len(self.children)} children that did not exit within "
-                        f"{self.config.stop_timeout}s")
-            self.children.signal_all(signal.SIGKILL)
+            if self._stop_mode == "graceful":
+                self._host.log(1, f"Stopping {len(self._children)} children still busy after graceful_timeout "
+                                  f"({limit:g}s)")
+        self._children.signal_all(signal.SIGTERM)
+        self._wait_for_children(self._host.config.stop_timeout)
+        if len(self._children):
+            self._host.log(1, f"Killing {len(self._children)} children that did not exit within "
+                              f"{self._host.config.stop_timeout}s")
+            self._children.signal_all(signal.SIGKILL)
             self._wait_for_children(None)
 
-    def _wait_for_children(self, timeout: Optional[float]) -> None:
+    def _wait_for_children(self, timeout: Optional[float], graceful: bool = False) -> None:
         """Reap until none are left, ``timeout`` passes, or (graceful wait) TERM/INT arrives."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        graceful = timeout is None and self._stop_mode == "graceful"
-        while len(self.children):
-            self.reap_children()
-            if not len(self.children):
+        graceful = graceful and self._stop_mode == "graceful"
+        while len(self._children):
+            self._reap_children()
+            if not len(self._children):
                 return
             if graceful and self._stop_mode == "now":
                 return

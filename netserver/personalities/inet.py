@@ -101,7 +101,7 @@ class _InheritedConnection:
 class INET(Server):
     """Serve the single connection inetd handed us on fds 0/1, then return."""
 
-    personality = "INET"
+    _personality = "INET"
 
     def pre_bind(self) -> None:
         """Nothing to bind: inetd did it."""
@@ -111,7 +111,7 @@ class INET(Server):
 
     def loop(self) -> None:
         try:
-            self.run_client_connection(_InheritedConnection())
+            self._serve_from(_InheritedConnection())
         except StopNow:
             # TERM/INT while serving (inetd or systemd stopping us): log it and end
             # normally, as serve_forever does for the other personalities.

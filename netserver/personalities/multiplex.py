@@ -50,7 +50,7 @@ class MuxHandler:
         self._connection = connection
         self.client_address = client_address
         self.server = server
-        self.client = server.client
+        self.client = server._host.client
 
     # -- callbacks --------------------------------------------------------------
 
@@ -157,37 +157,37 @@ class Connection:
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError:
-                self.loop.drop(self)
+                self.loop._drop(self)
                 return
             if sent == len(data):
                 return
             data = data[sent:]
         self.outbuf += data
-        self.loop.update(self)
+        self.loop._update(self)
 
     def close_when_sent(self) -> None:
         self.closing = True
         if not self.outbuf:
-            self.loop.drop(self)
+            self.loop._drop(self)
         else:
-            self.loop.update(self)
+            self.loop._update(self)
 
     def set_timeout(self, seconds: Optional[float]) -> None:
         self.deadline = None if seconds is None else time.monotonic() + seconds
         if self.deadline is not None:
-            self.loop.arm(self)
+            self.loop._arm(self)
 
 
 class MultiplexMixIn(PersonalityMixIn):
     """One process serving every connection through callbacks (see the module docstring)."""
 
-    personality = "Multiplex"
-    default_handler = MuxEchoHandler
-    accept_burst = 64  # connections taken per readiness of a listener
+    _personality = "Multiplex"
+    _default_handler = MuxEchoHandler
+    _accept_burst = 64  # connections taken per readiness of a listener
 
     def _personality_init(self) -> None:
         super()._personality_init()
-        self.connections: Dict[int, Connection] = {}
+        self._connections: Dict[int, Connection] = {}
         self._timers: List[Tuple[float, int, int]] = []
         self._mux_selector: Optional[selectors.BaseSelector] = None
 
@@ -198,14 +198,13 @@ class MultiplexMixIn(PersonalityMixIn):
         self._is_shut_down.clear()
         try:
             wakeup = self._signal_queue()
-            with wakeup.installed(self.signals_handled(), self._on_signal), \
-                    selectors.DefaultSelector() as selector:
+            with self._signals_installed(wakeup), selectors.DefaultSelector() as selector:
                 self._mux_selector = selector
                 try:
-                    self.prepare_to_serve()
+                    self._prepare_to_serve()
                     selector.register(wakeup.fileno(), _READ, None)
                     for sock, token in self._mux_listeners():
-                        selector.register(sock, _READ, token)
+                        selector.register(sock, _READ, (sock, token))
                     while not self._shutdown_request:
                         for key, mask in selector.select(self._next_wait(poll_interval)):
                             data = key.data
@@ -214,32 +213,39 @@ class MultiplexMixIn(PersonalityMixIn):
                             elif isinstance(data, Connection):
                                 self._ready(data, mask)
                             else:
-                                self._accept(data)
+                                self._accept(*data)
                         self._expire(time.monotonic())
                         self.service_actions()
                 finally:
-                    self.announce_stopping()
-                    for connection in list(self.connections.values()):
-                        self.drop(connection)
+                    self._announce_stopping()
+                    for connection in list(self._connections.values()):
+                        self._drop(connection)
                     self._mux_selector = None
-                    self.end_serving()
+                    self._end_serving()
         finally:
             self._shutdown_request = False
             self._is_shut_down.set()
 
-    def prepare_to_serve(self) -> None:
-        super().prepare_to_serve()
+    def _prepare_to_serve(self) -> None:
+        super()._prepare_to_serve()
         if not (isinstance(self.RequestHandlerClass, type) and issubclass(self.RequestHandlerClass, MuxHandler)):
-            self.fatal(f"Multiplex serves MuxHandler subclasses (mux_input and friends); "
-                       f"{getattr(self.RequestHandlerClass, '__name__', self.RequestHandlerClass)} is not one")
+            self._host.fatal(f"Multiplex serves MuxHandler subclasses (mux_input and friends); "
+                             f"{getattr(self.RequestHandlerClass, '__name__', self.RequestHandlerClass)} is not one")
+        # Refused rather than ignored: a PROXY header would reach mux_input and the access rules would
+        # judge the proxy's address; a TLS listener would hand mux_input the raw handshake.
+        if self._host.config.get("proxy_protocol", "off") != "off":
+            self._host.fatal("Multiplex does not read PROXY protocol headers; use PreFork, Fork or Thread "
+                             "with proxy_protocol, or remove proxy_protocol")
+        for listener in self._host.listeners:
+            if getattr(listener, "proto", "") == "ssl":
+                self._host.fatal(f"Multiplex does not run TLS handshakes ({listener.describe()}); use PreFork, "
+                                 f"Fork or Thread for ssl listeners, or terminate TLS in front")
 
     def _mux_listeners(self) -> List[Tuple[Any, Any]]:
-        if self.is_netserver():
-            for listener in self.listeners:
-                listener.socket.setblocking(False)
-            return [(listener.socket, listener) for listener in self.listeners]
-        self.socket.setblocking(False)
-        return [(self.socket, self)]
+        listening = self._listening()
+        for sock, _ in listening:
+            sock.setblocking(False)
+        return listening
 
     @staticmethod
     def _raise_fd_limit() -> None:
@@ -260,14 +266,11 @@ class MultiplexMixIn(PersonalityMixIn):
 
     # -- accepting ------------------------------------------------------------------
 
-    def _accept(self, token: Any) -> None:
-        stream = getattr(token, "stream", True) if token is not self else self.socket.type == socket.SOCK_STREAM
-        for _ in range(self.accept_burst if stream else 1):
+    def _accept(self, sock: socket.socket, token: Any) -> None:
+        stream = sock.type == socket.SOCK_STREAM
+        for _ in range(self._accept_burst if stream else 1):
             try:
-                if self.is_netserver():
-                    request, client_address = self.accept_from(token)
-                else:
-                    request, client_address = self.get_request()
+                request, client_address = self._host.accept_from(token)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
@@ -283,7 +286,7 @@ class MultiplexMixIn(PersonalityMixIn):
             return
         sock.setblocking(False)
         connection = Connection(self, sock, True)
-        self.connections[connection.fd] = connection
+        self._connections[connection.fd] = connection
         connection.events = _READ
         self._mux_selector.register(sock, _READ, connection)
         self._start(connection, client_address)
@@ -306,7 +309,7 @@ class MultiplexMixIn(PersonalityMixIn):
             connection.handler = self.RequestHandlerClass(connection, client_address, self)
         except Exception:
             self.handle_error(connection.sock, client_address)
-            self.drop(connection)
+            self._drop(connection)
             return
         self._call(connection, "mux_connection")
 
@@ -324,15 +327,15 @@ class MultiplexMixIn(PersonalityMixIn):
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self.drop(connection)
+            self._drop(connection)
             return
         if not data:
             self._call(connection, "mux_eof", connection.inbuf)
             if connection.outbuf:
                 connection.closing = True
-                self.update(connection)
+                self._update(connection)
             else:
-                self.drop(connection)
+                self._drop(connection)
             return
         connection.inbuf += data
         self._call(connection, "mux_input", connection.inbuf)
@@ -343,15 +346,15 @@ class MultiplexMixIn(PersonalityMixIn):
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
-            self.drop(connection)
+            self._drop(connection)
             return
         del connection.outbuf[:sent]
         if not connection.outbuf and connection.closing:
-            self.drop(connection)
+            self._drop(connection)
         else:
-            self.update(connection)
+            self._update(connection)
 
-    def update(self, connection: Connection) -> None:
+    def _update(self, connection: Connection) -> None:
         """Re-register for what the connection waits on: reading unless paused, writing if output is pending."""
         if connection.closed or not connection.stream:
             return
@@ -367,12 +370,12 @@ class MultiplexMixIn(PersonalityMixIn):
             self._mux_selector.modify(connection.sock, events, connection)
             connection.events = events
 
-    def drop(self, connection: Connection) -> None:
+    def _drop(self, connection: Connection) -> None:
         """Close a connection now and call ``mux_close``."""
         if connection.closed:
             return
         connection.closed = True
-        self.connections.pop(connection.fd, None)
+        self._connections.pop(connection.fd, None)
         try:
             if self._mux_selector is not None:
                 self._mux_selector.unregister(connection.sock)
@@ -390,18 +393,18 @@ class MultiplexMixIn(PersonalityMixIn):
         except Exception:
             self.handle_error(connection.sock, connection.peer or handler.client_address)
             if name != "mux_close":
-                self.drop(connection)
+                self._drop(connection)
 
     # -- timers ----------------------------------------------------------------------------
 
-    def arm(self, connection: Connection) -> None:
+    def _arm(self, connection: Connection) -> None:
         heapq.heappush(self._timers, (connection.deadline, connection.fd, id(connection)))
 
     def _expire(self, now: float) -> None:
         timers = self._timers
         while timers and timers[0][0] <= now:
             deadline, fd, ident = heapq.heappop(timers)
-            connection = self.connections.get(fd)
+            connection = self._connections.get(fd)
             if connection is None or id(connection) != ident or connection.deadline != deadline:
                 continue  # closed, replaced, or given a new deadline since
             connection.deadline = None

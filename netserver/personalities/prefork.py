@@ -26,7 +26,7 @@ __all__ = ["PreForkMixIn", "PreFork"]
 class PreForkMixIn(PreForkSimpleMixIn):
     """A pool that grows under load and shrinks when idle (see the module docstring)."""
 
-    personality = "PreFork"
+    _personality = "PreFork"
 
     OPTIONS = (
         Option("min_servers", to_int(1), 5, section="PreFork", metavar="N",
@@ -48,44 +48,41 @@ class PreForkMixIn(PreForkSimpleMixIn):
         self._last_waiting_check = time.monotonic()
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
-        self.tick = max(min(self.config.check_for_spawn, poll_interval), 0.05)
-        super().serve_forever(self.tick)
+        self._tick = max(min(self._host.config.check_for_spawn, poll_interval), 0.05)
+        super().serve_forever(self._tick)
 
-    def initial_children(self) -> int:
-        return min(self.config.min_servers, self.max_servers_now())
+    def _initial_children(self) -> int:
+        return min(self._host.config.min_servers, self._max_servers_now())
 
-    def limits(self) -> Limits:
-        config = self.config
-        maximum = self.max_servers_now()
+    def _limits(self) -> Limits:
+        config = self._host.config
+        maximum = self._max_servers_now()
         minimum = min(config.min_servers, maximum)
         return Limits(minimum, maximum, min(config.min_spare_servers, maximum),
                       max(config.max_spare_servers, 1))
 
-    def manage_pool(self, now: float) -> None:
-        live = self.pool_children()
-        board = self.scoreboard
+    def _manage_pool(self, now: float) -> None:
+        live = self._pool_children()
+        board = self._scoreboard
         idle = [c for c in live if board.state(c.slot) in (IDLE, STARTING)]
-        may_retire = now - self._last_waiting_check >= self.config.check_for_waiting
-        wanted = plan(len(live), len(idle), self.limits(), may_retire)
+        may_retire = now - self._last_waiting_check >= self._host.config.check_for_waiting
+        wanted = plan(len(live), len(idle), self._limits(), may_retire)
         if wanted.retire:
             if may_retire:
                 self._last_waiting_check = now
-            self.retire_children(self._retirable(idle, now, over_max=len(live) > self.limits().max_servers)
+            self._retire_children(self._retirable(idle, now, over_max=len(live) > self._limits().max_servers)
                                  [:wanted.retire])
-        self.spawn(wanted.spawn, now)
-        status = f"{len(live)} children, {len(idle)} idle, max_servers {self.max_servers_now()}"
+        self._spawn(wanted.spawn, now)
+        status = f"{len(live)} children, {len(idle)} idle, max_servers {self._max_servers_now()}"
         if status != self._last_status:
             self._last_status = status
-            notifier = getattr(self, "notifier", None)  # absent over a plain socketserver class
-            if notifier is not None:
-                notifier.status(status)
+            self._host.notify_status(status)
 
     _last_status = ""
 
     def _retirable(self, idle: List[Any], now: float, over_max: bool) -> List[Any]:
         """Idle children old enough to retire (any idle child when over ``max_servers``), oldest first."""
-        ttl = self.config.min_child_ttl
-        started_before = now - ttl
+        started_before = now - self._host.config.min_child_ttl
         chosen = [c for c in idle if over_max or c.started <= started_before]
         return sorted(chosen, key=lambda c: c.started)
 

@@ -11,6 +11,7 @@ shared scoreboard with plain memory writes.
 from __future__ import annotations
 
 import copy
+import errno
 import os
 import random
 import select
@@ -43,14 +44,17 @@ def killed_from_outside(status: int) -> bool:
 class PreForkSimpleMixIn(ProcessParentMixIn):
     """Keeps exactly ``max_servers`` children (TTIN/TTOU adjust it); replaces any that exit."""
 
-    personality = "PreForkSimple"
+    _personality = "PreForkSimple"
 
     OPTIONS = (
         Option("max_servers", to_int(1), 50, section="PreFork", metavar="N",
                doc="Children in the pool (PreFork: at most this many)."),
         Option("max_requests", to_int(0), 1000, section="PreFork", metavar="N",
                doc="Connections a child serves before it is replaced (0: no limit); "
-                   "each child adds up to 10% jitter."),
+                   "each child adds a random 0..max_requests_jitter."),
+        Option("max_requests_jitter", to_int(0), None, section="PreFork", metavar="N",
+               doc="Most extra connections a child may serve beyond max_requests (random per child, so "
+                   "the pool never recycles all at once).", show=lambda v: "max_requests/10" if v is None else str(v)),
         Option("serialize", choice("auto", *SERIALIZERS), "auto", section="PreFork",
                metavar="flock|semaphore|pipe|none",
                doc="Accept lock between children; auto is none where epoll's EPOLLEXCLUSIVE "
@@ -62,48 +66,39 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                    "connections; set net.ipv4.tcp_migrate_req=1 so a retiring child loses none."),
     )
 
-    pool_kinds = ("prefork",)
-    tick = 0.5  # seconds between pool checks in the parent
-    orphan_check = 2.0  # seconds an idle child waits before checking that its parent lives
+    _pool_kinds = ("prefork",)
+    _tick = 0.5  # seconds between pool checks in the parent
+    _orphan_check = 2.0  # seconds an idle child waits before checking that its parent lives
 
     def _personality_init(self) -> None:
         super()._personality_init()
-        self.scoreboard: Optional[Scoreboard] = None
+        self._scoreboard: Optional[Scoreboard] = None
         self._lock = NoLock()
         self._free_slots: List[int] = []
         self._throttle = SpawnThrottle()
         self._backoff = CrashBackoff()
+        self._replacements = 0  # children that left on purpose, owed a successor now (not throttled)
         self._retire = False
         self._drain = False
 
     # -- parent -------------------------------------------------------------------
 
-    def listening(self) -> List[Tuple[Any, Any]]:
+    def _listening(self) -> List[Tuple[Any, Any]]:
         return []  # the parent never accepts: its loop waits for signals only
 
-    def waiting_clients_sockets(self) -> List[Any]:
-        return [sock for sock, _ in self.accept_targets() if sock.type == socket.SOCK_STREAM]
+    def _waiting_clients_sockets(self) -> List[Any]:
+        return [sock for sock, _ in self._accept_targets() if sock.type == socket.SOCK_STREAM]
 
-    def accept_targets(self) -> List[Tuple[Any, Any]]:
-        if self.is_netserver():
-            own = [(listener.socket, listener) for listener in self._own_listeners]
-            return own + [(listener.socket, listener) for listener in self.listeners]
-        return [(self.socket, None)]
+    def _accept_targets(self) -> List[Tuple[Any, Any]]:
+        own = [(listener.socket, listener) for listener in self._own_listeners]
+        return own + self._host.listening()
 
     _own_listeners: List[Any] = []
-
-    def post_configure(self) -> None:
-        super().post_configure()
-        if self.config.reuse_port:
-            self.allow_reuse_port = True  # the shared listeners join the SO_REUSEPORT group too
-            if _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
-                self.log(1, "reuse_port: net.ipv4.tcp_migrate_req is 0, so connections queued on a "
-                            "retiring child's socket are reset; set it to 1")
 
     def _open_own_listeners(self) -> None:
         """reuse_port: this child's own socket beside each shared TCP listener (before the drop)."""
         own = []
-        for listener in self.listeners:
+        for listener in self._host.listeners:
             if not listener.stream or listener.target.family not in (socket.AF_INET, socket.AF_INET6):
                 continue
             sock = socket.socket(listener.target.family, socket.SOCK_STREAM)
@@ -113,11 +108,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                 if listener.target.family == socket.AF_INET6 and listener.target.v6only is not None:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.target.v6only))
                 sock.bind(listener.socket.getsockname())
-                sock.listen(self.config.listen)
+                sock.listen(self._host.config.listen)
                 sock.setblocking(False)
             except OSError as exc:
                 sock.close()
-                self.log(1, f"reuse_port: child {os.getpid()} could not open its own socket: {exc}")
+                self._host.log(1, f"reuse_port: child {os.getpid()} could not open its own socket: {exc}")
                 continue
             mine = copy.copy(listener)
             mine.socket = sock
@@ -125,109 +120,157 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._own_listeners = own
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
-        super().serve_forever(min(poll_interval, self.tick))
+        super().serve_forever(min(poll_interval, self._tick))
 
-    def prepare_to_serve(self) -> None:
-        super().prepare_to_serve()
+    def _prepare_to_serve(self) -> None:
+        super()._prepare_to_serve()
         self._parent_pid = os.getpid()
-        targets = self.accept_targets()
+        targets = self._accept_targets()
         for sock, _ in targets:
             sock.setblocking(False)  # children accept until EAGAIN, then wait in epoll
-        capacity = max(1024, 4 * self.config.max_servers)
-        self.scoreboard = Scoreboard(capacity, self.scoreboard_path())
+        capacity = max(1024, 4 * self._host.config.max_servers)
+        self._scoreboard = Scoreboard(capacity, self._scoreboard_path())
         self._free_slots = list(range(capacity - 1, -1, -1))
-        self._lock = make_lock(self._serializer(len(targets)), self.config.lock_file)
-        self.log(3, f"Accept serialization: {self._lock.name}")
-        self._throttle.grant(self.initial_children())
-        self.manage_pool(time.monotonic())  # the first children now, not after the first tick
+        config = self._host.config
+        try:
+            self._lock = make_lock(self._serializer(len(targets)), config.lock_file)
+        except OSError as exc:
+            self._host.fatal(f"serialize: cannot open lock_file {config.lock_file}: {exc.strerror}"
+                             + (" (it is a symbolic link; name the file itself)" if exc.errno == errno.ELOOP else ""))
+        self._host.log(3, f"Accept serialization: {self._lock.name}")
+        self._throttle.grant(self._initial_children())
+        self._manage_pool(time.monotonic())  # the first children now, not after the first tick
 
-    def scoreboard_path(self) -> Optional[str]:
+    def _scoreboard_path(self) -> Optional[str]:
         """``scoreboard_file``, or one next to the pid file, so ``netserver status`` can read it."""
-        config = self.config
+        config = self._host.config
         path = config.get("scoreboard_file")
         if path is None and config.get("pid_file"):
             path = config.pid_file + ".scoreboard"
         return path
 
     def _serializer(self, listeners: int) -> str:
-        chosen = self.config.serialize
+        chosen = self._host.config.serialize
         if chosen != "auto":
             return chosen
         return "none" if _EXCLUSIVE or listeners == 1 else "flock"
 
-    def initial_children(self) -> int:
-        return self.max_servers_now()
+    def _initial_children(self) -> int:
+        return self._max_servers_now()
 
-    def pool_children(self) -> List[Any]:
-        return [c for c in self.children.of_kind(*self.pool_kinds) if not c.retiring]
+    def _pool_children(self) -> List[Any]:
+        """Live pool children, not counting those retiring (a child announces it in the scoreboard)."""
+        board = self._scoreboard
+        live = []
+        for child in self._children.of_kind(*self._pool_kinds):
+            if not child.retiring and child.slot is not None and board is not None and board.retiring(child.slot):
+                child.retiring = True  # serving its last connection (max_requests): owed a successor
+                self._replacements += 1
+            if not child.retiring:
+                live.append(child)
+        return live
+
+    def _retire_children(self, children: List[Any], replace: bool = False) -> None:
+        super()._retire_children(children, replace)
+        if replace:
+            self._replacements += len(children)
 
     def service_actions(self) -> None:
         super().service_actions()
+        if self._lock_suspect is not None:
+            self._check_lock(time.monotonic())
         if not self._shutdown_request:
-            self.manage_pool(time.monotonic())
+            self._manage_pool(time.monotonic())
 
-    def manage_pool(self, now: float) -> None:
+    _lock_suspect: Optional[float] = None  # 0.0: a child exited; then when the token was first missed
+
+    def _check_lock(self, now: float) -> None:
+        """After a child exited: if no token is in sight and no child says it holds one, twice
+        at least 0.2 s apart, the dead child took it along (kill -9): put it back (issue 14)."""
+        if self._lock.token_visible() or self._scoreboard is None or self._scoreboard.lock_holders():
+            self._lock_suspect = None
+            return
+        if not self._lock_suspect:
+            self._lock_suspect = now
+            return
+        if now - self._lock_suspect >= 0.2:
+            self._lock_suspect = None
+            self._lock.restore()
+            self._host.log(1, f"Accept lock ({self._lock.name}): a child died holding it; put it back")
+
+    def _manage_pool(self, now: float) -> None:
         """Keep ``max_servers`` children: spawn what is missing, retire any excess (TTOU)."""
-        live = self.pool_children()
-        excess = len(live) - self.max_servers_now()
+        live = self._pool_children()
+        excess = len(live) - self._max_servers_now()
         if excess > 0:
-            self.retire_children(self._idle_first(live)[:excess])
-        self.spawn(self.max_servers_now() - len(live), now)
+            self._retire_children(self._idle_first(live)[:excess])
+        self._spawn(self._max_servers_now() - len(live), now)
 
     def _idle_first(self, children: List[Any]) -> List[Any]:
-        board = self.scoreboard
+        board = self._scoreboard
         return sorted(children, key=lambda c: (board.state(c.slot) != IDLE, -c.started))
 
-    def spawn(self, wanted: int, now: float) -> int:
-        """Fork up to ``wanted`` pool children, within the spawn rate and crash back-off."""
+    def _spawn(self, wanted: int, now: float) -> int:
+        """Fork up to ``wanted`` pool children, within the spawn rate and crash back-off.
+
+        Successors of children that left on purpose (``max_requests``, a HUP
+        without re-exec) are forked at once: only growth goes through the
+        spawn rate.  What the plan does not want of them is forgotten.
+        """
+        replacing, self._replacements = self._replacements, 0
         if self._backoff.announce:  # once per pause, as it starts
             self._backoff.announce = False
-            self.log(0, f"Children are exiting as soon as they start; pausing spawning for "
+            self._host.log(0, f"Children are exiting as soon as they start; pausing spawning for "
                         f"{self._backoff.delay:.0f}s")
         if wanted <= 0 or self._backoff.paused(now):
             return 0
-        count = self._throttle.allow(wanted, now)
+        count = min(wanted, replacing)
+        count += self._throttle.allow(wanted - count, now)
         for _ in range(count):
             if not self._free_slots:
                 break
             slot = self._free_slots.pop()
-            self.scoreboard.claim(slot)
-            pid = self.fork_child("prefork", lambda slot=slot: self.child_loop(slot), slot)
+            self._scoreboard.claim(slot)
+            pid = self._fork_child("prefork", lambda slot=slot: self._child_loop(slot), slot)
             if pid is None:
-                self.scoreboard.release(slot)
+                self._scoreboard.release(slot)
                 self._free_slots.append(slot)
                 break
-            self.scoreboard.assign_pid(slot, pid)
+            self._scoreboard.assign_pid(slot, pid)
         return count
 
-    def child_exited(self, exit: Exit) -> None:
-        super().child_exited(exit)
+    def _child_exited(self, exit: Exit) -> None:
+        super()._child_exited(exit)
         child = exit.child
+        if self._lock.lost_with_holder:
+            self._lock_suspect = 0.0  # it may have died holding the token: look on the next passes
         ready = True
-        if child.slot is not None and self.scoreboard is not None:
-            ready = self.scoreboard.state(child.slot) != STARTING  # it reached its accept loop
-            self.scoreboard.release(child.slot)
+        if child.slot is not None and self._scoreboard is not None:
+            ready = self._scoreboard.state(child.slot) != STARTING  # it reached its accept loop
+            self._scoreboard.release(child.slot)
             self._free_slots.append(child.slot)
-        if child.kind in self.pool_kinds and not child.retiring:
+        if child.kind in self._pool_kinds and not child.retiring and not exit.failed and self._stop_mode is None:
+            self._replacements += 1  # it left on its own (max_requests) before the parent saw its flag
+        if child.kind in self._pool_kinds and not child.retiring:
             # Only a child that died before it was ready is a crash at start; one killed while idle or
             # serving (kill -9 from outside, the OOM killer) is replaced at once.
             self._backoff.record(time.monotonic() - child.started, exit.failed and not ready
                                  and not killed_from_outside(exit.status), time.monotonic())
 
-    def end_serving(self) -> None:
-        super().end_serving()
-        if not getattr(self, "_restart_requested", False):
+    def _end_serving(self) -> None:
+        super()._end_serving()
+        if not self._restart_requested:
             self._lock.close()
-            if self.scoreboard is not None:
-                self.scoreboard.close()
+            if self._scoreboard is not None:
+                self._scoreboard.close()
 
     # -- child --------------------------------------------------------------------
 
-    def child_loop(self, slot: int) -> None:
+    def _child_loop(self, slot: int) -> None:
         """Serve connections until ``max_requests``, retirement or the parent's end."""
-        board = self.scoreboard
+        board = self._scoreboard
         wakeup = self._signals
-        targets = self.accept_targets()
+        targets = self._accept_targets()
         poller = select.epoll()
         by_fd = {}
         for sock, token in targets:
@@ -236,14 +279,22 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         poller.register(wakeup.fileno(), select.EPOLLIN)
         tokens = [token for _, token in targets]
         limit = self._request_limit()
-        accept_from, handle = self.accept_from, self.handle_connection
-        locked = not isinstance(self._lock, NoLock)
+        accept_from, handle = self._host.accept_from, self._handle_connection
+        lock = self._lock
+        locked = not isinstance(lock, NoLock)
         served = 0
         board.set_state(slot, IDLE)
         while not self._retire and (not limit or served < limit):
             request = None
             if locked:
-                self._lock.acquire()
+                self._waiting_for_lock = True  # HUP/QUIT now end the wait (_child_retire raises)
+                try:
+                    lock.acquire()
+                except _LockWaitEnded:
+                    break
+                finally:
+                    self._waiting_for_lock = False
+                board.hold_lock(slot, True)
             try:
                 ready = tokens
                 while request is None and not self._retire:
@@ -256,7 +307,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                         except OSError:
                             continue  # the peer gave up (ECONNABORTED…)
                     if request is None and not self._retire:
-                        events = poller.poll(self.orphan_check)
+                        events = poller.poll(self._orphan_check)
                         if not events and os.getppid() != self._parent_pid:
                             self._retire = True  # the parent is gone: do not linger as an orphan
                         ready = [by_fd[fd] for fd, _ in events if fd in by_fd]
@@ -264,16 +315,21 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                             wakeup.drain()
                         if self._reopen_log:
                             self._reopen_log = False
-                            self.reopen_logs()
+                            self._host.reopen_logs()
             finally:
                 if locked:
-                    self._lock.release()
+                    board.hold_lock(slot, False)
+                    lock.release()
             if self._reopen_log:
                 self._reopen_log = False
-                self.reopen_logs()
+                self._host.reopen_logs()
             if request is None:
                 break
             board.serving(slot, served, _client_text(client_address))
+            if limit and served + 1 >= limit:
+                # The last connection: let the parent fork the successor while this one is served.
+                board.mark_retiring(slot)
+                _wake_parent(self._parent_pid)
             handle(request, client_address)
             served += 1
             board.count_request(slot, served)
@@ -287,11 +343,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
             listener.socket.close()
         poller.close()
 
-    def child_prepare(self) -> None:
+    def _child_prepare(self) -> None:
         """Before ``child_init_hook`` (which may install handlers of its own)."""
-        super().child_prepare()
+        super()._child_prepare()
         self._lock.after_fork()  # flock needs this child's own open file, opened before the drop
-        if self.is_netserver() and self.config.reuse_port:
+        if self._host.config.reuse_port:
             self._open_own_listeners()  # binding may need the privileges the child is about to drop
         self._signals = SignalQueue()
         signal.signal(signal.SIGHUP, self._child_retire)
@@ -309,31 +365,41 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._retire = True
         self._drain = self._drain or signum == signal.SIGQUIT
         self._signals.wake()
+        if self._waiting_for_lock:
+            self._waiting_for_lock = False
+            raise _LockWaitEnded()  # out of flock/read/sem_wait, which would retry after EINTR
+
+    _waiting_for_lock = False
 
     def _drain_queue(self, tokens: List[Any]) -> None:
         """On a graceful stop, serve what the kernel already queued, so it is not reset."""
         for token in tokens:
             while True:
                 try:
-                    request, client_address = self.accept_from(token)
+                    request, client_address = self._host.accept_from(token)
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError:
                     break
-                self.handle_connection(request, client_address)
+                self._handle_connection(request, client_address)
 
     def _request_limit(self) -> int:
-        """``max_requests`` plus up to 10% jitter, so a pool never recycles all at once."""
-        limit = self.config.max_requests
-        return limit + random.randint(0, limit // 10) if limit else 0
+        """``max_requests`` plus up to ``max_requests_jitter`` (10% by default), so a pool never recycles all at once."""
+        limit, jitter = self._host.config.max_requests, self._host.config.max_requests_jitter
+        return limit + random.randint(0, limit // 10 if jitter is None else jitter) if limit else 0
 
 
-def _read_sysctl(name: str) -> Optional[str]:
+class _LockWaitEnded(Exception):
+    """Raised by a child's retire handler into a wait for the accept lock."""
+
+
+
+def _wake_parent(parent: int) -> None:
+    """SIGCHLD wakes the parent's loop (it handles the signal; nothing else is implied)."""
     try:
-        with open(f"/proc/sys/{name}") as f:
-            return f.read().strip()
+        os.kill(parent, signal.SIGCHLD)
     except OSError:
-        return None
+        pass
 
 
 def _client_text(client_address: Any) -> bytes:

@@ -9,8 +9,10 @@ started as needed and joined on shutdown.
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
+import time
 from typing import Any, List, Optional
 
 from ..options import Option
@@ -19,6 +21,8 @@ from ..server import Server
 from .base import PersonalityMixIn
 
 __all__ = ["ThreadMixIn", "Thread"]
+
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class ThreadMixIn(PersonalityMixIn):
@@ -29,7 +33,8 @@ class ThreadMixIn(PersonalityMixIn):
     waits for the workers to finish).
     """
 
-    personality = "Thread"
+    _personality = "Thread"
+    _decides_where_requests_run = True
     daemon_threads = False
     block_on_close = True
 
@@ -40,43 +45,34 @@ class ThreadMixIn(PersonalityMixIn):
 
     def _personality_init(self) -> None:
         super()._personality_init()
-        self._local = threading.local()
         self._queue: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._workers: List[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
 
-    # Per-connection state lives in the serving thread.
-    @property
-    def client(self) -> Any:
-        return getattr(self._local, "client", None)
-
-    @client.setter
-    def client(self, value: Any) -> None:
-        self._local.client = value
-
-    @property
-    def _current_listener(self) -> Any:
-        return getattr(self._local, "listener", None)
-
-    @_current_listener.setter
-    def _current_listener(self, value: Any) -> None:
-        self._local.listener = value
-
-    def waiting_clients_sockets(self) -> List[Any]:
+    def _waiting_clients_sockets(self) -> List[Any]:
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us
 
-    def accepting(self) -> bool:
-        return self._busy < self.config.max_servers
+    def _accepting(self) -> bool:
+        if self._accept_paused_until and time.monotonic() < self._accept_paused_until:
+            return False
+        return self._busy < self._host.config.max_servers
 
-    def serve_from(self, token: Any) -> None:
+    _accept_paused_until = 0.0
+    _accept_backoff = 0.0
+    _accept_logged = 0.0
+
+    def _serve_from(self, token: Any) -> None:
         try:
-            request, client_address = self.accept_from(token)
-        except OSError:
+            request, client_address = self._host.accept_from(token)
+        except OSError as exc:
+            if exc.errno in _OUT_OF_RESOURCES:
+                self._pause_accepting(exc)
             return
+        self._accept_backoff = 0.0
         with self._busy_lock:
             self._busy += 1
-            start = len(self._workers) < min(self._busy, self.config.max_servers)
+            start = len(self._workers) < min(self._busy, self._host.config.max_servers)
         if start:
             worker = threading.Thread(target=self._work, name=f"netserver-worker-{len(self._workers) + 1}",
                                       daemon=self.daemon_threads)
@@ -84,18 +80,30 @@ class ThreadMixIn(PersonalityMixIn):
             worker.start()
         self._queue.put((request, client_address, token))
 
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Out of descriptors (or memory): the listener stays readable, so accepting again at
+        once would spin at 100% CPU (issue 14).  Back off, 50 ms doubling to 1 s, and say so
+        (at most every 10 s); the queued connections wait in the kernel meanwhile."""
+        now = time.monotonic()
+        self._accept_backoff = min(max(self._accept_backoff * 2, 0.05), 1.0)
+        self._accept_paused_until = now + self._accept_backoff
+        if now - self._accept_logged >= 10.0:
+            self._accept_logged = now
+            self._host.log(1, f"Cannot accept connections: {exc.strerror}; pausing accepts "
+                        f"({self._busy} connections being served)")
+
     def _work(self) -> None:
         while True:
             item = self._queue.get()
             if item is None:
                 return
             request, client_address, token = item
-            self._current_listener = token
+            self._host.serving_from(token)
             try:
-                self.handle_connection(request, client_address)
+                self._handle_connection(request, client_address)
             finally:
                 with self._busy_lock:
-                    was_full = self._busy >= self.config.max_servers
+                    was_full = self._busy >= self._host.config.max_servers
                     self._busy -= 1
                 if was_full and self._signals is not None:
                     self._signals.wake()  # the loop stopped accepting; let it start again
@@ -113,12 +121,12 @@ class ThreadMixIn(PersonalityMixIn):
         super().server_close()
         self._stop_workers()
 
-    def sig_term(self) -> None:
-        super().sig_term()
+    def _sig_term(self) -> None:
+        super()._sig_term()
         self._stop_now()
 
-    def sig_int(self) -> None:
-        super().sig_int()
+    def _sig_int(self) -> None:
+        super()._sig_int()
         self._stop_now()
 
     def _stop_now(self) -> None:
@@ -126,13 +134,13 @@ class ThreadMixIn(PersonalityMixIn):
         self.block_on_close = False
         for worker in self._workers:
             if not worker.daemon:
-                self.log(1, "TERM: waiting for non-daemon worker threads; set daemon_threads to stop at once")
+                self._host.log(1, "TERM: waiting for non-daemon worker threads; set daemon_threads to stop at once")
                 self.block_on_close = True
                 break
 
-    def before_restart(self) -> None:
+    def _before_restart(self) -> None:
         """HUP: connections in progress finish before the process image is replaced."""
-        super().before_restart()
+        super()._before_restart()
         self._stop_workers()
 
 

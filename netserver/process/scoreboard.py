@@ -9,7 +9,8 @@ like Apache's ScoreBoardFile.
 
 Layout: a 64-byte header (magic, parent pid, start time, capacity, requests
 of children that have exited), then ``capacity`` slots of 96 bytes (state,
-requests, pid, start time, time of the last change, current client).
+holds-the-accept-lock flag, requests, pid, start time, time of the last
+change, current client).
 """
 
 from __future__ import annotations
@@ -20,17 +21,21 @@ import struct
 import time
 from typing import Iterator, NamedTuple, Optional
 
-__all__ = ["Scoreboard", "SlotView", "Header", "FREE", "STARTING", "IDLE", "BUSY", "EXITING", "STATE_NAMES",
-           "read_scoreboard"]
+__all__ = ["Scoreboard", "SlotView", "Header", "FREE", "STARTING", "IDLE", "BUSY", "EXITING", "KEEPALIVE",
+           "STATE_NAMES", "client_text", "read_scoreboard"]
 
-FREE, STARTING, IDLE, BUSY, EXITING = 0, 1, 2, 3, 4
-STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", EXITING: "exiting"}
+# KEEPALIVE: on a connection, between two requests (Apache's 'K'): not idle, and not busy for child_timeout.
+FREE, STARTING, IDLE, BUSY, EXITING, KEEPALIVE = 0, 1, 2, 3, 4, 5
+STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", EXITING: "exiting",
+               KEEPALIVE: "keepalive"}
 
 MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
 _RETIRED = _HEADER.size - 8             # offset of the last field, the retired requests
 HEADER_SIZE = 64
-_SLOT = struct.Struct("<B3xIidd48s")    # state, requests, pid, started, changed, client
+_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, retiring flag, 1 spare), requests, pid, started, changed, client
+_LOCK_HELD = 1                          # byte offset of the accept-lock flag in a slot
+_RETIRING = 2                           # byte offset of the retiring flag in a slot
 SLOT_SIZE = 96
 
 
@@ -61,7 +66,7 @@ class Scoreboard:
         if path is None:
             self.memory = mmap.mmap(-1, size)
         else:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            fd = _create_fresh(path)
             try:
                 os.ftruncate(fd, size)
                 self.memory = mmap.mmap(fd, size)
@@ -99,6 +104,10 @@ class Scoreboard:
     def state(self, slot: int) -> int:
         return self.memory[self._offset(slot)]
 
+    def retiring(self, slot: int) -> bool:
+        """Whether the child has announced that it is serving its last connection."""
+        return bool(self.memory[self._offset(slot) + _RETIRING])
+
     def slots(self) -> Iterator[SlotView]:
         for slot in range(self.capacity):
             if self.memory[self._offset(slot)] != FREE:
@@ -122,14 +131,65 @@ class Scoreboard:
         self.memory[self._offset(slot)] = state
 
     def serving(self, slot: int, requests: int, client: bytes, now: Optional[float] = None) -> None:
-        """BUSY, the request count so far, and who is being served, in one store each."""
+        """BUSY, the request count so far, and who is being served, in one store each.
+
+        The time goes in before the state, so a parent that sees BUSY never
+        reads the previous connection's start (child_timeout relies on it).
+        """
         offset = self._offset(slot)
-        self.memory[offset] = BUSY
         struct.pack_into("<I", self.memory, offset + 4, requests)
         struct.pack_into("<d48s", self.memory, offset + 20, time.time() if now is None else now, client)
+        self.memory[offset] = BUSY
+
+    def request_state(self, slot: int, busy: bool) -> None:
+        """A request began (BUSY, its start time) or ended with the connection kept open (KEEPALIVE)."""
+        offset = self._offset(slot)
+        if busy:
+            struct.pack_into("<d", self.memory, offset + 20, time.time())
+        self.memory[offset] = BUSY if busy else KEEPALIVE
+
+    def mark_retiring(self, slot: int) -> None:
+        """This child takes no connection after the current one: its successor may start now."""
+        self.memory[self._offset(slot) + _RETIRING] = 1
 
     def count_request(self, slot: int, requests: int) -> None:
         struct.pack_into("<I", self.memory, self._offset(slot) + 4, requests)
+
+    def hold_lock(self, slot: int, holding: bool) -> None:
+        """Whether this child holds the accept lock (the first pad byte; one memory store)."""
+        self.memory[self._offset(slot) + _LOCK_HELD] = 1 if holding else 0
+
+    def lock_holders(self) -> int:
+        """Live slots that say they hold the accept lock (the parent's check after a death)."""
+        memory, count = self.memory, 0
+        for slot in range(self.capacity):
+            offset = self._offset(slot)
+            if memory[offset] != FREE and memory[offset + _LOCK_HELD]:
+                count += 1
+        return count
+
+
+def _create_fresh(path: str) -> int:
+    """A new file at ``path``: whatever is there (a stale board, a planted symlink) is unlinked,
+    never followed or truncated, and the new file is made with ``O_EXCL`` (issue 14)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(10):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        try:
+            return os.open(path, flags, 0o644)
+        except FileExistsError:
+            continue  # recreated meanwhile: remove it again
+    raise OSError(f"scoreboard_file {path}: keeps reappearing; not using it")
+
+
+def client_text(client_address: object) -> bytes:
+    """What a slot records of the client: ``host:port``, or ``unix``."""
+    if isinstance(client_address, tuple):
+        return f"{client_address[0]}:{client_address[1]}".encode()[:48]
+    return b"unix"
 
 
 def read_scoreboard(path: str) -> "tuple[Header, list]":

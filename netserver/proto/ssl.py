@@ -39,6 +39,11 @@ def _verify_mode(value: Any) -> str:
     return VERIFY_MODES[key]
 
 
+def _shown_mode(value: str) -> str:
+    """``CERT_REQUIRED`` → ``require``: the canonical value as the user types it."""
+    return {"CERT_NONE": "none", "CERT_OPTIONAL": "peer", "CERT_REQUIRED": "require"}.get(value, value)
+
+
 def _existing_dir(value: Any) -> str:
     path = os.path.abspath(str(value))
     if not os.path.isdir(path):
@@ -65,8 +70,8 @@ class SSL(TCP):
                doc="CA certificates (PEM) that client certificates are verified against."),
         Option("SSL_ca_path", _existing_dir, None, section="SSL", metavar="DIR",
                doc="Directory of hashed CA certificates, as for SSL_ca_file."),
-        Option("SSL_verify_mode", _verify_mode, "CERT_NONE", section="SSL", metavar="MODE",
-               doc="Client certificates: none, peer (verified if sent) or require."),
+        Option("SSL_verify_mode", _verify_mode, "CERT_NONE", section="SSL", metavar="none|peer|require",
+               doc="Client certificates: none, peer (verified if sent) or require.", show=_shown_mode),
         Option("SSL_cipher_list", to_optional_str, None, section="SSL", metavar="CIPHERS",
                doc="OpenSSL cipher list for TLS 1.2 and below."),
         Option("SSL_version", choice(*VERSIONS), "TLSv1.2", section="SSL", metavar="VERSION",

@@ -25,3 +25,23 @@ def test_echo_harness_smoke_run():
     assert len(rows) == 3, done.stdout  # the three echo scenarios
     assert all(int(rate) > 0 and int(errors) == 0 for rate, errors in rows), rows
     assert "Start-up" in done.stdout and "Memory" in done.stdout
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="no wrk (benchmarks/run_http.py --install)")
+def test_http_harness_smoke_run_of_the_defaults_row():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "run_http.py"), "--duration", "1",
+                           "--reps", "1", "--warmup", "0.5", "--only", "^netserver-http-defaults$"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = re.findall(r"^\| netserver-http-defaults \| (keep-alive|close) \| (\d+) \| \d+–\d+ \| (\d+) \|",
+                      done.stdout, re.M)
+    assert sorted(mode for mode, _, _ in rows) == ["close", "keep-alive"], done.stdout
+    assert all(int(rate) > 0 and int(errors) == 0 for _, rate, errors in rows), rows
+
+
+def test_http_in_process_measure_runs():
+    pytest.importorskip("httptools")
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "http_inprocess.py"), "--requests",
+                           "500", "--rounds", "1"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert re.search(r"[\d.]+ µs per keep-alive request", done.stdout), done.stdout

@@ -134,11 +134,80 @@ def test_help_lists_options_by_section_with_defaults():
     assert sections["log_level"] == "Logging"
     assert sections["cidr_allow"] == "Access control"
     assert sections["user"] == "Daemon"
-    assert sections["server_type"] == "MultiType"
-    assert re.search(r"--port SPEC .*\[default: 20203\]", out)
-    assert re.search(r"--log_level 0-4 .*\[default: 2\]", out)
-    assert "(repeatable)" in out
+    assert sections["server_type"] == "Personality and configuration"
+    assert re.search(r"--port SPEC (.|\n)*?\[repeatable; default: 20203\]", out)
+    assert re.search(r"--log_level 0-4 (.|\n)*?\[default: 2\]", out)
     assert result.stderr == ""
+
+
+def _help(*words, columns=80):
+    env = dict(python_env(), COLUMNS=str(columns))
+    result = subprocess.run([sys.executable, "-m", "netserver", *words, "--help"], capture_output=True,
+                            text=True, timeout=TIMEOUT, cwd=ROOT, env=env)
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    return result.stdout
+
+
+def _option_block(text, name):
+    """The lines of ``--name``'s entry in the help, joined."""
+    m = re.search(rf"^  --{name} .*(\n {{8,}}\S.*)*", text, re.M)
+    assert m, f"--{name} not in the help"
+    return " ".join(m.group(0).split())
+
+
+def test_help_leads_with_usage_and_five_examples_then_groups_in_order():
+    out = _help()
+    head, _, options = out.partition("Options of ")
+    assert head.startswith("usage: netserver [PERSONALITY] [OPTIONS...]")
+    examples = head.split("Examples:")[1].split("\n\n")[0]
+    commands = [line.split()[0:2] for line in examples.splitlines() if re.match(r"^  \S", line)]
+    assert len(commands) == 5, examples
+    for needle in ("nc localhost 20203", "myserver.py", "--app myapp:application", "--app ./hello.cgi",
+                   "--pid_file", "--user", "--check-config", "--print-config", "netserver status"):
+        assert needle in head, needle
+    groups = [line[:-1] for line in options.splitlines() if line and not line.startswith(" ")
+              and line.endswith(":")][1:]
+    assert groups == ["Personality and configuration", "Binding", "Access control", "Process pool", "Daemon", "Logging", "TLS"]
+    assert _help("HTTP").count("\nHTTP:\n") == 1
+
+
+@pytest.mark.parametrize("columns", [60, 80, 132])
+def test_help_is_wrapped_to_the_terminal_width(columns):
+    out = _help("HTTP", columns=columns)
+    assert max(len(line) for line in out.splitlines()) <= max(columns, 80 if columns < 80 else columns)
+    options = out.partition("Options of ")[2]
+    assert max(len(line) for line in options.splitlines()) <= columns
+
+
+def test_help_defaults_are_the_chosen_personalitys():
+    assert "[default: 50]" in _option_block(_help("PreFork"), "max_servers")
+    assert "[default: 256]" in _option_block(_help(), "max_servers")  # MultiType running as Fork
+    assert "[repeatable; default: Fork]" in _option_block(_help(), "server_type")
+    assert "running as Fork" in _help()
+    http_prefork = _help("HTTP", "--server_type", "PreFork")
+    assert "running as PreFork" in http_prefork
+    assert "[default: 50]" in _option_block(http_prefork, "max_servers")
+    assert "--min_spare_servers" in http_prefork and "--min_spare_servers" in _help("HTTP")  # PreFork by default
+    assert "--min_spare_servers" not in _help("HTTP", "--server_type", "Fork")
+
+
+def test_help_shows_values_as_typed_and_says_repeatable_once():
+    out = _help("HTTP")
+    assert "CERT_" not in out
+    assert "[default: none]" in _option_block(out, "SSL_verify_mode")
+    assert "none|peer|require" in _option_block(out, "SSL_verify_mode")
+    assert "(repeatable)" not in out
+    for name in ("port", "allow", "cidr_deny", "app"):
+        assert _option_block(out, name).lower().count("repeatable") == 1, name
+
+
+def test_options_doc_lists_every_option_the_help_lists():
+    with open(os.path.join(ROOT, "docs", "options.md")) as fh:
+        documented = set(re.findall(r"^\| `(\w+)` \|", fh.read(), re.M))
+    for personality in ("Single", "Fork", "PreForkSimple", "PreFork", "Thread", "Multiplex", "INET", "HTTP"):
+        listed = set(re.findall(r"^  --(\w+)", _help(personality).partition("Options of ")[2], re.M))
+        assert listed and listed <= documented, (personality, listed - documented)
+    assert {"udp_recv_len", "SSL_cert_file", "SSL_verify_mode", "log_config"} <= documented
 
 
 def test_help_of_a_personality_and_short_flag():

@@ -49,16 +49,19 @@ def test_pid_file_holds_the_server_pid_and_is_removed_on_exit(servers, tmp_path,
 
 
 def test_single_serving_as_nobody_leaves_no_pid_behind(servers, tmp_path):
-    """Dropped to nobody, the server cannot unlink from a root-owned directory: it empties the file."""
+    """Dropped to nobody, the server can neither unlink its root-owned pid file nor write it
+    (issue 14: the service user must not be able to rewrite the pid operators signal); the
+    file it leaves is unlocked, so the next start takes it over."""
     pid_file = tmp_path / "server.pid"
     server = servers.start(["Single"] + LOOPBACK + ["--pid_file", str(pid_file)])
     server.wait_for(r"Running as user nobody")
     assert read_pid_file(pid_file) == f"{server.pid}\n"
+    assert os.stat(pid_file).st_uid == 0, "the pid file must stay root's"
 
     server.signal(signal.SIGTERM)
     assert server.wait_exit() == 0
-    assert read_pid_file(pid_file) in (None, ""), "the pid of a stopped server is still in its pid file"
-    # ... and an empty file is no obstacle to the next start.
+    assert read_pid_file(pid_file) in (None, "", f"{server.pid}\n")
+    # ... and a leftover file is no obstacle to the next start.
     again = servers.start(["Single", "--user", "root"] + LOOPBACK + ["--pid_file", str(pid_file)])
     assert read_pid_file(pid_file) == f"{again.pid}\n"
 

@@ -22,6 +22,6 @@ def app_dir():
 
 @pytest.fixture(scope="session")
 def server(app_dir):
-    """``netserver HTTP --app wsgiapps:app`` (Fork, the default server_type), shared."""
+    """``netserver HTTP --app wsgiapps:app`` (PreFork, the default server_type), shared."""
     with serve(["--app", "wsgiapps:app", "--server_revision", "TestServer/1"], app_dir=app_dir) as proc:
         yield proc

@@ -48,8 +48,14 @@ def server_env(app_dir: Optional[str] = None) -> dict:
 
 def serve(args: Sequence[str] = (), app_dir: Optional[str] = None, port: str = "127.0.0.1:0",
           cwd: Optional[str] = None, bindings: int = 1) -> ServerProcess:
-    """``netserver HTTP --port PORT ARGS`` as a process (use as a context manager)."""
+    """``netserver HTTP --port PORT ARGS`` as a process (use as a context manager).
+
+    With ``NETSERVER_TEST_HTTP_EVENT=1`` in the environment every server gets
+    ``--http_event``: the whole HTTP suite then runs against event-driven children.
+    """
     command = ["HTTP", "--port", port, *args]
+    if os.environ.get("NETSERVER_TEST_HTTP_EVENT") == "1":
+        command.append("--http_event")
     return ServerProcess(command, env=server_env(app_dir), cwd=cwd, bindings=bindings)
 
 

@@ -86,6 +86,11 @@ BAD_REQUESTS = {
     "chunk-data-longer-than-size": (b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
                                     b"3\r\nabcdef\r\n0\r\n\r\n"),
     "connect": b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n",
+    # issue 14: accepted before
+    "transfer-encoding-identity-chunked": (b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity, chunked"
+                                           b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+    "double-space-after-method": b"GET  /index HTTP/1.1\r\n" + H + b"\r\n",
+    "double-space-before-version": b"GET /index  HTTP/1.1\r\n" + H + b"\r\n",
     "http2-preface": b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
 }
 
@@ -235,6 +240,29 @@ def test_limits_are_inclusive(limited):
         assert response.status == 200 and response.body == b"y" * 1000
 
 
+def test_absurd_chunk_size_gets_413_at_once(limited):
+    """Issue 14: 7fffffffffffffff parses, so it used to wait for the body (timeout) instead of 413."""
+    with Raw(limited.port, timeout=5) as conn:
+        started = time.monotonic()
+        conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n7fffffffffffffff\r\nabc")
+        response = conn.response()
+        assert response.status == 413
+        assert time.monotonic() - started < 0.9, "answered at the timeout, not at once"
+        assert conn.closed()
+    still_serves(limited.port)
+
+
+@pytest.mark.parametrize("second", [b"GET  /index HTTP/1.1\r\n", b"GET /index  HTTP/1.1\r\n"])
+def test_double_space_in_a_pipelined_request_line_is_refused(limited, second):
+    """The first request is answered, the second refused, wherever the bytes are cut."""
+    first = b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 3\r\n\r\nabc"
+    with Raw(limited.port) as conn:
+        conn.send(first + second + H + b"\r\n")
+        assert conn.response().status == 200
+        assert conn.response().status == 400
+    still_serves(limited.port)
+
+
 def test_huge_chunk_size_is_refused(limited):
     data = (b"POST /echo HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
             b"ffffffffffffffffffff\r\nabc\r\n0\r\n\r\n")
@@ -337,7 +365,7 @@ def exchange(port, data, byte_by_byte=False):
             else:
                 conn.send(data)
             conn.sock.shutdown(socket.SHUT_WR)
-        except (BrokenPipeError, ConnectionResetError):
+        except OSError:  # EPIPE, ECONNRESET, ENOTCONN: the server answered and closed before the end
             pass
         try:
             return conn.response().status

@@ -94,3 +94,41 @@ def test_multiplex_server_type_serves_or_is_refused_before_binding(app_dir):
         assert get(proc.port, "/index").body == b"hello\n"
     finally:
         proc.stop()
+
+
+def test_default_server_type_is_prefork(app_dir):
+    with serve(["--app", "wsgiapps:app"], app_dir=app_dir) as proc:
+        proc.wait_for(r"HTTP \(type PreFork\) starting")
+        environ = json.loads(get(proc.port, "/env").body)
+        assert environ["pid"] != proc.pid  # served by a pool child
+        assert (environ["wsgi.multithread"], environ["wsgi.multiprocess"]) == (False, True)
+
+
+@pytest.mark.parametrize("argv, personality, max_servers", [
+    ([], "PreFork", 50),
+    (["--server_type", "PreFork"], "PreFork", 50),  # PreFork's default, not Fork's 256
+    (["--server_type", "PreForkSimple"], "PreForkSimple", 50),
+    (["--server_type", "Fork"], "Fork", 256),
+    (["--server_type", "Thread"], "Thread", 256),
+    (["--server_type", "PreFork", "--max_servers", "7"], "PreFork", 7),
+])
+def test_options_left_at_default_take_the_chosen_personalitys_default(argv, personality, max_servers):
+    from netserver.http import HTTP
+
+    server = HTTP()
+    config = server.configure({}, argv=argv)
+    assert server.personality == personality
+    assert config.max_servers == max_servers
+
+
+def test_default_values_of_a_subclass_are_kept_when_the_personality_is_chosen():
+    from netserver.http import HTTP
+
+    class Mine(HTTP):
+        def default_values(self):
+            return {"max_servers": 12}
+
+    server = Mine()
+    config = server.configure({}, argv=["--server_type", "Fork"])
+    assert server.personality == "Fork" and config.max_servers == 12
+    assert config.source_of("max_servers").kind == "default_values()"

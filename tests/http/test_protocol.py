@@ -1,7 +1,7 @@
 """HTTP/1.0 and 1.1 on the wire: persistence, pipelining, framing, 100-continue, HEAD, headers.
 
 Every test talks to a real ``netserver HTTP --app wsgiapps:app`` process
-(the session ``server`` fixture, Fork personality) through http.client,
+(the session ``server`` fixture, PreFork, the default personality) through http.client,
 urllib, curl or a raw socket.
 """
 

@@ -273,9 +273,10 @@ def test_status_with_crlf_is_refused(server):
     assert response.header("Set-Cookie") is None
 
 
-def test_body_longer_than_content_length_is_not_sent(server):
+@pytest.mark.parametrize("route", ["long", "long-list"])
+def test_body_longer_than_content_length_is_not_sent(server, route):
     with Raw(server.port, timeout=1.5) as conn:
-        conn.send(b"GET /long HTTP/1.1\r\nHost: t\r\n\r\n")
+        conn.send(f"GET /{route} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         response = conn.response()
         assert response.body == b"12345"
         try:
@@ -286,13 +287,45 @@ def test_body_longer_than_content_length_is_not_sent(server):
         assert following.body == b"hello\n"  # not the app's smuggled bytes
 
 
-def test_body_shorter_than_content_length_closes_the_connection(server):
+@pytest.mark.parametrize("route", ["short", "short-list"])
+def test_body_shorter_than_content_length_closes_the_connection(server, route):
     with Raw(server.port, timeout=1.5) as conn:
-        conn.send(b"GET /short HTTP/1.1\r\nHost: t\r\n\r\n")
+        conn.send(f"GET /{route} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
         started = time.monotonic()
         with pytest.raises(EOFError):
             conn.response()
         assert time.monotonic() - started < 2
+
+
+@pytest.mark.parametrize("route", ["utf8-length", "list-short"])
+def test_whole_body_disagreeing_with_content_length_never_desyncs(server, route):
+    """A one-item body that disagrees with the app's Content-Length (issue 14, finding 4): at most
+    the declared bytes are sent, and the connection closes, so no tail becomes the next response."""
+    mark = log_mark(server)
+    with Raw(server.port, timeout=3) as conn:
+        conn.send(f"GET /{route} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        if route == "list-short":
+            with pytest.raises(EOFError):
+                conn.response()
+        else:
+            response = conn.response()
+            assert response.body == "héllo wörld\n".encode("utf-8")[:len("héllo wörld\n")]
+            assert conn.closed(), f"kept alive after a length mismatch; buffered {conn.buffer!r}"
+            assert b"smuggled" not in conn.buffer
+    wait_until(lambda: "declared Content-Length" in log_since(server, mark))
+
+
+@pytest.mark.parametrize("route", ["negative-length", "word-length"])
+def test_bad_content_length_from_the_app_is_a_500(server, route):
+    response = get(server.port, f"/{route}")
+    assert response.status == 500
+    assert b"should not be sent" not in response.body
+
+
+def test_vertical_tab_in_an_app_header_is_refused(server):
+    response = get(server.port, "/vt-header")
+    assert response.status == 500
+    assert b"\x0b" not in response.raw_head
 
 
 # -- dispatch ---------------------------------------------------------------------------------------

@@ -122,6 +122,27 @@ def app(environ, start_response):
         # Sends more than it declared: the excess must never reach the client as a next response
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
         return iter([b"12345", b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"])
+    if route == "utf8-length":
+        # The common bug: len() of the str, not of its UTF-8 bytes (issue 14, finding 4)
+        text = "héllo wörld\n"
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(text)))])
+        return [text.encode("utf-8") + b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"]
+    if route == "list-short":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+        return [b"only-ten-b"]
+    if route in ("negative-length", "word-length"):
+        value = "-5" if route == "negative-length" else "five"
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", value)])
+        return [b"should not be sent"]
+    if route == "vt-header":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("X-Odd", "a\x0bb")])
+        return [b"should not be sent"]
+    if route == "long-list":  # the same as a list: the whole-body path
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+        return [b"12345HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"]
+    if route == "short-list":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "100")])
+        return [b"only-ten-b"]
     if route == "app-close":
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5"),
                                   ("Connection", "close")])

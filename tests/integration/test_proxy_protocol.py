@@ -80,7 +80,7 @@ def talk_from(source: str, port: int, line: bytes = b"hi") -> bytes:
                                         ("send-proxy", "auto"), ("send-proxy-v2", "auto")])
 def test_behind_haproxy_the_real_client_is_seen(send, mode):
     with ServerProcess(["PreFork", "--port", "127.0.0.1:0", "--user", "root", "--min_servers", "2",
-                        "--proxy_protocol", mode, "--cidr_deny", "127.0.0.3/32", "--log_level", "3"]) as server:
+                        "--proxy_protocol", mode, "--proxy_allow", "127.0.0.1/32", "--cidr_deny", "127.0.0.3/32", "--log_level", "3"]) as server:
         proc, front, directory = start_haproxy(server.port, send)
         try:
             assert b'You said "hi"' in talk_from("127.0.0.2", front)
@@ -103,7 +103,7 @@ def test_http_environ_has_the_real_client(tmp_path):
     env = python_env()
     env["PYTHONPATH"] = f"{tmp_path}:{env['PYTHONPATH']}"
     with ServerProcess(["HTTP", "--app", "whoami:app", "--port", "127.0.0.1:0", "--user", "root",
-                        "--server_type", "Single", "--proxy_protocol", "v2"], env=env) as server:
+                        "--server_type", "Single", "--proxy_protocol", "v2", "--proxy_allow", "127.0.0.1"], env=env) as server:
         proc, front, directory = start_haproxy(server.port, "send-proxy-v2")
         try:
             client = socket.socket()
@@ -127,7 +127,8 @@ def test_http_environ_has_the_real_client(tmp_path):
     b"GET / HTTP/1.0\r\n\r\n",                              # no header at all
 ])
 def test_trusted_peer_with_a_bad_header_loses_its_connection(header):
-    with ServerProcess(["Single", "--port", "127.0.0.1:0", "--user", "root", "--proxy_protocol", "auto"]) as server:
+    with ServerProcess(["Single", "--port", "127.0.0.1:0", "--user", "root", "--proxy_protocol", "auto",
+                        "--proxy_allow", "127.0.0.1/32"]) as server:
         bad = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
         bad.sendall(header)
         bad.shutdown(socket.SHUT_WR)
@@ -150,3 +151,52 @@ def test_untrusted_peer_cannot_spoof_its_address():
         assert b'You said "PROXY TCP4 10.9.9.9' in reply  # just data: not honoured
         assert re.search(r"CONNECT \[127\.0\.0\.1\]", server.log_text())
         assert "10.9.9.9]" not in server.log_text()
+
+
+# -- issue 14 --------------------------------------------------------------------------------------
+
+
+def test_proxy_protocol_needs_an_explicit_proxy_allow():
+    """No peer is trusted by default: a local user could otherwise claim any source address."""
+    from harness import run_command
+
+    result = run_command(["Single", "--port", "127.0.0.1:0", "--user", "root", "--proxy_protocol", "v1"])
+    assert result.returncode != 0
+    assert "needs proxy_allow" in result.stderr, result.stderr
+
+
+def test_an_ipv4_mapped_tcp6_source_is_shown_in_ipv4_form():
+    with ServerProcess(["Single", "--port", "127.0.0.1:0", "--user", "root", "--proxy_protocol", "v1",
+                        "--proxy_allow", "127.0.0.1", "--log_level", "3"]) as server:
+        client = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+        client.sendall(b"PROXY TCP6 ::ffff:10.1.1.1 ::1 4321 80\r\nhi\nquit\n")
+        assert b'You said "hi"' in read_all(client)
+        client.close()
+        server.wait_for(r"CONNECT \[10\.1\.1\.1\]:4321")
+        assert "a01:101" not in server.log_text()
+
+
+@pytest.mark.parametrize("personality", ["Single", "PreFork", "Thread"])
+def test_proxy_protocol_on_a_tls_listener(tmp_path, personality):
+    """The PROXY header comes before the TLS handshake; reading it used to raise ValueError
+    (MSG_PEEK on an SSLSocket), killing Single, a PreFork child or a Thread worker per connection."""
+    import ssl
+
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "both.pem"))
+    extra = ["--min_servers", "1", "--max_servers", "1"] if personality == "PreFork" else []
+    with ServerProcess([personality, "--port", "127.0.0.1:0/ssl", "--user", "root", "--proxy_protocol", "v1",
+                        "--proxy_allow", "127.0.0.1", "--SSL_cert_file", str(tmp_path / "both.pem"),
+                        "--SSL_key_file", str(tmp_path / "both.pem"), "--log_level", "3", *extra]) as server:
+        context = ssl.create_default_context()
+        ca.configure_trust(context)
+        for n in range(3):  # the same worker serves them all: it must survive each
+            raw = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
+            raw.sendall(f"PROXY TCP4 10.0.0.{n + 1} 127.0.0.1 4321 443\r\n".encode())
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(b"hi\nquit\n")
+                assert b'You said "hi"' in read_all(tls)
+            server.wait_for(rf"CONNECT \[10\.0\.0\.{n + 1}\]")
+        assert "ValueError" not in server.log_text()

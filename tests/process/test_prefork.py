@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import platform
 import signal
 
 import pytest
@@ -154,3 +155,89 @@ def test_kill_9_child_is_replaced_and_logged(servers):
     assert not zombie_children(server.pid)
     assert complete_reply(echo_exchange(("127.0.0.1", server.port)))
 
+
+
+# -- serialize (issue 14): the accept lock really locks, and a holder's kill -9 is no deadlock ---------
+
+# x86_64 system call numbers, read from /proc/PID/syscall while a child is blocked.
+_EPOLL_WAITS = {"232", "281", "441"}  # epoll_wait, epoll_pwait, epoll_pwait2
+
+
+def _blocked_in(pid):
+    try:
+        with open(f"/proc/{pid}/syscall") as fh:
+            return fh.read().split()[0]
+    except (OSError, IndexError):
+        return None
+
+
+def _waiting_in_epoll(server):
+    return [kid for kid in live_children(server.pid) if _blocked_in(kid) in _EPOLL_WAITS]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86_64 system call numbers from /proc")
+@pytest.mark.parametrize("serialize", ["flock", "semaphore", "pipe"])
+def test_serialize_lets_one_child_wait_and_survives_the_holder_killed(servers, serialize):
+    server = prefork(servers, "--min_servers", "3", "--max_servers", "3", "--min_spare_servers", "1",
+                     "--max_spare_servers", "3", "--serialize", serialize)
+    wait_until(lambda: len(live_children(server.pid)) == 3, what="3 children")
+    # Exactly one child waits for connections; the others wait for the lock.
+    wait_until(lambda: len(_waiting_in_epoll(server)) == 1 and
+               all(_blocked_in(kid) is not None for kid in live_children(server.pid)),
+               what=f"one child in epoll ({serialize} held), the others queued for the lock")
+    assert holds_for(lambda: len(_waiting_in_epoll(server)) <= 1, 0.5), "more than one child holds the lock"
+    assert complete_reply(echo_exchange(("127.0.0.1", server.port)))
+
+    holder = _waiting_in_epoll(server)[0]
+    os.kill(holder, signal.SIGKILL)  # it dies holding the lock
+    assert complete_reply(echo_exchange(("127.0.0.1", server.port))), "the pool deadlocked"
+    wait_until(lambda: len(_waiting_in_epoll(server)) == 1, what="a new holder")
+    server.signal(signal.SIGQUIT)  # children queued for the lock still leave at once
+    assert server.wait_exit() == 0
+
+
+# The parent's own tick is made a minute long: whatever happens below happens because the
+# parent was woken, not because it polled.
+SLOW_TICK = """
+    import netserver
+
+    class SlowTick(netserver.{personality}):
+        _tick = 60.0
+
+        def serve_forever(self, poll_interval=0.5):
+            super().serve_forever(60.0)
+
+    SlowTick.run()
+"""
+
+
+@pytest.mark.parametrize("personality", ["PreFork", "PreForkSimple"])
+def test_a_retiring_child_is_replaced_at_once_not_at_the_next_tick(servers, clients, write_script, personality):
+    options = ["--check_for_spawn", "60", "--min_spare_servers", "0"] if personality == "PreFork" else []
+    server = servers.start([*LOOPBACK, "--min_servers", "1", "--max_servers", "1", "--max_requests", "1",
+                            *options], script=write_script(SLOW_TICK.format(personality=personality)))
+    address = ("127.0.0.1", server.port)
+    wait_until(lambda: len(live_children(server.pid)) == 1, what="the first child")
+
+    # The child takes its last connection: it says so in the scoreboard and wakes the parent, which
+    # forks the successor while the old child is still serving.
+    held = clients(address)
+    old = held.wait_greeted()
+    wait_until(lambda: len(live_children(server.pid)) == 2, what="the successor to start beside the old child")
+    assert old in live_children(server.pid)
+    held.finish_checked()
+    wait_until(lambda: old not in children(server.pid), what="the old child to exit and be reaped")
+
+    # Recycling after every connection, far faster than the spawn rate (1, 2, 4... a second) and the
+    # tick: every connection is served, by a new child each time.
+    served = []
+    for _ in range(12):
+        reply = echo_exchange(address)
+        assert complete_reply(reply), reply
+        served.append(greeting_pid(reply))
+    assert len(set(served)) == 12, served
+    # The last one's child exits and is reaped; its successor waits; no more are forked.
+    wait_until(lambda: len(children(server.pid)) == 1 and served[-1] not in children(server.pid),
+               what="only the last child's successor left")
+    assert holds_for(lambda: len(children(server.pid)) == 1, 0.3), children(server.pid)
+    assert "exited abnormally" not in server.log_text()

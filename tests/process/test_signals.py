@@ -120,6 +120,25 @@ def test_refused_hup_says_why(servers, tmp_path):
     assert "log_level" in line, line
 
 
+def test_hup_to_a_port_in_use_is_refused_and_the_server_keeps_serving(servers, tmp_path):
+    """The check binds the new image's new listeners first: a port in use no longer kills the server."""
+    conf = tmp_path / "server.conf"
+    conf.write_text("host 127.0.0.1\nport 0\n")
+    server = servers.start(["PreFork", "--conf_file", str(conf), "--user", "root", "--min_servers", "1",
+                            "--max_servers", "1"])
+    address = ("127.0.0.1", server.port)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        conf.write_text(f"host 127.0.0.1\nport 0\nport {taken.getsockname()[1]}\n")
+        server.signal(signal.SIGHUP)
+        line = server.wait_for(r"HUP refused.*")[0].group(0)
+        assert "in use" in line, line
+    assert server.proc.poll() is None
+    assert complete_reply(echo_exchange(address))
+    assert "inherited fd" not in server.log_text()
+
+
 def _uid(pid):
     with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith("Uid:"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -47,3 +48,36 @@ def test_term_stops_now_with_connections_in_progress(servers, clients):
     # The echo handler's idle timeout is 30s: only a server that stops now exits within 3s.
     assert holds_for(lambda: server.proc.poll() is None, 3.0) is False, "TERM did not stop the server"
     assert time.monotonic() - started < 3.5
+
+
+def _cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_backs_off_and_logs(servers, clients, write_script):
+    """Issue 14: with ``ulimit -n`` exhausted the listener stays readable and accept fails with
+    EMFILE; the main thread must not spin at 100% CPU, and must say why it is not accepting."""
+    script = write_script("""
+        import resource
+        resource.setrlimit(resource.RLIMIT_NOFILE, (40, 40))
+        from netserver.cli import main
+        main()
+    """)
+    server = servers.start(["Thread", *LOOPBACK, "--max_servers", "100", "--user", "root"], script=script)
+    address = ("127.0.0.1", server.port)
+    held = [clients(address) for _ in range(45)]  # more than the server has descriptors for
+    server.wait_for(r"Cannot accept connections: Too many open files")
+    before = _cpu_seconds(server.pid)
+    started = time.monotonic()
+    time.sleep(1.0)  # measuring CPU use over a second, not waiting for an event
+    used = _cpu_seconds(server.pid) - before
+    assert used < 0.3 * (time.monotonic() - started), f"the server spun: {used:.2f}s of CPU in 1s"
+    waiting = [client for client in held if not client.greeted(0.01)]
+    assert waiting, "every connection was served: the limit was never reached"
+    # Freed descriptors let the waiting connections in.
+    for client in [c for c in held if c not in waiting][:len(waiting) + 5]:
+        client.finish_checked()
+    for client in waiting:
+        client.wait_greeted()

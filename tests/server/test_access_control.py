@@ -206,3 +206,70 @@ def test_allow_deny_hook_refuses_and_request_denied_hook_is_called(monkeypatch):
         finally:
             server.shutdown()
             thread.join(TIMEOUT)
+
+
+@pytest.mark.parametrize("hook", ["post_accept_hook", "allow_deny_hook", "verify_request_lookup"])
+def test_an_exception_in_an_access_hook_ends_that_connection_only(monkeypatch, hook):
+    """Issue 14, finding 6: a failing hook must end that connection, logged, never the server."""
+    monkeypatch.setattr("sys.argv", ["test"])
+    lines = []
+    failures = [1]
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"served\n")
+
+    def explode(self, *args):
+        if failures[0]:
+            failures[0] -= 1
+            raise RuntimeError("hook blew up")
+        return True if hook == "allow_deny_hook" else (
+            netserver.Server.get_client_info(self, *args) if hook == "verify_request_lookup" else None)
+
+    name = "get_client_info" if hook == "verify_request_lookup" else hook
+    Fragile = type("Fragile", (netserver.Server,), {name: explode,
+                                                    "write_to_log_hook": lambda self, level, msg: lines.append(msg)})
+    with Fragile(("127.0.0.1", 0), Handler, log_level=1, **SELF) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            with socket.create_connection(server.server_address, timeout=TIMEOUT) as client:
+                assert read_all(client) == b""
+            assert thread.is_alive(), "the serving thread died"
+            with socket.create_connection(server.server_address, timeout=TIMEOUT) as client:
+                assert read_all(client) == b"served\n"
+            assert any("hook blew up" in line for line in lines), lines
+        finally:
+            server.shutdown()
+            thread.join(TIMEOUT)
+
+
+@pytest.mark.parametrize("personality", ["Thread"])
+def test_a_raising_verify_request_override_does_not_cost_a_worker(monkeypatch, personality):
+    """Thread with max_servers 1: if the failure killed the worker, nothing would serve again."""
+    monkeypatch.setattr("sys.argv", ["test"])
+    failures = [2]
+
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"served\n")
+
+    class Fragile(getattr(netserver, personality)):
+        def verify_request(self, request, client_address):
+            if failures[0]:
+                failures[0] -= 1
+                raise RuntimeError("verify blew up")
+            return True
+
+    with Fragile(("127.0.0.1", 0), Handler, log_level=0, max_servers=1, **SELF) as server:
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            for _ in range(2):
+                with socket.create_connection(server.server_address, timeout=TIMEOUT) as client:
+                    assert read_all(client) == b""
+            with socket.create_connection(server.server_address, timeout=TIMEOUT) as client:
+                assert read_all(client) == b"served\n"
+        finally:
+            server.shutdown()
+            thread.join(TIMEOUT)

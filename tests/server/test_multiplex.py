@@ -178,3 +178,28 @@ def test_refuses_a_stream_handler(tmp_path):
     with server:
         assert server.wait_exit() != 0
         assert "Multiplex serves MuxHandler subclasses" in server.log_text()
+
+
+@pytest.mark.parametrize("options, refusal", [
+    ('proxy_protocol="v1", proxy_allow=["127.0.0.1/32"]', "Multiplex does not read PROXY protocol headers"),
+    ('port="127.0.0.1:0/ssl", SSL_cert_file=CERT, SSL_key_file=CERT', "Multiplex does not run TLS handshakes"),
+])
+def test_refuses_what_it_would_otherwise_ignore(tmp_path, options, refusal):
+    """A PROXY header would reach mux_input (and the rules would judge the proxy); TLS would arrive raw."""
+    trustme = pytest.importorskip("trustme")
+    cert = tmp_path / "server.pem"
+    trustme.CA().issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(cert))
+    script = tmp_path / "refused.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {ROOT!r})
+        import netserver
+        CERT = {str(cert)!r}
+        kwargs = dict(port="127.0.0.1:0")
+        kwargs.update(dict({options}))
+        netserver.Multiplex.run(**kwargs)
+    """))
+    server = ServerProcess([], script=str(script), wait=False)
+    with server:
+        assert server.wait_exit() != 0
+        assert refusal in server.log_text()

@@ -42,8 +42,8 @@ def checks(monkeypatch, *answers):
     """Make check_new_image answer in turn; return the list of calls."""
     calls = []
 
-    def check(timeout=restart.CHECK_TIMEOUT):
-        calls.append(timeout)
+    def check(held=(), timeout=restart.CHECK_TIMEOUT):
+        calls.append(list(held))
         answer = answers[len(calls) - 1]
         return answer() if callable(answer) else answer
 
@@ -52,14 +52,14 @@ def checks(monkeypatch, *answers):
 
 
 def test_restartable_only_in_the_net_server_flow(server):
-    assert not server._restartable()  # the socketserver constructor path: HUP cannot re-run it
+    assert not server.restartable()  # the socketserver constructor path: HUP cannot re-run it
     server._in_run = True
-    assert server._restartable()
+    assert server.restartable()
 
 
 def test_a_new_image_that_does_not_load_is_refused(server, monkeypatch):
     calls = checks(monkeypatch, (False, "port: bad"))
-    server.sig_hup()
+    server._sig_hup()
     assert calls and not server._restart_requested and not server._shutdown_request
     assert any("HUP refused" in line and "port: bad" in line for line in server.lines)
     assert not server._checking_restart
@@ -67,14 +67,14 @@ def test_a_new_image_that_does_not_load_is_refused(server, monkeypatch):
 
 def test_a_new_image_that_loads_leaves_the_loop_to_restart(server, monkeypatch):
     checks(monkeypatch, (True, ""))
-    server.sig_hup()
+    server._sig_hup()
     assert server._restart_requested and server._shutdown_request
 
 
 def test_a_second_hup_while_one_is_pending_is_folded_in(server, monkeypatch):
     calls = checks(monkeypatch, (True, ""))
-    server.sig_hup()
-    server.sig_hup()
+    server._sig_hup()
+    server._sig_hup()
     assert len(calls) == 1
 
 
@@ -84,7 +84,7 @@ def test_a_term_during_the_check_wins(server, monkeypatch):
         return True, ""
 
     checks(monkeypatch, term_arrives)
-    server.sig_hup()
+    server._sig_hup()
     assert server._shutdown_request and not server._restart_requested
 
 

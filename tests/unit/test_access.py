@@ -270,7 +270,8 @@ CHECK_CASES = [
     ({"allow": [r"127\.0\.0\.1"]}, "::ffff:127.0.0.1", None, False, True, r"matched allow 127\.0\.0\.1"),
     ({"allow": [r"::ffff:127\.0\.0\.1"]}, "::ffff:127.0.0.1", None, False, True,
      r"matched allow ::ffff:127\.0\.0\.1"),
-    ({"allow": [r"::ffff:127\.0\.0\.1"]}, "127.0.0.1", None, False, False, "no allow rule matched"),
+    # ... and an IPv4 peer is also tried in IPv4-mapped form, whichever socket it came on (issue 14)
+    ({"allow": [r"::ffff:127\.0\.0\.1"]}, "127.0.0.1", None, False, True, r"matched allow ::ffff:127\.0\.0\.1"),
     ({"allow": ["2001:db8::1"]}, "2001:DB8:0::1", None, False, True, "matched allow 2001:db8::1"),
     ({"allow": ["fe80::1"]}, "fe80::1%eth0", None, False, True, "matched allow fe80::1"),
     ({"allow": [r"fe80::1%eth0"]}, "fe80::1%eth0", None, False, True, "matched allow fe80::1%eth0"),
@@ -637,3 +638,31 @@ def test_parsers_raise_only_access_config_error(text):
             parser(text)
         except AccessConfigError:
             pass
+
+
+# -- issue 14: address rules see addresses only; IPv4-mapped rules match --------------------------------
+
+
+def test_address_looking_allow_regex_does_not_match_a_confirmed_host_name():
+    """``127.0.0.1.attacker.example`` forward-confirms to the attacker's own address."""
+    policy = AccessPolicy(allow=[r"127\..*"], reverse_lookups=1)
+    assert not policy.check("203.0.113.9", "127.0.0.1.attacker.example", True).allowed
+    assert policy.check("127.0.0.1").allowed
+
+
+def test_host_regex_still_matches_a_confirmed_host_name():
+    policy = AccessPolicy(allow=[r".*\.example\.com"], reverse_lookups=1)
+    assert policy.check("203.0.113.9", "www.example.com", True).allowed
+    assert not policy.check("203.0.113.9", "www.example.com", False).allowed
+
+
+def test_address_looking_deny_regex_is_not_dodged_or_triggered_by_names():
+    policy = AccessPolicy(deny=[r"10\..*"], reverse_lookups=1)
+    assert policy.check("203.0.113.9", "10.example.net", True).allowed  # a name is not an address
+    assert not policy.check("10.1.2.3", "ok.example.net", True).allowed
+
+
+@pytest.mark.parametrize("peer", ["10.1.2.3", "::ffff:10.1.2.3"])
+def test_deny_regex_in_ipv4_mapped_form_matches_an_ipv4_peer(peer):
+    assert not AccessPolicy(deny=[r"::ffff:10\..*"]).check(peer).allowed
+    assert not AccessPolicy(deny=[r"10\..*"]).check(peer).allowed

@@ -172,6 +172,6 @@ def test_retirable_by_the_clock_it_is_given(now, over_max, expected):
     from netserver.personalities.prefork import PreForkMixIn
     from netserver.process.children import Child
 
-    host = SimpleNamespace(config=SimpleNamespace(min_child_ttl=10.0))
+    host = SimpleNamespace(_host=SimpleNamespace(config=SimpleNamespace(min_child_ttl=10.0)))
     idle = [Child(2, "prefork", started=95.0), Child(1, "prefork", started=0.0), Child(3, "prefork", started=50.0)]
     assert [c.pid for c in PreForkMixIn._retirable(host, idle, now, over_max)] == expected

@@ -8,8 +8,8 @@ import pytest
 
 from forked import run_forked
 from netserver.process.scoreboard import (
-    BUSY, EXITING, FREE, HEADER_SIZE, IDLE, SLOT_SIZE, STARTING, STATE_NAMES, Header, Scoreboard, SlotView,
-    read_scoreboard,
+    BUSY, EXITING, FREE, HEADER_SIZE, IDLE, KEEPALIVE, SLOT_SIZE, STARTING, STATE_NAMES, Header, Scoreboard,
+    SlotView, read_scoreboard,
 )
 
 
@@ -66,7 +66,7 @@ def test_client_text_is_cut_to_the_field(board):
 
 
 def test_state_names_cover_every_state():
-    assert sorted(STATE_NAMES) == [FREE, STARTING, IDLE, BUSY, EXITING]
+    assert sorted(STATE_NAMES) == sorted([FREE, STARTING, IDLE, BUSY, EXITING, KEEPALIVE])
 
 
 def test_children_write_the_parent_reads(board):

@@ -1,0 +1,245 @@
+"""The seam between a personality mixin and the server class it sits on.
+
+A personality (``PreForkMixIn``, ``ThreadMixIn``…) may sit on
+``netserver.Server`` or on any socketserver class — ``TCPServer``,
+``http.server.HTTPServer``, ``xmlrpc.server.SimpleXMLRPCServer``,
+``wsgiref.simple_server.WSGIServer``, a program's own subclass.  Whatever it
+needs from that class it asks of one object, ``self._host``, and
+:class:`Host` below lists all of it.
+
+- Over ``netserver.Server`` the host is the server itself: its options,
+  log and hooks are the Net::Server API the subclass opted into.
+- Over any other class the host is a :class:`StdlibHost`: a private
+  companion that holds netserver's options, log, access rules, pid file and
+  identity, runs Net::Server's start-up steps, and calls a Net::Server hook
+  only when the program's class defines one.  The program's object gains no
+  public name and none of its names (``log``, ``logger``, ``config``,
+  ``options``, ``run``, ``client``…) is read, called or overwritten.
+
+Options reach a stdlib host from keyword arguments its ``__init__`` does not
+take itself, from class attributes of netserver-aware classes (the
+program's subclass of a mixin or of a compat class), from ``conf_file``,
+and from the command line only when the class says ``command_line = True``.
+An option such a host cannot honour is refused when the server is built.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .hooks import HookMixIn
+from .options import Config, OptionError, Source, declared_options
+from .proto import listener_for_socket
+from .server import Server
+
+if TYPE_CHECKING:
+    from .client import ClientInfo
+
+__all__ = ["Host", "StdlibHost", "HOOKS", "host_class", "own_keywords"]
+
+#: The Net::Server hooks, by name (``HookMixIn`` declares each, in flow order).
+HOOKS = tuple(name for name, value in vars(HookMixIn).items() if callable(value) and not name.startswith("_"))
+
+#: Options that say where to listen: a stdlib host binds ``server_address`` itself.
+BINDING_OPTIONS = ("port", "host", "proto", "ipv", "listen", "reuse_port")
+
+#: Options that live in ``netserver.Server``'s own connection steps, which a stdlib host does not run.
+SERVER_STEP_OPTIONS = ("no_client_stdout", "proxy_protocol")
+
+
+class Host:
+    """What a personality mixin may ask of its host (documentation; ``Server`` and ``StdlibHost`` implement it).
+
+    - ``config`` — the parsed options (:class:`~netserver.options.Config`)
+    - ``log(level, message)`` — Net::Server levels 0-4
+    - every hook of :mod:`netserver.hooks` (``child_init_hook``, ``run_dequeue``…)
+    - ``listening()`` → ``[(socket, token)]``; ``accept_from(token)`` → ``(request, client_address)``
+    - ``listeners`` — the :class:`~netserver.proto.Listener` objects (reuse_port copies them)
+    - ``verify_request(request, client_address)`` — the access rules and their hooks
+    - ``start_serving()`` / ``stopping()`` — around the loop (privileges, readiness, service manager)
+    - ``drop_privileges()`` — in a new child, before it serves
+    - ``reopen_logs()`` — USR1
+    - ``owns_signals()`` — whether every handled signal may be taken over (Net::Server's flow)
+    - ``restartable()`` — whether HUP may re-exec in place
+    - ``notify_status(text)`` — a line for the service manager
+    - ``drops_privileges_in_children`` — set by the forking personalities
+    """
+
+    config: Config
+    listeners: List[Any]
+    drops_privileges_in_children: bool
+
+
+class StdlibHost(Server):
+    """The Net::Server half of a socketserver class that is not ``netserver.Server``.
+
+    It never serves: the program's object does, through the personality.
+    """
+
+    def __init__(self, owner: Any, options: Mapping[str, Any], binds: bool = False):
+        self._owner = owner
+        self._binds = binds  # True for compat's classes, which bind netserver's listeners
+        self._owner_socket: Any = None
+        super().__init__(None, None, bind_and_activate=False)
+        self._constructor_options = dict(options)
+        owner_class = type(owner)
+        for name in HOOKS:
+            if _defines(owner_class, name):  # the program opted into this hook
+                setattr(self, name, getattr(owner, name))
+        self.command_line = getattr(owner_class, "command_line", None) is True
+
+    # -- options ------------------------------------------------------------------
+
+    def options(self, template: Dict[str, Any]) -> Dict[str, Any]:
+        super().options(template)
+        template.update(declared_options(type(self._owner)))
+        return template
+
+    def configure_owner(self) -> Config:
+        """Read the sources, then refuse what this host cannot honour."""
+        template = self.options({})
+        from_classes = {}
+        for klass in reversed(type(self._owner).__mro__):
+            if _netserver_aware(klass):
+                from_classes.update({name: value for name, value in vars(klass).items()
+                                     if name in template and not callable(value) and value is not None})
+        config = self.configure(from_classes, argv=None if self.command_line else [],
+                                run_source=Source("class attribute"))
+        refused = [] if self._binds else list(BINDING_OPTIONS)
+        refused += SERVER_STEP_OPTIONS
+        for name in refused:
+            if name not in template:
+                continue
+            source = config.source_of(name)
+            if source.kind != Source.DEFAULT:
+                raise OptionError(name, config.get(name), source,
+                                  f"a netserver mixin over {host_class(type(self._owner)).__name__} cannot "
+                                  f"honour it (that class binds and serves its connections itself); "
+                                  f"use netserver.Server or a compat.socketserver class")
+        return config
+
+    def default_values(self) -> Dict[str, Any]:
+        return {"log_level": 1}  # as quiet as the standard servers unless asked
+
+    def _address_options(self) -> Dict[str, Any]:
+        return {}  # the program's class binds server_address itself
+
+    def post_configure(self) -> None:
+        super().post_configure()
+        # Screening a connection costs a ClientInfo; skip it when nothing would look at it.
+        self._screens = bool(self.access.active or self._reverse_lookups or self._log_connections
+                             or any(name in vars(self) for name in
+                                    ("post_accept_hook", "allow_deny_hook", "request_denied_hook")))
+
+    _screens = True
+
+    def verify_request(self, request: Any, client_address: Any) -> bool:
+        return not self._screens or super().verify_request(request, client_address)
+
+    # -- listening ---------------------------------------------------------------------
+
+    def port_given(self) -> bool:
+        """Whether the options name listeners (compat's classes bind them instead of ``server_address``)."""
+        return self.config.source_of("port").kind != Source.DEFAULT
+
+    def bind_listeners(self) -> Any:
+        """Bind and listen on every configured listener; the first one's socket is the program's ``socket``."""
+        owner = self._owner
+        self.allow_reuse_address = owner.allow_reuse_address
+        self.allow_reuse_port = getattr(owner, "allow_reuse_port", False)
+        self.request_queue_size = owner.request_queue_size
+        Server.server_bind(self)
+        Server.server_activate(self)
+        self._bound_here = True
+        return self.listeners[0]
+
+    _bound_here = False
+
+    def listening(self) -> List[Tuple[Any, Any]]:
+        if self._bound_here:
+            return [(listener.socket, listener) for listener in self.listeners]
+        return [(self._adopt_owner_socket(), None)]
+
+    def _adopt_owner_socket(self) -> Any:
+        """The program's ``socket`` (set late after ``bind_and_activate=False``, say) as the one listener."""
+        sock = self._owner.socket
+        if sock is not self._owner_socket:
+            self._owner_socket = sock
+            self.listeners = [listener_for_socket(sock, self.config)]
+            self.socket = sock
+        return sock
+
+    def accept_from(self, token: Any) -> Tuple[Any, Any]:
+        if token is None:
+            return self._owner.get_request()
+        return super().accept_from(token)
+
+    # -- the steps around the loop --------------------------------------------------------
+
+    @property
+    def _drops_privileges_in_children(self) -> bool:  # type: ignore[override]
+        return self._owner._drops_privileges_in_children
+
+    @property
+    def _in_child(self) -> bool:  # type: ignore[override]
+        return self._owner._in_child
+
+    def owns_signals(self) -> bool:
+        return False  # the program's own handlers, SIG_IGN and KeyboardInterrupt stay
+
+    def restartable(self) -> bool:
+        return False  # HUP re-exec needs Net::Server's flow (run())
+
+    def start_serving(self) -> None:
+        if not self._bound_here:
+            self._adopt_owner_socket()
+        super().start_serving()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        self._owner.handle_error(request, client_address)
+
+    def server_closed(self) -> None:
+        """The program closed its server: close netserver's listeners, pid file and log too."""
+        if not self._bound_here:
+            self.listeners = []  # the program's socket is the program's to close
+        self.server_close()
+        self._logger.close()
+
+    def fileno(self) -> int:
+        return self._owner.fileno()
+
+
+def _defines(cls: type, name: str) -> bool:
+    """Whether a class of the program (not netserver's no-op) defines ``name``."""
+    for klass in cls.__mro__:
+        if name in vars(klass):
+            return klass.__module__.split(".")[0] not in ("netserver", "compat")
+    return False
+
+
+def _netserver_aware(cls: type) -> bool:
+    """A class built on a netserver mixin or compat class, whose attributes may be options."""
+    from .engine import Engine
+
+    return issubclass(cls, Engine) and cls.__module__.split(".")[0] not in ("netserver",)
+
+
+def host_class(cls: type) -> type:
+    """The first class in ``cls``'s MRO that is not netserver's: the host whose ``__init__`` runs next."""
+    from .engine import Engine
+
+    for klass in cls.__mro__:
+        if not issubclass(klass, Engine) and klass.__module__.split(".")[0] != "netserver":
+            return klass
+    return object
+
+
+def own_keywords(host_class: type, keywords: Dict[str, Any], template: Mapping[str, Any]) -> Dict[str, Any]:
+    """Pop the option keywords out of ``keywords``: those the host's ``__init__`` does not take itself."""
+    try:
+        parameters = inspect.signature(host_class.__init__).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    taken = {name for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    return {name: keywords.pop(name) for name in list(keywords) if name in template and name not in taken}

@@ -1,0 +1,368 @@
+"""Event-driven HTTP children: one process waits on many connections, serves one request at a time.
+
+With ``http_event`` a PreFork or PreForkSimple HTTP child does not give
+itself to one connection until it closes.  It keeps every connection it has
+accepted in one ``epoll`` set with the listeners (Apache's event MPM, in one
+thread):
+
+- a connection takes the child only once a complete request has arrived
+  (head, and body if any); a client that trickles its head (slowloris) or
+  says nothing holds a few hundred bytes of memory, not a process, until
+  ``timeout_header`` (then 408, or a silent close for a connection that
+  never started a request);
+- after a response an idle keep-alive connection is parked in the set until
+  its next request or ``timeout_idle``;
+- a child holds at most ``http_event_connections`` connections: when a new
+  one arrives at that limit the longest-idle parked connection is closed
+  first (HTTP lets a server close an idle connection); with none idle the
+  child stops accepting until one ends, so other children take the new ones;
+- the WSGI app still runs synchronously, one request at a time in the
+  process: existing apps need nothing.
+
+New connections are accepted one per wake-up, so that ``EPOLLEXCLUSIVE``
+spreads them over the children instead of the first awake child taking the
+whole queue.  Connections this loop cannot take apart (TLS, datagrams) are
+served the classic way, one connection at a time; with ``proxy_protocol``
+the classic loop is used throughout.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import time
+from typing import Any, Dict, Optional
+
+from ..personalities.preforksimple import _client_text, _wake_parent
+from ..process.scoreboard import EXITING, IDLE
+from .errors import HTTPError
+
+__all__ = ["usable", "serve", "limit_sends"]
+
+_IN = select.EPOLLIN
+_EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_RECV = 65536
+_TICK = 0.25  # seconds between deadline scans
+_GRACE = 1.0  # seconds a retiring child leaves an idle keep-alive connection for its next request
+_BATCH = 16  # connections one wake-up may accept while each is answered at once
+
+
+def usable(server: Any) -> bool:
+    """The event loop needs epoll, non-blocking reads, no PROXY header to read first, and a handler
+    whose connection loop it may replace (a subclass overriding ``handle`` keeps the classic loop)."""
+    from .handler import HTTPRequestHandler
+
+    handler = server.RequestHandlerClass
+    return hasattr(select, "epoll") and bool(_DONTWAIT) and server._proxy_mode is None \
+        and server.config.no_client_stdout and isinstance(handler, type) \
+        and issubclass(handler, HTTPRequestHandler) and handler.handle is HTTPRequestHandler.handle \
+        and handler._next_request is HTTPRequestHandler._next_request
+
+
+class _Connection:
+    """One accepted connection: its handler (reader, settings, environ template) and its deadline."""
+
+    __slots__ = ("sock", "fd", "handler", "client", "deadline", "idle", "head_started", "expiry", "since",
+                 "parked")
+
+    def __init__(self, sock: Any, handler: Any, client: Any, now: float, timeout: float):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.handler = handler
+        self.client = client
+        self.idle = True  # no request started: may be closed when the child needs room
+        self.head_started = 0.0
+        self.since = now  # last activity: the longest-idle connection is closed first
+        self.deadline = now + timeout
+        self.expiry = "close"  # what the deadline does: "close" silently or answer "408"
+        self.parked = False  # in the epoll set (only once it has had to wait)
+
+
+class EventChild:
+    """The loop of one child; see the module docstring."""
+
+    def __init__(self, server: Any, slot: int):
+        self.server = server
+        self.slot = slot
+        self.board = server._scoreboard
+        self.http = server.http
+        self.capacity = server.config.http_event_connections
+        self.connections: Dict[int, _Connection] = {}
+        self.poller = select.epoll()
+        self.listeners: Dict[int, Any] = {}
+        self.accepting = False
+        self.accepted = 0
+        self.limit = server._request_limit()
+
+    # -- the loop --------------------------------------------------------------------
+
+    def run(self) -> None:
+        server, board, slot = self.server, self.board, self.slot
+        wakeup = server._signals
+        self.targets = server._accept_targets()
+        for sock, token in self.targets:
+            self.listeners[sock.fileno()] = token
+        self._accept(True)
+        self.poller.register(wakeup.fileno(), _IN)
+        connections = self.connections
+        next_scan = time.monotonic() + _TICK
+        board.set_state(slot, IDLE)
+        while True:
+            if server._retire or (self.limit and self.accepted >= self.limit):
+                self._accept(False)
+                self._close_idle()
+                if not connections:
+                    break
+            events = self.poller.poll(_TICK if connections else server._orphan_check)
+            if not events and not connections and os.getppid() != server._parent_pid:
+                server._retire = True  # the parent is gone: do not linger as an orphan
+            for fd, _ in events:
+                connection = connections.get(fd)
+                if connection is not None:
+                    self._readable(connection)
+                elif fd in self.listeners:
+                    if self.accepting:
+                        self._take(self.listeners[fd])
+                else:
+                    wakeup.drain()
+                    if server._reopen_log:
+                        server._reopen_log = False
+                        server.reopen_logs()
+            now = time.monotonic()
+            if now >= next_scan:
+                next_scan = now + _TICK
+                self._expire(now)
+        board.set_state(slot, EXITING)
+        if server._drain:
+            server._drain_queue([token for _, token in self.targets])
+        self.poller.close()
+
+    def _accept(self, on: bool) -> None:
+        """Start or stop waiting on the listeners."""
+        if on == self.accepting:
+            return
+        self.accepting = on
+        for fd in self.listeners:
+            if on:
+                self.poller.register(fd, _IN | _EXCLUSIVE)
+            else:
+                self.poller.unregister(fd)
+
+    # -- connections ---------------------------------------------------------------------
+
+    def _take(self, token: Any) -> None:
+        """Accept connections while each is answered at once; stop at the first that must wait.
+
+        A connection whose request came with it (``Connection: close`` clients)
+        is served and closed right here, as the classic loop would; one that
+        has to wait is parked, and the rest of the queue is left to the next
+        wake-up, so that ``EPOLLEXCLUSIVE`` spreads waiting connections over
+        the children.
+        """
+        for _ in range(_BATCH):
+            connection = self._accept_one(token)
+            if connection is None or connection.fd in self.connections or not self.accepting:
+                return
+
+    def _accept_one(self, token: Any) -> Optional[_Connection]:
+        server = self.server
+        try:
+            request, client_address = server._host.accept_from(token)
+        except OSError:
+            return None  # the queue is empty, another child took it, or the peer gave up
+        self.accepted += 1
+        if self.limit and self.accepted >= self.limit:
+            self.board.mark_retiring(self.slot)  # the successor may start now (see PreForkSimple)
+            _wake_parent(server._parent_pid)
+            server._retire = True  # the last connection: answered with Connection: close
+        if type(request) is not socket.socket:  # TLS, a datagram: the classic way, start to end
+            self._classic(request, client_address)
+            return None
+        if not server.verify_request(request, client_address):
+            server.shutdown_request(request)
+            return None
+        cls = server.RequestHandlerClass
+        handler = cls.__new__(cls)
+        handler.request, handler.client_address, handler.server = request, client_address, server
+        handler.event_driven = True
+        handler.setup()
+        handler._base_environ()  # while server.client is this connection's
+        http = self.http
+        connection = _Connection(request, handler, server.client, time.monotonic(),
+                                 min(http.timeout_idle, http.timeout_header))
+        self.connections[connection.fd] = connection
+        self._readable(connection)  # the request usually came with the connection
+        return connection
+
+    def _classic(self, request: Any, client_address: Any) -> None:
+        self.board.serving(self.slot, self.accepted, _client_text(client_address))
+        self.server._handle_connection(request, client_address)
+        self.board.set_state(self.slot, IDLE)
+
+    def _make_room(self, newest: _Connection) -> bool:
+        """Over capacity: close the longest-idle connection (not ``newest``); False when none is idle."""
+        idle = [c for c in self.connections.values() if c.idle and c is not newest]
+        if not idle:
+            return False
+        self._close(min(idle, key=lambda c: c.since))
+        return True
+
+    def _readable(self, connection: _Connection) -> None:
+        sock = connection.sock
+        try:
+            data = sock.recv(_RECV, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            if not connection.parked:
+                self._waiting(connection, time.monotonic())
+            return
+        except OSError:
+            self._close(connection)
+            return
+        handler = connection.handler
+        reader = handler.reader
+        if not data:
+            self._close(connection)  # between requests, or mid-request: nothing to answer
+            return
+        now = time.monotonic()
+        connection.since = now
+        if not reader.mid_request:
+            connection.head_started = now
+        try:
+            done = reader.feed(data)
+        except HTTPError as error:
+            self._refuse(connection, error)
+            return
+        if not done:
+            self._waiting(connection, now)
+            return
+        server, board = self.server, self.board
+        board.serving(self.slot, self.accepted, _client_text(handler.client_address))
+        server.client = connection.client
+        pending = handler.pending
+        pending.extend(done)
+        keep = True
+        while pending and keep:
+            try:
+                keep = handler._serve(sock, pending.pop(0))
+            except OSError:
+                keep = False
+        board.set_state(self.slot, IDLE)
+        if keep:
+            try:
+                reader.check()  # a bad request pipelined after good ones
+            except HTTPError as error:
+                self._refuse(connection, error)
+                return
+        if not keep or server._retire:
+            self._close(connection)
+            return
+        self._waiting(connection, time.monotonic())
+
+    def _waiting(self, connection: _Connection, now: float) -> None:
+        """Set what the connection waits for, and until when; park it in the epoll set."""
+        if not connection.parked:
+            self._park(connection)
+        reader = connection.handler.reader
+        http = self.http
+        current = reader.current
+        if current is None:  # between requests: a parked keep-alive connection
+            connection.idle = True
+            connection.expiry = "close"
+            connection.deadline = now + (http.timeout_idle if connection.handler.served
+                                         else min(http.timeout_idle, http.timeout_header))
+            return
+        connection.idle = False
+        connection.expiry = "408"
+        if reader.in_headers:
+            connection.deadline = connection.head_started + http.timeout_header
+        else:
+            if current.expect_continue and not current.continued:
+                current.continued = True
+                try:
+                    connection.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+                except OSError:
+                    self._close(connection)
+                    return
+            connection.deadline = now + http.timeout_idle  # the body: timeout_idle per read
+
+    def _park(self, connection: _Connection) -> None:
+        connection.parked = True
+        self.poller.register(connection.fd, _IN)
+        if len(self.connections) > self.capacity and not self._make_room(connection):
+            self._accept(False)  # full of busy connections: let the other children take new ones
+
+    def _expire(self, now: float) -> None:
+        for connection in [c for c in self.connections.values() if c.deadline <= now]:
+            if connection.expiry == "408":
+                self._refuse(connection, HTTPError(408, "request not complete within the timeout"))
+            else:
+                self._close(connection)
+
+    def _close_idle(self) -> None:
+        """Retiring: an idle connection gets a short grace for its next request (answered with
+        Connection: close), so a client that is sending it now is not cut off."""
+        cutoff = time.monotonic() + _GRACE
+        for connection in self.connections.values():
+            if connection.idle and connection.deadline > cutoff:
+                connection.deadline = cutoff
+
+    def _refuse(self, connection: _Connection, error: HTTPError) -> None:
+        self.server.client = connection.client
+        connection.sock.settimeout(1.0)  # an error page is small: do not wait long for a slow reader
+        connection.handler._refuse(connection.sock, error)
+        self._close(connection)
+
+    def _close(self, connection: _Connection) -> None:
+        """End a connection with the steps socketserver's process_request ends it with."""
+        if self.connections.pop(connection.fd, None) is None:
+            return
+        server = self.server
+        sock = connection.sock
+        if connection.parked:
+            try:
+                self.poller.unregister(connection.fd)
+            except OSError:
+                pass
+        server.client = connection.client
+        try:
+            server.post_process_request_hook(sock)
+        finally:
+            server.shutdown_request(sock)
+            server.post_client_connection_hook(sock)
+        if not self.accepting and not server._retire and not (self.limit and self.accepted >= self.limit):
+            self._accept(True)  # room again
+
+
+def limit_sends(sockets: Any, seconds: float) -> None:
+    """``SO_SNDTIMEO`` on the listeners, inherited by every connection accepted from them: a
+    blocking send to a client that stops reading gives up after ``seconds`` (``timeout_idle``).
+
+    Set by the parent right after binding, before any child accepts: a connection inherits the
+    option when its handshake completes, which may be before the child that accepts it starts.
+    """
+    value = _timeval(seconds)
+    if value is None:
+        return
+    for sock in sockets:
+        if sock.type == socket.SOCK_STREAM:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+            except OSError:
+                pass
+
+
+def _timeval(seconds: float) -> Any:
+    """``SO_SNDTIMEO``'s struct timeval, or None for no limit."""
+    if seconds <= 0:
+        return None
+    whole = int(seconds)
+    return struct.pack("ll", whole, int((seconds - whole) * 1e6))
+
+
+def serve(server: Any, slot: int) -> None:
+    """Run an event-driven HTTP child in pool slot ``slot`` until it retires."""
+    EventChild(server, slot).run()
+

@@ -1,0 +1,196 @@
+"""Rule 2 in process: a mixin or compat server adds no public name to its host and touches none of the program's.
+
+Built the socketserver way, a server's public names are its host class's,
+plus the mixin's option declarations; netserver's own state is private.
+Names a program keeps for itself (``logger``, ``config``, ``log``,
+``options``, ``run``, ``client``…) are never read, called or overwritten.
+"""
+
+from __future__ import annotations
+
+import http.server
+import os
+import socket
+import socketserver
+import sys
+import threading
+import wsgiref.simple_server
+import xmlrpc.server
+
+import pytest
+
+from hosts import MIXINS, PROGRAM_NAMES, OwnServer, allowed_extra_names
+
+import compat.http_server
+import compat.socketserver
+import netserver
+
+
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+
+
+def build(host_cls, mixin_name=None, tmp_path=None, **options):
+    cls = host_cls if mixin_name is None else type("S", (getattr(netserver, mixin_name), host_cls), {})
+    if issubclass(host_cls, socketserver.UnixStreamServer):
+        address = str(tmp_path / f"s{os.getpid()}-{id(cls)}.sock")
+    else:
+        address = ("127.0.0.1", 0)
+    if issubclass(host_cls, xmlrpc.server.SimpleXMLRPCServer):
+        return cls(address, logRequests=False, **options)
+    handler = Echo
+    if mixin_name == "MultiplexMixIn":
+        handler = netserver.MuxEchoHandler
+    elif issubclass(host_cls, http.server.HTTPServer):
+        handler = (wsgiref.simple_server.WSGIRequestHandler if issubclass(host_cls, wsgiref.simple_server.WSGIServer)
+                   else http.server.BaseHTTPRequestHandler)
+    return cls(address, handler, **options)
+
+
+HOST_CLASSES = [socketserver.TCPServer, socketserver.UDPServer, socketserver.UnixStreamServer,
+                http.server.HTTPServer, xmlrpc.server.SimpleXMLRPCServer, wsgiref.simple_server.WSGIServer,
+                OwnServer]
+
+
+@pytest.mark.parametrize("mixin", MIXINS + ("SingleMixIn",))
+@pytest.mark.parametrize("host", HOST_CLASSES, ids=lambda c: c.__name__)
+def test_a_mixin_adds_no_public_name_to_its_host(host, mixin, tmp_path):
+    plain = build(host, tmp_path=tmp_path)
+    server = build(host, mixin, tmp_path=tmp_path)
+    try:
+        added = {name for name in set(dir(server)) - set(dir(plain)) if not name.startswith("_")}
+        assert added <= allowed_extra_names(type(server)), f"{mixin} over {host.__name__} adds {sorted(added)}"
+    finally:
+        plain.server_close()
+        server.server_close()
+
+
+COMPAT_PAIRS = [(name, getattr(compat.socketserver, name), getattr(socketserver, name))
+                for name in socketserver.__all__ if name.endswith("Server") and hasattr(compat.socketserver, name)]
+COMPAT_PAIRS += [(f"http.{name}", getattr(compat.http_server, name), getattr(http.server, name))
+                 for name in ("HTTPServer", "ThreadingHTTPServer")]
+
+
+@pytest.mark.parametrize("name, ours, theirs", COMPAT_PAIRS, ids=[p[0] for p in COMPAT_PAIRS])
+def test_compat_classes_have_exactly_the_standard_public_names(name, ours, theirs):
+    public = lambda cls: {n for n in dir(cls) if not n.startswith("_")}  # noqa: E731
+    assert public(ours) == public(theirs), (public(ours) ^ public(theirs))
+    if ours is theirs:
+        return  # re-exported as it is (BaseServer)
+    stdlib_base = socketserver.UDPServer if issubclass(theirs, socketserver.UDPServer) else socketserver.TCPServer
+    assert issubclass(ours, stdlib_base), "isinstance checks against the standard classes keep working"
+
+
+@pytest.mark.parametrize("mixin", MIXINS + ("SingleMixIn",))
+def test_the_programs_own_names_are_left_alone(mixin):
+    server = build(OwnServer, mixin)
+    try:
+        for name, value in PROGRAM_NAMES.items():
+            assert getattr(server, name) == value, name
+        assert server.log("info", "%s", "x") == "info: x" and server.run() == "the program's run"
+    finally:
+        server.server_close()
+    for name, value in PROGRAM_NAMES.items():
+        assert getattr(server, name) == value, f"server_close() touched {name}"
+
+
+def test_a_program_logger_survives_serving_and_a_denied_client():
+    """dnslib's pattern: the program sets ``server.logger`` after construction; a denied client costs nothing."""
+    server = compat.socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, cidr_deny=["127.0.0.2/32"])
+    server.logger = "dnslib's logger"
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    loop.start()
+    try:
+        denied = socket.socket()
+        denied.bind(("127.0.0.2", 0))
+        denied.settimeout(5)
+        denied.connect(server.server_address)
+        assert denied.recv(10) == b"", "the denied client is closed"
+        denied.close()
+        with socket.create_connection(server.server_address, timeout=5) as client:
+            client.sendall(b"hello\n")
+            assert client.makefile("rb").readline() == b"hello\n"
+        assert loop.is_alive(), "a denied client ended serve_forever"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.logger == "dnslib's logger"
+
+
+def test_the_constructor_reads_no_command_line(monkeypatch):
+    """dnslib's command line has ``--port``: the server built inside must not take it."""
+    monkeypatch.setattr(sys, "argv", ["prog", "--port", "9", "--tcp", "--log_level", "4"])
+    for server in (compat.socketserver.UDPServer(("127.0.0.1", 0), Echo),
+                   type("S", (netserver.PreForkMixIn, socketserver.UDPServer), {})(("127.0.0.1", 0), Echo),
+                   netserver.Server(("127.0.0.1", 0), Echo)):
+        try:
+            assert server.server_address[0] == "127.0.0.1" and server.server_address[1] != 9
+            assert server.socket.type == socket.SOCK_DGRAM or isinstance(server, netserver.Server)
+        finally:
+            server.server_close()
+    assert sys.argv == ["prog", "--port", "9", "--tcp", "--log_level", "4"], "sys.argv was changed"
+
+
+def test_command_line_is_an_explicit_opt_in(monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["prog", "--cidr_deny", "127.0.0.1/32", "--tcp"])
+
+    class Opted(compat.socketserver.TCPServer):
+        command_line = True
+
+    server = Opted(("127.0.0.1", 0), Echo)
+    try:
+        assert server._host.config.cidr_deny == ["127.0.0.1/32"]
+        assert sys.argv == ["prog", "--tcp"], "known options leave sys.argv, the program's stay"
+    finally:
+        server.server_close()
+
+
+def test_options_as_class_attributes_and_keywords():
+    class Pool(netserver.PreForkMixIn, xmlrpc.server.SimpleXMLRPCServer):
+        max_servers = 8
+        cidr_allow = ["10.0.0.0/8"]
+
+    server = Pool(("127.0.0.1", 0), logRequests=False, min_servers=3)
+    try:
+        config = server._host.config
+        assert (config.max_servers, config.min_servers, config.cidr_allow) == (8, 3, ["10.0.0.0/8"])
+        assert str(config.source_of("max_servers")) == "class attribute"
+    finally:
+        server.server_close()
+
+
+@pytest.mark.parametrize("mixin", ["ThreadMixIn", "ForkMixIn", "PreForkMixIn"])
+def test_access_rules_given_to_a_mixin_are_enforced(mixin):
+    """Today's bug: cidr_allow over a stdlib class was stored and every client served."""
+    server = build(socketserver.TCPServer, mixin, cidr_allow=["10.0.0.0/8"])
+    try:
+        assert not server.verify_request(socket.socket(), ("127.0.0.1", 40000))
+        assert server._host.config.cidr_allow == ["10.0.0.0/8"]
+    finally:
+        server.server_close()
+
+
+@pytest.mark.parametrize("option, value", [("port", 8080), ("host", "0.0.0.0"), ("proto", "udp"),
+                                           ("reuse_port", True), ("proxy_protocol", "v1"),
+                                           ("no_client_stdout", False)])
+def test_an_option_the_host_cannot_honour_is_refused(option, value):
+    with pytest.raises(netserver.OptionError) as refused:
+        build(xmlrpc.server.SimpleXMLRPCServer, "PreForkMixIn", **{option: value})
+    assert option in str(refused.value) and "SimpleXMLRPCServer" in str(refused.value)
+
+
+def test_a_bad_option_value_names_itself_and_its_source():
+    class Bad(netserver.PreForkMixIn, socketserver.TCPServer):
+        max_servers = 0
+
+    with pytest.raises(netserver.OptionError) as bad:
+        Bad(("127.0.0.1", 0), Echo)
+    assert "max_servers" in str(bad.value) and "class attribute" in str(bad.value)
+
+
+@pytest.mark.parametrize("mixin", ["ThreadMixIn", "ForkMixIn", "PreForkMixIn", "PreForkSimpleMixIn"])
+def test_two_mixins_that_each_decide_where_a_request_runs_are_refused(mixin):
+    with pytest.raises(TypeError) as refused:
+        build(socketserver.ThreadingTCPServer, mixin)
+    assert "ThreadingMixIn" in str(refused.value) and mixin in str(refused.value)

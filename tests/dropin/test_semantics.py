@@ -1,0 +1,246 @@
+"""What a socketserver program can tell about its server, kept as the stdlib has it (or better, where asked).
+
+Each scenario is a small program run as a process: in-flight requests
+survive ``shutdown()``, several listeners are all served, a ``socket`` set
+late is served, the program's own signal handlers, ignored signals and
+``KeyboardInterrupt`` stay the program's, and ``python -m compat.http_server``
+serves a directory like ``python -m http.server``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from procfs import live_children
+from waiting import wait_until
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMEOUT = 10
+
+PRELUDE = f"""
+import os, signal, socket, sys, threading, time
+sys.path.insert(0, {ROOT!r})
+import socketserver
+import compat.socketserver
+import netserver
+
+
+class Slow(socketserver.StreamRequestHandler):
+    def handle(self):
+        line = self.rfile.readline()
+        time.sleep(float(line or 0))
+        self.wfile.write(b"done %d\\n" % os.getpid())
+
+
+def ready(server):
+    where = server.server_address
+    print("READY", where if isinstance(where, str) else where[1], flush=True)
+"""
+
+
+class Program:
+    def __init__(self, tmp_path, body: str):
+        script = tmp_path / "program.py"
+        script.write_text(PRELUDE + body)
+        self.log_path = tmp_path / "program.log"
+        with open(self.log_path, "w") as log:
+            self.proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                                         stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("READY"), line + self.log()
+        self.where = line.split()[1]
+
+    @property
+    def port(self) -> int:
+        return int(self.where)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def say(self, text: str) -> None:
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def finish(self, code: int = 0) -> str:
+        assert self.proc.wait(TIMEOUT) == code, self.log()
+        return self.proc.stdout.read()
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+@pytest.fixture
+def program(tmp_path):
+    started = []
+
+    def start(body: str) -> Program:
+        started.append(Program(tmp_path, body))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.kill()
+
+
+def ask(port: int, delay: float = 0.0, family=socket.AF_INET, address=None) -> bytes:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(TIMEOUT)
+        sock.connect(address or ("127.0.0.1", port))
+        sock.sendall(b"%f\n" % delay)
+        return sock.makefile("rb").readline()
+
+
+SHUTDOWN_WHILE_SERVING = """
+class S({mixin}, socketserver.TCPServer):
+    allow_reuse_address = True
+    max_servers = 2
+
+server = S(("127.0.0.1", 0), Slow)
+
+def stop():
+    sys.stdin.readline()
+    server.shutdown()
+
+stopper = threading.Thread(target=stop)
+stopper.start()
+ready(server)
+server.serve_forever()
+stopper.join()
+server.server_close()
+print("CLOSED", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mixin", ["netserver.ForkMixIn", "netserver.PreForkMixIn", "netserver.PreForkSimpleMixIn",
+                                   "netserver.ThreadMixIn", "socketserver.ForkingMixIn"])
+def test_shutdown_lets_a_request_in_flight_finish(program, mixin):
+    server = program(SHUTDOWN_WHILE_SERVING.format(mixin=mixin))
+    replies = []
+    client = threading.Thread(target=lambda: replies.append(ask(server.port, delay=1.0)))
+    client.start()
+    time.sleep(0.3)  # the request is being served (it takes 1 s)
+    server.say("shutdown")
+    client.join(TIMEOUT)
+    assert replies and replies[0].startswith(b"done "), (replies, server.log())
+    assert "CLOSED" in server.finish(0)
+    assert "abnormally" not in server.log() and "Traceback" not in server.log(), server.log()
+
+
+def test_a_compat_server_serves_every_listener(program, tmp_path):
+    path = tmp_path / "second.sock"
+    server = program(f"""
+server = compat.socketserver.TCPServer(("127.0.0.1", 0), Slow, port=["127.0.0.1:0", "{path}|unix"])
+ready(server)
+server.serve_forever()
+server.server_close()
+print("CLOSED", flush=True)
+""")
+    assert ask(server.port).startswith(b"done ")
+    assert ask(0, family=socket.AF_UNIX, address=str(path)).startswith(b"done ")
+    server.proc.send_signal(signal.SIGTERM)  # netserver's gain: TERM ends serve_forever cleanly
+    assert "CLOSED" in server.finish(0)
+
+
+def test_a_socket_set_after_bind_and_activate_false_is_served(program):
+    """Werkzeug's reloader pattern: the socket comes from a descriptor the parent bound."""
+    server = program("""
+bound = socket.socket()
+bound.bind(("127.0.0.1", 0))
+bound.listen()
+server = compat.socketserver.TCPServer(("127.0.0.1", 0), Slow, bind_and_activate=False)
+server.socket.close()
+server.socket = socket.socket(fileno=os.dup(bound.fileno()))
+server.server_address = server.socket.getsockname()
+ready(server)
+server.serve_forever()
+""")
+    assert ask(server.port).startswith(b"done ")
+
+
+KEYBOARD = """
+class S({mixin}, socketserver.TCPServer):
+    allow_reuse_address = True
+    max_servers = 2
+
+server = S(("127.0.0.1", 0), netserver.MuxEchoHandler if "Multiplex" in "{mixin}" else Slow)
+ready(server)
+try:
+    server.serve_forever()
+except KeyboardInterrupt:
+    print("KEYBOARD INTERRUPT", flush=True)
+server.server_close()
+"""
+
+
+@pytest.mark.parametrize("mixin", ["compat.socketserver.ThreadingMixIn", "netserver.PreForkMixIn",
+                                   "netserver.ThreadMixIn", "netserver.MultiplexMixIn"])
+def test_ctrl_c_reaches_the_programs_except_keyboardinterrupt(program, mixin):
+    base = "compat.socketserver.TCPServer" if mixin.startswith("compat") else "socketserver.TCPServer"
+    server = program(KEYBOARD.format(mixin=mixin).replace("socketserver.TCPServer", base))
+    if "PreFork" in mixin:
+        wait_until(lambda: len(live_children(server.proc.pid)) == 2, what="the pool")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as client:
+        client.sendall(b"0\n")
+        assert client.recv(100), "the server is in serve_forever"
+    os.killpg(server.proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+    assert "KEYBOARD INTERRUPT" in server.finish(0)
+    assert not live_children(server.proc.pid)
+
+
+def test_the_programs_own_handler_and_an_ignored_signal_stay(program):
+    server = program("""
+def on_term(signum, frame):
+    print("PROGRAM'S TERM HANDLER", flush=True)
+    threading.Thread(target=server.shutdown).start()
+
+signal.signal(signal.SIGTERM, on_term)
+signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+server = compat.socketserver.TCPServer(("127.0.0.1", 0), Slow, log_level=3)
+ready(server)
+server.serve_forever()
+server.server_close()
+print("CLOSED", flush=True)
+""")
+    server.proc.send_signal(signal.SIGUSR1)  # ignored: neither default death nor netserver's reopen
+    assert ask(server.port).startswith(b"done ")
+    assert "USR1" not in server.log()
+    server.proc.send_signal(signal.SIGTERM)
+    out = server.finish(0)
+    assert "PROGRAM'S TERM HANDLER" in out and "CLOSED" in out
+
+
+def test_python_m_compat_http_server_serves_the_current_directory(tmp_path):
+    (tmp_path / "hello.txt").write_text("hello from the directory\n")
+    with socket.socket() as probe:  # a free port for the command line (the command takes a number)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "compat.http_server", "-b", "127.0.0.1", str(port)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        assert "Serving HTTP on 127.0.0.1 port" in proc.stdout.readline()
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+        connection.request("GET", "/hello.txt")
+        response = connection.getresponse()
+        assert response.status == 200 and response.read() == b"hello from the directory\n"
+        connection.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(TIMEOUT) == 0  # "Keyboard interrupt received, exiting." as http.server says
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()

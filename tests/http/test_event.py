@@ -1,0 +1,114 @@
+"""Event-driven HTTP children (``--http_event``): many connections per process, one request at a time.
+
+The whole HTTP suite also runs against event children with
+``NETSERVER_TEST_HTTP_EVENT=1``; the tests here are about what only the event
+loop does: idle keep-alive and half-sent requests do not hold a process.
+"""
+
+import json
+import socket
+import time
+
+import pytest
+
+from httpkit import Raw, get, serve
+
+ONE_CHILD = ["--app", "wsgiapps:app", "--http_event", "--server_type", "PreForkSimple", "--max_servers", "1"]
+
+
+def keep_alive_request(conn: Raw, path: str = "/env"):
+    conn.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+    response = conn.response()
+    assert response.status == 200, response.raw_head
+    return response
+
+
+def slowloris(port: int) -> Raw:
+    conn = Raw(port)
+    conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\nX-Slow: ")  # a head that never ends
+    return conn
+
+
+def test_idle_keep_alive_connections_do_not_hold_the_only_process(app_dir):
+    with serve(ONE_CHILD, app_dir=app_dir) as proc:
+        parked = [Raw(proc.port) for _ in range(5)]
+        loris = [slowloris(proc.port) for _ in range(3)]
+        try:
+            pids = {json.loads(keep_alive_request(conn).body)["pid"] for conn in parked}
+            assert len(pids) == 1  # one process serves them all
+            # Five idle keep-alive connections and three half-sent heads: a new client is served...
+            assert get(proc.port, "/index").body == b"hello\n"
+            # ...and every parked connection is still open and served again, by the same process.
+            for conn in parked:
+                assert json.loads(keep_alive_request(conn).body)["pid"] in pids
+        finally:
+            for conn in parked + loris:
+                conn.close()
+
+
+def test_a_head_that_never_ends_gets_408_at_timeout_header(app_dir):
+    with serve(ONE_CHILD + ["--timeout_header", "1"], app_dir=app_dir) as proc:
+        conn = slowloris(proc.port)
+        try:
+            started = time.monotonic()
+            assert conn.response().status == 408
+            assert time.monotonic() - started < 5
+            with pytest.raises(EOFError):
+                conn.response()
+            assert get(proc.port, "/index").body == b"hello\n"
+        finally:
+            conn.close()
+
+
+def test_a_silent_new_connection_is_closed_at_timeout_header(app_dir):
+    with serve(ONE_CHILD + ["--timeout_header", "1"], app_dir=app_dir) as proc:
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as silent:
+            assert silent.recv(100) == b""  # closed, nothing sent
+
+
+def test_pipelined_requests_are_answered_in_order(app_dir):
+    with serve(ONE_CHILD, app_dir=app_dir) as proc, Raw(proc.port) as conn:
+        conn.send(b"".join(f"GET /env?n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode() for n in range(3)))
+        assert [json.loads(conn.response().body)["QUERY_STRING"] for _ in range(3)] == ["n=0", "n=1", "n=2"]
+
+
+def test_at_its_connection_limit_a_child_closes_the_longest_idle_connection(app_dir):
+    with serve(ONE_CHILD + ["--http_event_connections", "3"], app_dir=app_dir) as proc:
+        first, second, third = (Raw(proc.port) for _ in range(3))
+        try:
+            for conn in (first, second, third):
+                keep_alive_request(conn)
+                time.sleep(0.05)  # distinct idle ages: first is the longest idle
+            with Raw(proc.port) as fourth:
+                keep_alive_request(fourth)
+            with pytest.raises((EOFError, ConnectionResetError)):
+                first.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
+                first.response()
+            keep_alive_request(second)
+            keep_alive_request(third)
+        finally:
+            for conn in (first, second, third):
+                conn.close()
+
+
+def test_a_pool_of_50_serves_a_probe_beside_200_slowloris_and_200_idle_keep_alive(app_dir):
+    """Issue 14's slow-client finding: a process-per-connection pool is starved by idle connections."""
+    with serve(["--app", "wsgiapps:app", "--http_event", "--max_servers", "50"], app_dir=app_dir) as proc:
+        held = []
+        try:
+            for _ in range(200):
+                conn = Raw(proc.port)
+                held.append(conn)
+                keep_alive_request(conn, "/index")
+            held += [slowloris(proc.port) for _ in range(200)]
+            waits = []
+            for _ in range(5):
+                started = time.monotonic()
+                assert get(proc.port, "/index").body == b"hello\n"
+                waits.append(time.monotonic() - started)
+            print(f"probe waits: {[round(w, 3) for w in waits]}")
+            assert max(waits) < 3.0, waits  # measured in docs/performance.md: milliseconds
+        finally:
+            for conn in held:
+                conn.close()
+
