@@ -312,7 +312,7 @@ def per_request(rows: List[dict]) -> str:
 
 def throughput_tables(results: Dict[str, Dict[str, List[dict]]], args: argparse.Namespace) -> str:
     out = []
-    for scenario, clients, lines in SCENARIOS:
+    for scenario, _clients, _lines in SCENARIOS:
         cells = results[scenario]
         medians = {name: statistics.median(r["rate"] for r in rows) for name, rows in cells.items()}
         base, limit = medians.get(BASELINE), medians.get(LIMIT)

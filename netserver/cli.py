@@ -23,7 +23,6 @@ from .options.reference import format_help, wrap_paragraph
 from .personalities import PERSONALITIES, LoadError, canonical_name, load
 from .proto import BindError
 from .server import ServerError
-from .log import LogConfigError
 
 __all__ = ["main"]
 

@@ -12,6 +12,8 @@ import os
 import socket
 import socketserver
 
+from .hooks import HookMixIn
+
 __all__ = ["EchoHandler"]
 
 
@@ -73,10 +75,8 @@ class EchoHandler(socketserver.BaseRequestHandler):
         child: unless ``no_close_by_child``), as Net::Server's ``server_close``.
         Over a server that is not a ``netserver.Server`` they are only echoed.
         """
-        from .server import Server
-
         server = self.server
-        if not isinstance(server, Server) or server.config is None:
+        if not isinstance(server, HookMixIn) or server.config is None:  # not netserver.Server's API
             return False
         if command == "exit":
             conn.sendall(b"Stopping the server.\r\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 __all__ = [
     "CHECK_ENV", "SOCKETS_ENV", "CHILDREN_ENV", "STATE_ENV",
     "checking_config", "check_new_image", "exec_self", "take_inherited",
+    "encode_sockets", "decode_sockets",
 ]
 
 CHECK_ENV = "NETSERVER_CHECK_CONFIG"
@@ -38,6 +40,25 @@ CHECK_TIMEOUT = 60.0
 # Captured at import, before anything could chdir or rewrite sys.argv.
 _START_DIRECTORY = os.getcwd()
 _ORIGINAL_ARGV = list(getattr(sys, "orig_argv", None) or [sys.executable] + sys.argv)
+
+
+def encode_sockets(sockets: Iterable[Tuple[int, str]]) -> str:
+    """``[(5, "key"), (6, "other")]`` → ``"5|key;6|other"`` (Net::Server's BOUND_SOCKETS)."""
+    return ";".join(f"{fd}|{key}" for fd, key in sockets)
+
+
+# A new item starts only where ';' is followed by "<fd>|": a UNIX socket path in a key may hold ';'.
+_ITEM_START = re.compile(r";(?=\d+\|)")
+
+
+def decode_sockets(raw: str) -> Dict[str, List[int]]:
+    """The inverse of :func:`encode_sockets`: listener key → fds (a key may come more than once)."""
+    sockets: Dict[str, List[int]] = {}
+    for item in _ITEM_START.split(raw) if raw else ():
+        fd, _, key = item.partition("|")
+        if fd.isdigit():
+            sockets.setdefault(key, []).append(int(fd))
+    return sockets
 
 
 def command_line() -> List[str]:
@@ -90,11 +111,10 @@ def exec_self(sockets: Iterable[Tuple[int, str]], children: Iterable[int], state
     if pid_file_fd is not None:
         os.set_inheritable(pid_file_fd, True)
         env[PID_FILE_ENV] = str(pid_file_fd)
-    pairs = []
-    for fd, key in sockets:
+    pairs = list(sockets)
+    for fd, _ in pairs:
         os.set_inheritable(fd, True)
-        pairs.append(f"{fd}|{key}")
-    env[SOCKETS_ENV] = ";".join(pairs)
+    env[SOCKETS_ENV] = encode_sockets(pairs)
     env[CHILDREN_ENV] = ",".join(str(pid) for pid in children)
     env[STATE_ENV] = json.dumps(state)
     sys.stdout.flush()
@@ -118,13 +138,7 @@ def take_inherited() -> Tuple[Dict[str, List[int]], List[int], Dict]:
     Returns listener key → fds, the pids of the old image's children, and
     its saved state (``{}`` when this is not a restart).
     """
-    raw = os.environ.pop(SOCKETS_ENV, None)
-    sockets: Dict[str, List[int]] = {}
-    if raw:
-        for item in raw.split(";"):
-            fd, _, key = item.partition("|")
-            if fd.isdigit():
-                sockets.setdefault(key, []).append(int(fd))
+    sockets = decode_sockets(os.environ.pop(SOCKETS_ENV, ""))
     children = [int(p) for p in os.environ.pop(CHILDREN_ENV, "").split(",") if p.isdigit()]
     try:
         state = json.loads(os.environ.pop(STATE_ENV, "") or "{}")

@@ -375,7 +375,7 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         hosts, protos, ipvs = (pad(list(v), len(ports)) for v in (config.host, config.proto, config.ipv))
         seen = set()
         listeners: List[Listener] = []
-        for port, host, proto, ipv in zip(ports, hosts, protos, ipvs):
+        for port, host, proto, ipv in zip(ports, hosts, protos, ipvs, strict=True):
             try:
                 specs = parse_port(port, host, proto, ipv)
             except PortSpecError as exc:
@@ -458,7 +458,7 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
                 listener.socket = match[0]
                 listener.inherited = True
             kept.append(listener)
-        for sock, name in by_address.values():
+        for sock, _name in by_address.values():
             kept.append(listener_for_socket(sock, self.config))
         self.listeners = kept
         for listener in kept:
@@ -531,14 +531,14 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         """What the server's user must own after the drop: UNIX socket files (their paths)
         and log files (``(path, open descriptor)``: ownership changes on what was opened,
         never on whatever the path names now)."""
-        files: List[Any] = [l.target.address for l in self.listeners if getattr(l, "owns_path", False)]
+        files: List[Any] = [lsn.target.address for lsn in self.listeners if getattr(lsn, "owns_path", False)]
         if self._logger.path and self._logger.fileno() is not None:
             files.append((self._logger.path, self._logger.fileno()))
         return files
 
     def _hand_over_files(self, identity: privileges.Identity) -> None:
         """Refuse paths the service user could redirect, then hand the files over (issue 14)."""
-        inherited = {l.target.address for l in self.listeners if l.inherited}
+        inherited = {lsn.target.address for lsn in self.listeners if lsn.inherited}
         # A socket file inherited across HUP was handed over when it was made: left alone.
         files = [item for item in self.files_for_user() if not (isinstance(item, str) and item in inherited)]
         for item in files:

@@ -16,7 +16,7 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Callable, Deque, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional
 
 __all__ = ["SignalQueue", "signal_name"]
 
@@ -74,7 +74,7 @@ class SignalQueue:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        previous: Dict[int, Callable] = {}
+        previous: Dict[int, Any] = {}  # what signal.signal returned: a handler, SIG_DFL/SIG_IGN or None
         try:
             for signum in signums:
                 if only_defaults and signal.getsignal(signum) is not signal.SIG_DFL:
@@ -85,8 +85,8 @@ class SignalQueue:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, list(previous))
             yield
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+            for signum, old in previous.items():
+                signal.signal(signum, old if old is not None else signal.SIG_DFL)
 
     def close(self) -> None:
         for fd in (self._read_fd, self._write_fd):

@@ -25,7 +25,7 @@ _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 class CGIApp:
     """A WSGI application that runs one CGI script per request."""
 
-    def __init__(self, path: str, timeout: float = 60.0, log: Callable[[int, str], None] = lambda l, m: None,
+    def __init__(self, path: str, timeout: float = 60.0, log: Callable[[int, str], None] = lambda level, message: None,
                  on_spawn: Optional[Callable[[int, str], Any]] = None):
         self.on_spawn = on_spawn  # the server's exec_fork_hook(pid, path)
         self.path = os.path.abspath(path)

@@ -87,7 +87,6 @@ class RequestReader:
         self.body_size = 0
         self.header_size = 0
         self.in_headers = False
-        self.waiting_continue: Optional[Request] = None
 
     # -- the interface -------------------------------------------------------
 

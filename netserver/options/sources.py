@@ -66,9 +66,6 @@ class Config:
     def source_of(self, name: str) -> Source:
         return self._sources[name]
 
-    def as_dict(self) -> Dict[str, Any]:
-        return dict(self._values)
-
     def __repr__(self) -> str:
         return f"Config({self._values!r})"
 
@@ -191,12 +188,12 @@ def merge(layers: Iterable[List[Entry]], template: Mapping[str, Option]) -> Conf
             else:
                 raw, source = items[0]
                 chosen[key] = (option.parse(raw, source), source)
-    values = {}
-    sources = {}
+    merged: Dict[str, Any] = {}
+    sources: Dict[str, Source] = {}
     default = Source(Source.DEFAULT)
     for name, option in template.items():
         if name in chosen:
-            values[name], sources[name] = chosen[name]
+            merged[name], sources[name] = chosen[name]
         else:
-            values[name], sources[name] = option.default_value(), default
-    return Config(values, sources)
+            merged[name], sources[name] = option.default_value(), default
+    return Config(merged, sources)

@@ -68,11 +68,6 @@ def to_float(value: Any) -> float:
     return number
 
 
-def to_seconds(value: Any) -> float:
-    """A duration in seconds (fractions allowed), non-negative."""
-    return to_float(value)
-
-
 def to_str(value: Any) -> str:
     if value is None:
         raise ValueError("must not be empty")

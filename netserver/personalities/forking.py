@@ -32,7 +32,7 @@ __all__ = ["ProcessParentMixIn", "EXIT_OK", "EXIT_ERROR"]
 EXIT_OK = 0
 EXIT_ERROR = 1
 
-_PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2")
+_PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR2")
 _CHILD_SIGNALS = {signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
 
 
@@ -256,12 +256,22 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         signals = self._signals
         for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", *_PARENT_ONLY_SIGNALS):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-        for name in ("SIGTTIN", "SIGTTOU", "SIGUSR1"):
+        for name in ("SIGTTIN", "SIGTTOU"):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+        # A USR1 already pending (blocked since the fork) must not be dropped by SIG_IGN: remember it.
+        signal.signal(signal.SIGUSR1, self._child_usr1)
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None
         self._children = ChildTable()  # random is reseeded by CPython's own after-fork hook
+
+    def _child_usr1(self, signum: int, frame: Any) -> None:
+        """USR1 in a child: reopen the log between connections."""
+        self._reopen_log = True
+        if self._signals is not None:
+            self._signals.wake()
+
+    _reopen_log = False
 
     def _waiting_clients_sockets(self) -> List[Any]:
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us

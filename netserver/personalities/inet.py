@@ -31,7 +31,7 @@ class StdioConnection:
 
     def makefile(self, mode: str = "r", buffering: int = -1, **kwargs: Any):
         fd = self.write_fd if "w" in mode else self.read_fd
-        return os.fdopen(os.dup(fd), mode if "b" in mode else mode, buffering, **kwargs)
+        return os.fdopen(os.dup(fd), mode, buffering, **kwargs)
 
     def recv(self, size: int) -> bytes:
         return os.read(self.read_fd, size)
@@ -62,9 +62,19 @@ class StdioConnection:
         return self.read_fd
 
     def shutdown(self, how: int) -> None:
-        if how in (socket.SHUT_WR, socket.SHUT_RDWR) and not self.closed:
+        """Half-close for the peer when inetd handed over a socket; a pipe has no half-close
+        (its reader sees EOF when every copy of the descriptor is closed)."""
+        if self.closed:
+            return
+        fd = os.dup(self.write_fd)
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:  # ENOTSOCK: a pipe or a terminal
+            os.close(fd)
+            return
+        with sock:
             try:
-                os.close(os.dup(self.write_fd))
+                sock.shutdown(how)
             except OSError:
                 pass
 

@@ -298,6 +298,9 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         locked = not isinstance(lock, NoLock)
         served = 0
         board.set_state(slot, IDLE)
+        if self._reopen_log:  # a USR1 that came while this child was starting
+            self._reopen_log = False
+            self._host.reopen_logs()
         while not self._retire and (not limit or served < limit):
             request = None
             if locked:
@@ -368,13 +371,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._signals = SignalQueue()
         signal.signal(signal.SIGHUP, self._child_retire)
         signal.signal(signal.SIGQUIT, self._child_retire)
-        signal.signal(signal.SIGUSR1, self._child_reopen_log)
-
-    def _child_reopen_log(self, signum: int, frame: Any) -> None:
-        self._reopen_log = True
-        self._signals.wake()
-
-    _reopen_log = False
+        signal.signal(signal.SIGUSR1, self._child_usr1)
 
     def _child_retire(self, signum: int, frame: Any) -> None:
         """SIGHUP/SIGQUIT in a child: finish the current connection, then exit."""

@@ -19,15 +19,14 @@ __all__ = ["Child", "ChildTable", "Exit", "describe_status"]
 class Child:
     """One child process: its pid, what it is for, its scoreboard slot, when it started."""
 
-    __slots__ = ("pid", "kind", "slot", "started", "retiring", "generation", "sock")
+    __slots__ = ("pid", "kind", "slot", "started", "retiring", "sock")
 
-    def __init__(self, pid: int, kind: str, slot: Optional[int] = None, generation: int = 0):
+    def __init__(self, pid: int, kind: str, slot: Optional[int] = None, started: Optional[float] = None):
         self.pid = pid
         self.kind = kind  # "prefork", "fork", "dequeue", "old" (from before a HUP)
         self.slot = slot
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started  # monotonic seconds
         self.retiring = False
-        self.generation = generation
         self.sock = None  # PreFork child_communication: the parent's end of the socketpair
 
     def __repr__(self) -> str:

@@ -31,6 +31,7 @@ STATE_NAMES = {FREE: "free", STARTING: "starting", IDLE: "idle", BUSY: "busy", E
 
 MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
+_RETIRED = _HEADER.size - 8             # offset of the last field, the retired requests
 HEADER_SIZE = 64
 _SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, retiring flag, 1 spare), requests, pid, started, changed, client
 _LOCK_HELD = 1                          # byte offset of the accept-lock flag in a slot
@@ -58,7 +59,7 @@ class Header(NamedTuple):
 class Scoreboard:
     """``capacity`` slots of child state in one shared mapping (anonymous, or ``path``)."""
 
-    def __init__(self, capacity: int, path: Optional[str] = None):
+    def __init__(self, capacity: int, path: Optional[str] = None, now: Optional[float] = None):
         self.capacity = capacity
         self.path = path
         size = HEADER_SIZE + capacity * SLOT_SIZE
@@ -71,7 +72,7 @@ class Scoreboard:
                 self.memory = mmap.mmap(fd, size)
             finally:
                 os.close(fd)
-        _HEADER.pack_into(self.memory, 0, MAGIC, os.getpid(), capacity, time.time(), 0)
+        _HEADER.pack_into(self.memory, 0, MAGIC, os.getpid(), capacity, time.time() if now is None else now, 0)
         self.owner = os.getpid()
 
     @staticmethod
@@ -80,9 +81,10 @@ class Scoreboard:
 
     # -- parent ----------------------------------------------------------------
 
-    def claim(self, slot: int) -> None:
-        """Mark a slot as taken by a child about to be forked."""
-        now = time.time()
+    def claim(self, slot: int, now: Optional[float] = None) -> None:
+        """Mark a slot as taken by a child about to be forked (times are wall-clock, for ``status``)."""
+        if now is None:
+            now = time.time()
         _SLOT.pack_into(self.memory, self._offset(slot), STARTING, 0, 0, now, now, b"")
 
     def assign_pid(self, slot: int, pid: int) -> None:
@@ -91,8 +93,8 @@ class Scoreboard:
     def release(self, slot: int) -> None:
         """The child has exited: keep its count in the totals, free the slot."""
         requests = struct.unpack_from("<I", self.memory, self._offset(slot) + 4)[0]
-        retired = struct.unpack_from("<Q", self.memory, 32)[0]
-        struct.pack_into("<Q", self.memory, 32, retired + requests)
+        retired = struct.unpack_from("<Q", self.memory, _RETIRED)[0]
+        struct.pack_into("<Q", self.memory, _RETIRED, retired + requests)
         self.memory[self._offset(slot)] = FREE
 
     def read(self, slot: int) -> SlotView:
@@ -128,7 +130,7 @@ class Scoreboard:
     def set_state(self, slot: int, state: int) -> None:
         self.memory[self._offset(slot)] = state
 
-    def serving(self, slot: int, requests: int, client: bytes) -> None:
+    def serving(self, slot: int, requests: int, client: bytes, now: Optional[float] = None) -> None:
         """BUSY, the request count so far, and who is being served, in one store each.
 
         The time goes in before the state, so a parent that sees BUSY never
@@ -136,7 +138,7 @@ class Scoreboard:
         """
         offset = self._offset(slot)
         struct.pack_into("<I", self.memory, offset + 4, requests)
-        struct.pack_into("<d48s", self.memory, offset + 20, time.time(), client)
+        struct.pack_into("<d48s", self.memory, offset + 20, time.time() if now is None else now, client)
         self.memory[offset] = BUSY
 
     def request_state(self, slot: int, busy: bool) -> None:

@@ -71,6 +71,7 @@ def listener_for_socket(sock, config=None) -> Listener:
     from .spec import PortSpec
 
     stream = sock.type == _socket.SOCK_STREAM
+    cls: Type[Listener]
     if sock.family == _socket.AF_UNIX:
         cls = UNIX if stream else UNIXDGRAM
         address = sock.getsockname()

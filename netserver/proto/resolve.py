@@ -12,13 +12,13 @@ import functools
 import os
 import socket
 from dataclasses import dataclass
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .spec import UNIX_PROTOS, PortSpec
 
 __all__ = ["BindTarget", "ResolveError", "resolve", "ipv6_usable", "ipv4_usable", "bindv6only"]
 
-_FAMILY_NAME = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6", socket.AF_UNIX: "UNIX"}
+_FAMILY_NAME: Dict[int, str] = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6", socket.AF_UNIX: "UNIX"}
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ class _Resolver:
         if family == socket.AF_INET:
             return self._v4(host)
         # getaddrinfo (numeric only, no DNS) turns a '%eth0' zone into its scope id.
-        sockaddr = socket.getaddrinfo(
+        sockaddr: Any = socket.getaddrinfo(
             host, self.port, socket.AF_INET6, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST | socket.AI_PASSIVE
         )[0][4]
         return BindTarget(socket.AF_INET6, (sockaddr[0], self.port, 0, sockaddr[3]), True, self.spec)
@@ -250,6 +250,7 @@ class _Resolver:
 
         targets: List[BindTarget] = []
         seen = set()
+        sockaddr: Any  # (host, port) or (host, port, flowinfo, scope_id), by family
         for fam, _type, _proto, _canon, sockaddr in infos:
             if fam not in (socket.AF_INET, socket.AF_INET6):
                 continue

@@ -300,7 +300,7 @@ class _Parser:
 
     def _split_ipv(self, text: str):
         """Strip trailing ipv words from a host or proto setting."""
-        words = []
+        words: list = []
         while (m := _IPV_TAIL[_ALL_SEPS].search(text)) is not None:
             words.insert(0, m.group("tok"))
             text = text[: m.start()]
@@ -372,7 +372,7 @@ class _Parser:
         if sep == "/" and re.match(r"^[A-Za-z_]", port):
             # Net::Server reads 'port/word' as a protocol: say so if what precedes is a port.
             try:
-                head_host, head_port = self._split_host_port(host)
+                _, head_port = self._split_host_port(host)
                 self._inet_port(head_port, "tcp")
             except PortSpecError:
                 pass

@@ -49,10 +49,10 @@ class UNIX(Listener):
     label = "UNIX"
 
     def bind(self, reuse_address: bool = True, reuse_port: bool = False) -> None:
-        clear_stale_socket_file(self.target.address, self.socket_type)
+        clear_stale_socket_file(self.port, self.socket_type)
         sock = socket.socket(socket.AF_UNIX, self.socket_type)
         try:
-            sock.bind(self.target.address)
+            sock.bind(self.port)
         except OSError as exc:
             sock.close()
             raise BindError(exc.errno, f"cannot bind {self.describe()}: {exc.strerror or exc}") from None
@@ -71,13 +71,14 @@ class UNIX(Listener):
         if unlink and self.owns_path:
             self.owns_path = False
             try:
-                os.unlink(self.target.address)
+                os.unlink(self.port)
             except OSError:
                 pass
 
     @property
     def port(self) -> str:
-        return self.target.address
+        """The socket's path (what a port is for the other protos)."""
+        return str(self.target.address)
 
     @property
     def host(self) -> str:

@@ -7,7 +7,6 @@ through the harness) instead of outliving the test.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
@@ -21,31 +20,13 @@ import time
 
 import pytest
 
-from harness import ROOT, TIMEOUT, ServerProcess, echo_exchange, python_env, read_all, run_command
+from harness import ROOT, TIMEOUT, ServerProcess, echo_exchange, python_env, read_all, run_command, serving
+from waiting import wait_until
 
 import netserver
 from netserver.proto.resolve import bindv6only, ipv6_usable
 
 LOG_LINE = re.compile(r"^\d{4}/\d\d/\d\d-\d\d:\d\d:\d\d (\d+) (ERROR|WARNING|NOTICE|INFO|DEBUG) \S")
-
-
-@contextlib.contextmanager
-def serving(args, bindings=1, **kwargs):
-    server = ServerProcess(args, wait=False, **kwargs)
-    with server:
-        server.wait_ready(bindings)
-        yield server
-
-
-def wait_until(predicate, timeout=TIMEOUT, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        time.sleep(interval)
 
 
 def echo_lines(reply: bytes, name, pid, said):

@@ -17,27 +17,18 @@ import signal
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List
 
 import pytest
 
 from harness import ServerProcess
-from daemontools import children, group_members, kill_quietly, launch, pid_from_file
+from daemontools import group_members, kill_quietly, launch, pid_from_file
+from procfs import descendants
 
 
 @pytest.fixture(autouse=True)
 def _needs_root():
     if os.geteuid() != 0:
         pytest.skip("the daemon tests run as root (privilege drop, chroot, ports below 1024)")
-
-
-def descendants(pid: int) -> List[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in children(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def _with_user(args, user):

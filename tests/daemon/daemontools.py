@@ -15,104 +15,22 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
-from typing import Dict, Iterable, List, Optional, Sequence, TypeVar
+from typing import Iterable, List, Optional, Sequence
 
-from harness import ROOT, TIMEOUT, python_env, read_all
+from harness import ROOT, TIMEOUT, python_env
 
-from procfs import stat_fields  # noqa: F401 - re-exported for the tests
-from waiting import holds_for, wait_until  # noqa: F401 - re-exported for the tests
+from client import GREETING, Held, echo, greeting_pid, served  # noqa: F401 - re-exported
+from procfs import (  # noqa: F401 - re-exported
+    alive, children, cmdline, fd_links, group_members, listening_port, live_children, live_group_members,
+    parent_pid, process_group, session_id, signal_caught, signal_ignored, stat_fields, state, status,
+)
+from waiting import holds_for, wait_until  # noqa: F401 - re-exported
 
-T = TypeVar("T")
-
-GREETING = re.compile(rb'Welcome to "[^"]*" \((\d+)\)')
-POLL = 0.02
 NOBODY = 65534
 NOGROUP = 65534
 
 
-# -- /proc ---------------------------------------------------------------------------
-
-
-def state(pid: int) -> Optional[str]:
-    fields = stat_fields(pid)
-    return fields[3] if fields else None
-
-
-def alive(pid: int) -> bool:
-    """The pid exists and is not a zombie."""
-    return state(pid) not in (None, "Z")
-
-
-def session_id(pid: int) -> int:
-    fields = stat_fields(pid)
-    assert fields, f"pid {pid} does not exist"
-    return int(fields[6])
-
-
-def process_group(pid: int) -> Optional[int]:
-    fields = stat_fields(pid)
-    return int(fields[5]) if fields else None
-
-
-def parent_pid(pid: int) -> Optional[int]:
-    fields = stat_fields(pid)
-    return int(fields[4]) if fields else None
-
-
-def children(pid: int) -> List[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(p) for p in fh.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return []
-
-
-def live_children(pid: int) -> List[int]:
-    return [c for c in children(pid) if alive(c)]
-
-
-def status(pid: int) -> Dict[str, List[int]]:
-    """``Uid``, ``Gid`` (all four fields), ``Groups`` and the capability sets of /proc/PID/status, as ints."""
-    found: Dict[str, List[int]] = {}
-    with open(f"/proc/{pid}/status") as fh:
-        for line in fh:
-            key, _, value = line.partition(":")
-            if key in ("Uid", "Gid", "Groups"):
-                found[key] = [int(v) for v in value.split()]
-            elif key in ("CapPrm", "CapEff", "CapAmb"):
-                found[key] = [int(value.strip(), 16)]
-    return found
-
-
-def fd_links(pid: int) -> Dict[int, str]:
-    """fd number → what ``ls -l /proc/PID/fd`` shows it points to."""
-    links = {}
-    for name in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            links[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
-            continue
-    return links
-
-
-def cmdline(pid: int) -> bytes:
-    with open(f"/proc/{pid}/cmdline", "rb") as fh:
-        return fh.read()
-
-
-def group_members(pgid: int) -> List[int]:
-    members = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            if process_group(int(entry)) == pgid:
-                members.append(int(entry))
-    return members
-
-
-def live_group_members(pgid: int) -> List[int]:
-    """Members of the process group that are not zombies (an orphan's zombie waits for init)."""
-    return [pid for pid in group_members(pgid) if alive(pid)]
+# -- processes -----------------------------------------------------------------------
 
 
 def kill_quietly(pid: Optional[int], signum: int = signal.SIGKILL) -> None:
@@ -187,12 +105,6 @@ def launch(args: Sequence[str], out_path, timeout: float = TIMEOUT,
     return done
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def port_is_free(port: int) -> bool:
     """Whether a server (which sets SO_REUSEADDR, as the servers under test do) could bind the port."""
     with socket.socket() as sock:
@@ -212,54 +124,7 @@ def refused(port: int) -> bool:
     return False
 
 
-# -- clients ----------------------------------------------------------------------------
-
-
-def greeting_pid(reply: bytes) -> int:
-    match = GREETING.search(reply)
-    assert match, f"no greeting in {reply!r}"
-    return int(match.group(1))
-
-
-def echo(port: int, line: bytes = b"hello", timeout: float = TIMEOUT) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(line + b"\nquit\n")
-        return read_all(sock)
-
-
-def served(reply: bytes, line: bytes = b"hello") -> bool:
-    return bool(GREETING.search(reply)) and b'You said "' + line + b'"' in reply
-
-
-class Held:
-    """A plain connection held open: it occupies one worker until ``finish()``."""
-
-    def __init__(self, port: int):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        self.buffer = b""
-        self.pid: Optional[int] = None
-
-    def wait_greeted(self, timeout: float = TIMEOUT) -> int:
-        deadline = time.monotonic() + timeout
-        while not GREETING.search(self.buffer):
-            remaining = deadline - time.monotonic()
-            assert remaining > 0, f"not greeted within {timeout}s: {self.buffer!r}"
-            self.sock.settimeout(remaining)
-            chunk = self.sock.recv(4096)
-            assert chunk, f"closed before the greeting: {self.buffer!r}"
-            self.buffer += chunk
-        self.pid = greeting_pid(self.buffer)
-        return self.pid
-
-    def finish(self) -> bytes:
-        self.sock.settimeout(TIMEOUT)
-        self.sock.sendall(b"bye\nquit\n")
-        self.buffer += read_all(self.sock)
-        self.sock.close()
-        return self.buffer
-
-    def close(self) -> None:
-        self.sock.close()
+# -- TLS clients -----------------------------------------------------------------------
 
 
 def client_context(cafile, certfile=None, keyfile=None, maximum_version=None) -> ssl.SSLContext:

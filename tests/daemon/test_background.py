@@ -15,9 +15,10 @@ import time
 import pytest
 
 from daemontools import (
-    alive, cmdline, echo, fd_links, free_port, greeting_pid, live_group_members, parent_pid, pid_from_file,
+    alive, cmdline, echo, fd_links, greeting_pid, listening_port, live_group_members, parent_pid, pid_from_file,
     port_is_free, read_pid_file, served, session_id, wait_until,
 )
+from harness import BINDING
 
 MODES = {
     "background": ["--background"],
@@ -31,7 +32,7 @@ def _args(words, **paths):
     return [word.format(**paths) for word in words]
 
 
-def _launch_daemon(servers, tmp_path, personality, mode, port):
+def _launch_daemon(servers, tmp_path, personality, mode, port=0):
     pid_file = tmp_path / "daemon.pid"
     log = tmp_path / "daemon.log"
     servers.adopt_pid_file(pid_file)
@@ -48,15 +49,15 @@ def _launch_daemon(servers, tmp_path, personality, mode, port):
     ("PreFork", "setsid+log_file"),
 ])
 def test_launcher_returns_once_the_daemon_serves(servers, tmp_path, personality, mode):
-    port = free_port()
-    done, pid_file, log = _launch_daemon(servers, tmp_path, personality, mode, port)
-    # Straight after the launcher returns: served, and the pid file names the daemon.
-    reply = echo(port)
+    done, pid_file, log = _launch_daemon(servers, tmp_path, personality, mode)
+    # Straight after the launcher returns: the pid file names the daemon, which serves (on the
+    # port it was given: 0, so read from /proc).
     text = read_pid_file(pid_file)
     assert done.returncode == 0, done.stdout
-    assert served(reply), reply
     assert text and text.endswith("\n"), f"pid file {text!r} when the launcher returned"
     daemon = int(text)
+    reply = echo(listening_port(daemon))
+    assert served(reply), reply
     assert daemon != done.pid and alive(daemon)
     assert b"netserver" in cmdline(daemon)
     server_pid = greeting_pid(reply)
@@ -96,16 +97,15 @@ def test_launcher_waits_for_a_slow_start(servers, tmp_path, write_script):
 
         Slow.run()
     """)
-    port = free_port()
     pid_file = tmp_path / "slow.pid"
     servers.adopt_pid_file(pid_file)
     started = time.monotonic()
-    done = servers.launch(["--port", f"127.0.0.1:{port}", "--pid_file", str(pid_file), "--background",
+    done = servers.launch(["--port", "127.0.0.1:0", "--pid_file", str(pid_file), "--background",
                            "--user", "root"], tmp_path / "launcher.out", script=script)
     elapsed = time.monotonic() - started
     assert done.returncode == 0, done.stdout
     assert elapsed >= 1.0, f"the launcher returned after {elapsed:.2f}s, before the daemon was ready"
-    assert served(echo(port))
+    assert served(echo(listening_port(pid_from_file(pid_file))))
 
 
 def test_a_crash_after_the_fork_reaches_the_caller(servers, tmp_path, write_script):
@@ -118,13 +118,15 @@ def test_a_crash_after_the_fork_reaches_the_caller(servers, tmp_path, write_scri
 
         Broken.run()
     """)
-    port = free_port()
     pid_file = tmp_path / "broken.pid"
     servers.adopt_pid_file(pid_file)
-    done = servers.launch(["--port", f"127.0.0.1:{port}", "--pid_file", str(pid_file), "--background",
+    done = servers.launch(["--port", "127.0.0.1:0", "--pid_file", str(pid_file), "--background",
                            "--user", "root"], tmp_path / "launcher.out", script=script)
     assert done.returncode != 0
     assert "pre_loop_hook exploded" in done.stdout
+    bound = BINDING.search(done.stdout)  # plain --background keeps the caller's stderr: the log is here
+    assert bound, done.stdout
+    port = int(bound.group(2))
     wait_until(lambda: read_pid_file(pid_file) in (None, ""), what="the failed daemon's pid file to go")
     wait_until(lambda: port_is_free(port), what="the failed daemon's port to be released")
 
@@ -157,10 +159,10 @@ def test_bad_option_fails_before_forking(servers, tmp_path, bad):
 
 
 def test_hup_keeps_the_background_daemon_pid(servers, tmp_path):
-    port = free_port()
-    done, pid_file, log = _launch_daemon(servers, tmp_path, "PreFork", "background+log_file", port)
+    done, pid_file, log = _launch_daemon(servers, tmp_path, "PreFork", "background+log_file")
     assert done.returncode == 0, done.stdout
     daemon = pid_from_file(pid_file)
+    port = listening_port(daemon)
     servers.adopt(daemon)
     os.kill(daemon, signal.SIGHUP)
     wait_until(lambda: "inherited fd" in log.read_text(), what="the restart")

@@ -19,8 +19,7 @@ import pytest
 
 from harness import TIMEOUT, run_command
 from daemontools import (
-    alive, dead_pid, echo, free_port, pid_from_file, port_is_free,
-    read_pid_file, served, wait_until, Held,
+    alive, dead_pid, echo, pid_from_file, read_pid_file, served, wait_until, Held,
 )
 
 # Single stays root (explicitly) so it can remove its pid file from a root-owned directory;
@@ -111,7 +110,7 @@ def test_a_child_never_removes_the_pid_file(servers, tmp_path):
         child = client.wait_greeted()
         assert child != server.pid
         assert served(client.finish(), b"bye")
-        wait_until(lambda: not alive(child), what=f"child {child} to exit after max_requests")
+        wait_until(lambda child=child: not alive(child), what=f"child {child} to exit after max_requests")
         assert read_pid_file(pid_file) == expected
     assert served(echo(server.port))
     assert read_pid_file(pid_file) == expected
@@ -124,8 +123,9 @@ def test_a_child_never_removes_the_pid_file(servers, tmp_path):
 def test_second_instance_is_refused_before_binding(servers, tmp_path, mode):
     pid_file = tmp_path / "server.pid"
     first = servers.start(PERSONALITIES["PreFork"] + LOOPBACK + ["--pid_file", str(pid_file)])
-    port = free_port()
-    args = ["Single", "--user", "root", "--port", f"127.0.0.1:{port}", "--pid_file", str(pid_file)]
+    # A UNIX socket: had the refused instance bound anything, its file would be there.
+    sock = tmp_path / "second.sock"
+    args = ["Single", "--user", "root", "--port", f"{sock}|unix", "--pid_file", str(pid_file)]
     if mode == "background":
         args.append("--background")
     second = servers.launch(args, tmp_path / "second.out")
@@ -133,7 +133,7 @@ def test_second_instance_is_refused_before_binding(servers, tmp_path, mode):
     assert second.returncode == 1, second.stdout
     assert f"already running as pid {first.pid}" in second.stdout
     assert "Binding to" not in second.stdout
-    assert port_is_free(port), "the refused instance bound its port"
+    assert not sock.exists(), "the refused instance bound its socket"
     assert read_pid_file(pid_file) == f"{first.pid}\n"
     assert served(echo(first.port))
 
@@ -252,7 +252,7 @@ def test_two_servers_started_together_exactly_one_runs(servers, tmp_path):
     for round_ in range(10):
         pair = [servers.start(args, wait=False) for _ in range(2)]
 
-        def settled():
+        def settled(pair=pair):
             return all(p.proc.poll() is not None or "Binding to" in p.log_text() for p in pair)
 
         wait_until(settled, what=f"round {round_}: both servers to bind or exit")

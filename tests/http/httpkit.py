@@ -14,13 +14,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-from harness import ServerProcess, python_env
+from harness import TIMEOUT, ServerProcess, python_env
+from procfs import descendants, proc_state  # noqa: F401 - re-exported for the tests
+from waiting import wait_until  # noqa: F401 - re-exported for the tests
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TIMEOUT = 10.0
 
 
 def public_dir(prefix: str = "netserver-http-") -> str:
@@ -226,44 +226,4 @@ def curl(*args: str, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
                           capture_output=True, timeout=timeout + 5)
 
 
-def descendants(pid: int) -> List[int]:
-    """All live descendants of ``pid`` (from /proc)."""
-    children: Dict[int, List[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def proc_state(pid: int) -> Tuple[str, str]:
-    """(state letter, command name) of a process, or ('', '') when it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            text = stat.read()
-    except OSError:
-        return "", ""
-    name = text[text.index("(") + 1:text.rindex(")")]
-    return text.rsplit(")", 1)[1].split()[0], name
-
-
-def wait_until(predicate, timeout: float = TIMEOUT, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 

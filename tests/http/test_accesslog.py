@@ -3,12 +3,12 @@
 import os
 import re
 import shutil
-import time
 
 import pytest
 
 from harness import run_command
 from httpkit import Raw, get, public_dir, request, serve, server_env, wait_until
+from waiting import holds_for
 
 COMMON_LINE = re.compile(
     r'^(?P<host>\S+) (?P<ident>\S+) (?P<user>\S+) \[(?P<time>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4})\] '
@@ -29,9 +29,7 @@ def read_lines(path, count):
         with open(path) as handle:
             found = handle.read().splitlines()
         return found if len(found) >= count else None
-    found = wait_until(lines, timeout=5)
-    assert found, f"fewer than {count} lines in {path}"
-    return found
+    return wait_until(lines, timeout=5, what=f"{count} lines in {path}")
 
 
 def test_common_format_one_line_per_request(app_dir, log_dir):
@@ -62,7 +60,7 @@ def test_common_format_one_line_per_request(app_dir, log_dir):
         ("HEAD /index HTTP/1.1", "200", "-"),
         ("GET /boom HTTP/1.1", "500", str(len(b"<h1>500 Internal Server Error</h1>\n"))),
     ]
-    for match, (req, status, size) in zip(parsed, expected):
+    for match, (req, status, size) in zip(parsed, expected, strict=False):
         assert (match["request"], match["status"], match["bytes"]) == (req, status, size), match.string
         assert match["host"] == "127.0.0.1"
         assert match["ident"] == "-" and match["user"] == "-"
@@ -108,10 +106,14 @@ def test_log_values_are_escaped(app_dir, log_dir):
                        ).status == 404
         assert get(proc.port, "/index", headers='User-Agent: mark-a" 200 1 "b\r\n').status == 200
         assert get(proc.port, "/index", headers="User-Agent: high\xff\r\n").status == 200
-        lines = read_lines(path, 3)
-        time.sleep(0.3)
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+        read_lines(path, 3)
+
+        def lines_now():
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                return handle.read().splitlines()
+
+        assert holds_for(lambda: len(lines_now()) == 3, 0.3), lines_now()
+        lines = lines_now()
     assert len(lines) == 3, lines  # one line per request, whatever the client sent
     assert not any(line.startswith("FORGED") for line in lines)
     assert all(line.startswith("127.0.0.1 ") for line in lines), lines

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from httpkit import Raw, get, refused, serve
+from waiting import holds_for
 
 LIMITS = ["--max_header_size", "4096", "--max_headers", "20", "--max_uri_size", "256",
           "--max_body_size", "1000", "--timeout_header", "1", "--timeout_idle", "1"]
@@ -408,13 +409,13 @@ def test_mutated_requests_never_crash_the_server(app_dir):
     rng = random.Random(20203)
     with serve(["--app", "wsgiapps:app", *LIMITS], app_dir=app_dir) as proc:
         outcomes = {}
-        for i in range(150):
+        for _ in range(150):
             data = mutate(rng, rng.choice(VALID))
             status = exchange(proc.port, data)
             outcomes[status] = outcomes.get(status, 0) + 1
             assert status is None or 200 <= status < 500 and status != 408, (status, data)
         still_serves(proc.port)
-        time.sleep(0.2)
+        assert holds_for(lambda: "Traceback" not in proc.log_text(), 0.2), proc.log_text()
         log = proc.log_text()
         assert "Traceback" not in log, log
     assert outcomes.get(400, 0) > 10 and outcomes.get(200, 0) > 10, outcomes

@@ -12,7 +12,6 @@ import socket
 import time
 import urllib.request
 
-import pytest
 
 from httpkit import Raw, curl, get, request, serve
 

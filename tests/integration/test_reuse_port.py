@@ -6,7 +6,6 @@ on a retiring child's socket move to a sibling instead of being reset.
 """
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -16,8 +15,8 @@ import pytest
 
 from harness import ROOT, TIMEOUT, python_env
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
-                                reason="needs root and unshare for a network namespace")
+pytestmark = [pytest.mark.root, pytest.mark.skipif(not shutil.which("unshare"),
+                                                   reason="needs unshare for a network namespace")]
 
 SCRIPT = textwrap.dedent("""
     import json, os, re, signal, socket, subprocess, sys, threading, time
@@ -88,6 +87,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_hup_and_ttou_under_load_lose_nothing_with_per_child_sockets(tmp_path):
     script = tmp_path / "load.py"
     script.write_text(SCRIPT)

@@ -32,7 +32,7 @@ def test_status_shows_children_states_requests_and_clients(tmp_path):
             assert "5 requests served" in text
             row = next(line for line in text.splitlines() if line.split()[:1] == [str(serving_pid)])
             assert row.split()[1] == "busy" and row.endswith(local)
-            assert len([l for l in text.splitlines()[2:] if l.strip()]) >= 3  # one row per child
+            assert len([line for line in text.splitlines()[2:] if line.strip()]) >= 3  # one row per child
         finally:
             held.close()
         assert status("--scoreboard_file", pid_file + ".scoreboard").returncode == 0

@@ -44,6 +44,7 @@ def test_starts_min_servers_children(servers):
             assert b"netserver" in fh.read()
 
 
+@pytest.mark.slow
 def test_grows_to_max_servers_and_no_further_then_shrinks(servers, clients):
     server = prefork(servers, "--min_servers", "2", "--max_servers", "4",
                      "--min_spare_servers", "1", "--max_spare_servers", "2")
@@ -83,6 +84,7 @@ def test_grows_to_max_servers_and_no_further_then_shrinks(servers, clients):
     assert not zombie_children(server.pid)
 
 
+@pytest.mark.slow
 def test_max_requests_recycles_children(servers):
     server = prefork(servers, "--min_servers", "2", "--max_servers", "2", "--max_requests", "5")
     address = ("127.0.0.1", server.port)

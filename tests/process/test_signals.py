@@ -12,14 +12,14 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 import time
 
 import pytest
 
 from harness import TIMEOUT, echo_exchange
+from load import ClientLoad
 from proctools import (
-    LOOPBACK, assert_all_gone, assert_group_gone, children, cmdline, complete_reply, exists, free_port,
+    LOOPBACK, assert_all_gone, assert_group_gone, children, cmdline, complete_reply, exists,
     greeting_pid, holds_for, listening_inode, live_children, signal_caught, signal_ignored, socket_inodes, wait_until,
     zombie_children,
 )
@@ -39,55 +39,6 @@ STEP = {"PreFork": 40, "Single": 40, "Fork": 60, "Thread": 60}  # exchanges befo
 INHERITED = r"Binding to TCP port \d+ .*\(inherited fd \d+\)"
 
 
-class ClientLoad:
-    """Client threads looping connect → hello → quit → read to EOF, recording every failure."""
-
-    def __init__(self, address, threads: int = 3, cap: int = 25000):
-        self.address = address
-        self.cap = cap
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.completed = 0
-        self.failures = []
-        self.capped = False
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> "ClientLoad":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(TIMEOUT)
-        assert not any(thread.is_alive() for thread in self.threads), "a client thread hung"
-
-    def _run(self) -> None:
-        done = 0
-        while not self.stop.is_set():
-            if done >= self.cap:
-                self.capped = True
-                return
-            try:
-                reply = echo_exchange(self.address, [b"hello"], timeout=TIMEOUT)
-            except OSError as exc:
-                with self.lock:
-                    self.failures.append(repr(exc))
-                continue
-            done += 1
-            with self.lock:
-                if complete_reply(reply):
-                    self.completed += 1
-                else:
-                    self.failures.append(f"short reply {reply!r}")
-
-    def wait_more(self, count: int) -> None:
-        """Wait until ``count`` more exchanges have completed (load really spans each step)."""
-        target = self.completed + count
-        wait_until(lambda: self.completed >= target or self.failures, what=f"{count} more client exchanges")
-
-
 @pytest.mark.parametrize("personality", list(HUP_PERSONALITIES))
 def test_hup_under_load_loses_nothing(servers, personality):
     server = servers.start([*HUP_PERSONALITIES[personality], *LOOPBACK])
@@ -97,7 +48,7 @@ def test_hup_under_load_loses_nothing(servers, personality):
     argv = cmdline(server.pid)
     generations = []  # children before each HUP
 
-    with ClientLoad(address) as load:
+    with ClientLoad(address, cap=25000) as load:
         load.wait_more(STEP[personality])
         for hup in range(1, HUPS[personality] + 1):
             generations.append(set(children(server.pid)))
@@ -143,11 +94,13 @@ def test_hup_with_a_broken_conf_file_is_refused_then_a_fixed_one_is_live(servers
     assert "inherited fd" not in server.log_text()
     assert "CONNECT" not in server.log_text()  # still log_level 2
 
-    extra = free_port()
-    conf.write_text(f"host 127.0.0.1\nport 0\nport {extra}\nlog_level 3\n")
+    # A second port 0: the new image adopts the listener it had and binds one more (STYLE rule 11).
+    conf.write_text("host 127.0.0.1\nport 0\nport 0\nlog_level 3\n")
     server.signal(signal.SIGHUP)
     server.wait_for(INHERITED)
-    server.wait_for(rf"Binding to TCP port {extra} on host 127.0.0.1")
+    fresh = server.wait_for(r"Binding to TCP port (\d+) on host 127.0.0.1 with IPv4$", count=2)[1]
+    extra = int(fresh.group(1))
+    assert extra != server.port
     assert server.proc.poll() is None
     assert re.findall(r"starting! pid\((\d+)\)", server.log_text()) == [str(server.pid)] * 2
     assert listening_inode(server.port) == inode
@@ -191,7 +144,7 @@ def _uid(pid):
         return next(int(line.split()[1]) for line in fh if line.startswith("Uid:"))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root: only root can become nobody")
+@pytest.mark.root  # only root can become nobody
 def test_hup_with_user_nobody_children_drop_the_parent_keeps_root(servers, clients):
     """Started as root with --user nobody: children serve as nobody, the parent stays root so HUP can re-exec."""
     import pwd
@@ -365,6 +318,7 @@ def start_crash_loop(servers, write_script):
                          script=write_script(CRASHING))
 
 
+@pytest.mark.slow
 def test_crash_loop_backs_off_and_the_parent_stays(servers, write_script):
     server = start_crash_loop(servers, write_script)
     # The back-off doubles: a 1s pause, then (children still dying at once) a 2s one.
@@ -374,7 +328,7 @@ def test_crash_loop_backs_off_and_the_parent_stays(servers, write_script):
     wait_until(lambda: forks_after(server, second), timeout=3.0, what="spawning to resume after the 2s pause")
     forks = [t for t, kind, _ in crash_loop_events(server) if kind == "fork"]
     # The spawn rate alone never leaves a gap much over 1s while children are wanted: the 2s pause does.
-    longest = max(b - a for a, b in zip(forks, forks[1:]))
+    longest = max(b - a for a, b in zip(forks, forks[1:], strict=False))
     assert longest >= 1.8, f"no pause in spawning: longest gap between forks {longest:.2f}s"
     # Each pause is logged as it starts: no fork for its length after the line.
     for announced, kind, delay in crash_loop_events(server):

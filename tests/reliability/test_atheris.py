@@ -11,6 +11,8 @@ import pytest
 
 pytest.importorskip("atheris")
 
+pytestmark = pytest.mark.slow  # each harness fuzzes for NETSERVER_FUZZ_SECONDS (10 s)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SECONDS = int(os.environ.get("NETSERVER_FUZZ_SECONDS", "10"))
 

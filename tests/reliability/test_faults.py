@@ -7,7 +7,6 @@ docs/reliability.md records them.  Loopback only; every wait is bounded.
 
 from __future__ import annotations
 
-import errno
 import os
 import random
 import re
@@ -19,7 +18,10 @@ import time
 import pytest
 
 from harness import TIMEOUT, echo_exchange, open_fds, read_all
+from load import ClientLoad, classify
 from proctools import LOOPBACK, complete_reply, live_children, wait_until, zombie_children
+
+pytestmark = [pytest.mark.process, pytest.mark.slow]  # soak and fault injection: seconds each
 
 FAST = ["--check_for_spawn", "0.1", "--check_for_waiting", "0.5", "--min_child_ttl", "0.2"]
 INHERITED = r"Binding to TCP port \d+ .*\(inherited fd \d+\)"
@@ -32,75 +34,6 @@ def rss_kb(pid: int) -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
     raise AssertionError("no VmRSS")
-
-
-def classify(exc: BaseException) -> str:
-    if isinstance(exc, ConnectionRefusedError):
-        return "refused"
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-        return "reset"
-    if isinstance(exc, socket.timeout):
-        return "timeout"
-    if isinstance(exc, OSError) and exc.errno == errno.ECONNRESET:
-        return "reset"
-    return "other"
-
-
-class Load:
-    """Client threads looping connect → hello → quit → read to EOF; every failure is classified.
-
-    Unlike tests/process/test_signals.ClientLoad (which fails on any error),
-    this one counts refused / reset / short replies, because the kill -9
-    tests allow the in-flight request of a killed child to fail.
-    """
-
-    def __init__(self, address, threads: int = 3, limit: int = 0):
-        self.address = address
-        self.limit = limit
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.completed = 0
-        self.counts = {"refused": 0, "reset": 0, "short": 0, "timeout": 0, "other": 0}
-        self.errors = []
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-
-    def __enter__(self) -> "Load":
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop.set()
-        for thread in self.threads:
-            thread.join(TIMEOUT + 2)
-        assert not any(thread.is_alive() for thread in self.threads), "a client thread hung"
-
-    @property
-    def failed(self) -> int:
-        return sum(self.counts.values())
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            if self.limit and self.completed >= self.limit:
-                self.stop.wait(0.05)
-                continue
-            try:
-                reply = echo_exchange(self.address, [b"hello"], timeout=5)
-            except OSError as exc:
-                kind = classify(exc)
-                with self.lock:
-                    self.counts[kind] += 1
-                    self.errors.append(repr(exc))
-                continue
-            with self.lock:
-                if complete_reply(reply):
-                    self.completed += 1
-                else:
-                    self.counts["short"] += 1
-                    self.errors.append(f"short reply {reply[-80:]!r}")
-
-    def wait_total(self, total: int, timeout: float = 60) -> None:
-        wait_until(lambda: self.completed >= total, timeout, f"{total} client exchanges")
 
 
 def settled_pool(server, low: int, high: int, timeout: float = 15) -> int:
@@ -133,7 +66,7 @@ def test_prefork_parent_does_not_leak_across_connections_and_hups(servers):
     fds_before, rss_before = open_fds(server.pid), rss_kb(server.pid)
 
     connections, hups = 10_000, 20  # the counts issue 8 names
-    with Load(address, threads=3) as load:
+    with ClientLoad(address, threads=3, timeout=5) as load:
         for hup in range(1, hups + 1):
             load.wait_total(hup * connections // (hups + 1))
             server.signal(signal.SIGHUP)
@@ -196,7 +129,7 @@ def run_kill9(server, label: str, settle: float, patience: float = 6.0) -> None:
     address = ("127.0.0.1", server.port)
     settled_pool(server, low, high)
     rng = random.Random(8)
-    with Load(address, threads=2) as load:
+    with ClientLoad(address, threads=2, timeout=5) as load:
         started = time.monotonic()
         killed = kill_random_children(server, 200, 50, rng, patience)
         elapsed = time.monotonic() - started
@@ -236,7 +169,7 @@ def test_signal_storm_leaves_a_working_correctly_sized_server(servers):
     rng = random.Random(3)
     others = [signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD, signal.SIGUSR1]
     sent = {"HUP": 0, "TTIN": 0, "TTOU": 0, "CHLD": 0, "USR1": 0}
-    with Load(address, threads=2) as load:
+    with ClientLoad(address, threads=2, timeout=5) as load:
         last_hup = 0.0
         start = time.monotonic()
         for i in range(290):
@@ -517,7 +450,7 @@ def test_soak_hup_kill_and_load(servers):
     fds_before, rss_before = open_fds(server.pid), rss_kb(server.pid)
     rng = random.Random(int(time.time()))
     hups = kills = 0
-    with Load(address, threads=3) as load:
+    with ClientLoad(address, threads=3, timeout=5) as load:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             kills += kill_random_children(server, rng.randint(1, 5), 20, rng, patience=1.0)

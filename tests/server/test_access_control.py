@@ -7,7 +7,6 @@ reset).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
@@ -19,10 +18,12 @@ import time
 
 import pytest
 
-from harness import TIMEOUT, ServerProcess, echo_exchange, open_fds, read_all
+from harness import TIMEOUT, echo_exchange, open_fds, read_all, serving
 
 import netserver
 from netserver.proto.resolve import bindv6only, ipv6_usable
+
+pytestmark = pytest.mark.process  # some tests here start the server as a process
 
 dual_stack = pytest.mark.skipif(not ipv6_usable() or bindv6only(),
                                 reason="needs IPv6 and a dual-stack '::' socket (bindv6only 0)")
@@ -31,14 +32,6 @@ dual_stack = pytest.mark.skipif(not ipv6_usable() or bindv6only(),
 # In-process servers name the test process's own user, so that no test depends on
 # what a server does with no ``user`` (it keeps the identity and, as root, warns).
 SELF = {"user": pwd.getpwuid(os.geteuid()).pw_name}
-
-
-@contextlib.contextmanager
-def serving(args, bindings=1, **kwargs):
-    server = ServerProcess(args, wait=False, **kwargs)
-    with server:
-        server.wait_ready(bindings)
-        yield server
 
 
 def served(address, source=None) -> bool:

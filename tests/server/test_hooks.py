@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import pwd
@@ -11,10 +10,13 @@ import socket
 import socketserver
 import textwrap
 
+import pytest
 
-from harness import TIMEOUT, ServerProcess, echo_exchange, read_all
+from harness import TIMEOUT, echo_exchange, read_all, serving
 
 import netserver
+
+pytestmark = pytest.mark.process  # some tests here start the server as a process
 
 BASE_HOOKS = [
     "configure_hook", "post_configure_hook", "post_bind_hook", "pre_loop_hook", "can_read_hook",
@@ -63,14 +65,6 @@ finally:
     with OUT:
         json.dump(calls, OUT)
 """
-
-
-@contextlib.contextmanager
-def serving(args, bindings=1, **kwargs):
-    server = ServerProcess(args, wait=False, **kwargs)
-    with server:
-        server.wait_ready(bindings)
-        yield server
 
 
 def test_every_base_hook_exists_as_a_method():

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import os
-import random
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 from harness import ROOT, TIMEOUT, python_env, read_all
+from procfs import alive
+from waiting import wait_until
+
+pytestmark = pytest.mark.process  # some tests here start the server as a process
 
 COMMAND = [sys.executable, "-m", "netserver", "INET"]
 
@@ -128,32 +131,28 @@ def test_inet_stops_cleanly_on_term_and_int(signum, name):
 
 
 def _start_socat(tmp_path):
-    """socat on a random high port; up to 5 ports are tried if one is taken.
+    """socat on port 0 of 127.0.0.1; the port it got is read from its log (``-d -d``).
 
-    Ready when socat itself logs "listening on" (``-d -d``): a connection
-    made earlier could reach whatever else owns the port.  Returns
-    (proc, port, log path).
+    Ready when socat itself logs "listening on …:PORT".  Returns (proc, port, log path).
     """
     exec_command = " ".join(COMMAND)
-    tried = []
-    for attempt in range(5):
-        port = random.randint(20300, 32000)
-        tried.append(port)
-        log_path = tmp_path / f"socat-{attempt}.log"
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                ["socat", "-d", "-d", f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork", f"EXEC:{exec_command}"],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=python_env(), cwd=ROOT,
-                start_new_session=True)
-        deadline = time.monotonic() + TIMEOUT
-        while time.monotonic() < deadline:
-            if "listening on" in log_path.read_text(errors="replace"):
-                return proc, port, log_path
-            if proc.poll() is not None:
-                break  # could not listen there (port taken): try another
-            time.sleep(0.02)  # socat is still starting
+    log_path = tmp_path / "socat.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            ["socat", "-d", "-d", "TCP-LISTEN:0,bind=127.0.0.1,reuseaddr,fork", f"EXEC:{exec_command}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=python_env(), cwd=ROOT,
+            start_new_session=True)
+
+    def listening():
+        assert proc.poll() is None, "socat exited: " + log_path.read_text(errors="replace")
+        return re.search(r"listening on AF=2 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
+
+    try:
+        port = int(wait_until(listening, what="socat to listen").group(1))
+    except BaseException:
         _stop(proc)
-    pytest.fail(f"socat could not listen on any of ports {tried}")
+        raise
+    return proc, port, log_path
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -172,17 +171,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 def _wait_gone(pid: int) -> None:
     """Wait until ``pid`` has exited (gone, or a zombie waiting for socat to reap it)."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return
-        if state == "Z":
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"INET server {pid} still running after its client left")
+    wait_until(lambda: not alive(pid), what=f"INET server {pid} to exit after its client left")
 
 
 def _serve_one(client: socket.socket, text: bytes) -> bytes:

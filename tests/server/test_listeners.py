@@ -25,10 +25,12 @@ import time
 
 import pytest
 
-from harness import ROOT, TIMEOUT, ServerProcess, echo_exchange, python_env, read_all, run_command
+from harness import ROOT, TIMEOUT, ServerProcess, echo_exchange, python_env, read_all, run_command, serving
 
 import netserver
 from netserver.proto.resolve import bindv6only, ipv6_usable
+
+pytestmark = pytest.mark.process  # some tests here start the server as a process
 
 needs_v6 = pytest.mark.skipif(not ipv6_usable(), reason="IPv6 is not usable on this host")
 
@@ -36,14 +38,6 @@ needs_v6 = pytest.mark.skipif(not ipv6_usable(), reason="IPv6 is not usable on t
 # In-process servers name the test process's own user, so that no test depends on
 # what a server does with no ``user`` (it keeps the identity and, as root, warns).
 SELF = {"user": pwd.getpwuid(os.geteuid()).pw_name}
-
-
-@contextlib.contextmanager
-def serving(args, bindings=1, **kwargs):
-    server = ServerProcess(args, wait=False, **kwargs)
-    with server:
-        server.wait_ready(bindings)
-        yield server
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ Each test runs the server and its client inside a fresh network namespace
 (``unshare --net``, root only), so the host's own network is untouched.
 """
 
-import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +13,9 @@ import pytest
 
 from harness import ROOT, TIMEOUT, python_env
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"),
-                                reason="needs root, unshare and ip to make a network namespace")
+pytestmark = [pytest.mark.process, pytest.mark.root,
+              pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("ip"),
+                                 reason="needs unshare and ip to make a network namespace")]
 
 CLIENT = textwrap.dedent("""
     import re, socket, subprocess, sys, time

@@ -10,6 +10,7 @@ test.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -18,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple
 
 TIMEOUT = 10.0
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -135,6 +136,15 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def serving(args: Sequence[str], bindings: int = 1, **kwargs) -> Iterator["ServerProcess"]:
+    """A started server (``ServerProcess(args, **kwargs)``) ready with ``bindings`` listeners; stopped after."""
+    server = ServerProcess(args, wait=False, **kwargs)
+    with server:
+        server.wait_ready(bindings)
+        yield server
 
 
 def run_command(args: Sequence[str], timeout: float = TIMEOUT, **kwargs) -> subprocess.CompletedProcess:

@@ -157,7 +157,7 @@ def test_file_target_format(logs, tmp_path):
     lines = read_lines(path)  # flushed per record: readable without close()
     assert len(lines) == 6
     names = ["ERROR", "WARNING", "NOTICE", "INFO", "DEBUG", "NOTICE"]
-    for line, name in zip(lines, names):
+    for line, name in zip(lines, names, strict=True):
         m = LINE_RE.match(line)
         assert m, line
         assert m["pid"] == str(os.getpid())

@@ -210,7 +210,7 @@ def test_config_attribute_access_and_assignment():
     assert config.log_level == 4
     assert config.source_of("log_level").kind == "set in code"
     with pytest.raises(AttributeError):
-        config.no_such_option
+        _ = config.no_such_option
 
 
 def test_multitype_accepts_every_personalitys_options():

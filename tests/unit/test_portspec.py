@@ -426,7 +426,7 @@ def test_pad_with_parse_port_like_net_server():
     """ports [20203, 20203] with host 'localhost' and ipv [4, 6] -> one of each family."""
     ports = [20203, 20203]
     hosts, ipvs = pad("localhost", len(ports)), pad([4, 6], len(ports))
-    specs = [parse_port(p, h, "tcp", i)[0] for p, h, i in zip(ports, hosts, ipvs)]
+    specs = [parse_port(p, h, "tcp", i)[0] for p, h, i in zip(ports, hosts, ipvs, strict=True)]
     assert specs == [P("localhost", 20203, ipv="4"), P("localhost", 20203, ipv="6")]
 
 
