@@ -4,6 +4,7 @@ Public surface only; see the modules for the parts.
 """
 
 from .engine import ServerError
+from .version import __version__
 from .handlers import EchoHandler
 from .options import Option, OptionError
 from .personalities.fork import Fork, ForkMixIn
@@ -16,7 +17,6 @@ from .personalities.preforksimple import PreForkSimple, PreForkSimpleMixIn
 from .personalities.thread import Thread, ThreadMixIn
 from .server import Server, Single
 
-__version__ = "0.1.0"
 
 __all__ = [
     "EchoHandler",

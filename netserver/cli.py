@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
-from . import __version__
+from .version import __version__
 from .configcheck import take_request
 from .log import LogConfigError
 from .options import Option, OptionError, normalize_template, parse_argv

@@ -112,7 +112,7 @@ def print_config(server: Any, template: Mapping[str, Option], relevant: Sequence
 
     ``relevant``: options shown even at their default (the others only when set).
     """
-    from .options.reference import grouped, shown_value  # (not at import: python -m netserver.options.reference)
+    from .options.reference import grouped, shown_value
 
     stream = stream or sys.stdout
     config = server.config

@@ -26,15 +26,12 @@ An option such a host cannot honour is refused when the server is built.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Tuple
 
 from .hooks import HookMixIn
 from .options import Config, OptionError, Source, declared_options
 from .proto import listener_for_socket
 from .server import Server
-
-if TYPE_CHECKING:
-    from .client import ClientInfo
 
 __all__ = ["Host", "StdlibHost", "HOOKS", "host_class", "own_keywords"]
 

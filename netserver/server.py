@@ -31,7 +31,6 @@ from .clientstdio import ClientStdio
 from .handlers import EchoHandler
 from .engine import Engine, ServerError
 from .hooks import HookMixIn
-from .restart_flow import RestartMixIn
 from .log import LogConfigError, ServerLog
 from .options import Config, OptionError, Source, declared_options, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
@@ -41,6 +40,7 @@ from .proto.resolve import ResolveError, resolve
 from .proto.ssl import handshake
 from .proto.spec import PortSpecError, pad, parse_port
 from . import configcheck, daemon, privileges, proxy, restart, systemd
+from .restart import RestartMixIn
 
 __all__ = ["Server", "Single", "ServerError"]
 

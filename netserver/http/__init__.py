@@ -24,8 +24,7 @@ from ..options.validators import import_dotted, to_bool, to_float, to_int, to_op
 from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
 from ..proto.ssl import handshake
-from .. import __version__
-from ..engine import ServerError
+from ..version import __version__
 from .accesslog import COMBINED, AccessLog, compile_format, named_format
 from .apps import DispatchTable, Mount, parse_app
 from . import event

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..access import AccessConfigError, compile_patterns, parse_cidr_list
 from ..log import LogConfigError, read_log_config, resolve_log_function, syslog_facility_names, validate_log_file
-from ..proto.spec import PortSpecError, parse_ipv, parse_port
+from ..proto.spec import PortSpecError, known_protocol, parse_ipv, parse_port
 from .option import Option
 from .validators import (
     choice,
@@ -61,8 +61,6 @@ def _ipv(value: Any) -> str:
 
 
 def _proto(value: Any) -> str:
-    from ..proto import known_protocol
-
     text = to_str(value).strip()
     name, _, ipv = text.partition("/")
     if not known_protocol(name):

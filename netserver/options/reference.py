@@ -13,7 +13,7 @@ import shutil
 import textwrap
 from typing import Any, Dict, List, Mapping, Optional
 
-from .option import Option, declared_options
+from .option import Option
 
 __all__ = ["GROUPS", "format_help", "format_markdown", "grouped", "shown_value", "wrap_paragraph"]
 
@@ -112,7 +112,7 @@ def format_markdown(sections: Mapping[str, Mapping[str, Option]], volatile: Any 
     out = [
         "# Option reference",
         "",
-        "Generated from the option declarations by `python -m netserver.options.reference > docs/options.md`; do not edit by hand.",
+        "Generated from the option declarations by `python -m netserver.docgen > docs/options.md`; do not edit by hand.",
         "Every option can be given in any of the five sources: constructor keyword arguments,",
         "the command line (`--name value`, `--name=value`, `name=value`), `run()` keyword arguments,",
         "the `conf_file` (`name value` lines) and `default_values()`; the first one wins.",
@@ -141,32 +141,3 @@ def format_markdown(sections: Mapping[str, Mapping[str, Option]], volatile: Any 
                 out.append(f"| `{option.name}` | {metavar} | {default.replace('|', chr(92) + '|')} | {doc}{repeat} |")
             out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
-def reference_sections() -> Dict[str, Mapping[str, Option]]:
-    """Each personality's options, base first (with every protocol's), for the reference page."""
-    from ..personalities import PERSONALITIES, LoadError, load
-    from ..proto import protocol_options
-
-    sections: Dict[str, Mapping[str, Option]] = {}
-    for name in PERSONALITIES:
-        try:
-            cls = load(name)
-        except LoadError:
-            continue
-        template: Dict[str, Option] = {}
-        if name == "Single":
-            template.update((option.name, option) for option in protocol_options())
-        template.update(declared_options(cls))
-        sections["Server (every personality)" if name == "Single" else name] = template
-    return sections
-
-
-def main() -> None:
-    import sys
-
-    sys.stdout.write(format_markdown(reference_sections()))
-
-
-if __name__ == "__main__":
-    main()

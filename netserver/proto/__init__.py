@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Type
 
 from .listener import BindError, Listener
+from .spec import BUILTIN_PROTOS, PROTOCOL_ALIASES, is_dotted, known_protocol
 from .tcp import TCP
 from .ssl import SSL
 from .udp import UDP
@@ -26,17 +27,9 @@ PROTOCOLS = {
     "ssl": SSL,
 }
 
-ALIASES = {"ssleay": "ssl"}
-
-
-def _is_dotted(name: str) -> bool:
-    return ":" in name or "." in name
-
-
-def known_protocol(name: str) -> bool:
-    """True for a registered protocol name or anything shaped like a dotted path."""
-    lowered = name.lower()
-    return lowered in PROTOCOLS or lowered in ALIASES or _is_dotted(name)
+ALIASES = PROTOCOL_ALIASES
+assert set(PROTOCOLS) == BUILTIN_PROTOS, "spec.BUILTIN_PROTOS names every listener class here"
+_is_dotted = is_dotted
 
 
 def listener_class(name: str) -> Type[Listener]:

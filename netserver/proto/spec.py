@@ -14,7 +14,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple, Union
 
-__all__ = ["PortSpec", "PortSpecError", "parse_port", "parse_ipv", "pad", "UNIX_PROTOS", "BUILTIN_PROTOS"]
+__all__ = ["PortSpec", "PortSpecError", "parse_port", "parse_ipv", "pad", "UNIX_PROTOS", "BUILTIN_PROTOS",
+           "PROTOCOL_ALIASES", "is_dotted", "known_protocol"]
 
 UNIX_PROTOS = frozenset({"unix", "unixdgram"})
 BUILTIN_PROTOS = frozenset({"tcp", "udp", "ssl"}) | UNIX_PROTOS
@@ -443,3 +444,20 @@ class _Parser:
                 raise self.error(f"IPv4 address {host!r} cannot be used with ipv {_IPV_TEXT[ipv]}")
             return "4"
         return ipv
+
+
+#: Net::Server's old names for built-in protocols.  With ``BUILTIN_PROTOS`` (which
+#: ``netserver.proto.PROTOCOLS`` maps to listener classes) it lets option checking know a
+#: protocol without importing any listener.
+PROTOCOL_ALIASES = {"ssleay": "ssl"}
+
+
+def is_dotted(name: str) -> bool:
+    """A ``module:Class`` or ``module.Class`` protocol: a listener class of the user's."""
+    return ":" in name or "." in name
+
+
+def known_protocol(name: str) -> bool:
+    """True for a built-in protocol name (or alias) or anything shaped like a dotted path."""
+    lowered = name.lower()
+    return lowered in BUILTIN_PROTOS or lowered in PROTOCOL_ALIASES or is_dotted(name)

@@ -221,11 +221,12 @@ def test_multitype_accepts_every_personalitys_options():
 
 
 def test_option_docs_are_generated_and_current():
-    from netserver.options.reference import format_markdown, reference_sections
+    from netserver.docgen import reference_sections
+    from netserver.options.reference import format_markdown
     path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "options.md")
     with open(path) as f:
         assert f.read() == format_markdown(reference_sections()), \
-            "docs/options.md is stale: python -m netserver.options.reference > docs/options.md"
+            "docs/options.md is stale: python -m netserver.docgen > docs/options.md"
 
 
 @pytest.mark.parametrize("server_type,expected", [("PreFork", 50), ("PreForkSimple", 50), ("Fork", 256)])

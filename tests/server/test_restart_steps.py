@@ -1,4 +1,4 @@
-"""The server's side of HUP (netserver.restart_flow), in process: check, refuse, hand over.
+"""The server's side of HUP (netserver.restart.RestartMixIn), in process: check, refuse, hand over.
 
 The exec is replaced by a recorder here; tests/unit/test_restart.py runs a real
 one and tests/process/test_signals.py the whole HUP of a running server.

@@ -1,0 +1,41 @@
+"""docs/options.md, generated from the option declarations: ``python -m netserver.docgen > docs/options.md``.
+
+Documentation tooling sits with the command line at the top of the layers:
+it loads every personality, which the option machinery below must not.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Dict, Mapping
+
+from .options import Option, declared_options
+from .options.reference import format_markdown
+from .personalities import PERSONALITIES, LoadError, load
+from .proto import protocol_options
+
+__all__ = ["reference_sections", "main"]
+
+
+def reference_sections() -> Dict[str, Mapping[str, Option]]:
+    """Each personality's options, base first (with every protocol's), for the reference page."""
+    sections: Dict[str, Mapping[str, Option]] = {}
+    for name in PERSONALITIES:
+        try:
+            cls = load(name)
+        except LoadError:
+            continue
+        template: Dict[str, Option] = {}
+        if name == "Single":
+            template.update((option.name, option) for option in protocol_options())
+        template.update(declared_options(cls))
+        sections["Server (every personality)" if name == "Single" else name] = template
+    return sections
+
+
+def main() -> None:
+    sys.stdout.write(format_markdown(reference_sections()))
+
+
+if __name__ == "__main__":
+    main()
