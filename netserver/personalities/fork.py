@@ -16,7 +16,7 @@ from ..options import Option
 from ..options.validators import to_int
 from ..server import Server
 from ..process.scoreboard import Scoreboard, client_text
-from .forking import ProcessParentMixIn
+from .parent import ProcessParentMixIn
 
 __all__ = ["ForkMixIn", "Fork"]
 
@@ -28,6 +28,9 @@ class ForkMixIn(ProcessParentMixIn):
     _pool_kinds = ("fork",)
 
     OPTIONS = (
+        # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's
+        # own defaults, which differ because a pool is forked ahead of load while Fork and Thread only
+        # bound what load creates; a MultiType takes the chosen personality's.
         Option("max_servers", to_int(1), 256, section="Fork", metavar="N",
                doc="Most children serving at once; the server stops accepting at this number."),
     )

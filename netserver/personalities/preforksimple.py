@@ -28,7 +28,7 @@ from ..process.scoreboard import EXITING, IDLE, STARTING, Scoreboard
 from ..process.serialize import SERIALIZERS, NoLock, make_lock
 from ..server import Server
 from ..signals import SignalQueue
-from .forking import ProcessParentMixIn
+from .parent import ProcessParentMixIn
 
 __all__ = ["PreForkSimpleMixIn", "PreForkSimple"]
 
@@ -47,6 +47,9 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     _personality = "PreForkSimple"
 
     OPTIONS = (
+        # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's
+        # own defaults, which differ because a pool is forked ahead of load while Fork and Thread only
+        # bound what load creates; a MultiType takes the chosen personality's.
         Option("max_servers", to_int(1), 50, section="PreFork", metavar="N",
                doc="Children in the pool (PreFork: at most this many)."),
         Option("max_requests", to_int(0), 1000, section="PreFork", metavar="N",

@@ -39,6 +39,9 @@ class ThreadMixIn(PersonalityMixIn):
     block_on_close = True
 
     OPTIONS = (
+        # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's
+        # own defaults, which differ because a pool is forked ahead of load while Fork and Thread only
+        # bound what load creates; a MultiType takes the chosen personality's.
         Option("max_servers", to_int(1), 256, section="Thread", metavar="N",
                doc="Most worker threads; the server stops accepting while all are busy."),
     )

@@ -1,8 +1,10 @@
 """The parent's record of its children, kept exact by ``waitpid`` alone.
 
 A child is known from the moment ``fork`` returns its pid until ``waitpid``
-reports its exit; nothing is guessed from ``kill(pid, 0)``.  Exits of pids
-the server never started are returned separately, for
+reports its exit; the table itself guesses nothing from ``kill(pid, 0)``.
+(The parent's ``check_for_dead`` pass does probe with it, rarely, to forget a
+child some other ``waitpid`` reaped: ``personalities/parent.py``.)  Exits
+of pids the server never started are returned separately, for
 ``other_child_died_hook``.
 """
 
