@@ -153,35 +153,43 @@ class Engine:
             with self._signals_installed(wakeup), selectors.DefaultSelector() as selector:
                 try:
                     self._prepare_to_serve()
-                    selector.register(wakeup.fileno(), selectors.EVENT_READ, (self._dispatch_signals, None))
-                    for handle in self._read_handles.values():
-                        selector.register(handle, selectors.EVENT_READ, (self._host.can_read_hook, handle))
-                    listening = self._listening()
-                    registered = False
-                    while not self._shutdown_request:
-                        if self._accepting() != registered:
-                            registered = not registered
-                            for fileobj, token in listening:
-                                if registered:
-                                    selector.register(fileobj, selectors.EVENT_READ, (self._serve_from, token))
-                                else:
-                                    selector.unregister(fileobj)
-                        for key, _ in selector.select(poll_interval):
-                            if self._shutdown_request:
-                                break
-                            action, token = key.data
-                            try:
-                                action(token)
-                            except StopNow:
-                                self._dispatch_signals()  # logs and acts on the TERM/INT
-                                self._shutdown_request = True
-                        self.service_actions()
+                    self._serve_until_stopped(selector, wakeup, poll_interval)
                 finally:
                     self._announce_stopping()
                     self._end_serving()
         finally:
             self._shutdown_request = False
             self._is_shut_down.set()
+
+    def _serve_until_stopped(self, selector: selectors.BaseSelector, wakeup: SignalQueue,
+                             poll_interval: float) -> None:
+        """The loop itself: wait on the listeners, the wake-up pipe and extra handles; serve what is ready.
+
+        (Multiplex replaces it with its own event loop; set-up and tear-down stay ``serve_forever``'s.)
+        """
+        selector.register(wakeup.fileno(), selectors.EVENT_READ, (self._dispatch_signals, None))
+        for handle in self._read_handles.values():
+            selector.register(handle, selectors.EVENT_READ, (self._host.can_read_hook, handle))
+        listening = self._listening()
+        registered = False
+        while not self._shutdown_request:
+            if self._accepting() != registered:
+                registered = not registered
+                for fileobj, token in listening:
+                    if registered:
+                        selector.register(fileobj, selectors.EVENT_READ, (self._serve_from, token))
+                    else:
+                        selector.unregister(fileobj)
+            for key, _ in selector.select(poll_interval):
+                if self._shutdown_request:
+                    break
+                action, token = key.data
+                try:
+                    action(token)
+                except StopNow:
+                    self._dispatch_signals()  # logs and acts on the TERM/INT
+                    self._shutdown_request = True
+            self.service_actions()
 
     def shutdown(self) -> None:
         """Stop ``serve_forever`` and wait until it has (call it from another thread)."""

@@ -201,40 +201,31 @@ class MultiplexMixIn(PersonalityMixIn):
 
     # -- the loop -------------------------------------------------------------------
 
-    def serve_forever(self, poll_interval: float = 0.5) -> None:
-        self._raise_fd_limit()
-        self._is_shut_down.clear()
+    def _serve_until_stopped(self, selector: selectors.BaseSelector, wakeup: Any, poll_interval: float) -> None:
+        """One selector for the listeners, every connection and the wake-up pipe; timers between waits."""
+        self._mux_selector = selector
         try:
-            wakeup = self._signal_queue()
-            with self._signals_installed(wakeup), selectors.DefaultSelector() as selector:
-                self._mux_selector = selector
-                try:
-                    self._prepare_to_serve()
-                    selector.register(wakeup.fileno(), _READ, None)
-                    for sock, token in self._mux_listeners():
-                        selector.register(sock, _READ, (sock, token))
-                    while not self._shutdown_request:
-                        for key, mask in selector.select(self._next_wait(poll_interval)):
-                            data = key.data
-                            if data is None:
-                                self._dispatch_signals()
-                            elif isinstance(data, Connection):
-                                self._ready(data, mask)
-                            else:
-                                self._accept(*data)
-                        self._expire(time.monotonic())
-                        self.service_actions()
-                finally:
-                    self._announce_stopping()
-                    for connection in list(self._connections.values()):
-                        self._drop(connection)
-                    self._mux_selector = None
-                    self._end_serving()
+            selector.register(wakeup.fileno(), _READ, None)
+            for sock, token in self._mux_listeners():
+                selector.register(sock, _READ, (sock, token))
+            while not self._shutdown_request:
+                for key, mask in selector.select(self._next_wait(poll_interval)):
+                    data = key.data
+                    if data is None:
+                        self._dispatch_signals()
+                    elif isinstance(data, Connection):
+                        self._ready(data, mask)
+                    else:
+                        self._accept(*data)
+                self._expire(time.monotonic())
+                self.service_actions()
         finally:
-            self._shutdown_request = False
-            self._is_shut_down.set()
+            for connection in list(self._connections.values()):
+                self._drop(connection)
+            self._mux_selector = None
 
     def _prepare_to_serve(self) -> None:
+        self._raise_fd_limit()
         super()._prepare_to_serve()
         if not (isinstance(self.RequestHandlerClass, type) and issubclass(self.RequestHandlerClass, MuxHandler)):
             self._host.fatal(f"Multiplex serves MuxHandler subclasses (mux_input and friends); "
