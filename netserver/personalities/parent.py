@@ -255,7 +255,9 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         self._in_child = True
         signals = self._signals
         for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", *_PARENT_ONLY_SIGNALS):
-            signal.signal(getattr(signal, name), signal.SIG_DFL)
+            signum = getattr(signal, name)
+            if signal.getsignal(signum) is not signal.SIG_IGN:  # one the program ignores stays ignored
+                signal.signal(signum, signal.SIG_DFL)
         for name in ("SIGTTIN", "SIGTTOU"):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
         # A USR1 already pending (blocked since the fork) must not be dropped by SIG_IGN: remember it.
