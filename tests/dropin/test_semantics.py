@@ -244,3 +244,28 @@ def test_python_m_compat_http_server_serves_the_current_directory(tmp_path):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_a_signal_the_program_ignores_stays_ignored_in_the_children_too(program):
+    """A job started in the background ignores SIGINT: so do its pool's children (as with ForkingMixIn)."""
+    server = program("""
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+class S(netserver.PreForkMixIn, socketserver.TCPServer):
+    allow_reuse_address = True
+    min_servers = max_servers = 2
+
+server = S(("127.0.0.1", 0), Slow)
+ready(server)
+server.serve_forever()
+server.server_close()
+print("CLOSED", flush=True)
+""")
+    wait_until(lambda: len(live_children(server.proc.pid)) == 2, what="the pool")
+    children = set(live_children(server.proc.pid))
+    os.killpg(server.proc.pid, signal.SIGINT)
+    assert ask(server.port).startswith(b"done ")
+    assert set(live_children(server.proc.pid)) == children, "a child died of the ignored SIGINT"
+    server.proc.send_signal(signal.SIGTERM)
+    assert "CLOSED" in server.finish(0)
+    assert "abnormally" not in server.log()
