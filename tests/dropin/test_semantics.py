@@ -269,3 +269,39 @@ print("CLOSED", flush=True)
     server.proc.send_signal(signal.SIGTERM)
     assert "CLOSED" in server.finish(0)
     assert "abnormally" not in server.log()
+
+
+USR1_PROGRAM = """
+class S({mixin}, socketserver.TCPServer):
+    allow_reuse_address = True
+    min_servers = max_servers = 2
+    sig_passthrough = {passthrough!r}
+
+server = S(("127.0.0.1", 0), Slow)
+ready(server)
+server.serve_forever()
+server.server_close()
+print("CLOSED", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mixin, passthrough", [("netserver.PreForkSimpleMixIn", []),
+                                                ("netserver.ForkMixIn", ["USR1"])])
+def test_usr1_to_a_child_or_passed_through_leaves_everything_serving(program, mixin, passthrough):
+    """Both used to end a process: USR1 killed a PreForkSimpleMixIn child; a passed-through USR1 raised
+    out of ForkMixIn's serve_forever (the mixins called sig_usr1, which only netserver.Server had)."""
+    server = program(USR1_PROGRAM.format(mixin=mixin, passthrough=passthrough))
+    if "PreFork" in mixin:
+        wait_until(lambda: len(live_children(server.proc.pid)) == 2, what="the pool")
+        children = set(live_children(server.proc.pid))
+        for child in children:
+            os.kill(child, signal.SIGUSR1)
+        assert ask(server.port).startswith(b"done ")
+        assert set(live_children(server.proc.pid)) == children, "USR1 ended a child"
+    else:
+        server.proc.send_signal(signal.SIGUSR1)
+        assert ask(server.port).startswith(b"done ")
+    assert server.proc.poll() is None
+    server.proc.send_signal(signal.SIGTERM)
+    assert "CLOSED" in server.finish(0)
+    assert "Traceback" not in server.log() and "abnormally" not in server.log(), server.log()
