@@ -351,8 +351,11 @@ def main() -> None:
             rates = [c["rate"] for c in cells]
             median = statistics.median(rates)
             ratios = [f"{median / bases[b]:.2f}×" if bases[b] else "-" for b in ("gunicorn-sync", "granian")]
+            errors = str(sum(int(c["errors"]) for c in cells))
+            if any(c["requests"] == 0 for c in cells):  # wrk counts no error for connections never answered
+                errors += " (no request answered in a cell)"
             print(f"| {name} | {mode} | {median:.0f} | {min(rates):.0f}–{max(rates):.0f} | "
-                  f"{sum(int(c['errors']) for c in cells)} | {statistics.median(c['p99_ms'] for c in cells):.1f} | "
+                  f"{errors} | {statistics.median(c['p99_ms'] for c in cells):.1f} | "
                   f"{statistics.median(c['cpu_us'] for c in cells):.0f} | {ratios[0]} | {ratios[1]} |")
 
 

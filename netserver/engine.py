@@ -215,6 +215,7 @@ class Engine:
     _serving_request = False
     _restart_requested = False  # set by netserver.Server when a HUP re-execs
     _in_child = False  # set in a forked child
+    _children: Any = ()  # the forking personalities' ChildTable
     _drops_privileges_in_children = False  # the forking personalities drop in each child
 
     def _stop_server(self) -> None:

@@ -1,6 +1,7 @@
 """The default request handler: Net::Server's echo server.
 
-It greets, echoes each line back, ends the connection on ``quit``, and
+It greets, echoes each line back, ends the connection on ``quit``, answers
+Net::Server's ``get NAME``, ``dump`` and ``exit`` (see :meth:`EchoHandler.command`), and
 bounds both the line length and the idle time so that one client cannot
 hold a server forever.  It answers datagrams too.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import socketserver
+
+from .hooks import HookMixIn
 
 __all__ = ["EchoHandler"]
 
@@ -56,5 +59,47 @@ class EchoHandler(socketserver.BaseRequestHandler):
                     return
                 line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
                 conn.sendall(f'{prefix}: You said "{line}"\r\n'.encode())
-                if line.strip() == "quit":
+                command = line.strip()
+                if command == "quit":
                     return
+                if command == "exit" or command == "dump" or command.startswith("get "):
+                    if self.command(conn, command):
+                        return
+
+    def command(self, conn: socket.socket, command: str) -> bool:
+        """Net::Server's echo commands (a whole line each); returns True to end the connection.
+
+        ``get NAME``: ``NAME: value`` of an option or of the client (``peeraddr``,
+        ``sockport``…); ``dump``: every option, one ``name: value`` line each
+        (passwords shown as ``***``); ``exit``: stop the server (from a forked
+        child: unless ``no_close_by_child``), as Net::Server's ``server_close``.
+        Over a server that is not a ``netserver.Server`` they are only echoed.
+        """
+        server = self.server
+        if not isinstance(server, HookMixIn) or server.config is None:  # not netserver.Server's API
+            return False
+        if command == "exit":
+            conn.sendall(b"Stopping the server.\r\n")
+            server.stop_server()
+            return True
+        if command == "dump":
+            lines = [f"{name}: {_shown(name, server.config.get(name))}" for name in sorted(server.config)]
+            conn.sendall(("\r\n".join(lines) + "\r\n").encode("utf-8", "replace"))
+            return False
+        name = command[4:].strip()
+        if name in server.config:
+            value = server.config.get(name)
+        else:
+            value = getattr(server.client, name, None) if name.isidentifier() and not name.startswith("_") else None
+        conn.sendall(f"{name}: {_shown(name, value)}\r\n".encode("utf-8", "replace"))
+        return False
+
+
+def _shown(name: str, value: object) -> str:
+    if value is None:
+        return ""
+    if "passw" in name.lower():
+        return "***"
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)

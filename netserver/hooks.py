@@ -68,17 +68,49 @@ class HookMixIn:
     def child_finish_hook(self, kind: str = "") -> None:
         """In a child, just before it exits."""
 
+    def delete_child_hook(self, pid: int) -> None:
+        """In the parent: a child it started has exited and is being forgotten."""
+
+    def pre_thread_hook(self) -> None:
+        """Thread: a connection was accepted and is about to be handed to a worker thread."""
+
     def other_child_died_hook(self, pid: int) -> None:
         """In the parent: a child the server did not start has exited (its status is reaped)."""
 
-    def idle_loop_hook(self) -> None:
-        """PreFork parent: called on each pass of the management loop."""
+    def pre_accept_hook(self) -> None:
+        """Fork and Thread: in the accepting process, just before each ``accept``."""
 
-    def child_is_talking_hook(self, message: str) -> None:
-        """PreFork parent: a child wrote a line the server does not itself understand."""
+    def run_n_children_hook(self, n: int) -> None:
+        """PreForkSimple/PreFork parent: ``n`` pool children are about to be forked."""
+
+    def idle_loop_hook(self, readable: Any = ()) -> None:
+        """PreForkSimple/PreFork parent: each pass of the parent's loop.
+
+        ``readable`` lists the ``child_communication`` sockets that can be read
+        now (Net::Server's array of readable handles); empty otherwise."""
+
+    def child_is_talking_hook(self, sock: Any) -> None:
+        """PreFork parent, with ``child_communication``: a child wrote to its socket.
+
+        ``sock`` is the parent's end of that child's socketpair (the child's
+        end is ``self.parent_sock`` in the child); read what the child wrote.
+        An end of file means the child has exited."""
+
+    def parent_read_hook(self, line: str) -> bool:
+        """PreFork parent: a child's status changed; ``line`` is ``"<pid> <status>\n"``.
+
+        Status is ``waiting``, ``processing`` or ``exiting``, as Net::Server's
+        children write them; return True to end the server's loop."""
+        return False
+
+    def cleanup_dead_child_hook(self, child: Any) -> None:
+        """Forking parents: a child vanished without being reaped here (found by ``check_for_dead``).
+
+        Clean up what it may have left (temporary files, locks)."""
 
     def run_dequeue(self) -> None:
-        """Parent: fork a child that calls :meth:`dequeue` (every ``check_for_dequeue`` seconds)."""
+        """Every ``check_for_dequeue`` seconds.  Forking parents: fork a child that calls
+        :meth:`dequeue`.  Multiplex: called in the serving process itself (override it)."""
         self._fork_dequeue()
 
     def _fork_dequeue(self) -> None:
@@ -93,16 +125,20 @@ class HookMixIn:
         """Write one log line; the default sends it to the configured ``log_file``."""
         self._logger.write(level, message)
 
-    def fatal_hook(self, message: str) -> None:
-        """An unrecoverable error; the server logs it and raises after this returns."""
+    def fatal_hook(self, message: str, package: Any = None, file: Any = None, line: Any = None) -> None:
+        """An unrecoverable error (a bind failure, say); the server logs it and raises after this returns.
+
+        As in Net::Server: the message, then the module, file and line of the caller of ``fatal``."""
 
     # -- shutting down and restarting ---------------------------------------------------
 
     def pre_server_close_hook(self) -> None:
-        """The loop has ended; before children are stopped and sockets closed."""
+        """``run()``'s loop is ending; before children are stopped and sockets closed."""
 
     def post_child_cleanup_hook(self) -> None:
-        """Parent: every child is gone; the pid file and lock files still exist."""
+        """After ``pre_server_close_hook``: every child is gone (in every personality, Single included).
+
+        The pid file and lock files still exist."""
 
     def restart_close_hook(self) -> None:
         """HUP: just before the server re-executes itself (listeners stay open)."""

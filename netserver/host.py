@@ -89,6 +89,9 @@ class StdlibHost(Server):
                 setattr(self, name, getattr(owner, name))
         self.command_line = getattr(owner_class, "command_line", None) is True
 
+    def defines_hook(self, name: str) -> bool:
+        return name in vars(self)  # set from the program's class in __init__
+
     # -- options ------------------------------------------------------------------
 
     def options(self, template: Dict[str, Any]) -> Dict[str, Any]:

@@ -3,8 +3,9 @@
 The order leaves no way back (SEI CERT POS36-C): ``chroot`` while still
 root, ``setgroups`` to exactly the configured groups, ``setresgid``, then
 ``setresuid``; afterwards every id is checked, and so is the fact that root
-cannot be regained.  Started as root with no ``user``, the server becomes
-``nobody`` (Net::Server's default); ``user root`` keeps root, explicitly.
+cannot be regained.  Started as root with no ``user`` and no ``group``, the
+server keeps its identity and warns (Net::Server 2.013's code, gunicorn and
+the stdlib agree); ``user nobody`` is the usual choice.
 
 Everything the serving process may import later is imported before the
 drop: after it, the interpreter's own directories may be unreadable (or
@@ -21,8 +22,8 @@ import pwd
 import stat
 from typing import List, NamedTuple, Optional, Sequence
 
-__all__ = ["Identity", "PrivilegeError", "plan_identity", "drop", "preload", "describe", "path_hazard",
-           "hand_over_fd", "hand_over_socket_file", "writable_by"]
+__all__ = ["Identity", "PrivilegeError", "plan_identity", "root_by_default", "drop", "preload", "describe",
+           "path_hazard", "hand_over_fd", "hand_over_socket_file", "writable_by"]
 
 PRELOAD = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
            "stringprep", "unicodedata", "_strptime", "logging.handlers")
@@ -54,16 +55,16 @@ def _gid(group: str) -> grp.struct_group:
         raise PrivilegeError(f"group {group!r}: no such group") from None
 
 
-def plan_identity(user: Optional[str], group: Optional[str], default_nobody: bool = True) -> Optional[Identity]:
+def plan_identity(user: Optional[str], group: Optional[str]) -> Optional[Identity]:
     """Who to become, or None when nothing changes.
 
-    As root: ``user`` defaults to nobody (unless ``default_nobody`` is
-    false) and ``group`` to nobody (or that user's primary group,
-    ``nogroup`` on Debian); ``user root`` with no group keeps root.  As
-    anyone else, naming another user or group is an error.
+    As root: ``user`` defaults to the current user (root) and ``group`` to
+    that user's primary group (``nogroup`` for nobody on Debian); neither
+    given, nothing changes.  As anyone else, naming another user or group is
+    an error.
     """
     root = os.geteuid() == 0
-    if root and user is None and group is None and not default_nobody:
+    if root and user is None and group is None:
         return None
     if not root:
         if user is not None and _uid(user).pw_uid != os.geteuid():
@@ -73,7 +74,7 @@ def plan_identity(user: Optional[str], group: Optional[str], default_nobody: boo
             if gids[0] != os.getegid():
                 raise PrivilegeError(f"group {group!r}: cannot change group when not started as root")
         return None
-    entry = _uid(user if user is not None else "nobody")
+    entry = _uid(user) if user is not None else pwd.getpwuid(os.geteuid())
     if entry.pw_uid == 0 and group is None:
         return None
     if group is None:
@@ -86,6 +87,11 @@ def plan_identity(user: Optional[str], group: Optional[str], default_nobody: boo
         group_entries = [_gid(g) for g in group.replace(",", " ").split()]
     gids = list(dict.fromkeys(g.gr_gid for g in group_entries))
     return Identity(entry.pw_uid, gids[0], gids, entry.pw_name, group_entries[0].gr_name)
+
+
+def root_by_default(user: Optional[str], group: Optional[str]) -> bool:
+    """Root with neither ``user`` nor ``group``: the server stays root (and says so once)."""
+    return os.geteuid() == 0 and user is None and group is None
 
 
 def preload(extra: Sequence[str] = ()) -> None:

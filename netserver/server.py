@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import access
 from .client import ClientInfo
+from .clientstdio import ClientStdio
 from .handlers import EchoHandler
 from .engine import Engine, ServerError
 from .hooks import HookMixIn
@@ -197,7 +198,21 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
                     break
                 self._restart_requested = False
                 self.restart()                    # returns only if exec failed
+            self._pre_server_close()              # if the loop did not already (INET)
+            self.post_child_cleanup_hook()        # every child is gone (Single too, as in Net::Server)
+
+    def _end_serving(self) -> None:
+        """In ``run()``, the loop's end calls ``pre_server_close_hook`` before children are stopped."""
+        if self._in_run and not self._restart_requested:
+            self._pre_server_close()
+        super()._end_serving()
+
+    def _pre_server_close(self) -> None:
+        if not self._closing:
+            self._closing = True
             self.pre_server_close_hook()
+
+    _closing = False
 
     # -- configuration ----------------------------------------------------
 
@@ -326,11 +341,11 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
                 self.log(1, "reuse_port: net.ipv4.tcp_migrate_req is 0, so connections queued on a "
                             "retiring child's socket are reset; set it to 1")
         try:
-            # Net::Server's nobody default belongs to its flow (run()); a socketserver-style
-            # server keeps the process's identity unless user or group is given.
-            self.identity = privileges.plan_identity(config.user, config.group, default_nobody=self._in_run)
+            self.identity = privileges.plan_identity(config.user, config.group)  # None: stay who we are
         except privileges.PrivilegeError as exc:
             raise ServerError(str(exc)) from None
+        if self._in_run and privileges.root_by_default(config.user, config.group) and not restart.restarting():
+            self.log(1, "User not defined, running as root")  # once: not again after a HUP re-exec
         if config.chroot and os.geteuid() != 0:
             raise ServerError(f"chroot {config.chroot}: needs root")
         if config.pid_file:
@@ -418,7 +433,7 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         except BindError as exc:
             for listener in self.listeners:
                 listener.close()
-            raise ServerError(str(exc)) from None
+            self._fatal(str(exc), sys._getframe(0), log=False)  # the CLI or the launcher reports it, once
         finally:
             for fds in inherited.values():  # listeners the new configuration no longer has
                 for fd in fds:
@@ -541,6 +556,12 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
                 self.log(1, f"Could not hand {path} to {identity.user}: {exc.strerror}")
 
     @property
+    def children(self) -> Any:
+        """The children this server started (Net::Server's ``{server}{children}``): a
+        :class:`~netserver.process.children.ChildTable` in the forking personalities, empty otherwise."""
+        return self._children
+
+    @property
     def personality(self) -> str:
         """The personality this server runs as (``PreFork``…; a MultiType shows the one it chose)."""
         return self._personality
@@ -584,6 +605,10 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
     def stop_server(self) -> None:
         """Ask the whole server to stop (from a forked child: signals the parent, unless ``no_close_by_child``)."""
         self._stop_server()
+
+    def defines_hook(self, name: str) -> bool:
+        """Whether this server's class overrides the Net::Server hook ``name`` (else it is a no-op)."""
+        return getattr(type(self), name) is not getattr(HookMixIn, name)
 
     def add_read_handle(self, handle: Any) -> None:
         """Watch an extra handle (anything with ``fileno()``); readiness calls ``can_read_hook``."""
@@ -732,7 +757,7 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         self.post_client_connection_hook(request)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
-        """Run the handler; with ``no_client_stdout 0`` fds 0/1 are the client meanwhile.
+        """Run the handler; with ``no_client_stdout 0`` stdin/stdout are the client meanwhile.
 
         A TLS connection completes its handshake here, in the process or
         thread that serves it, before the handler runs.
@@ -742,7 +767,7 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
             handshake(request, getattr(listener, "handshake_timeout", 10.0))
         config = self.config
         if config is not None and not config.no_client_stdout and not isinstance(request, tuple):
-            with _ClientStdio(request):
+            with ClientStdio(request):
                 self.RequestHandlerClass(request, client_address, self)
         else:
             self.RequestHandlerClass(request, client_address, self)
@@ -776,12 +801,6 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
         if self._logger.enabled(level):
             self.write_to_log_hook(level, message)
 
-    def fatal(self, message: str) -> None:
-        """Log an unrecoverable error, call ``fatal_hook`` and raise :class:`ServerError`."""
-        self.log(0, message)
-        self.fatal_hook(message)
-        raise ServerError(message)
-
     # -- closing ------------------------------------------------------------------
 
     def server_close(self) -> None:
@@ -801,6 +820,17 @@ class Server(HookMixIn, RestartMixIn, Engine, socketserver.BaseServer):
 
     def fileno(self) -> int:
         return self.socket.fileno()
+
+    def fatal(self, message: str) -> None:
+        """Call ``fatal_hook(message, module, file, line)`` of the caller, log, raise :class:`ServerError`."""
+        self._fatal(message, sys._getframe(1))
+
+    def _fatal(self, message: str, caller: Any, log: bool = True) -> None:
+        module, file, line = caller.f_globals.get("__name__"), caller.f_code.co_filename, caller.f_lineno
+        self.fatal_hook(message, module, file, line)
+        if log:
+            self.log(0, f"{message}\n  at line {line} in file {file}")
+        raise ServerError(message) from None
 
 
 def _read_sysctl(name: str) -> Optional[str]:
@@ -823,28 +853,6 @@ def _address_key(address: Any) -> Any:
     if isinstance(address, tuple):
         return address[:2]
     return address.decode() if isinstance(address, bytes) else address
-
-
-class _ClientStdio:
-    """Point fds 0 and 1 at the client for the duration of a request (Net::Server's default)."""
-
-    def __init__(self, conn: socket.socket):
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        sys.stdout.flush()
-        self.saved = (os.dup(0), os.dup(1))
-        os.dup2(self.conn.fileno(), 0)
-        os.dup2(self.conn.fileno(), 1)
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            sys.stdout.flush()
-        except OSError:
-            pass
-        for fd, saved in zip((0, 1), self.saved, strict=True):
-            os.dup2(saved, fd)
-            os.close(saved)
 
 
 Single = Server

@@ -13,21 +13,27 @@ from __future__ import annotations
 
 import html
 import os
+import select
+import socket
 import sys
-from typing import Any, Callable, Dict, Iterable, List
+import threading
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
-from ..options import Option, OptionError
-from ..options.validators import to_bool, to_float, to_int, to_optional_str, to_str
+from ..options import Option, OptionError, Source
+from ..options.validators import import_dotted, to_bool, to_float, to_int, to_optional_str, to_str
 from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
+from ..proto.ssl import handshake
 from .. import __version__
-from .accesslog import COMMON, AccessLog, compile_format
+from ..engine import ServerError
+from .accesslog import COMBINED, AccessLog, compile_format, named_format
 from .apps import DispatchTable, Mount, parse_app
 from . import event
 from .cgi import CGIApp
+from .errors import REASONS
 from .handler import HTTPRequestHandler
 from .parser import Limits
-from .wsgi import FileWrapper
+from .wsgi import FileWrapper, Response, error_body
 
 __all__ = ["HTTP", "HTTPMixIn", "HTTPRequestHandler"]
 
@@ -45,13 +51,20 @@ def _http_server_type(value: Any) -> str:
 
 
 def _access_log_format(value: Any) -> str:
-    text = to_str(value)
+    text = named_format(to_str(value))
     compile_format(text)
     return text
 
 
 def _ignore(busy: bool) -> None:
     """``request_state`` where no parent watches ``child_timeout`` (Single, Thread)."""
+
+
+def _function(value: Any) -> Any:
+    """A callable (from code), or its name: a method of the server or ``module:function``."""
+    if value is None or callable(value):
+        return value
+    return to_str(value)
 
 
 class HTTPSettings:
@@ -64,12 +77,17 @@ class HTTPSettings:
         self.timeout_header = config.timeout_header
         self.timeout_idle = config.timeout_idle
         self.server_revision = config.server_revision
+        function = config.access_log_function
+        if isinstance(function, str):  # a method of the server (Net::Server's form) or module:function
+            function = getattr(server, function, None) or import_dotted(function)
         try:
-            self.access_log = AccessLog(config.access_log_file, config.access_log_format) \
-                if config.access_log_file else None
+            self.access_log = AccessLog(config.access_log_file, config.access_log_format, function) \
+                if config.access_log_file or function else None
         except OSError as exc:  # one line naming the option and the file, not a traceback
             raise OptionError("access_log_file", config.access_log_file, config.source_of("access_log_file"),
                               f"cannot open: {exc.strerror}") from None
+        self.default_content_type = config.default_content_type
+        self.current = threading.local()  # .environ: the request this thread serves (http_note)
         mounts: List[Mount] = []
         for value in config.app:
             mounts.extend(parse_app(value))
@@ -77,7 +95,7 @@ class HTTPSettings:
         def wrap(target: Any) -> Callable:
             if callable(target):
                 return target
-            return CGIApp(target, config.timeout_cgi, server.log)
+            return CGIApp(target, config.timeout_cgi, server.log, server.exec_fork_hook)
 
         self.dispatch = DispatchTable(mounts, server.process_http_request, wrap)
         # A forking server's scoreboard learns when each request of a kept-alive connection begins.
@@ -86,7 +104,7 @@ class HTTPSettings:
         self.multiprocess = server._personality in ("Fork", "PreFork", "PreForkSimple")
 
     def base_environ(self, conn: Any, client_address: Any, server: Any) -> Dict[str, Any]:
-        """The environ keys shared by every request on one connection."""
+        """The environ keys shared by every request on one connection (over a per-server template)."""
         try:
             local = conn.getsockname()
         except OSError:
@@ -95,29 +113,38 @@ class HTTPSettings:
         peer = client_address if isinstance(client_address, tuple) else ("", 0)
         remote = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
         local_host = local[0] if isinstance(local, tuple) else "localhost"
-        base = {
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "https" if secure else "http",
-            "wsgi.errors": sys.stderr,
-            "wsgi.multithread": self.multithread,
-            "wsgi.multiprocess": self.multiprocess,
-            "wsgi.run_once": False,
-            "wsgi.file_wrapper": FileWrapper,
-            "SERVER_NAME": (local_host[7:] if local_host.startswith("::ffff:") else local_host) or "localhost",
-            "SERVER_PORT": str(local[1]) if isinstance(local, tuple) else ("443" if secure else "80"),
-            "SERVER_SOFTWARE": self.server_revision,
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "REMOTE_ADDR": remote,
-            "REMOTE_PORT": str(peer[1]),
-            "netserver.local_addr": local_host,
-            "netserver.client": server.client,
-        }
-        if secure:
-            base["HTTPS"] = "on"
-        client = server.client
+        base = dict(self._secure_template if secure else self._template)
+        base["SERVER_NAME"] = (local_host[7:] if local_host.startswith("::ffff:") else local_host) or "localhost"
+        base["SERVER_PORT"] = str(local[1]) if isinstance(local, tuple) else ("443" if secure else "80")
+        base["REMOTE_ADDR"] = remote
+        base["REMOTE_PORT"] = str(peer[1])
+        base["wsgi.errors"] = sys.stderr  # read each time: a log reopen may replace it
+        base["netserver.local_addr"] = local_host
+        client = base["netserver.client"] = server.client
         if client is not None and client.peerhost:
             base["REMOTE_HOST"] = client.peerhost
         return base
+
+    @property
+    def _template(self) -> Dict[str, Any]:
+        """The keys that never change in this server (built once)."""
+        template = self.__dict__.get("_plain")
+        if template is None:
+            template = self._plain = {
+                "wsgi.version": (1, 0),
+                "wsgi.url_scheme": "http",
+                "wsgi.multithread": self.multithread,
+                "wsgi.multiprocess": self.multiprocess,
+                "wsgi.run_once": False,
+                "wsgi.file_wrapper": FileWrapper,
+                "SERVER_SOFTWARE": self.server_revision,
+                "GATEWAY_INTERFACE": "CGI/1.1",
+            }
+        return template
+
+    @property
+    def _secure_template(self) -> Dict[str, Any]:
+        return dict(self._template, **{"wsgi.url_scheme": "https", "HTTPS": "on"})
 
     def close(self) -> None:
         if self.access_log is not None:
@@ -136,8 +163,9 @@ class HTTPMixIn:
                    "optionally mounted at PREFIX."),
         Option("access_log_file", to_optional_str, None, section="HTTP", metavar="FILE",
                doc="Access log: a path, STDOUT or STDERR (none by default)."),
-        Option("access_log_format", _access_log_format, COMMON, section="HTTP", metavar="FORMAT",
-               doc="Apache LogFormat of the access log (common log format by default)."),
+        Option("access_log_format", _access_log_format, COMBINED, section="HTTP", metavar="FORMAT",
+               doc="Apache LogFormat of the access log, or common or combined (the default, "
+                   "as in Net::Server::HTTP)."),
         Option("timeout_header", to_float, 15.0, section="HTTP", metavar="SECONDS",
                doc="Time a client has to send a whole request head (then 408)."),
         Option("timeout_idle", to_float, 60.0, section="HTTP", metavar="SECONDS",
@@ -166,6 +194,11 @@ class HTTPMixIn:
                    "a child only once a whole request has arrived, idle keep-alive connections are parked."),
         Option("http_event_connections", to_int(1), 256, section="HTTP", metavar="N",
                doc="With http_event: connections one child holds; past it the longest-idle one is closed."),
+        Option("access_log_function", _function, None, section="HTTP", metavar="METHOD",
+               doc="Called with each access log line instead of writing access_log_file: a method "
+                   "name of the server, a module:function, or a callable from code."),
+        Option("default_content_type", to_str, "text/html", section="HTTP", metavar="TYPE",
+               doc="Content-Type of the pages send_status, send_400 and send_500 make."),
     )
 
     def post_configure(self) -> None:
@@ -219,6 +252,76 @@ class HTTPMixIn:
         if http is not None and os.getpid() == self._owner_pid:
             http.close()
 
+    # -- Net::Server::HTTP's helpers ------------------------------------------------------------
+
+    def request_denied_hook(self, request: Any) -> None:
+        """A client refused by the access rules gets ``400 Bad Request``, as in Net::Server::HTTP."""
+        if isinstance(request, tuple):
+            return
+        try:
+            if type(request) is not socket.socket and hasattr(request, "do_handshake"):
+                handshake(request, 5.0)
+            status, headers, body = error_body(400)
+            response = Response(request, "1.1", False, False, self.http.server_revision)
+            response.start_response(status, headers)
+            response.send_whole(body)
+            # Read what the client already sent, so closing does not reset the connection
+            # (and the 400 with it) before the client reads.
+            if select.select([request], [], [], 0.2)[0]:
+                request.setblocking(False)
+                request.recv(65536)
+        except (OSError, ValueError):
+            pass
+
+    def send_status(self, start_response: Callable, status: int, message: Optional[str] = None,
+                    body: Any = None, details: Optional[Sequence[str]] = None,
+                    headers: Sequence[Any] = ()) -> List[bytes]:
+        """Net::Server::HTTP's ``send_status``: start a response; returns its body.
+
+        In ``process_http_request`` (or any app given the server):
+        ``return self.send_status(start_response, 404, details=["no such page"])``.
+        ``message`` defaults to the standard reason; with ``details`` and no
+        ``body``, a small HTML page names the status and each detail;
+        ``default_content_type`` applies when ``headers`` name none.
+        """
+        message = message or REASONS.get(status, "-")
+        if body is None and details is not None:
+            title = message if message != "-" else f"Status {status}"
+            paragraphs = "\n".join(f"<p>{html.escape(str(d))}</p>" for d in details)
+            body = f"<html>\n<body>\n<h1>{html.escape(title)}</h1>{paragraphs}</body>\n</html>\n"
+        data = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+        headers = list(headers)
+        if status not in (204, 304) and not any(name.lower() == "content-type" for name, _ in headers):
+            headers.append(("Content-Type", self.http.default_content_type))
+        start_response(f"{status} {message}", headers + [("Content-Length", str(len(data)))])
+        return [data]
+
+    def send_400(self, start_response: Callable, *details: str) -> List[bytes]:
+        """``400 Bad Request`` with a page listing ``details`` (Net::Server::HTTP's ``send_400``)."""
+        return self.send_status(start_response, 400, details=details)
+
+    def send_500(self, start_response: Callable, *details: str) -> List[bytes]:
+        """``500 Internal Server Error`` with a page listing ``details`` (``send_500``)."""
+        return self.send_status(start_response, 500, details=details)
+
+    def exec_cgi(self, path: str, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        """Answer this request with the CGI script ``path`` (Net::Server::HTTP's ``exec_cgi``)."""
+        return CGIApp(path, self.config.timeout_cgi, self.log, self.exec_fork_hook)(environ, start_response)
+
+    def exec_fork_hook(self, pid: int, path: str) -> None:
+        """A CGI script ``path`` was started as process ``pid`` (in the process serving the request)."""
+
+    def http_note(self, key: str, *value: Any) -> Any:
+        """Get or set (``http_note(key, value)``) a note on the current request; ``%{key}n`` logs it."""
+        environ = getattr(self.http.current, "environ", None)
+        if environ is None:
+            raise RuntimeError("http_note: no request is being served in this thread")
+        notes = environ.setdefault("netserver.notes", {})
+        if value:
+            notes[key] = value[0]
+            return value[0]
+        return notes.get(key)
+
     def process_http_request(self, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         """The app when no ``app`` is configured: a page showing the request (Net::Server's demo)."""
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>\n"
@@ -238,6 +341,13 @@ class HTTP(HTTPMixIn, MultiType):
         Option("server_type", _http_server_type, ["PreFork"], multi=True, section="HTTP", metavar="NAME",
                doc="Personality the HTTP server runs as (PreFork by default); repeat for fallbacks."),
     )
+
+    def configure(self, run_options: Any, argv: Optional[Sequence[str]] = None) -> Any:
+        """With no ``port`` anywhere: 8080, or 80 when started as root (``net-server http``'s choice)."""
+        config = super().configure(run_options, argv)
+        if config.source_of("port").kind == Source.DEFAULT:
+            config._values["port"] = [80 if os.geteuid() == 0 else 8080]
+        return config
 
     @classmethod
     def available(cls) -> bool:

@@ -16,10 +16,16 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..log import open_log_file
 
-__all__ = ["AccessLog", "Record", "compile_format", "COMMON", "COMBINED"]
+__all__ = ["AccessLog", "Record", "compile_format", "named_format", "COMMON", "COMBINED"]
 
 COMMON = '%h %l %u %t "%r" %>s %b'
 COMBINED = '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-agent}i"'
+FORMATS = {"common": COMMON, "combined": COMBINED}  # Apache's names (Net::Server's default is combined)
+
+
+def named_format(text: str) -> str:
+    """``common`` / ``combined`` → that LogFormat; anything else is a LogFormat itself."""
+    return FORMATS.get(text.strip().lower(), text)
 
 _DIRECTIVE = re.compile(r"%(!?[0-9,]*)(?:\{([^}]*)\})?([<>]?[a-zA-Z%])")
 
@@ -186,14 +192,16 @@ STANDARD_STREAMS = {"STDERR": "stderr", "/DEV/STDERR": "stderr", "STDOUT": "stdo
 
 
 class AccessLog:
-    """Writes one line per request to a file (opened before privileges are dropped), stdout or stderr."""
+    """Writes one line per request to a file (opened before privileges are dropped) or stderr,
+    or hands it to ``function`` (Net::Server's ``access_log_function``) instead."""
 
-    def __init__(self, target: Optional[str], fmt: str):
-        self.format = compile_format(fmt)
+    def __init__(self, target: Optional[str], fmt: str, function: Optional[Callable[[str], Any]] = None):
+        self.format = compile_format(named_format(fmt))
         self.target = target
+        self.function = function
         self.stream: Any = None
         self.standard = STANDARD_STREAMS.get(target.upper(), None) if target else "stderr"
-        if self.standard is None:
+        if self.standard is None and function is None:
             self.stream = self._open()
 
     def _open(self) -> Any:
@@ -203,7 +211,10 @@ class AccessLog:
     def write(self, record: Record) -> None:
         import sys
 
-        stream = self.stream or getattr(sys, self.standard)  # looked up now: a daemon redirects them
+        if self.function is not None:
+            self.function(self.format(record))
+            return
+        stream = self.stream or getattr(sys, self.standard or "stderr")  # looked up now: a daemon redirects them
         stream.write(self.format(record) + "\n")
         stream.flush()
 

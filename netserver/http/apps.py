@@ -1,7 +1,8 @@
 """The ``app`` option: what answers which path (Net::Server::HTTP's dispatch).
 
 ``app`` values: ``./script.cgi`` (mounted at ``/script.cgi``),
-``/prefix=target`` or ``/prefix target``, where a target is a CGI script
+``/prefix=target`` or ``/prefix target`` (``prefix=target`` mounts at
+``/prefix`` too, as in Net::Server), where a target is a CGI script
 path or a WSGI callable written ``module:attribute``; from code, a callable
 mounts at ``/`` and a dict or list of pairs mounts several.  Mounts are
 matched in the order given, on whole path segments; if nothing is mounted at
@@ -82,11 +83,12 @@ def parse_app(value: Any) -> List[Mount]:
         raise ValueError("empty app")
     if _DOTTED.match(text):
         return [Mount("/", _target(text))]
-    prefix, sep, target = text.partition("=")
-    if not sep:
-        prefix, sep, target = text.partition(" ")
-    if sep and prefix.startswith("/") and target.strip():
-        return [Mount(prefix, _target(target))]
+    # Net::Server's order: "location target" first, then "location=target"; the location needs
+    # no leading slash ("bim=./x.cgi" mounts at /bim).
+    for sep in (" ", "="):
+        prefix, found, target = text.partition(sep)
+        if found and prefix.strip() and target.strip():
+            return [Mount(prefix.strip(), _target(target.strip()))]
     return [Mount("/" + os.path.basename(text), _target(text))]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import HTTPError, REASONS
 
@@ -25,7 +25,9 @@ _PASS_THROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "SYSTEMROOT")
 class CGIApp:
     """A WSGI application that runs one CGI script per request."""
 
-    def __init__(self, path: str, timeout: float = 60.0, log: Callable[[int, str], None] = lambda level, message: None):
+    def __init__(self, path: str, timeout: float = 60.0, log: Callable[[int, str], None] = lambda level, message: None,
+                 on_spawn: Optional[Callable[[int, str], Any]] = None):
+        self.on_spawn = on_spawn  # the server's exec_fork_hook(pid, path)
         self.path = os.path.abspath(path)
         self.nph = os.path.basename(path).startswith("nph-")
         self.timeout = timeout
@@ -55,6 +57,8 @@ class CGIApp:
                                     cwd=os.path.dirname(self.path), start_new_session=True)
         except OSError as exc:
             raise HTTPError(500, f"cannot run CGI script {self.path}: {exc.strerror}") from None
+        if self.on_spawn is not None:
+            self.on_spawn(proc.pid, self.path)
         try:
             output, errors = proc.communicate(body, timeout=self.timeout)
         except subprocess.TimeoutExpired:

@@ -66,7 +66,7 @@ class _Connection:
     """One accepted connection: its handler (reader, settings, environ template) and its deadline."""
 
     __slots__ = ("sock", "fd", "handler", "client", "deadline", "idle", "head_started", "expiry", "since",
-                 "parked")
+                 "parked", "label")
 
     def __init__(self, sock: Any, handler: Any, client: Any, now: float, timeout: float):
         self.sock = sock
@@ -79,6 +79,7 @@ class _Connection:
         self.deadline = now + timeout
         self.expiry = "close"  # what the deadline does: "close" silently or answer "408"
         self.parked = False  # in the epoll set (only once it has had to wait)
+        self.label = _client_text(handler.client_address)  # for the scoreboard
 
 
 class EventChild:
@@ -239,16 +240,22 @@ class EventChild:
             self._waiting(connection, now)
             return
         server, board = self.server, self.board
-        board.serving(self.slot, self.accepted, _client_text(handler.client_address))
+        board.serving(self.slot, self.accepted, connection.label)
         server.client = connection.client
-        pending = handler.pending
-        pending.extend(done)
-        keep = True
-        while pending and keep:
+        if len(done) == 1:
             try:
-                keep = handler._serve(sock, pending.pop(0))
+                keep = handler._serve(sock, done[0])
             except OSError:
                 keep = False
+        else:  # pipelined: in order, until one ends the connection
+            pending = handler.pending
+            pending.extend(done)
+            keep = True
+            while pending and keep:
+                try:
+                    keep = handler._serve(sock, pending.pop(0))
+                except OSError:
+                    keep = False
         board.set_state(self.slot, IDLE)
         if keep:
             try:
@@ -259,7 +266,7 @@ class EventChild:
         if not keep or server._retire:
             self._close(connection)
             return
-        self._waiting(connection, time.monotonic())
+        self._waiting(connection, time.monotonic())  # after the app: it may have taken long
 
     def _waiting(self, connection: _Connection, now: float) -> None:
         """Set what the connection waits for, and until when; park it in the epoll set."""

@@ -50,14 +50,21 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         self.pending: List[Request] = []
         self.served = 0
         self.idle_poll = None
-        waiting = [] if self.event_driven else server._waiting_clients_sockets()
-        if waiting:
-            # A process serves one connection at a time: an idle keep-alive connection must not
-            # starve clients queued on the listener (Apache prefork's KeepAliveTimeout problem).
-            self.idle_poll = select.poll()
-            self.idle_poll.register(self.request, select.POLLIN)
-            for sock in waiting:
-                self.idle_poll.register(sock, select.POLLIN)
+        self._idle_poll_known = self.event_driven  # built on first need: a one-request connection never is
+
+    def _idle_poller(self) -> Any:
+        """The poll set of this connection and the listeners, or None where no client can queue for us."""
+        if not self._idle_poll_known:
+            self._idle_poll_known = True
+            waiting = self.server._waiting_clients_sockets()
+            if waiting:
+                # A process serves one connection at a time: an idle keep-alive connection must not
+                # starve clients queued on the listener (Apache prefork's KeepAliveTimeout problem).
+                self.idle_poll = select.poll()
+                self.idle_poll.register(self.request, select.POLLIN)
+                for sock in waiting:
+                    self.idle_poll.register(sock, select.POLLIN)
+        return self.idle_poll
 
     def handle(self) -> None:
         conn = self.request
@@ -104,7 +111,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 if remaining <= 0:
                     raise HTTPError(408, "request head not complete within timeout_header")
                 _set_timeout(conn, min(remaining, http.timeout_idle))
-            elif self.idle_poll is not None and self.served and not _has_pending(conn):
+            elif self.served and self._idle_poller() is not None and not _has_pending(conn):
                 self._wait_idle(conn, http.timeout_idle)
             else:
                 # A new connection that says nothing gets timeout_header, not the idle allowance
@@ -185,8 +192,9 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         app, script_name, path_info = http.dispatch(path)
         body = b"".join(request.body)
         environ = build_environ(request, self._base_environ(), script_name, path_info, query, body)
+        http.current.environ = environ  # the server's http_note() reaches this request
         keep_alive = request.keep_alive and not self.pending_close()
-        if keep_alive and self.idle_poll is not None and self.served % self.yield_after == 0 \
+        if keep_alive and self.served % self.yield_after == 0 and self._idle_poller() is not None \
                 and self._clients_waiting():
             keep_alive = False  # others queue for this process: end this connection cleanly
         response = Response(conn, request.version, request.method == b"HEAD", keep_alive, http.server_revision)

@@ -183,7 +183,8 @@ OPTIONS = (
     Option("chroot", to_existing_dir, None, section="Daemon", metavar="DIR",
            doc="Directory to chroot to after binding."),
     Option("user", to_user, None, section="Daemon", metavar="USER",
-           doc="User to become after binding (name or uid)."),
+           doc="User to become after binding (name or uid); unset, the server stays who it is "
+               "(as root, with a warning)."),
     Option("group", to_group, None, section="Daemon", metavar="GROUP",
            doc="Group(s) to become after binding (names or gids)."),
     Option("background", to_bool, False, section="Daemon", flag=True,

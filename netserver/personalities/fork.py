@@ -37,6 +37,7 @@ class ForkMixIn(ProcessParentMixIn):
 
     def _serve_from(self, token: Any) -> None:
         """Accept in the parent, serve in a new child."""
+        self._host.pre_accept_hook()
         try:
             request, client_address = self._host.accept_from(token)
         except OSError:

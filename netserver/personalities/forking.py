@@ -32,7 +32,7 @@ __all__ = ["ProcessParentMixIn", "EXIT_OK", "EXIT_ERROR"]
 EXIT_OK = 0
 EXIT_ERROR = 1
 
-_PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR1", "SIGUSR2")
+_PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR2")
 _CHILD_SIGNALS = {signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
 
 
@@ -141,14 +141,17 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
 
     def _sig_ttin(self) -> None:
         self._servers_delta += 1
-        self._host.log(3, f"Received TTIN, max_servers is now {self._max_servers_now()}")
+        self._host.log(3, f"Received TTIN, {self._servers_now_text()}")
 
     def _sig_ttou(self) -> None:
         if self._max_servers_now() <= 1:
             self._host.log(3, "Received TTOU, but max_servers is already 1")
             return
         self._servers_delta -= 1
-        self._host.log(3, f"Received TTOU, max_servers is now {self._max_servers_now()}")
+        self._host.log(3, f"Received TTOU, {self._servers_now_text()}")
+
+    def _servers_now_text(self) -> str:
+        return f"max_servers is now {self._max_servers_now()}"
 
     def _max_servers_now(self) -> int:
         """``max_servers`` as configured, adjusted by TTIN/TTOU."""
@@ -253,12 +256,22 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         signals = self._signals
         for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", *_PARENT_ONLY_SIGNALS):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-        for name in ("SIGTTIN", "SIGTTOU", "SIGUSR1"):
+        for name in ("SIGTTIN", "SIGTTOU"):
             signal.signal(getattr(signal, name), signal.SIG_IGN)
+        # A USR1 already pending (blocked since the fork) must not be dropped by SIG_IGN: remember it.
+        signal.signal(signal.SIGUSR1, self._child_usr1)
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None
         self._children = ChildTable()  # random is reseeded by CPython's own after-fork hook
+
+    def _child_usr1(self, signum: int, frame: Any) -> None:
+        """USR1 in a child: reopen the log between connections."""
+        self._reopen_log = True
+        if self._signals is not None:
+            self._signals.wake()
+
+    _reopen_log = False
 
     def _waiting_clients_sockets(self) -> List[Any]:
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us
@@ -291,6 +304,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
                 self._host.other_child_died_hook(exit.pid)
             else:
                 self._child_exited(exit)
+                self._host.delete_child_hook(exit.pid)
         return exits
 
     def _child_exited(self, exit: Exit) -> None:
@@ -320,6 +334,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
             except ProcessLookupError:  # reaped by someone else's waitpid
                 self._children.children.pop(child.pid, None)
                 self._host.log(1, f"Child {child.pid} vanished without being reaped here")
+                self._host.cleanup_dead_child_hook(child)
             except PermissionError:
                 pass
 
@@ -330,13 +345,16 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
     # -- stopping ----------------------------------------------------------------------
 
     def _end_serving(self) -> None:
-        """Stop the children, unless the server is about to re-exec (HUP)."""
+        """Stop the children, unless the server is about to re-exec (HUP).
+
+        ``run()`` calls ``pre_server_close_hook`` before (in ``super()``) and
+        ``post_child_cleanup_hook`` after, Net::Server's order."""
+        super()._end_serving()
         if self._restart_requested:
             return
         if self._stop_mode is None:
             self._stop_mode = "now"  # KeyboardInterrupt or an error left the loop: the TERMs are ours
         self._stop_children(graceful=self._stop_mode == "graceful")
-        self._host.post_child_cleanup_hook()
 
     def _stop_children(self, graceful: bool) -> None:
         """QUIT them and wait for all; or TERM them, wait ``stop_timeout``, then SIGKILL."""

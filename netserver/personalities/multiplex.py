@@ -24,6 +24,8 @@ import socket
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
+from ..options import Option
+from ..options.validators import to_float
 from ..server import Server
 from .base import PersonalityMixIn
 
@@ -185,8 +187,14 @@ class MultiplexMixIn(PersonalityMixIn):
     _default_handler = MuxEchoHandler
     _accept_burst = 64  # connections taken per readiness of a listener
 
+    OPTIONS = (
+        Option("check_for_dequeue", to_float, 0.0, section="Multiplex", metavar="SECONDS",
+               doc="Multiplex: seconds between calls of run_dequeue() in the serving process (0: never)."),
+    )
+
     def _personality_init(self) -> None:
         super()._personality_init()
+        self._last_dequeue = time.monotonic()
         self._connections: Dict[int, Connection] = {}
         self._timers: List[Tuple[float, int, int]] = []
         self._mux_selector: Optional[selectors.BaseSelector] = None
@@ -258,6 +266,16 @@ class MultiplexMixIn(PersonalityMixIn):
                 resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
         except (ImportError, ValueError, OSError):
             pass
+
+    def service_actions(self) -> None:
+        """Every pass of the loop: ``run_dequeue()`` each ``check_for_dequeue`` seconds (Net::Server's Multiplex)."""
+        super().service_actions()
+        every = self._host.config.check_for_dequeue
+        if every:
+            now = time.monotonic()
+            if now - self._last_dequeue >= every:
+                self._last_dequeue = now
+                self._host.run_dequeue()
 
     def _next_wait(self, poll_interval: float) -> float:
         if not self._timers:

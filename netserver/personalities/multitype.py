@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Mapping, Optional, Sequence
 
-from ..options import Option, declared_options
-from ..options.option import Source, normalize_template
+from ..options import Option, Source, declared_options
+from ..options.option import normalize_template
 from ..options.sources import Config
 from ..server import Server
 from . import PERSONALITIES, LoadError, canonical_name, load

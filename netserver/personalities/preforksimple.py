@@ -179,6 +179,10 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         super().service_actions()
         if self._lock_suspect is not None:
             self._check_lock(time.monotonic())
+        readable = self._talking_children()
+        self._host.idle_loop_hook(readable)  # each pass of the parent's loop, as in Net::Server
+        for sock in readable:
+            self._host.child_is_talking_hook(sock)
         if not self._shutdown_request:
             self._manage_pool(time.monotonic())
 
@@ -197,6 +201,10 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
             self._lock_suspect = None
             self._lock.restore()
             self._host.log(1, f"Accept lock ({self._lock.name}): a child died holding it; put it back")
+
+    def _talking_children(self) -> List[Any]:
+        """The ``child_communication`` sockets readable now (PreFork has them)."""
+        return []
 
     def _manage_pool(self, now: float) -> None:
         """Keep ``max_servers`` children: spawn what is missing, retire any excess (TTOU)."""
@@ -226,18 +234,24 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
             return 0
         count = min(wanted, replacing)
         count += self._throttle.allow(wanted - count, now)
+        if count > 0:
+            self._host.run_n_children_hook(count)
         for _ in range(count):
             if not self._free_slots:
                 break
             slot = self._free_slots.pop()
             self._scoreboard.claim(slot)
-            pid = self._fork_child("prefork", lambda slot=slot: self._child_loop(slot), slot)
+            pid = self._fork_pool_child(slot)
             if pid is None:
                 self._scoreboard.release(slot)
                 self._free_slots.append(slot)
                 break
             self._scoreboard.assign_pid(slot, pid)
         return count
+
+    def _fork_pool_child(self, slot: int) -> Optional[int]:
+        """Fork one pool child that serves from scoreboard ``slot``; its pid, or None."""
+        return self._fork_child("prefork", lambda: self._child_loop(slot), slot)
 
     def _child_exited(self, exit: Exit) -> None:
         super()._child_exited(exit)
@@ -284,6 +298,9 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         locked = not isinstance(lock, NoLock)
         served = 0
         board.set_state(slot, IDLE)
+        if self._reopen_log:  # a USR1 that came while this child was starting
+            self._reopen_log = False
+            self._host.reopen_logs()
         while not self._retire and (not limit or served < limit):
             request = None
             if locked:
@@ -327,9 +344,11 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                 break
             board.serving(slot, served, _client_text(client_address))
             if limit and served + 1 >= limit:
-                # The last connection: let the parent fork the successor while this one is served.
+                # The last connection: let the parent fork the successor while this one is served,
+                # and let the handler know (HTTP ends keep-alive: the successor is already there).
                 board.mark_retiring(slot)
                 _wake_parent(self._parent_pid)
+                self._retire = True
             handle(request, client_address)
             served += 1
             board.count_request(slot, served)
@@ -352,13 +371,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._signals = SignalQueue()
         signal.signal(signal.SIGHUP, self._child_retire)
         signal.signal(signal.SIGQUIT, self._child_retire)
-        signal.signal(signal.SIGUSR1, self._child_reopen_log)
-
-    def _child_reopen_log(self, signum: int, frame: Any) -> None:
-        self._reopen_log = True
-        self._signals.wake()
-
-    _reopen_log = False
+        signal.signal(signal.SIGUSR1, self._child_usr1)
 
     def _child_retire(self, signum: int, frame: Any) -> None:
         """SIGHUP/SIGQUIT in a child: finish the current connection, then exit."""

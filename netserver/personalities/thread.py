@@ -63,6 +63,7 @@ class ThreadMixIn(PersonalityMixIn):
     _accept_logged = 0.0
 
     def _serve_from(self, token: Any) -> None:
+        self._host.pre_accept_hook()
         try:
             request, client_address = self._host.accept_from(token)
         except OSError as exc:
@@ -70,6 +71,7 @@ class ThreadMixIn(PersonalityMixIn):
                 self._pause_accepting(exc)
             return
         self._accept_backoff = 0.0
+        self._host.pre_thread_hook()
         with self._busy_lock:
             self._busy += 1
             start = len(self._workers) < min(self._busy, self._host.config.max_servers)

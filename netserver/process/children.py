@@ -19,7 +19,7 @@ __all__ = ["Child", "ChildTable", "Exit", "describe_status"]
 class Child:
     """One child process: its pid, what it is for, its scoreboard slot, when it started."""
 
-    __slots__ = ("pid", "kind", "slot", "started", "retiring")
+    __slots__ = ("pid", "kind", "slot", "started", "retiring", "sock")
 
     def __init__(self, pid: int, kind: str, slot: Optional[int] = None, started: Optional[float] = None):
         self.pid = pid
@@ -27,6 +27,7 @@ class Child:
         self.slot = slot
         self.started = time.monotonic() if started is None else started  # monotonic seconds
         self.retiring = False
+        self.sock = None  # PreFork child_communication: the parent's end of the socketpair
 
     def __repr__(self) -> str:
         return f"Child({self.pid}, {self.kind!r}, slot={self.slot})"

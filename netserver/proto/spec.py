@@ -10,8 +10,9 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Optional, Tuple, Union
 
 __all__ = ["PortSpec", "PortSpecError", "parse_port", "parse_ipv", "pad", "UNIX_PROTOS", "BUILTIN_PROTOS"]
 
@@ -35,6 +36,7 @@ class PortSpec:
     port: Union[int, str]
     proto: str
     ipv: str
+    ssl: Tuple[Tuple[str, Any], ...] = ()  # SSL_* keys of a dict spec: this listener's own TLS settings
 
     @property
     def is_unix(self) -> bool:
@@ -201,6 +203,11 @@ class _Parser:
         return self._parse_text(value)
 
     def _parse_dict(self, value: dict) -> PortSpec:
+        ssl = tuple(sorted((key, tuple(item) if isinstance(item, list) else item)
+                           for key, item in value.items() if str(key).startswith("SSL_")))
+        if ssl:  # Net::Server's per-port certificates ({"port": 8443, "proto": "ssl", "SSL_cert_file": ...})
+            value = {key: item for key, item in value.items() if not str(key).startswith("SSL_")}
+            return dataclasses.replace(self._parse_dict(value), ssl=ssl)
         unknown = set(value) - {"host", "port", "proto", "ipv", "unix_type"}
         if unknown:
             raise self.error(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")

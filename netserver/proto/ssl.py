@@ -16,7 +16,7 @@ import os
 from typing import Any, Tuple
 
 from ..options import Option
-from ..options.validators import choice, to_dotted, to_float, to_optional_str, to_readable_file
+from ..options.validators import choice, to_bool, to_dotted, to_float, to_optional_str, to_readable_file
 from .tcp import TCP
 
 __all__ = ["SSL", "build_context", "handshake"]
@@ -78,16 +78,55 @@ class SSL(TCP):
                doc="Oldest TLS version accepted."),
         Option("SSL_handshake_timeout", to_float, 10.0, section="SSL", metavar="SECONDS",
                doc="Time a client has to complete the TLS handshake."),
+        Option("SSL_honor_cipher_order", to_bool, False, section="SSL", flag=True,
+               doc="Prefer the server's cipher order to the client's (IO::Socket::SSL's name)."),
+        Option("SSL_ecdh_curve", to_optional_str, None, section="SSL", metavar="CURVE",
+               doc="Elliptic curve for ECDH key exchange (e.g. prime256v1)."),
+        Option("SSL_dh_file", to_readable_file, None, section="SSL", metavar="FILE",
+               doc="Diffie-Hellman parameters (PEM) for DHE key exchange."),
     )
 
     def __init__(self, target: Any, config: Any = None):
         super().__init__(target, config)
+        if target.spec.ssl:  # this port's own SSL_* keys (a dict port specification)
+            config = _PortSSL(config, target.spec.ssl)
         self.context = build_context(config)
         self.handshake_timeout = config.SSL_handshake_timeout if config is not None else 10.0
 
     def get_request(self) -> Tuple[Any, Any]:
         conn, client_address = self.socket.accept()
         return self.context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False), client_address
+
+
+class _PortSSL:
+    """The server's options with one port's SSL_* keys over them (each checked like the option)."""
+
+    def __init__(self, config: Any, keys: Any):
+        self._config = config
+        options = {option.name: option for option in SSL.OPTIONS}
+        self._own = {}
+        for name, raw in keys:
+            if name not in options:
+                raise ValueError(f"{name}: not an SSL option netserver passes to Python's ssl module "
+                                 f"(one of {', '.join(sorted(options))})")
+            try:
+                self._own[name] = options[name].parse(raw, "port specification")
+            except Exception as exc:  # OptionError: name, value, source and reason
+                raise ValueError(str(exc)) from None
+
+    def __getattr__(self, name: str) -> Any:
+        own = self.__dict__.get("_own", {})
+        if name in own:
+            return own[name]
+        return getattr(self._config, name)
+
+
+def _encrypted(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return b"ENCRYPTED" in fh.read(4096)
+    except OSError:
+        return False
 
 
 def build_context(config: Any) -> Any:
@@ -103,6 +142,7 @@ def build_context(config: Any) -> Any:
     password = config.SSL_key_password
     if config.SSL_passwd_cb is not None:
         password = config.SSL_passwd_cb
+    password_given = password is not None
     if password is None:
         def password() -> str:  # never let OpenSSL prompt on a terminal
             raise ValueError(f"SSL_key_file {key} is encrypted: give SSL_key_password or SSL_passwd_cb")
@@ -112,6 +152,8 @@ def build_context(config: Any) -> Any:
         reason = getattr(exc, "reason", None) or str(exc)
         if reason == "KEY_VALUES_MISMATCH":
             raise ValueError(f"SSL_key_file {key} does not match SSL_cert_file {cert}") from None
+        if password_given and _encrypted(key):  # OpenSSL says only "PEM lib"
+            raise ValueError(f"SSL_key_file {key}: wrong password (SSL_key_password or SSL_passwd_cb)") from None
         raise ValueError(f"cannot load SSL_cert_file {cert} / SSL_key_file {key}: {reason}") from None
     except OSError as exc:
         raise ValueError(f"cannot load SSL_cert_file {cert} / SSL_key_file {key}: {exc.strerror or exc}") from None
@@ -123,6 +165,18 @@ def build_context(config: Any) -> Any:
     context.verify_mode = getattr(ssl, config.SSL_verify_mode)
     if context.verify_mode != ssl.CERT_NONE and not (config.SSL_ca_file or config.SSL_ca_path):
         raise ValueError("SSL_verify_mode asks for client certificates: give SSL_ca_file or SSL_ca_path")
+    if config.SSL_honor_cipher_order:
+        context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
+    if config.SSL_ecdh_curve:
+        try:
+            context.set_ecdh_curve(config.SSL_ecdh_curve)
+        except ValueError:
+            raise ValueError(f"SSL_ecdh_curve {config.SSL_ecdh_curve!r}: unknown curve") from None
+    if config.SSL_dh_file:
+        try:
+            context.load_dh_params(config.SSL_dh_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise ValueError(f"cannot load SSL_dh_file {config.SSL_dh_file}: {exc}") from None
     if config.SSL_cipher_list:
         try:
             context.set_ciphers(config.SSL_cipher_list)

@@ -379,18 +379,17 @@ def _ids(pid: int):
     return [int(v) for v in fields["Uid"].split()], [int(v) for v in fields["Gid"].split()]
 
 
-def test_without_user_option_the_server_serves_as_nobody_when_root():
-    """Net::Server's documented default (issue 4): started as root, no --user, it serves as nobody."""
+def test_without_user_option_the_server_keeps_its_identity_and_warns_when_root():
+    """Net::Server 2.013's code (issue 17; its POD still says nobody): no --user, no change of user."""
     with serving(["Single", "--port", "127.0.0.1:0"]) as server:
         assert b"You said" in echo_exchange(("127.0.0.1", server.port))  # past post_bind, in the loop
         uids, gids = _ids(server.pid)
+        assert uids == [os.getuid()] * 4
+        assert gids == [os.getgid()] * 4
         if os.geteuid() == 0:
-            import pwd
-            nobody = pwd.getpwnam("nobody")
-            assert uids == [nobody.pw_uid] * 4
+            server.wait_for(r"WARNING User not defined, running as root")
         else:
-            assert uids == [os.getuid()] * 4
-            assert gids == [os.getgid()] * 4
+            assert "User not defined" not in server.log_text()
 
 
 # ---------------------------------------------------------------------------

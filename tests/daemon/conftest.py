@@ -1,7 +1,9 @@
 """Fixtures for the daemon tests: servers, stray daemons, world-readable dirs, a throw-away CA.
 
-These tests run as root (so does CI): started as root with no ``--user``, a
-server serves as nobody/nogroup.  The interpreter lives under a directory
+These tests run as root (so does CI) and serve as nobody/nogroup: ``start``
+and ``launch`` add ``--user nobody`` unless the test names a user or group
+(or passes ``default_user=None``: started as root with neither, a server
+stays root, as Net::Server does).  The interpreter lives under a directory
 nobody cannot read, which is the point: the server must have imported
 everything before it drops privileges.
 """
@@ -29,6 +31,11 @@ def _needs_root():
         pytest.skip("the daemon tests run as root (privilege drop, chroot, ports below 1024)")
 
 
+def _with_user(args, user):
+    named = any(word.lstrip("-").split("=")[0] in ("user", "group") for word in args)
+    return list(args) if named or user is None else [*args, "--user", user]
+
+
 @pytest.fixture
 def servers():
     """Start and track server processes; everything is killed after the test.
@@ -45,15 +52,15 @@ def servers():
     pid_files = []
 
     class Starter:
-        def start(self, args, bindings=1, wait=True, **kwargs) -> ServerProcess:
-            server = ServerProcess(args, wait=False, **kwargs)
+        def start(self, args, bindings=1, wait=True, default_user="nobody", **kwargs) -> ServerProcess:
+            server = ServerProcess(_with_user(args, default_user), wait=False, **kwargs)
             started.append(server)
             if wait:
                 server.wait_ready(bindings)
             return server
 
-        def launch(self, args, out_path, **kwargs):
-            done = launch(args, out_path, **kwargs)
+        def launch(self, args, out_path, default_user="nobody", **kwargs):
+            done = launch(_with_user(args, default_user), out_path, **kwargs)
             groups.append(done.pid)
             return done
 

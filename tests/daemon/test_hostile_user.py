@@ -89,7 +89,7 @@ def test_usr1_does_not_follow_an_access_log_symlink(servers, nobody_dir, victim)
 def test_a_log_file_that_is_a_symlink_is_refused_at_start(victim, nobody_dir):
     log = nobody_dir / "server.log"
     os.symlink(victim, log)
-    result = run_command(["Single"] + LOOPBACK + ["--log_file", str(log)])
+    result = run_command(["Single"] + LOOPBACK + ["--user", "nobody", "--log_file", str(log)])
     assert result.returncode != 0
     assert "is a symbolic link" in result.stderr, result.stderr
     assert untouched(victim)
@@ -99,7 +99,7 @@ def test_a_log_below_a_directory_the_service_user_can_replace_is_refused(nobody_
     inner = nobody_dir / "logs"  # root-owned, but nobody can rename it and put a symlink there
     inner.mkdir()
     log = inner / "server.log"
-    result = run_command(["Single"] + LOOPBACK + ["--log_file", str(log)])
+    result = run_command(["Single"] + LOOPBACK + ["--user", "nobody", "--log_file", str(log)])
     assert result.returncode != 0
     assert lines_matching(log, r"ERROR Refusing to start: .*directory .* is writable by nobody"), log.read_text()
 

@@ -1,7 +1,8 @@
 """Privilege drop, as root: bind first, then chroot, groups, gid, uid — checked in /proc.
 
-Started as root with no ``--user`` the server serves as nobody/nogroup.
-Single and Thread drop in the process itself once bound; Fork, PreFork and
+Started as root with neither ``--user`` nor ``--group`` the server stays
+root and warns once (Net::Server 2.013's code); the other tests name
+``--user nobody`` (the fixture adds it).  Single and Thread drop in the process itself once bound; Fork, PreFork and
 PreForkSimple keep the parent as root (so HUP can re-exec and rebind) and
 drop in each child before it serves.  The ids are read from
 ``/proc/PID/status`` of the process that greeted a held connection.
@@ -49,8 +50,28 @@ def serving_child(server) -> Held:
 # -- the forking personalities: children drop, the parent stays root ---------------------------------
 
 
+@pytest.mark.parametrize("personality", ["Single", *sorted(POOL)])
+def test_without_user_or_group_the_server_stays_root_and_warns_once(servers, personality):
+    server = servers.start(([personality] if personality == "Single" else POOL[personality]) + LOOPBACK,
+                           default_user=None)
+    server.wait_for(r"WARNING User not defined, running as root")
+    client = serving_child(server)
+    try:
+        assert_identity(client.pid, 0, 0, status(client.pid)["Groups"])
+        assert status(server.pid)["Uid"] == [0, 0, 0, 0]
+    finally:
+        assert served(client.finish(), b"bye")
+    assert server.log_text().count("User not defined") == 1
+    assert "Running as user" not in server.log_text()
+    if personality == "PreFork":  # a HUP re-exec does not warn again
+        server.signal(signal.SIGHUP)
+        server.wait_for(r"Binding to .*inherited fd")
+        assert served(echo(server.port))
+        assert server.log_text().count("User not defined") == 1
+
+
 @pytest.mark.parametrize("personality", sorted(POOL))
-def test_children_serve_as_nobody_by_default_and_the_parent_stays_root(servers, personality):
+def test_children_serve_as_nobody_with_user_nobody_and_the_parent_stays_root(servers, personality):
     server = servers.start(POOL[personality] + LOOPBACK)
     client = serving_child(server)
     try:
@@ -72,14 +93,15 @@ def test_configured_user_and_groups_are_exactly_what_the_child_has(servers, word
     server = servers.start(POOL["PreFork"] + LOOPBACK + words)
     client = serving_child(server)
     try:
-        assert_identity(client.pid, NOBODY, gid, groups)
+        # A group alone changes the groups only: the user stays the one that started (root).
+        assert_identity(client.pid, NOBODY if "--user" in words else 0, gid, groups)
         assert status(server.pid)["Uid"] == [0, 0, 0, 0]
     finally:
         assert served(client.finish(), b"bye")
 
 
 def test_ids_are_the_same_after_hup(servers):
-    server = servers.start(POOL["PreFork"] + LOOPBACK + ["--group", "nogroup daemon"])
+    server = servers.start(POOL["PreFork"] + LOOPBACK + ["--user", "nobody", "--group", "nogroup daemon"])
     before = serving_child(server)
     before_pid = before.pid
     assert served(before.finish(), b"bye")

@@ -34,7 +34,8 @@ def read_lines(path, count):
 
 def test_common_format_one_line_per_request(app_dir, log_dir):
     path = os.path.join(log_dir, "access.log")
-    with serve(["--app", "wsgiapps:app", "--access_log_file", path], app_dir=app_dir) as proc:
+    with serve(["--app", "wsgiapps:app", "--access_log_file", path, "--access_log_format", "common"],
+               app_dir=app_dir) as proc:
         with Raw(proc.port) as conn:  # several requests on one connection: one line each
             conn.send(b"GET /index?q=1 HTTP/1.1\r\nHost: t\r\n\r\n")
             assert conn.response().status == 200
@@ -89,9 +90,11 @@ def test_custom_format(app_dir, log_dir):
 
 def test_stderr_target(app_dir):
     with serve(["--app", "wsgiapps:app", "--access_log_file", "STDERR"], app_dir=app_dir) as proc:
-        assert get(proc.port, "/index?stderr-target=1").status == 200
+        assert get(proc.port, "/index?stderr-target=1", headers="User-Agent: ua/1\r\n").status == 200
         matches = proc.wait_for(r'"GET /index\?stderr-target=1 HTTP/1\.1" 200 6')
-    assert COMMON_LINE.match(matches[0].string), matches[0].string
+    # Net::Server::HTTP's default: the combined format (common, then referer and user agent).
+    line = matches[0].string
+    assert line.endswith(' "-" "ua/1"') and COMMON_LINE.match(line[:-len(' "-" "ua/1"')]), line
 
 
 def test_log_values_are_escaped(app_dir, log_dir):

@@ -55,6 +55,8 @@ def cgi_dir():
 def cgi_server(cgi_dir):
     """Every script mounted at /NAME-without-.cgi; PreFork so the serving processes stay around."""
     args = ["--server_type", "PreFork", "--min_servers", "2", "--max_servers", "4", "--timeout_cgi", "1"]
+    if os.geteuid() == 0:
+        args += ["--user", "nobody"]  # started as root, scripts run as this user (root has to ask)
     for name in SCRIPTS:
         args += ["--app", f"/{name[:-4]}={os.path.join(cgi_dir, name)}"]
     with serve(args) as proc:

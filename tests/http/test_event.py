@@ -112,3 +112,28 @@ def test_a_pool_of_50_serves_a_probe_beside_200_slowloris_and_200_idle_keep_aliv
             for conn in held:
                 conn.close()
 
+
+
+def test_hup_retires_event_children_politely_and_quit_stops(app_dir):
+    import signal
+
+    with serve(["--app", "wsgiapps:app", "--http_event", "--min_servers", "2"], app_dir=app_dir) as proc:
+        with Raw(proc.port) as conn:
+            old = json.loads(keep_alive_request(conn).body)["pid"]
+            proc.signal(signal.SIGHUP)
+            proc.wait_for(r"Binding to", count=2)  # the re-executed image is up
+            # The old child answers the parked connection's next request, saying it closes (or, on a
+            # box so slow that the request comes after the retiring child's 1 s grace, has closed it).
+            try:
+                response = keep_alive_request(conn)
+            except (EOFError, ConnectionError):
+                pass
+            else:
+                assert json.loads(response.body)["pid"] == old
+                assert response.header("Connection") == "close"
+                with pytest.raises(EOFError):
+                    conn.response()
+        assert get(proc.port, "/index").body == b"hello\n"
+        proc.signal(signal.SIGQUIT)
+        assert proc.wait_exit(10) == 0
+        assert "Traceback" not in proc.log_text()

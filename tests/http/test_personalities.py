@@ -132,3 +132,19 @@ def test_default_values_of_a_subclass_are_kept_when_the_personality_is_chosen():
     config = server.configure({}, argv=["--server_type", "Fork"])
     assert server.personality == "Fork" and config.max_servers == 12
     assert config.source_of("max_servers").kind == "default_values()"
+
+
+@pytest.mark.parametrize("event", [False, True], ids=["classic", "http_event"])
+def test_a_childs_last_connection_is_not_kept_alive(app_dir, event):
+    """At max_requests the successor is already forked: the old child ends keep-alive at once."""
+    args = ["--app", "wsgiapps:app", "--server_type", "PreForkSimple", "--max_servers", "1", "--max_requests", "1"]
+    with serve(args + (["--http_event"] if event else []), app_dir=app_dir) as proc:
+        conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=10)
+        try:
+            conn.request("GET", "/index")
+            response = conn.getresponse()
+            assert response.read() == b"hello\n"
+            assert response.getheader("Connection") == "close"
+        finally:
+            conn.close()
+        assert get(proc.port, "/index").body == b"hello\n"  # served by the successor

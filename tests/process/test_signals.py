@@ -144,14 +144,14 @@ def _uid(pid):
         return next(int(line.split()[1]) for line in fh if line.startswith("Uid:"))
 
 
-@pytest.mark.root  # the default user is nobody only when started as root
-def test_hup_with_the_default_user_children_drop_the_parent_keeps_root(servers, clients):
-    """Started as root with no --user: children serve as nobody, the parent stays root so HUP can re-exec."""
+@pytest.mark.root  # only root can become nobody
+def test_hup_with_user_nobody_children_drop_the_parent_keeps_root(servers, clients):
+    """Started as root with --user nobody: children serve as nobody, the parent stays root so HUP can re-exec."""
     import pwd
 
     nobody = pwd.getpwnam("nobody").pw_uid
     server = servers.start(["PreFork", "--host", "127.0.0.1", "--port", "0", "--min_servers", "1",
-                            "--max_servers", "2", *FAST])
+                            "--max_servers", "2", "--user", "nobody", *FAST])
     held = clients(("127.0.0.1", server.port))
     old = held.wait_greeted()
     assert _uid(old) == nobody and _uid(server.pid) == 0

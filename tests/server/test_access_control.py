@@ -29,10 +29,8 @@ dual_stack = pytest.mark.skipif(not ipv6_usable() or bindv6only(),
                                 reason="needs IPv6 and a dual-stack '::' socket (bindv6only 0)")
 
 
-# In-process servers name the test process's own user.  Started as root with no
-# ``user``, a server may drop to nobody once it serves (see
-# test_socketserver_style_keeps_the_process_identity), and the test runner
-# could never become root again.
+# In-process servers name the test process's own user, so that no test depends on
+# what a server does with no ``user`` (it keeps the identity and, as root, warns).
 SELF = {"user": pwd.getpwuid(os.geteuid()).pw_name}
 
 

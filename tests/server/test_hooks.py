@@ -24,14 +24,13 @@ BASE_HOOKS = [
     "post_client_connection_hook", "other_child_died_hook", "pre_server_close_hook", "fatal_hook",
     "post_child_cleanup_hook", "restart_open_hook", "restart_close_hook", "child_init_hook",
     "pre_fork_hook", "child_finish_hook", "idle_loop_hook", "child_is_talking_hook",
-    "run_dequeue", "dequeue",
+    "run_dequeue", "dequeue", "pre_accept_hook", "run_n_children_hook", "parent_read_hook",
+    "cleanup_dead_child_hook", "delete_child_hook", "pre_thread_hook",
 ]
 
 
-# In-process servers name the test process's own user.  Started as root with no
-# ``user``, a server may drop to nobody once it serves (see
-# test_socketserver_style_keeps_the_process_identity), and the test runner
-# could never become root again.
+# In-process servers name the test process's own user, so that no test depends on
+# what a server does with no ``user`` (it keeps the identity and, as root, warns).
 SELF = {"user": pwd.getpwuid(os.geteuid()).pw_name}
 
 HOOK_SCRIPT = """
@@ -43,8 +42,11 @@ OUT = open(sys.argv.pop(1), "w")   # opened now: the server may change user afte
 calls = []
 
 
+BASE = getattr(netserver, sys.argv.pop(1))
+
+
 def recorder(name):
-    base = getattr(netserver.Server, name)
+    base = getattr(BASE, name)
 
     def hook(self, *args, **kwargs):
         calls.append(name)
@@ -56,7 +58,7 @@ def recorder(name):
     return hook
 
 
-Recorder = type("Recorder", (netserver.Server,), {{name: recorder(name) for name in HOOKS}})
+Recorder = type("Recorder", (BASE,), {{name: recorder(name) for name in HOOKS}})
 try:
     Recorder.run()
 finally:
@@ -74,7 +76,7 @@ def test_hook_order_over_a_served_and_a_denied_connection(tmp_path):
     script = tmp_path / "hooks.py"
     script.write_text(textwrap.dedent(HOOK_SCRIPT.format(hooks=BASE_HOOKS)))
     out = tmp_path / "calls.json"
-    with serving([str(out), "--port", "127.0.0.1:0"], script=str(script)) as server:
+    with serving([str(out), "Server", "--port", "127.0.0.1:0"], script=str(script)) as server:
         address = ("127.0.0.1", server.port)
         reply = echo_exchange(address, [b"allowed"])
         assert reply.startswith(f'Welcome to "Recorder" ({server.pid})'.encode())
@@ -99,7 +101,33 @@ def test_hook_order_over_a_served_and_a_denied_connection(tmp_path):
         "request_denied_hook",
         # SIGTERM
         "pre_server_close_hook",
+        "post_child_cleanup_hook",  # Single too, after pre_server_close_hook, as in Net::Server
     ]
+
+
+def test_prefork_parent_calls_its_hooks(tmp_path):
+    """The parent's own hooks, recorded in the parent: each observed, in Net::Server's order."""
+    script = tmp_path / "hooks.py"
+    script.write_text(textwrap.dedent(HOOK_SCRIPT.format(hooks=BASE_HOOKS)))
+    out = tmp_path / "calls.json"
+    args = [str(out), "PreFork", "--port", "127.0.0.1:0", "--min_servers", "2", "--check_for_spawn", "0.1",
+            "--child_communication"]
+    with serving(args, script=str(script)) as server:
+        assert echo_exchange(("127.0.0.1", server.port), [b"hi"]).startswith(b"Welcome")
+        server.signal(signal.SIGTERM)
+        assert server.wait_exit() == 0
+    calls = json.loads(out.read_text())
+    assert calls[:6] == ["configure_hook", "post_configure_hook", "post_bind_hook", "pre_loop_hook",
+                         "run_n_children_hook", "pre_fork_hook"]
+    assert calls.count("pre_fork_hook") >= 2 and calls.count("idle_loop_hook") >= 1
+    assert calls.count("delete_child_hook") >= 2  # each child, forgotten once it exits
+    # The connection was served by a child: its hooks ran there, not here.
+    assert "post_accept_hook" not in calls and "child_init_hook" not in calls
+    # Net::Server's close: pre_server_close_hook, the children stopped (delete_child_hook each),
+    # post_child_cleanup_hook.
+    closing = calls[calls.index("pre_server_close_hook"):]
+    assert closing[-1] == "post_child_cleanup_hook"
+    assert set(closing[1:-1]) <= {"delete_child_hook", "idle_loop_hook"} and "delete_child_hook" in closing
 
 
 class Quiet(socketserver.BaseRequestHandler):

@@ -226,3 +226,26 @@ def test_option_docs_are_generated_and_current():
     with open(path) as f:
         assert f.read() == format_markdown(reference_sections()), \
             "docs/options.md is stale: python -m netserver.options.reference > docs/options.md"
+
+
+@pytest.mark.parametrize("server_type,expected", [("PreFork", 50), ("PreForkSimple", 50), ("Fork", 256)])
+def test_multitype_and_http_take_the_chosen_personalitys_defaults(server_type, expected):
+    """``netserver HTTP --server_type PreFork`` runs PreFork's 50 children at most, not Fork's 256."""
+    from netserver.http import HTTP
+
+    for cls in (netserver.MultiType, HTTP):
+        config = configured(cls, argv=["--server_type", server_type])
+        assert config.max_servers == expected, (cls, server_type)
+        assert config.source_of("max_servers").kind == "default"
+    config = configured(HTTP, argv=["--server_type", "PreFork", "--max_servers", "300"])
+    assert config.max_servers == 300
+
+
+def test_http_default_port_is_net_server_https():
+    """``net-server http``: 8080, or 80 when started as root; any port given wins."""
+    from netserver.http import HTTP
+
+    assert configured(HTTP).port == [80 if os.geteuid() == 0 else 8080]
+    assert configured(HTTP).source_of("port").kind == "default"  # still "not configured" (systemd)
+    assert configured(HTTP, argv=["--port", "9999"]).port == ["9999"]
+    assert configured(netserver.MultiType).port == [20203]

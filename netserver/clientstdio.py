@@ -1,0 +1,102 @@
+"""``no_client_stdout 0``: the client is stdin/stdout while it is served (Net::Server's tied STDIN/STDOUT).
+
+Python level: ``sys.stdin``/``sys.stdout`` become routers that send each
+thread to the connection it serves (and everyone else to the original
+streams), so ``print()`` and ``input()`` work under TLS (through the TLS
+socket) and under Thread (each worker its own client).  File descriptor
+level: a plain socket served in the main thread — one connection per
+process at a time: Single, Fork, PreFork, PreForkSimple, INET — is also
+put on fds 0 and 1 for the connection, so a subprocess's output reaches the
+client too, as Net::Server's ``open STDOUT, '>&'`` does.  A TLS connection
+or a worker thread gets the Python-level streams only (Net::Server ties
+those too: an fd cannot carry TLS, nor belong to one thread).
+
+Imports nothing from the server.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import sys
+import threading
+from typing import Any, Optional
+
+__all__ = ["ClientStdio"]
+
+_MAIN_THREAD = threading.main_thread()
+
+
+class _Router:
+    """Stands in for ``sys.stdin`` or ``sys.stdout``: the current thread's client, else the original."""
+
+    def __init__(self, original: Any):
+        object.__setattr__(self, "_original", original)
+        object.__setattr__(self, "_local", threading.local())
+
+    def _target(self) -> Any:
+        return getattr(self._local, "stream", None) or self._original
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target(), name)
+
+    def __iter__(self):
+        return iter(self._target())
+
+    def __next__(self):
+        return next(self._target())
+
+
+_routers_lock = threading.Lock()
+
+
+def _routers() -> "tuple[_Router, _Router]":
+    """Install the two routers once (only a server with ``no_client_stdout 0`` ever does)."""
+    with _routers_lock:
+        if not isinstance(sys.stdin, _Router):
+            sys.stdin = _Router(sys.stdin)
+        if not isinstance(sys.stdout, _Router):
+            sys.stdout = _Router(sys.stdout)
+        return sys.stdin, sys.stdout
+
+
+class ClientStdio:
+    """Context manager: ``conn`` is this thread's stdin/stdout (and fds 0/1 where that is safe)."""
+
+    def __init__(self, conn: socket.socket):
+        self.conn = conn
+        self.saved_fds: Optional[tuple] = None
+
+    def __enter__(self) -> None:
+        stdin, stdout = _routers()
+        conn = self.conn
+        self.stdout = io.TextIOWrapper(conn.makefile("wb"), encoding="utf-8", errors="replace",
+                                       write_through=True)
+        self.stdin = io.TextIOWrapper(conn.makefile("rb"), encoding="utf-8", errors="replace")
+        stdin._local.stream = self.stdin
+        stdout._local.stream = self.stdout
+        if type(conn) is socket.socket and threading.current_thread() is _MAIN_THREAD:
+            original = stdout._original
+            try:
+                original.flush()
+            except (OSError, ValueError):
+                pass
+            self.saved_fds = (os.dup(0), os.dup(1))
+            os.dup2(conn.fileno(), 0)
+            os.dup2(conn.fileno(), 1)
+
+    def __exit__(self, *exc: Any) -> None:
+        stdin, stdout = sys.stdin, sys.stdout
+        for router in (stdin, stdout):
+            if isinstance(router, _Router):
+                router._local.stream = None
+        for stream in (self.stdout, self.stdin):
+            try:
+                stream.close()  # the socket itself stays open (the server closes it)
+            except (OSError, ValueError):
+                pass
+        if self.saved_fds is not None:
+            for fd, saved in zip((0, 1), self.saved_fds):
+                os.dup2(saved, fd)
+                os.close(saved)
