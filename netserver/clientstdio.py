@@ -97,6 +97,6 @@ class ClientStdio:
             except (OSError, ValueError):
                 pass
         if self.saved_fds is not None:
-            for fd, saved in zip((0, 1), self.saved_fds):
+            for fd, saved in zip((0, 1), self.saved_fds, strict=True):
                 os.dup2(saved, fd)
                 os.close(saved)

@@ -25,7 +25,6 @@ from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
 from ..proto.ssl import handshake
 from .. import __version__
-from ..engine import ServerError
 from .accesslog import COMBINED, AccessLog, compile_format, named_format
 from .apps import DispatchTable, Mount, parse_app
 from . import event
