@@ -107,7 +107,7 @@ def _parse_cidr(piece: str) -> netaddr.IPNetwork:
     # _parse_ip already un-mapped the address; the prefix still counts the 96
     # bits of the ::ffff:0:0/96 wrapper.
     was_mapped = ip.version == 4 and ":" in addr_text
-    width = 128 if was_mapped else ip.max_prefixlen
+    width: int = 128 if was_mapped else ip.max_prefixlen
     if not slash:
         prefix = width
     elif _PREFIX.fullmatch(prefix_text) and int(prefix_text) <= width:
@@ -289,7 +289,8 @@ class AccessPolicy:
             if not self._has_rules:
                 return Decision(True, "no allow/deny rules" + (note or f"; {host!r} forward-confirmed"))
 
-        addresses = hosts = ()
+        addresses: "list[str]" = []  # filled only when there are patterns to try
+        hosts: "list[tuple[str, str]]" = []
         if self.allow or self.deny:
             address = str(ip)
             addresses = [address]

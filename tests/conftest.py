@@ -36,6 +36,7 @@ DIRECTORY_MARKS = {
     "integration": ("process",),
     "stdlib": ("process",),
     "dropin": ("process",),  # all but test_namespace.py run the programs as processes
+    "parity": ("process",),  # the same server under Perl and Python, side by side
     "bench": ("process", "slow"),
 }
 

@@ -82,9 +82,9 @@ def _start_for_rotation(servers, log, personality):
     wait_until(lambda: lines_matching(log, r"Binding to"), what="the server to bind")
     server.port = int(re.search(r"port (\d+)", lines_matching(log, r"Binding to")[0]).group(1))
     if personality == "PreFork":
-        # Ready means each child handles USR1 itself (one sent earlier is lost: see the xfail
-        # below).  A new child inherits the parent's USR1 handler, so "caught" alone says nothing:
-        # the child's own set-up first ignores TTIN (the parent's), then installs its USR1 handler.
+        # Ready means each child handles USR1 itself (a USR1 sent while a child starts is the
+        # next test's subject).  A new child inherits the parent's USR1 handler, so "caught" alone
+        # says nothing: the child's own set-up first ignores TTIN (the parent's), then installs its own.
         def ready(kid):
             return signal_ignored(kid, signal.SIGTTIN) and signal_caught(kid, signal.SIGUSR1)
 

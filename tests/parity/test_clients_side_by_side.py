@@ -102,5 +102,5 @@ def test_http_access_log_is_the_combined_format_by_default(servers, tmp_path):
             while conn.recv(65536):
                 pass
         path = logs[side]
-        text = wait_until(lambda: path.exists() and path.read_text(), what=f"{side}: an access log line")
+        text = wait_until(lambda path=path: path.exists() and path.read_text(), what=f"{side}: an access log line")
         assert line.match(text.splitlines()[0]), (side, text)

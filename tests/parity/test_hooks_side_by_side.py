@@ -70,10 +70,11 @@ def test_prefork_parent_hooks_and_child_communication(servers, tmp_path):
     both = start_both(servers, tmp_path, PERL_PREFORK, PY_PREFORK)
     observed = {}
     for side, (server, path) in both.items():
-        wait_until(lambda: len(live_children(server.pid)) == 2, what=f"{side}: 2 children")
+        wait_until(lambda server=server: len(live_children(server.pid)) == 2, what=f"{side}: 2 children")
         pids = {str(pid) for pid in live_children(server.pid)}
-        wait_until(lambda: {w[1] for w in notes(path) if w[0] == "talk"} == pids, what=f"{side}: children talking")
-        wait_until(lambda: any(w[0] == "idle" for w in notes(path)), what=f"{side}: idle_loop_hook")
+        wait_until(lambda path=path, pids=pids: {w[1] for w in notes(path) if w[0] == "talk"} == pids,
+                   what=f"{side}: children talking")
+        wait_until(lambda path=path: any(w[0] == "idle" for w in notes(path)), what=f"{side}: idle_loop_hook")
         server.signal(signal.SIGTERM)
         server.wait_exit()
         got = notes(path)
@@ -102,10 +103,10 @@ def test_ttin_starts_a_child_at_once_and_raises_min_and_max(servers, tmp_path):
                               min_spare_servers=0, max_spare_servers=3, log_level=3)
     """)
     for side, (server, _) in start_both(servers, tmp_path, perl, python).items():
-        wait_until(lambda: len(live_children(server.pid)) == 2, what=f"{side}: 2 children")
+        wait_until(lambda server=server: len(live_children(server.pid)) == 2, what=f"{side}: 2 children")
         server.signal(signal.SIGTTIN)
         # min_servers went up with max_servers: a third child, without any load.
-        wait_until(lambda: len(live_children(server.pid)) == 3, what=f"{side}: a third child after TTIN")
+        wait_until(lambda server=server: len(live_children(server.pid)) == 3, what=f"{side}: a third child after TTIN")
         server.signal(signal.SIGTERM)
         server.wait_exit()
 
@@ -181,9 +182,11 @@ def test_parent_read_hook_hears_a_child_start_processing(servers, tmp_path):
         with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
             greeting = conn.recv(200)  # the echo server's greeting: a child is serving us
             child = greeting.split(b"(")[1].split(b")")[0].decode()
-            wait_until(lambda: ["status", child, "processing"] in notes(path), what=f"{side}: processing line")
+            wait_until(lambda child=child, path=path: ["status", child, "processing"] in notes(path),
+                       what=f"{side}: processing line")
             conn.sendall(b"quit\r\n")
-        wait_until(lambda: notes(path)[-1:] == [["status", child, "waiting"]], what=f"{side}: waiting again")
+        wait_until(lambda child=child, path=path: notes(path)[-1:] == [["status", child, "waiting"]],
+                   what=f"{side}: waiting again")
 
 
 def test_tied_stdin_and_stdout_with_no_client_stdout_0(servers, tmp_path):

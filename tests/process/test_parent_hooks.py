@@ -154,7 +154,7 @@ def test_fork_and_thread_call_pre_accept_hook_before_each_accept(servers, write_
         server, out = start(servers, write_script, sub, personality)
         for _ in range(2):
             echo_exchange(("127.0.0.1", server.port), [b"hi"])
-        wait_until(lambda: [w[0] for w in notes(out)].count("pre_accept") == 2, what="2 pre_accept_hook calls")
+        wait_until(lambda out=out: [w[0] for w in notes(out)].count("pre_accept") == 2, what="2 pre_accept_hook calls")
         # In the accepting process: Fork's parent, Thread's one process.
         assert {w[1] for w in notes(out) if w[0] == "pre_accept"} == {str(server.pid)}
         if personality == "Thread":  # and before each connection goes to a worker thread

@@ -9,7 +9,7 @@ import pytest
 from forked import run_forked
 from netserver.process.scoreboard import (
     BUSY, EXITING, FREE, HEADER_SIZE, IDLE, KEEPALIVE, SLOT_SIZE, STARTING, STATE_NAMES, Header, Scoreboard,
-    SlotView, read_scoreboard,
+    SlotView, client_text, read_scoreboard,
 )
 
 
@@ -136,3 +136,59 @@ def test_read_scoreboard_of_a_truncated_file(tmp_path):
     cut.write_bytes(data[:HEADER_SIZE + 2 * SLOT_SIZE + 10])
     _, slots = read_scoreboard(str(cut))
     assert [s.slot for s in slots] == [0, 1]
+
+
+def test_request_state_and_keepalive(board):
+    board.claim(0)
+    board.serving(0, 1, b"c", now=10.0)
+    board.request_state(0, busy=False)
+    assert board.state(0) == KEEPALIVE and board.read(0).changed == 10.0, "between requests: the time stays"
+    board.request_state(0, busy=True)
+    assert board.state(0) == BUSY and board.read(0).changed > 10.0, "a new request restarts the clock"
+
+
+def test_flags_retiring_and_lock_holders(board):
+    for slot in range(3):
+        board.claim(slot)
+    assert not board.retiring(1) and board.lock_holders() == 0
+    board.mark_retiring(1)
+    board.hold_lock(0, True)
+    board.hold_lock(2, True)
+    assert board.retiring(1) and not board.retiring(0)
+    assert board.lock_holders() == 2
+    board.hold_lock(2, False)
+    board.release(0)  # a freed slot's flag does not count
+    assert board.lock_holders() == 0
+    assert board.read(1).state == STARTING, "the flags live beside the state, not in it"
+
+
+def test_claim_clears_the_flags(board):
+    board.claim(0)
+    board.mark_retiring(0)
+    board.hold_lock(0, True)
+    board.release(0)
+    board.claim(0)
+    assert not board.retiring(0) and board.lock_holders() == 0
+
+
+@pytest.mark.parametrize("address, text", [
+    (("127.0.0.1", 5555), b"127.0.0.1:5555"),
+    (("::1", 80, 0, 0), b"::1:80"),
+    ("/tmp/sock", b"unix"),
+    (("h" * 60, 1), (b"h" * 60 + b":1")[:48]),
+])
+def test_client_text(address, text):
+    assert client_text(address) == text
+
+
+def test_a_file_board_replaces_what_is_at_its_path(tmp_path):
+    """A stale board or a planted symlink is unlinked, never followed or truncated."""
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    path = tmp_path / "scoreboard"
+    os.symlink(target, path)
+    board = Scoreboard(1, str(path))
+    try:
+        assert not os.path.islink(path) and target.read_text() == "keep me"
+    finally:
+        board.close()

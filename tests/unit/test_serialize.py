@@ -221,3 +221,46 @@ def test_semaphore_is_created_before_the_fork():
     lock.release()
     assert lock.semaphore.acquire(timeout=TIMEOUT)
     lock.semaphore.release()
+
+
+@pytest.mark.parametrize("name", ["pipe", "semaphore"])
+def test_a_token_lost_with_its_holder_can_be_restored(name, lock_factory, contenders):
+    """pipe and semaphore die with a kill -9'd holder; the parent sees it and puts the token back."""
+    lock = lock_factory(name)
+    assert lock.lost_with_holder and lock.token_visible()
+    holder = contenders(lock)
+    wait_until(holder.has_lock, what="the child to take the lock")
+    assert not lock.token_visible()
+    holder.kill()
+    assert not lock.token_visible(), "the token died with the holder"
+    lock.restore()
+    assert lock.token_visible()
+    waiter = contenders(lock)
+    wait_until(waiter.has_lock, what="a new child to take the restored token")
+    waiter.finish()
+
+
+@pytest.mark.parametrize("name", ["none", "flock"])
+def test_locks_the_kernel_frees_need_no_restore(name, lock_factory):
+    lock = lock_factory(name)
+    assert not lock.lost_with_holder and lock.token_visible()
+    lock.restore()  # a no-op
+
+
+def test_the_interface_has_no_lock_of_its_own():
+    from netserver.process.serialize import AcceptLock
+
+    with pytest.raises(NotImplementedError):
+        AcceptLock().acquire()
+    with pytest.raises(NotImplementedError):
+        AcceptLock().release()
+
+
+def test_flock_never_follows_a_planted_symlink(tmp_path):
+    target = tmp_path / "precious"
+    target.write_text("keep me")
+    link = tmp_path / "accept.lock"
+    os.symlink(target, link)
+    with pytest.raises(OSError):
+        FlockLock(str(link))
+    assert target.read_text() == "keep me"
