@@ -26,7 +26,7 @@ An option such a host cannot honour is refused when the server is built.
 from __future__ import annotations
 
 import inspect
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Protocol, Sequence, Tuple
 
 from .hooks import HookMixIn
 from .options import Config, OptionError, Source, declared_options
@@ -57,7 +57,7 @@ class Host(Protocol):
     """
 
     # -- what the server is configured with --------------------------------------------
-    config: Optional[Config]             # the parsed options (set before any personality step runs)
+    config: Config                       # the parsed options (set before any personality step runs)
     listeners: List[Any]                 # netserver Listener objects (reuse_port copies them)
     client: Any                          # the connection being served in this thread (ClientInfo)
     inherited_children: Sequence[int]    # after a HUP re-exec: the old image's children

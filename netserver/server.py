@@ -111,7 +111,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         self._logger = ServerLog()
         self._connection = threading.local()  # client and listener of the connection being served
         self._constructor_options = options
-        self.config: Optional[Config] = None
+        self.config: Config = None  # type: ignore[assignment]  # None until configure(), before any step reads it
         self.listeners: List[Listener] = []
         self.socket: Optional[socket.socket] = None
         self.access: Optional[access.AccessPolicy] = None
