@@ -39,7 +39,7 @@ from ..personalities.preforksimple import _client_text, _wake_parent
 from ..process.scoreboard import EXITING, IDLE
 from .errors import HTTPError
 
-__all__ = ["usable", "serve", "limit_sends"]
+__all__ = ["usable", "fallback", "serve", "limit_sends"]
 
 _IN = select.EPOLLIN
 _EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
@@ -51,15 +51,28 @@ _BATCH = 16  # connections one wake-up may accept while each is answered at once
 
 
 def usable(server: Any) -> bool:
-    """The event loop needs epoll, non-blocking reads, no PROXY header to read first, and a handler
-    whose connection loop it may replace (a subclass overriding ``handle`` keeps the classic loop)."""
+    """Whether this server's pool children may run the event loop (see ``fallback``)."""
+    return fallback(server) is None
+
+
+def fallback(server: Any) -> Optional[str]:
+    """Why the classic loop serves instead, or None: the event loop needs epoll and non-blocking
+    reads, no PROXY header to read first, no client on stdio, and a handler whose connection loop
+    it may replace (a subclass overriding ``handle`` keeps the classic loop)."""
     from .handler import HTTPRequestHandler
 
     handler = server.RequestHandlerClass
-    return hasattr(select, "epoll") and bool(_DONTWAIT) and server._proxy_mode is None \
-        and server.config.no_client_stdout and isinstance(handler, type) \
-        and issubclass(handler, HTTPRequestHandler) and handler.handle is HTTPRequestHandler.handle \
-        and handler._next_request is HTTPRequestHandler._next_request
+    if not hasattr(select, "epoll") or not _DONTWAIT:
+        return "no epoll on this system"
+    if server._proxy_mode is not None:
+        return "proxy_protocol reads a PROXY header first"
+    if not server.config.no_client_stdout:
+        return "no_client_stdout 0 ties stdio to one connection"
+    if not (isinstance(handler, type) and issubclass(handler, HTTPRequestHandler)
+            and handler.handle is HTTPRequestHandler.handle
+            and handler._next_request is HTTPRequestHandler._next_request):
+        return "the request handler overrides handle()"
+    return None
 
 
 class _Connection:
