@@ -21,9 +21,12 @@ thread):
 
 New connections are accepted one per wake-up, so that ``EPOLLEXCLUSIVE``
 spreads them over the children instead of the first awake child taking the
-whole queue.  Connections this loop cannot take apart (TLS, datagrams) are
-served the classic way, one connection at a time; with ``proxy_protocol``
-the classic loop is used throughout.
+whole queue.  A TLS connection's handshake runs in the same loop, without
+blocking (bounded by ``SSL_handshake_timeout`` and ``timeout_header``), so a
+client that connects and says nothing holds no process; its requests are
+then read like plain ones (draining the plaintext OpenSSL already holds,
+which epoll cannot see).  Datagrams are served the classic way; with
+``proxy_protocol`` the classic loop is used throughout.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import ssl
 import struct
 import time
 from typing import Any, Dict, Optional
@@ -42,6 +46,7 @@ from .errors import HTTPError
 __all__ = ["usable", "fallback", "serve", "limit_sends"]
 
 _IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
 _EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _RECV = 65536
@@ -79,7 +84,7 @@ class _Connection:
     """One accepted connection: its handler (reader, settings, environ template) and its deadline."""
 
     __slots__ = ("sock", "fd", "handler", "client", "deadline", "idle", "head_started", "expiry", "since",
-                 "parked", "label")
+                 "parked", "label", "tls", "handshaking", "body_deadline")
 
     def __init__(self, sock: Any, handler: Any, client: Any, now: float, timeout: float):
         self.sock = sock
@@ -93,6 +98,9 @@ class _Connection:
         self.expiry = "close"  # what the deadline does: "close" silently or answer "408"
         self.parked = False  # in the epoll set (only once it has had to wait)
         self.label = _client_text(handler.client_address)  # for the scoreboard
+        self.tls = type(sock) is not socket.socket  # an SSLSocket: no recv flags, buffered plaintext
+        self.handshaking = False
+        self.body_deadline = 0.0  # the whole body must have arrived by then (see _waiting)
 
 
 class EventChild:
@@ -136,7 +144,10 @@ class EventChild:
             for fd, _ in events:
                 connection = connections.get(fd)
                 if connection is not None:
-                    self._readable(connection)
+                    if connection.handshaking:
+                        self._handshake(connection)
+                    else:
+                        self._readable(connection)
                 elif fd in self.listeners:
                     if self.accepting:
                         self._take(self.listeners[fd])
@@ -192,9 +203,11 @@ class EventChild:
             self.board.mark_retiring(self.slot)  # the successor may start now (see PreForkSimple)
             _wake_parent(server._parent_pid)
             server._retire = True  # the last connection: answered with Connection: close
-        if type(request) is not socket.socket:  # TLS, a datagram: the classic way, start to end
+        tls = type(request) is not socket.socket
+        if tls and not hasattr(request, "do_handshake"):  # a datagram: the classic way, start to end
             self._classic(request, client_address)
             return None
+        listener = server._current_listener
         if not server.verify_request(request, client_address):
             server.shutdown_request(request)
             return None
@@ -203,13 +216,44 @@ class EventChild:
         handler.request, handler.client_address, handler.server = request, client_address, server
         handler.event_driven = True
         handler.setup()
-        handler._base_environ()  # while server.client is this connection's
         http = self.http
-        connection = _Connection(request, handler, server.client, time.monotonic(),
-                                 min(http.timeout_idle, http.timeout_header))
+        timeout = min(http.timeout_idle, http.timeout_header)
+        if tls:  # the handshake, in this loop: a silent client holds no process
+            timeout = min(timeout, getattr(listener, "handshake_timeout", timeout))
+        connection = _Connection(request, handler, server.client, time.monotonic(), timeout)
         self.connections[connection.fd] = connection
+        if tls:
+            request.setblocking(False)
+            connection.handshaking = True
+            self._handshake(connection)
+            return connection
+        handler._base_environ()  # while server.client is this connection's
         self._readable(connection)  # the request usually came with the connection
         return connection
+
+    def _handshake(self, connection: _Connection) -> None:
+        """One step of a TLS handshake; parked for the direction OpenSSL waits for."""
+        sock = connection.sock
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._park(connection, _IN)
+            return
+        except ssl.SSLWantWriteError:
+            self._park(connection, _OUT)
+            return
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a bad client, a reset
+            self.server.log(3, f"TLS handshake with {connection.label} failed: {exc}")
+            self._close(connection)
+            return
+        connection.handshaking = False
+        http = self.http
+        connection.deadline = time.monotonic() + min(http.timeout_idle, http.timeout_header)
+        if connection.parked:
+            self.poller.modify(connection.fd, _IN)
+        self.server.client = connection.client
+        connection.handler._base_environ()
+        self._readable(connection)  # the request often follows the handshake at once
 
     def _classic(self, request: Any, client_address: Any) -> None:
         self.board.serving(self.slot, self.accepted, _client_text(client_address))
@@ -227,12 +271,12 @@ class EventChild:
     def _readable(self, connection: _Connection) -> None:
         sock = connection.sock
         try:
-            data = sock.recv(_RECV, _DONTWAIT)
-        except (BlockingIOError, InterruptedError):
+            data = _recv_tls(sock) if connection.tls else sock.recv(_RECV, _DONTWAIT)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             if not connection.parked:
                 self._waiting(connection, time.monotonic())
             return
-        except OSError:
+        except (OSError, ValueError):
             self._close(connection)
             return
         handler = connection.handler
@@ -255,6 +299,8 @@ class EventChild:
         server, board = self.server, self.board
         board.serving(self.slot, self.accepted, connection.label)
         server.client = connection.client
+        if connection.tls:
+            sock.settimeout(self.http.timeout_idle)  # responses are written blocking, as plain ones
         if len(done) == 1:
             try:
                 keep = handler._serve(sock, done[0])
@@ -270,6 +316,11 @@ class EventChild:
                 except OSError:
                     keep = False
         board.set_state(self.slot, IDLE)
+        if connection.tls and keep:
+            try:
+                sock.setblocking(False)
+            except OSError:
+                keep = False
         if keep:
             try:
                 reader.check()  # a bad request pipelined after good ones
@@ -302,15 +353,18 @@ class EventChild:
             if current.expect_continue and not current.continued:
                 current.continued = True
                 try:
-                    connection.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                except OSError:
+                    _send_small(connection, b"HTTP/1.1 100 Continue\r\n\r\n")
+                except (OSError, ValueError):
                     self._close(connection)
                     return
             connection.deadline = now + http.timeout_idle  # the body: timeout_idle per read
 
-    def _park(self, connection: _Connection) -> None:
+    def _park(self, connection: _Connection, events: int = _IN) -> None:
+        if connection.parked:
+            self.poller.modify(connection.fd, events)
+            return
         connection.parked = True
-        self.poller.register(connection.fd, _IN)
+        self.poller.register(connection.fd, events)
         if len(self.connections) > self.capacity and not self._make_room(connection):
             self._accept(False)  # full of busy connections: let the other children take new ones
 
@@ -354,6 +408,31 @@ class EventChild:
             server.post_client_connection_hook(sock)
         if not self.accepting and not server._retire and not (self.limit and self.accepted >= self.limit):
             self._accept(True)  # room again
+
+
+def _recv_tls(sock: Any) -> bytes:
+    """Read what a non-blocking TLS connection has: one record, then whatever OpenSSL already
+    decrypted (``pending``), which epoll cannot report because it left the kernel already."""
+    data = sock.recv(_RECV)
+    if data and sock.pending():
+        chunks = [data]
+        while sock.pending():
+            chunks.append(sock.recv(_RECV))
+        data = b"".join(chunks)
+    return data
+
+
+def _send_small(connection: _Connection, data: bytes) -> None:
+    """A few bytes (``100 Continue``) on a connection that may be non-blocking (TLS)."""
+    sock = connection.sock
+    if connection.tls:
+        sock.settimeout(1.0)
+        try:
+            sock.sendall(data)
+        finally:
+            sock.setblocking(False)
+    else:
+        sock.sendall(data)
 
 
 def limit_sends(sockets: Any, seconds: float) -> None:
