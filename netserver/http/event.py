@@ -42,6 +42,7 @@ from typing import Any, Dict, Optional
 from ..personalities.preforksimple import _client_text, _wake_parent
 from ..process.scoreboard import EXITING, IDLE
 from .errors import HTTPError
+from .handler import body_deadline
 
 __all__ = ["usable", "fallback", "serve", "limit_sends"]
 
@@ -84,7 +85,7 @@ class _Connection:
     """One accepted connection: its handler (reader, settings, environ template) and its deadline."""
 
     __slots__ = ("sock", "fd", "handler", "client", "deadline", "idle", "head_started", "expiry", "since",
-                 "parked", "label", "tls", "handshaking", "body_deadline")
+                 "parked", "label", "tls", "handshaking", "body_started", "received")
 
     def __init__(self, sock: Any, handler: Any, client: Any, now: float, timeout: float):
         self.sock = sock
@@ -100,7 +101,8 @@ class _Connection:
         self.label = _client_text(handler.client_address)  # for the scoreboard
         self.tls = type(sock) is not socket.socket  # an SSLSocket: no recv flags, buffered plaintext
         self.handshaking = False
-        self.body_deadline = 0.0  # the whole body must have arrived by then (see _waiting)
+        self.body_started = 0.0  # when the current request's body began (its deadline: see _waiting)
+        self.received = 0  # body bytes since
 
 
 class EventChild:
@@ -288,6 +290,8 @@ class EventChild:
         connection.since = now
         if not reader.mid_request:
             connection.head_started = now
+        elif connection.body_started:
+            connection.received += len(data)
         try:
             done = reader.feed(data)
         except HTTPError as error:
@@ -330,6 +334,7 @@ class EventChild:
         if not keep or server._retire:
             self._close(connection)
             return
+        connection.body_started = 0.0  # a pipelined request's body is timed from now
         self._waiting(connection, time.monotonic())  # after the app: it may have taken long
 
     def _waiting(self, connection: _Connection, now: float) -> None:
@@ -340,6 +345,7 @@ class EventChild:
         http = self.http
         current = reader.current
         if current is None:  # between requests: a parked keep-alive connection
+            connection.body_started = 0.0
             connection.idle = True
             connection.expiry = "close"
             connection.deadline = now + (http.timeout_idle if connection.handler.served
@@ -357,7 +363,11 @@ class EventChild:
                 except (OSError, ValueError):
                     self._close(connection)
                     return
-            connection.deadline = now + http.timeout_idle  # the body: timeout_idle per read
+            if not connection.body_started:
+                connection.body_started, connection.received = now, 0
+            # The body: timeout_idle per read, and whole by its deadline (handler.body_deadline).
+            connection.deadline = min(now + http.timeout_idle,
+                                      body_deadline(connection.body_started, connection.received, http.timeout_idle))
 
     def _park(self, connection: _Connection, events: int = _IN) -> None:
         if connection.parked:

@@ -1,0 +1,74 @@
+"""Slow clients (issue 14, finding 5): whole-request deadlines, and idle keep-alive yields a busy pool.
+
+A body that trickles in (a byte every few hundred ms) must end at its
+deadline — ``timeout_idle`` for the whole body plus a second per 64 KiB
+received — in every loop, not live on because each read is quick.  Where a
+worker serves one connection (Thread), an idle keep-alive connection is
+closed once a client has waited ``yield_idle`` seconds for a worker.
+"""
+
+import socket
+import time
+
+import pytest
+
+from httpkit import Raw, get, serve
+
+LOOPS = {
+    "event": ["--server_type", "PreForkSimple", "--max_servers", "1"],
+    "classic": ["--server_type", "PreForkSimple", "--max_servers", "1", "--http_event", "0"],
+    "thread": ["--server_type", "Thread", "--max_servers", "2"],
+    "fork": ["--server_type", "Fork"],
+}
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+def test_a_trickled_body_ends_at_its_deadline(app_dir, loop):
+    with serve(["--app", "wsgiapps:app", "--timeout_idle", "1", *LOOPS[loop]], app_dir=app_dir) as proc, \
+            Raw(proc.port) as conn:
+        conn.send(b"POST /env HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\n\r\n")
+        started = time.monotonic()
+        conn.sock.settimeout(0.25)
+        status = None
+        while status is None and time.monotonic() - started < 8:
+            try:
+                conn.send(b"x")  # every 0.25 s: each read is quick, the body never completes
+            except OSError:
+                break  # closed after its answer: read it below
+            try:
+                status = conn.response().status
+            except socket.timeout:
+                continue
+            except (OSError, EOFError):
+                break
+        if status is None:
+            conn.sock.settimeout(2)
+            try:
+                status = conn.response().status
+            except (OSError, EOFError):
+                pass
+        elapsed = time.monotonic() - started
+        assert status == 408, (status, conn.buffer)
+        assert elapsed < 4, elapsed  # about timeout_idle (1 s) and a deadline scan, not for ever
+
+
+def test_a_slow_but_steady_upload_is_not_cut_off(app_dir):
+    """The body deadline grows with what arrives: 256 KiB in 8 pieces over ~1.6 s with timeout_idle 1."""
+    with serve(["--app", "wsgiapps:app", "--timeout_idle", "1", *LOOPS["event"]], app_dir=app_dir) as proc, \
+            Raw(proc.port) as conn:
+        size = 8 * 32768
+        conn.send(f"POST /env HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\n\r\n".encode())
+        for _ in range(8):
+            conn.send(b"y" * 32768)
+            time.sleep(0.2)  # the pace of a slow link, not synchronisation
+        assert conn.response().status == 200
+
+
+def test_thread_an_idle_keep_alive_connection_yields_its_worker_to_a_waiting_client(app_dir):
+    with serve(["--app", "wsgiapps:app", "--server_type", "Thread", "--max_servers", "1"],
+               app_dir=app_dir) as proc, Raw(proc.port) as idle:
+        idle.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert idle.response().status == 200  # kept alive, now idle (timeout_idle is 60 s)
+        started = time.monotonic()
+        assert get(proc.port, "/index").body == b"hello\n"
+        assert time.monotonic() - started < 4  # yield_idle (1 s), not timeout_idle (60 s)
