@@ -165,7 +165,7 @@ def test_silent_tls_clients_do_not_hold_the_only_process(app_dir, pki):
     import time
 
     args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
-            "--server_type", "PreForkSimple", "--max_servers", "1"]
+            "--server_type", "PreForkSimple", "--max_servers", "1", "--http_event", "1"]
     with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
         silent = [socket.create_connection(("127.0.0.1", proc.port), timeout=5) for _ in range(5)]
         parked = [_tls_raw(proc.port, pki) for _ in range(3)]
