@@ -72,3 +72,25 @@ def test_thread_an_idle_keep_alive_connection_yields_its_worker_to_a_waiting_cli
         started = time.monotonic()
         assert get(proc.port, "/index").body == b"hello\n"
         assert time.monotonic() - started < 4  # yield_idle (1 s), not timeout_idle (60 s)
+
+
+def test_fork_an_idle_keep_alive_connection_yields_when_the_pool_is_full(app_dir):
+    with serve(["--app", "wsgiapps:app", "--server_type", "Fork", "--max_servers", "1"],
+               app_dir=app_dir) as proc, Raw(proc.port) as idle:
+        idle.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert idle.response().status == 200  # kept alive, now idle (timeout_idle is 60 s)
+        started = time.monotonic()
+        assert get(proc.port, "/index").body == b"hello\n"
+        assert time.monotonic() - started < 4  # yield_idle (1 s), not timeout_idle (60 s)
+
+
+def test_fork_below_max_servers_idle_keep_alive_connections_stay_open(app_dir):
+    with serve(["--app", "wsgiapps:app", "--server_type", "Fork", "--max_servers", "4"],
+               app_dir=app_dir) as proc, Raw(proc.port) as idle:
+        idle.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert idle.response().status == 200
+        for _ in range(3):
+            assert get(proc.port, "/index").body == b"hello\n"
+        time.sleep(1.5)  # past yield_idle: the pool was never full, so nothing yields
+        idle.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
+        assert idle.response().status == 200
