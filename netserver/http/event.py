@@ -85,7 +85,7 @@ class _Connection:
     """One accepted connection: its handler (reader, settings, environ template) and its deadline."""
 
     __slots__ = ("sock", "fd", "handler", "client", "deadline", "idle", "head_started", "expiry", "since",
-                 "parked", "label", "tls", "handshaking", "body_started", "received")
+                 "parked", "label", "tls", "handshaking", "body_started", "received", "listener")
 
     def __init__(self, sock: Any, handler: Any, client: Any, now: float, timeout: float):
         self.sock = sock
@@ -101,6 +101,7 @@ class _Connection:
         self.label = _client_text(handler.client_address)  # for the scoreboard
         self.tls = type(sock) is not socket.socket  # an SSLSocket: no recv flags, buffered plaintext
         self.handshaking = False
+        self.listener: Any = None  # TLS: the listener it came from, for the access check after the handshake
         self.body_started = 0.0  # when the current request's body began (its deadline: see _waiting)
         self.received = 0  # body bytes since
 
@@ -210,7 +211,9 @@ class EventChild:
             self._classic(request, client_address)
             return None
         listener = server._current_listener
-        if not server.verify_request(request, client_address):
+        # A TLS connection is checked once its handshake is done (in this loop), so that a refused
+        # client's 400 (request_denied_hook) never waits on a handshake a silent client never sends.
+        if not tls and not server.verify_request(request, client_address):
             server.shutdown_request(request)
             return None
         cls = server.RequestHandlerClass
@@ -222,11 +225,12 @@ class EventChild:
         timeout = min(http.timeout_idle, http.timeout_header)
         if tls:  # the handshake, in this loop: a silent client holds no process
             timeout = min(timeout, getattr(listener, "handshake_timeout", timeout))
-        connection = _Connection(request, handler, server.client, time.monotonic(), timeout)
+        connection = _Connection(request, handler, None if tls else server.client, time.monotonic(), timeout)
         self.connections[connection.fd] = connection
         if tls:
             request.setblocking(False)
             connection.handshaking = True
+            connection.listener = listener
             self._handshake(connection)
             return connection
         handler._base_environ()  # while server.client is this connection's
@@ -249,11 +253,26 @@ class EventChild:
             self._close(connection)
             return
         connection.handshaking = False
+        server = self.server
+        sock.settimeout(1.0)  # the access hooks, and a refusal page, write blocking (briefly)
+        server.serving_from(connection.listener)  # what the client info describes
+        try:
+            allowed = server.verify_request(sock, connection.handler.client_address)
+        except Exception:  # verify_request logs its own failures; this is a broken override
+            allowed = False
+        if not allowed:
+            self._close(connection)
+            return
+        connection.client = server.client
+        try:
+            sock.setblocking(False)
+        except OSError:
+            self._close(connection)
+            return
         http = self.http
         connection.deadline = time.monotonic() + min(http.timeout_idle, http.timeout_header)
         if connection.parked:
             self.poller.modify(connection.fd, _IN)
-        self.server.client = connection.client
         connection.handler._base_environ()
         self._readable(connection)  # the request often follows the handshake at once
 
@@ -410,6 +429,9 @@ class EventChild:
                 self.poller.unregister(connection.fd)
             except OSError:
                 pass
+        if connection.client is None:  # a TLS connection not yet through its handshake and access check
+            server.shutdown_request(sock)
+            return
         server.client = connection.client
         try:
             server.post_process_request_hook(sock)

@@ -217,3 +217,30 @@ def test_a_silent_tls_client_is_closed_at_the_handshake_timeout(app_dir, pki):
     with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
         with socket.create_connection(("127.0.0.1", proc.port), timeout=8) as silent:
             assert silent.recv(100) == b""  # closed without a word
+
+
+def test_a_refused_tls_client_gets_400_and_silent_refused_ones_hold_nothing(app_dir, pki):
+    """Over TLS the access check follows the handshake, in the loop: a silent client from a denied
+    address cannot make the child wait on a handshake to send its 400."""
+    import socket
+    import time
+
+    args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
+            "--server_type", "PreForkSimple", "--max_servers", "1", "--http_event", "1",
+            "--cidr_deny", "127.0.0.0/8"]
+    with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
+        silent = [socket.create_connection(("127.0.0.1", proc.port), timeout=5) for _ in range(3)]
+        try:
+            started = time.monotonic()
+            conn = _tls_raw(proc.port, pki)
+            try:
+                conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                response = conn.response()
+                assert (response.status, response.reason) == (400, "Bad Request")
+            finally:
+                conn.close()
+            assert time.monotonic() - started < 2  # not after 3 silent handshakes of 5 s each
+        finally:
+            for sock in silent:
+                sock.close()
+        proc.wait_for(r"Denying connection from")
