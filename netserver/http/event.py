@@ -85,7 +85,7 @@ class _Connection:
     """One accepted connection: its handler (reader, settings, environ template) and its deadline."""
 
     __slots__ = ("sock", "fd", "handler", "client", "deadline", "idle", "head_started", "expiry", "since",
-                 "parked", "label", "tls", "handshaking", "body_started", "received", "listener")
+                 "parked", "label", "tls", "handshaking", "body_started", "received", "listener", "writer")
 
     def __init__(self, sock: Any, handler: Any, client: Any, now: float, timeout: float):
         self.sock = sock
@@ -102,6 +102,8 @@ class _Connection:
         self.tls = type(sock) is not socket.socket  # an SSLSocket: no recv flags, buffered plaintext
         self.handshaking = False
         self.listener: Any = None  # TLS: the listener it came from, for the access check after the handshake
+        # What responses are written to: TLS in timeout mode already has a total deadline per sendall.
+        self.writer = sock if self.tls else _Writer(sock, handler.http.timeout_idle)
         self.body_started = 0.0  # when the current request's body began (its deadline: see _waiting)
         self.received = 0  # body bytes since
 
@@ -326,7 +328,7 @@ class EventChild:
             sock.settimeout(self.http.timeout_idle)  # responses are written blocking, as plain ones
         if len(done) == 1:
             try:
-                keep = handler._serve(sock, done[0])
+                keep = handler._serve(connection.writer, done[0])
             except OSError:
                 keep = False
         else:  # pipelined: in order, until one ends the connection
@@ -335,7 +337,7 @@ class EventChild:
             keep = True
             while pending and keep:
                 try:
-                    keep = handler._serve(sock, pending.pop(0))
+                    keep = handler._serve(connection.writer, pending.pop(0))
                 except OSError:
                     keep = False
         board.set_state(self.slot, IDLE)
@@ -440,6 +442,55 @@ class EventChild:
             server.post_client_connection_hook(sock)
         if not self.accepting and not server._retire and not (self.limit and self.accepted >= self.limit):
             self._accept(True)  # room again
+
+
+class _Writer:
+    """A plain connection as responses see it: ``sendall`` with a total deadline.
+
+    The socket stays blocking (reads use ``MSG_DONTWAIT``), and ``SO_SNDTIMEO``
+    bounds each system call only, so a client reading a trickle could hold
+    the child for as long as it keeps reading.  Here the first ``send`` is
+    non-blocking (the usual case: it takes everything, one system call as
+    before); what is left must be taken within ``timeout_idle``, else
+    ``TimeoutError`` ends the connection.  ``sendfile`` keeps the per-call
+    bound.
+    """
+
+    __slots__ = ("sock", "seconds")
+
+    def __init__(self, sock: Any, seconds: float):
+        self.sock = sock
+        self.seconds = seconds
+
+    def sendall(self, data: Any) -> None:
+        try:
+            sent = self.sock.send(data, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):
+            self._rest(memoryview(data)[sent:])
+
+    def _rest(self, view: Any) -> None:
+        sock = self.sock
+        deadline = time.monotonic() + self.seconds if self.seconds > 0 else None
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        while view:
+            wait = -1 if deadline is None else (deadline - time.monotonic()) * 1000
+            if deadline is not None and wait <= 0:
+                raise TimeoutError("the client did not take the response within timeout_idle")
+            if not poller.poll(wait):
+                continue
+            try:
+                view = view[sock.send(view, _DONTWAIT):]
+            except (BlockingIOError, InterruptedError):
+                continue
+
+    def sendfile(self, file: Any, offset: int = 0, count: Any = None) -> int:
+        return self.sock.sendfile(file, offset, count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
 
 
 def _recv_tls(sock: Any) -> bytes:

@@ -94,3 +94,38 @@ def test_fork_below_max_servers_idle_keep_alive_connections_stay_open(app_dir):
         time.sleep(1.5)  # past yield_idle: the pool was never full, so nothing yields
         idle.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
         assert idle.response().status == 200
+
+
+def test_a_client_reading_a_trickle_cannot_hold_an_event_child(app_dir):
+    """A response must be taken whole within timeout_idle (per write), not only progress each second."""
+    import threading
+
+    with serve(["--app", "wsgiapps:app", "--timeout_idle", "1", *LOOPS["event"]], app_dir=app_dir) as proc:
+        slow = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+        stop = threading.Event()
+
+        def trickle():  # ~2.5 MiB/s: progress every second, 25 s for the whole 64 MiB
+            while not stop.is_set():
+                try:
+                    if not slow.recv(262144):
+                        return
+                except OSError:
+                    return
+                stop.wait(0.1)  # the reader's pace, not synchronisation
+
+        reader = threading.Thread(target=trickle)
+        try:
+            slow.sendall(b"GET /big?size=67108864 HTTP/1.1\r\nHost: t\r\n\r\n")  # 64 MiB
+            reader.start()
+            # The only child gives up on the slow reader at its write deadline: a new client is served.
+            started = time.monotonic()
+            probe = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
+            with probe:
+                probe.sendall(b"GET /index HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                assert b"hello" in probe.recv(65536) + probe.recv(65536)
+            assert time.monotonic() - started < 4
+        finally:
+            stop.set()
+            if reader.ident is not None:
+                reader.join(10)
+            slow.close()
