@@ -10,7 +10,8 @@ with ``Connection: close``.  Servers:
 
 - ``netserver-http-defaults``: ``netserver HTTP --app hello_wsgi:app --port
   PORT`` and nothing else — what a user runs;
-- ``netserver-http-event``: the same with ``--http_event`` (event-driven children);
+- ``netserver-http-classic``: the same with ``--http_event 0`` (the classic loop: one
+  connection per child at a time; event-driven children are the default);
 - ``netserver-prefork`` / ``netserver-preforksimple``: the same with a fixed
   pool of ``--workers`` children and ``max_requests 0``;
 - Perl's Net::Server::HTTP (PreFork), when ``libnet-server-perl`` is installed;
@@ -117,7 +118,7 @@ def servers(workers: int) -> Dict[str, List[str]]:
     tuned = ["--host", "127.0.0.1", "--port", "{port}", "--log_level", "1", "--user", "root", "--max_requests", "0"]
     table = {
         "netserver-http-defaults": netserver + ["--port", "{port}"],
-        "netserver-http-event": netserver + ["--port", "{port}", "--http_event"],
+        "netserver-http-classic": netserver + ["--port", "{port}", "--http_event", "0"],
         "netserver-prefork": netserver + tuned + ["--server_type", "PreFork", "--min_servers", w,
                                                   "--max_servers", w, "--min_spare_servers", "0",
                                                   "--max_spare_servers", w],

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import socketserver
+import time
+from typing import Iterator
 
 from .hooks import HookMixIn
 
@@ -42,29 +44,55 @@ class EchoHandler(socketserver.BaseRequestHandler):
         sock.sendto(reply.encode(), self.client_address)
 
     def handle_stream(self, conn: socket.socket) -> None:
-        conn.settimeout(self.timeout)
         prefix = f"{self._name()}:{os.getpid()}"
-        with conn.makefile("rb") as rfile:
-            conn.sendall(f'Welcome to "{self._name()}" ({os.getpid()})\r\n'.encode())
+        conn.sendall(f'Welcome to "{self._name()}" ({os.getpid()})\r\n'.encode())
+        for raw in self._lines(conn):
+            line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
+            conn.sendall(f'{prefix}: You said "{line}"\r\n'.encode())
+            command = line.strip()
+            if command == "quit":
+                return
+            if command == "exit" or command == "dump" or command.startswith("get "):
+                if self.command(conn, command):
+                    return
+
+    def _lines(self, conn: socket.socket) -> Iterator[bytes]:
+        """Each line of the client, each one whole within ``timeout`` seconds of the previous.
+
+        The deadline is per line, not per ``recv``: a client that trickles a
+        byte every few seconds is cut off at ``timeout`` like a silent one
+        (issue 14), so a few such clients cannot starve a pool.
+        """
+        buffer = b""
+        while True:
+            deadline = time.monotonic() + self.timeout
             while True:
-                try:
-                    raw = rfile.readline(self.max_line + 1)
-                except socket.timeout:
-                    conn.sendall(b"Timed Out.\r\n")
-                    return
-                if not raw:
-                    return
-                if len(raw) > self.max_line and not raw.endswith(b"\n"):
+                end = buffer.find(b"\n", 0, self.max_line + 1)
+                if end >= 0:
+                    line, buffer = buffer[:end + 1], buffer[end + 1:]
+                    break
+                if len(buffer) > self.max_line:
                     conn.sendall(b"Line too long.\r\n")
                     return
-                line = raw.rstrip(b"\r\n").decode("utf-8", "replace")
-                conn.sendall(f'{prefix}: You said "{line}"\r\n'.encode())
-                command = line.strip()
-                if command == "quit":
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    conn.settimeout(self.timeout)
+                    conn.sendall(b"Timed Out.\r\n")
                     return
-                if command == "exit" or command == "dump" or command.startswith("get "):
-                    if self.command(conn, command):
-                        return
+                conn.settimeout(remaining)
+                try:
+                    data = conn.recv(65536)
+                except socket.timeout:
+                    conn.settimeout(self.timeout)
+                    conn.sendall(b"Timed Out.\r\n")
+                    return
+                if not data:
+                    if buffer:
+                        yield buffer  # the last line, without its end (as readline gives it)
+                    return
+                buffer += data
+            conn.settimeout(self.timeout)  # writes: timeout per send, as before
+            yield line
 
     def command(self, conn: socket.socket, command: str) -> bool:
         """Net::Server's echo commands (a whole line each); returns True to end the connection.

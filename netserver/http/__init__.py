@@ -23,6 +23,7 @@ from ..options import Option, OptionError, Source
 from ..options.validators import import_dotted, to_bool, to_float, to_int, to_optional_str, to_str
 from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
+from ..personalities.preforksimple import PreForkSimpleMixIn
 from ..proto.ssl import handshake
 from ..version import __version__
 from .accesslog import COMBINED, AccessLog, compile_format, named_format
@@ -188,9 +189,10 @@ class HTTPMixIn:
         Option("graceful_timeout", to_float, 30.0, section="Processes", metavar="SECONDS",
                doc="After QUIT or a HUP, how long children may take to finish their requests before they "
                    "are stopped. 0: no limit."),
-        Option("http_event", to_bool, False, section="HTTP", flag=True,
+        Option("http_event", to_bool, True, section="HTTP", flag=True,
                doc="PreFork/PreForkSimple children wait on many connections at once: a connection takes "
-                   "a child only once a whole request has arrived, idle keep-alive connections are parked."),
+                   "a child only once a whole request has arrived, idle keep-alive connections are parked "
+                   "(on by default; --http_event 0 for one connection per child at a time)."),
         Option("http_event_connections", to_int(1), 256, section="HTTP", metavar="N",
                doc="With http_event: connections one child holds; past it the longest-idle one is closed."),
         Option("access_log_function", _function, None, section="HTTP", metavar="METHOD",
@@ -205,13 +207,14 @@ class HTTPMixIn:
         self.http = HTTPSettings(self)
         for line in self.http.dispatch.describe():
             self.log(3, line)
-        if self.config.http_event and not event.usable(self):
-            self.log(2, "http_event: not with proxy_protocol, no_client_stdout 0 or a handler overriding "
-                        "handle(); children use the classic loop")
+        if self.config.http_event and isinstance(self, PreForkSimpleMixIn):
+            reason = event.fallback(self)
+            if reason is not None:  # once, at start (children decide by the same test)
+                self.log(2, f"http_event: {reason}; children serve one connection at a time (classic loop)")
 
     def post_bind(self) -> None:
         super().post_bind()
-        if self.config.http_event:  # before any child accepts (see event.limit_sends)
+        if self.config.http_event and isinstance(self, PreForkSimpleMixIn):  # before any child accepts
             event.limit_sends([listener.socket for listener in self.listeners if listener.socket is not None],
                               self.config.timeout_idle)
 

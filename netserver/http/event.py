@@ -21,9 +21,12 @@ thread):
 
 New connections are accepted one per wake-up, so that ``EPOLLEXCLUSIVE``
 spreads them over the children instead of the first awake child taking the
-whole queue.  Connections this loop cannot take apart (TLS, datagrams) are
-served the classic way, one connection at a time; with ``proxy_protocol``
-the classic loop is used throughout.
+whole queue.  A TLS connection's handshake runs in the same loop, without
+blocking (bounded by ``SSL_handshake_timeout`` and ``timeout_header``), so a
+client that connects and says nothing holds no process; its requests are
+then read like plain ones (draining the plaintext OpenSSL already holds,
+which epoll cannot see).  Datagrams are served the classic way; with
+``proxy_protocol`` the classic loop is used throughout.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import ssl
 import struct
 import time
 from typing import Any, Dict, Optional
@@ -38,10 +42,12 @@ from typing import Any, Dict, Optional
 from ..personalities.preforksimple import _client_text, _wake_parent
 from ..process.scoreboard import EXITING, IDLE
 from .errors import HTTPError
+from .handler import body_deadline
 
-__all__ = ["usable", "serve", "limit_sends"]
+__all__ = ["usable", "fallback", "serve", "limit_sends"]
 
 _IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
 _EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _RECV = 65536
@@ -51,22 +57,35 @@ _BATCH = 16  # connections one wake-up may accept while each is answered at once
 
 
 def usable(server: Any) -> bool:
-    """The event loop needs epoll, non-blocking reads, no PROXY header to read first, and a handler
-    whose connection loop it may replace (a subclass overriding ``handle`` keeps the classic loop)."""
+    """Whether this server's pool children may run the event loop (see ``fallback``)."""
+    return fallback(server) is None
+
+
+def fallback(server: Any) -> Optional[str]:
+    """Why the classic loop serves instead, or None: the event loop needs epoll and non-blocking
+    reads, no PROXY header to read first, no client on stdio, and a handler whose connection loop
+    it may replace (a subclass overriding ``handle`` keeps the classic loop)."""
     from .handler import HTTPRequestHandler
 
     handler = server.RequestHandlerClass
-    return hasattr(select, "epoll") and bool(_DONTWAIT) and server._proxy_mode is None \
-        and server.config.no_client_stdout and isinstance(handler, type) \
-        and issubclass(handler, HTTPRequestHandler) and handler.handle is HTTPRequestHandler.handle \
-        and handler._next_request is HTTPRequestHandler._next_request
+    if not hasattr(select, "epoll") or not _DONTWAIT:
+        return "no epoll on this system"
+    if server._proxy_mode is not None:
+        return "proxy_protocol reads a PROXY header first"
+    if not server.config.no_client_stdout:
+        return "no_client_stdout 0 ties stdio to one connection"
+    if not (isinstance(handler, type) and issubclass(handler, HTTPRequestHandler)
+            and handler.handle is HTTPRequestHandler.handle
+            and handler._next_request is HTTPRequestHandler._next_request):
+        return "the request handler overrides handle()"
+    return None
 
 
 class _Connection:
     """One accepted connection: its handler (reader, settings, environ template) and its deadline."""
 
     __slots__ = ("sock", "fd", "handler", "client", "deadline", "idle", "head_started", "expiry", "since",
-                 "parked", "label")
+                 "parked", "label", "tls", "handshaking", "body_started", "received", "listener", "writer")
 
     def __init__(self, sock: Any, handler: Any, client: Any, now: float, timeout: float):
         self.sock = sock
@@ -80,6 +99,13 @@ class _Connection:
         self.expiry = "close"  # what the deadline does: "close" silently or answer "408"
         self.parked = False  # in the epoll set (only once it has had to wait)
         self.label = _client_text(handler.client_address)  # for the scoreboard
+        self.tls = type(sock) is not socket.socket  # an SSLSocket: no recv flags, buffered plaintext
+        self.handshaking = False
+        self.listener: Any = None  # TLS: the listener it came from, for the access check after the handshake
+        # What responses are written to: TLS in timeout mode already has a total deadline per sendall.
+        self.writer = sock if self.tls else _Writer(sock, handler.http.timeout_idle)
+        self.body_started = 0.0  # when the current request's body began (its deadline: see _waiting)
+        self.received = 0  # body bytes since
 
 
 class EventChild:
@@ -123,7 +149,10 @@ class EventChild:
             for fd, _ in events:
                 connection = connections.get(fd)
                 if connection is not None:
-                    self._readable(connection)
+                    if connection.handshaking:
+                        self._handshake(connection)
+                    else:
+                        self._readable(connection)
                 elif fd in self.listeners:
                     if self.accepting:
                         self._take(self.listeners[fd])
@@ -179,10 +208,14 @@ class EventChild:
             self.board.mark_retiring(self.slot)  # the successor may start now (see PreForkSimple)
             _wake_parent(server._parent_pid)
             server._retire = True  # the last connection: answered with Connection: close
-        if type(request) is not socket.socket:  # TLS, a datagram: the classic way, start to end
+        tls = type(request) is not socket.socket
+        if tls and not hasattr(request, "do_handshake"):  # a datagram: the classic way, start to end
             self._classic(request, client_address)
             return None
-        if not server.verify_request(request, client_address):
+        listener = server._current_listener
+        # A TLS connection is checked once its handshake is done (in this loop), so that a refused
+        # client's 400 (request_denied_hook) never waits on a handshake a silent client never sends.
+        if not tls and not server.verify_request(request, client_address):
             server.shutdown_request(request)
             return None
         cls = server.RequestHandlerClass
@@ -190,13 +223,60 @@ class EventChild:
         handler.request, handler.client_address, handler.server = request, client_address, server
         handler.event_driven = True
         handler.setup()
-        handler._base_environ()  # while server.client is this connection's
         http = self.http
-        connection = _Connection(request, handler, server.client, time.monotonic(),
-                                 min(http.timeout_idle, http.timeout_header))
+        timeout = min(http.timeout_idle, http.timeout_header)
+        if tls:  # the handshake, in this loop: a silent client holds no process
+            timeout = min(timeout, getattr(listener, "handshake_timeout", timeout))
+        connection = _Connection(request, handler, None if tls else server.client, time.monotonic(), timeout)
         self.connections[connection.fd] = connection
+        if tls:
+            request.setblocking(False)
+            connection.handshaking = True
+            connection.listener = listener
+            self._handshake(connection)
+            return connection
+        handler._base_environ()  # while server.client is this connection's
         self._readable(connection)  # the request usually came with the connection
         return connection
+
+    def _handshake(self, connection: _Connection) -> None:
+        """One step of a TLS handshake; parked for the direction OpenSSL waits for."""
+        sock = connection.sock
+        try:
+            sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._park(connection, _IN)
+            return
+        except ssl.SSLWantWriteError:
+            self._park(connection, _OUT)
+            return
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a bad client, a reset
+            self.server.log(3, f"TLS handshake with {connection.label} failed: {exc}")
+            self._close(connection)
+            return
+        connection.handshaking = False
+        server = self.server
+        sock.settimeout(1.0)  # the access hooks, and a refusal page, write blocking (briefly)
+        server.serving_from(connection.listener)  # what the client info describes
+        try:
+            allowed = server.verify_request(sock, connection.handler.client_address)
+        except Exception:  # verify_request logs its own failures; this is a broken override
+            allowed = False
+        if not allowed:
+            self._close(connection)
+            return
+        connection.client = server.client
+        try:
+            sock.setblocking(False)
+        except OSError:
+            self._close(connection)
+            return
+        http = self.http
+        connection.deadline = time.monotonic() + min(http.timeout_idle, http.timeout_header)
+        if connection.parked:
+            self.poller.modify(connection.fd, _IN)
+        connection.handler._base_environ()
+        self._readable(connection)  # the request often follows the handshake at once
 
     def _classic(self, request: Any, client_address: Any) -> None:
         self.board.serving(self.slot, self.accepted, _client_text(client_address))
@@ -214,12 +294,12 @@ class EventChild:
     def _readable(self, connection: _Connection) -> None:
         sock = connection.sock
         try:
-            data = sock.recv(_RECV, _DONTWAIT)
-        except (BlockingIOError, InterruptedError):
+            data = _recv_tls(sock) if connection.tls else sock.recv(_RECV, _DONTWAIT)
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
             if not connection.parked:
                 self._waiting(connection, time.monotonic())
             return
-        except OSError:
+        except (OSError, ValueError):
             self._close(connection)
             return
         handler = connection.handler
@@ -231,6 +311,8 @@ class EventChild:
         connection.since = now
         if not reader.mid_request:
             connection.head_started = now
+        elif connection.body_started:
+            connection.received += len(data)
         try:
             done = reader.feed(data)
         except HTTPError as error:
@@ -242,9 +324,11 @@ class EventChild:
         server, board = self.server, self.board
         board.serving(self.slot, self.accepted, connection.label)
         server.client = connection.client
+        if connection.tls:
+            sock.settimeout(self.http.timeout_idle)  # responses are written blocking, as plain ones
         if len(done) == 1:
             try:
-                keep = handler._serve(sock, done[0])
+                keep = handler._serve(connection.writer, done[0])
             except OSError:
                 keep = False
         else:  # pipelined: in order, until one ends the connection
@@ -253,10 +337,15 @@ class EventChild:
             keep = True
             while pending and keep:
                 try:
-                    keep = handler._serve(sock, pending.pop(0))
+                    keep = handler._serve(connection.writer, pending.pop(0))
                 except OSError:
                     keep = False
         board.set_state(self.slot, IDLE)
+        if connection.tls and keep:
+            try:
+                sock.setblocking(False)
+            except OSError:
+                keep = False
         if keep:
             try:
                 reader.check()  # a bad request pipelined after good ones
@@ -266,6 +355,7 @@ class EventChild:
         if not keep or server._retire:
             self._close(connection)
             return
+        connection.body_started = 0.0  # a pipelined request's body is timed from now
         self._waiting(connection, time.monotonic())  # after the app: it may have taken long
 
     def _waiting(self, connection: _Connection, now: float) -> None:
@@ -276,6 +366,7 @@ class EventChild:
         http = self.http
         current = reader.current
         if current is None:  # between requests: a parked keep-alive connection
+            connection.body_started = 0.0
             connection.idle = True
             connection.expiry = "close"
             connection.deadline = now + (http.timeout_idle if connection.handler.served
@@ -289,15 +380,22 @@ class EventChild:
             if current.expect_continue and not current.continued:
                 current.continued = True
                 try:
-                    connection.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                except OSError:
+                    _send_small(connection, b"HTTP/1.1 100 Continue\r\n\r\n")
+                except (OSError, ValueError):
                     self._close(connection)
                     return
-            connection.deadline = now + http.timeout_idle  # the body: timeout_idle per read
+            if not connection.body_started:
+                connection.body_started, connection.received = now, 0
+            # The body: timeout_idle per read, and whole by its deadline (handler.body_deadline).
+            connection.deadline = min(now + http.timeout_idle,
+                                      body_deadline(connection.body_started, connection.received, http.timeout_idle))
 
-    def _park(self, connection: _Connection) -> None:
+    def _park(self, connection: _Connection, events: int = _IN) -> None:
+        if connection.parked:
+            self.poller.modify(connection.fd, events)
+            return
         connection.parked = True
-        self.poller.register(connection.fd, _IN)
+        self.poller.register(connection.fd, events)
         if len(self.connections) > self.capacity and not self._make_room(connection):
             self._accept(False)  # full of busy connections: let the other children take new ones
 
@@ -333,6 +431,9 @@ class EventChild:
                 self.poller.unregister(connection.fd)
             except OSError:
                 pass
+        if connection.client is None:  # a TLS connection not yet through its handshake and access check
+            server.shutdown_request(sock)
+            return
         server.client = connection.client
         try:
             server.post_process_request_hook(sock)
@@ -341,6 +442,80 @@ class EventChild:
             server.post_client_connection_hook(sock)
         if not self.accepting and not server._retire and not (self.limit and self.accepted >= self.limit):
             self._accept(True)  # room again
+
+
+class _Writer:
+    """A plain connection as responses see it: ``sendall`` with a total deadline.
+
+    The socket stays blocking (reads use ``MSG_DONTWAIT``), and ``SO_SNDTIMEO``
+    bounds each system call only, so a client reading a trickle could hold
+    the child for as long as it keeps reading.  Here the first ``send`` is
+    non-blocking (the usual case: it takes everything, one system call as
+    before); what is left must be taken within ``timeout_idle``, else
+    ``TimeoutError`` ends the connection.  ``sendfile`` keeps the per-call
+    bound.
+    """
+
+    __slots__ = ("sock", "seconds")
+
+    def __init__(self, sock: Any, seconds: float):
+        self.sock = sock
+        self.seconds = seconds
+
+    def sendall(self, data: Any) -> None:
+        try:
+            sent = self.sock.send(data, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        if sent < len(data):
+            self._rest(memoryview(data)[sent:])
+
+    def _rest(self, view: Any) -> None:
+        sock = self.sock
+        deadline = time.monotonic() + self.seconds if self.seconds > 0 else None
+        poller = select.poll()
+        poller.register(sock, select.POLLOUT)
+        while view:
+            wait = -1 if deadline is None else (deadline - time.monotonic()) * 1000
+            if deadline is not None and wait <= 0:
+                raise TimeoutError("the client did not take the response within timeout_idle")
+            if not poller.poll(wait):
+                continue
+            try:
+                view = view[sock.send(view, _DONTWAIT):]
+            except (BlockingIOError, InterruptedError):
+                continue
+
+    def sendfile(self, file: Any, offset: int = 0, count: Any = None) -> int:
+        return self.sock.sendfile(file, offset, count)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def _recv_tls(sock: Any) -> bytes:
+    """Read what a non-blocking TLS connection has: one record, then whatever OpenSSL already
+    decrypted (``pending``), which epoll cannot report because it left the kernel already."""
+    data = sock.recv(_RECV)
+    if data and sock.pending():
+        chunks = [data]
+        while sock.pending():
+            chunks.append(sock.recv(_RECV))
+        data = b"".join(chunks)
+    return data
+
+
+def _send_small(connection: _Connection, data: bytes) -> None:
+    """A few bytes (``100 Continue``) on a connection that may be non-blocking (TLS)."""
+    sock = connection.sock
+    if connection.tls:
+        sock.settimeout(1.0)
+        try:
+            sock.sendall(data)
+        finally:
+            sock.setblocking(False)
+    else:
+        sock.sendall(data)
 
 
 def limit_sends(sockets: Any, seconds: float) -> None:

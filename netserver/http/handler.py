@@ -23,6 +23,15 @@ from .accesslog import Record
 __all__ = ["HTTPRequestHandler"]
 
 _RECV = 65536
+# A request body must arrive whole within timeout_idle, plus a second for every BODY_RATE bytes
+# received: a client sending a byte every few seconds is cut off, a large upload at a fair rate
+# is not (issue 14: a per-read timeout alone let one byte every 3 s hold a worker for ever).
+BODY_RATE = 65536
+
+
+def body_deadline(started: float, received: int, timeout_idle: float) -> float:
+    """When a body that began arriving at ``started`` and has brought ``received`` bytes must be whole."""
+    return started + timeout_idle + received / BODY_RATE
 
 
 class _Timeout(Exception):
@@ -96,14 +105,23 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         reader = self.reader
         reader.check()
         deadline = None
+        body_started = 0.0
+        received = 0
         while True:
             current = reader.current
             if current is not None and not reader.in_headers:
-                # Head complete, body still coming: each read gets timeout_idle.
+                # Head complete, body still coming: timeout_idle per read, and the whole body by
+                # its deadline (see body_deadline).
                 if current.expect_continue and not current.continued:
                     current.continued = True
                     conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-                _set_timeout(conn, http.timeout_idle)
+                now = time.monotonic()
+                if not body_started:
+                    body_started, received = now, 0
+                remaining = body_deadline(body_started, received, http.timeout_idle) - now
+                if remaining <= 0:
+                    raise HTTPError(408, "request body not complete in time")
+                _set_timeout(conn, min(remaining, http.timeout_idle))
             elif current is not None:
                 if deadline is None:
                     deadline = time.monotonic() + http.timeout_header
@@ -127,6 +145,8 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 if reader.mid_request:
                     raise ConnectionError("client closed mid-request")
                 return None
+            if body_started:
+                received += len(data)
             done = reader.feed(data)
             if done:
                 self.pending.extend(done[1:])
@@ -150,9 +170,11 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             for ready, _ in events:
                 if ready == fd:
                     return
-            if not select.select([conn], [], [], self.yield_idle)[0]:
-                raise _Timeout()  # idle while another client waits for this process: yield
-            return
+            if select.select([conn], [], [], self.yield_idle)[0]:
+                return
+            if self._clients_waiting():
+                raise _Timeout()  # idle while a client has waited yield_idle seconds: yield to it
+            # Another process or thread took that client: go on waiting.
 
     def _clients_waiting(self) -> bool:
         events = self.idle_poll.poll(0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
+from typing import Any, List
 
 from ..options import Option
 from ..options.validators import to_int
@@ -36,7 +36,31 @@ class ForkMixIn(ProcessParentMixIn):
     )
 
     def _accepting(self) -> bool:
-        return self._children.count("fork") < self._max_servers_now()
+        accepting = self._children.count("fork") < self._max_servers_now()
+        if accepting == self._pool_full and self._full_pipe:
+            self._flag_full(not accepting)
+        return accepting
+
+    # -- "the pool is full": a pipe children poll, so an idle keep-alive connection yields ------
+    # A child serves one connection and never sees the listeners; at max_servers new clients queue
+    # in the kernel.  The parent keeps one byte in this pipe while it is full, so HTTP's handler
+    # closes a connection idle that long first (issue 14; see _waiting_clients_sockets).
+
+    _pool_full = False
+    _full_pipe: Any = ()
+
+    def _flag_full(self, full: bool) -> None:
+        self._pool_full = full
+        if full:
+            os.write(self._full_pipe[1], b"F")
+        else:
+            try:
+                os.read(self._full_pipe[0], 64)
+            except BlockingIOError:
+                pass
+
+    def _waiting_clients_sockets(self) -> List[Any]:
+        return [self._full_pipe[0]] if self._full_pipe and self._in_child else []
 
     def _serve_from(self, token: Any) -> None:
         """Accept in the parent, serve in a new child."""
@@ -61,10 +85,21 @@ class ForkMixIn(ProcessParentMixIn):
 
     def _prepare_to_serve(self) -> None:
         super()._prepare_to_serve()
+        if not self._full_pipe:
+            self._full_pipe = os.pipe()
+            os.set_blocking(self._full_pipe[0], False)
+            os.set_blocking(self._full_pipe[1], False)
         if self._host.config.child_timeout and self._scoreboard is None:
             capacity = max(1024, 4 * self._host.config.max_servers)
             self._scoreboard = Scoreboard(capacity)
             self._free_slots = list(range(capacity - 1, -1, -1))
+
+    def _end_serving(self) -> None:
+        super()._end_serving()
+        if self._full_pipe and not self._in_child:
+            for fd in self._full_pipe:
+                os.close(fd)
+            self._full_pipe, self._pool_full = (), False
 
     def _release_slot(self, slot: Any) -> None:
         if slot is not None:
@@ -87,6 +122,8 @@ class ForkMixIn(ProcessParentMixIn):
     def _serve_in_child(self, request: Any, client_address: Any) -> None:
         if self._child_slot is not None:
             self._scoreboard.serving(self._child_slot, 0, client_text(client_address))
+        if self._full_pipe:
+            os.close(self._full_pipe[1])  # the parent's end
         reply_socket = request[1] if isinstance(request, tuple) else None
         for sock, _ in self._listening():
             if sock is not reply_socket:  # a datagram is answered on the socket it came in on

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import queue
+import socket
 import threading
 import time
 from typing import Any, List, Optional
@@ -54,7 +55,10 @@ class ThreadMixIn(PersonalityMixIn):
         self._busy_lock = threading.Lock()
 
     def _waiting_clients_sockets(self) -> List[Any]:
-        return []  # the accepting loop is elsewhere: a readable listener says nothing about us
+        # The main thread stops accepting while every worker is busy: a listener that stays readable
+        # then means a client waits for a worker, and an idle keep-alive connection yields its own
+        # (HTTP's handler closes it once a client has waited yield_idle seconds; issue 14).
+        return [sock for sock, _ in self._host.listening() if sock.type == socket.SOCK_STREAM]
 
     def _accepting(self) -> bool:
         if self._accept_paused_until and time.monotonic() < self._accept_paused_until:

@@ -50,12 +50,13 @@ def serve(args: Sequence[str] = (), app_dir: Optional[str] = None, port: str = "
           cwd: Optional[str] = None, bindings: int = 1) -> ServerProcess:
     """``netserver HTTP --port PORT ARGS`` as a process (use as a context manager).
 
-    With ``NETSERVER_TEST_HTTP_EVENT=1`` in the environment every server gets
-    ``--http_event``: the whole HTTP suite then runs against event-driven children.
+    Event-driven children are the default; with ``NETSERVER_TEST_HTTP_EVENT=0``
+    in the environment every server gets ``--http_event 0``: the whole HTTP suite
+    then runs against the classic loop (one connection per child at a time).
     """
     command = ["HTTP", "--port", port, *args]
-    if os.environ.get("NETSERVER_TEST_HTTP_EVENT") == "1":
-        command.append("--http_event")
+    if os.environ.get("NETSERVER_TEST_HTTP_EVENT") == "0":
+        command += ["--http_event", "0"]
     return ServerProcess(command, env=server_env(app_dir), cwd=cwd, bindings=bindings)
 
 

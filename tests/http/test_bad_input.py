@@ -308,10 +308,13 @@ def test_idle_keep_alive_connection_is_closed_without_response(limited):
     still_serves(limited.port)
 
 
-def test_slow_body_within_idle_timeout_is_not_a_header_timeout(limited):
-    with Raw(limited.port) as conn:
+def test_slow_body_within_idle_timeout_is_not_a_header_timeout(app_dir):
+    # The body has its own deadline (timeout_idle for the whole body, here 4 s; see
+    # test_slow_clients.py), not timeout_header (1 s).
+    with serve(["--app", "wsgiapps:app", "--timeout_header", "1", "--timeout_idle", "4"], app_dir=app_dir) as proc, \
+            Raw(proc.port) as conn:
         conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 6\r\n\r\n")
-        for byte in b"abcdef":  # every gap (0.3 s) is well inside timeout_idle (1 s)
+        for byte in b"abcdef":  # 1.8 s in all: past timeout_header, inside the body's deadline
             time.sleep(0.3)
             conn.send(bytes([byte]))
         response = conn.response()

@@ -149,3 +149,98 @@ def test_plain_http_on_the_tls_port_is_dropped(https_server, pki):
     finally:
         conn.close()
     assert "Traceback" not in log_since(https_server, mark)
+
+
+def _tls_raw(port, pki):
+    from httpkit import Raw
+
+    conn = Raw(port, timeout=10)
+    conn.sock = pki["context"].wrap_socket(conn.sock, server_hostname="127.0.0.1")
+    return conn
+
+
+def test_silent_tls_clients_do_not_hold_the_only_process(app_dir, pki):
+    """Event children run the handshake in their loop: silent TLS clients hold no process (issue 14)."""
+    import socket
+    import time
+
+    args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
+            "--server_type", "PreForkSimple", "--max_servers", "1", "--http_event", "1"]
+    with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
+        silent = [socket.create_connection(("127.0.0.1", proc.port), timeout=5) for _ in range(5)]
+        parked = [_tls_raw(proc.port, pki) for _ in range(3)]
+        try:
+            pids = set()
+            for conn in parked:  # three idle keep-alive TLS connections, one process
+                conn.send(b"GET /env HTTP/1.1\r\nHost: t\r\n\r\n")
+                pids.add(json.loads(conn.response().body)["pid"])
+            assert len(pids) == 1
+            started = time.monotonic()
+            probe = http.client.HTTPSConnection("127.0.0.1", proc.port, context=pki["context"], timeout=5)
+            try:
+                probe.request("GET", "/index")
+                assert probe.getresponse().read() == b"hello\n"
+            finally:
+                probe.close()
+            assert time.monotonic() - started < 2  # classic: the 5 silent handshakes first, 10 s each
+            for conn in parked:
+                conn.send(b"GET /env HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert json.loads(conn.response().body)["pid"] in pids
+        finally:
+            for sock in silent:
+                sock.close()
+            for conn in parked:
+                conn.close()
+
+
+def test_tls_pipelined_requests_in_separate_records_are_all_answered(https_server, pki):
+    """Requests OpenSSL has already decrypted are not lost while the loop waits on epoll."""
+    conn = _tls_raw(https_server.port, pki)
+    try:
+        requests = [f"GET /env?n={n} HTTP/1.1\r\nHost: t\r\n\r\n".encode() for n in range(4)]
+        conn.send(b"".join(requests[:2]))  # one record with two requests
+        for request in requests[2:]:
+            conn.send(request)  # one record each
+        assert [json.loads(conn.response().body)["QUERY_STRING"] for _ in range(4)] == [
+            "n=0", "n=1", "n=2", "n=3"]
+        conn.send(b"POST /env HTTP/1.1\r\nHost: t\r\nContent-Length: 70000\r\n\r\n" + b"x" * 70000)
+        assert len(json.loads(conn.response().body)["body"]) == 70000  # a body over several records
+    finally:
+        conn.close()
+
+
+def test_a_silent_tls_client_is_closed_at_the_handshake_timeout(app_dir, pki):
+    import socket
+
+    args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
+            "--SSL_handshake_timeout", "1"]
+    with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=8) as silent:
+            assert silent.recv(100) == b""  # closed without a word
+
+
+def test_a_refused_tls_client_gets_400_and_silent_refused_ones_hold_nothing(app_dir, pki):
+    """Over TLS the access check follows the handshake, in the loop: a silent client from a denied
+    address cannot make the child wait on a handshake to send its 400."""
+    import socket
+    import time
+
+    args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
+            "--server_type", "PreForkSimple", "--max_servers", "1", "--http_event", "1",
+            "--cidr_deny", "127.0.0.0/8"]
+    with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
+        silent = [socket.create_connection(("127.0.0.1", proc.port), timeout=5) for _ in range(3)]
+        try:
+            started = time.monotonic()
+            conn = _tls_raw(proc.port, pki)
+            try:
+                conn.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                response = conn.response()
+                assert (response.status, response.reason) == (400, "Bad Request")
+            finally:
+                conn.close()
+            assert time.monotonic() - started < 2  # not after 3 silent handshakes of 5 s each
+        finally:
+            for sock in silent:
+                sock.close()
+        proc.wait_for(r"Denying connection from")

@@ -63,6 +63,8 @@ def app(environ, start_response):
         return environ_json(environ, start_response)
     if route == "pid":
         return _text(start_response, f"{os.getpid()} {environ.get('REMOTE_PORT')}")
+    if route == "big":  # one block of ?size bytes (a slow reader's response)
+        return _text(start_response, b"x" * int(query.get("size", "1048576")), ctype="application/octet-stream")
     if route == "echo":
         data = environ["wsgi.input"].read()
         return _text(start_response, data, ctype="application/octet-stream")
