@@ -57,7 +57,7 @@ def _follow_parent(parent: int) -> bool:
     made again after the privilege drop.
     """
     if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGHUP), 0, 0, 0)
+        _prctl(_PR_SET_PDEATHSIG, _SIGHUP, 0, 0, 0)
     return os.getppid() == parent
 
 
@@ -70,7 +70,17 @@ def _load_prctl() -> Any:
         return None  # not Linux: the idle-time getppid check still catches an orphan
 
 
-_prctl = _load_prctl()
+_SIGHUP = int(signal.SIGHUP)
+# Loaded by the first fork, in the parent (children inherit it): ctypes costs ~1.4 ms of import,
+# which a program that never forks (Single, Thread, Multiplex) need not pay (issue 15).
+_prctl: Any = None
+_prctl_loaded = False
+
+
+def _ensure_prctl() -> None:
+    global _prctl, _prctl_loaded
+    if not _prctl_loaded:
+        _prctl, _prctl_loaded = _load_prctl(), True
 
 
 class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
@@ -220,6 +230,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         # that is still starting must retire it, not vanish into the parent's handler.
         _signal.pthread_sigmask(_signal.SIG_BLOCK, _CHILD_MASK)
         parent = os.getpid()
+        _ensure_prctl()
         try:
             pid = os.fork()
         except OSError as exc:
