@@ -19,7 +19,6 @@ from .version import __version__
 from .configcheck import take_request
 from .log import LogConfigError
 from .options import Option, OptionError, normalize_template, parse_argv
-from .options.reference import format_help, wrap_paragraph
 from .personalities import PERSONALITIES, LoadError, canonical_name, load
 from .proto import BindError
 from .server import ServerError
@@ -199,6 +198,7 @@ def _help_options(cls: type, probe: Any, template: Dict[str, Option], words: Lis
     lists those of the personality it would run as (``--server_type``, or
     the default), with that personality's defaults.
     """
+    from .options.reference import format_help, wrap_paragraph  # --help only: shutil, textwrap
     from .personalities.multitype import MultiType, chosen_declarations
     from .server import Server
 

@@ -19,7 +19,6 @@ Must not import the server (the server imports this module).
 
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from typing import Any, List, Mapping, Optional, Sequence, TextIO, Tuple
@@ -149,6 +148,8 @@ def unknown_words(rest: Sequence[str], template: Mapping[str, Option]) -> List[T
         if not word.startswith("-") or word in ("-", "--") or word[1:2].isdigit():
             continue
         key = word.lstrip("-").partition("=")[0].replace("-", "_")
+        import difflib  # imported on the first unknown word, not by every start
+
         close = difflib.get_close_matches(key, names, n=2, cutoff=0.75)
         found.append((word, " or --".join(close) if close else None))
     return found

@@ -21,7 +21,6 @@ import fcntl
 import os
 import stat
 import sys
-import tempfile
 from typing import Callable, Optional
 
 __all__ = ["PidFile", "PidFileError", "Detacher", "redirect_stdio"]
@@ -136,6 +135,8 @@ class PidFile:
         """A temporary file beside the pid file; PidFileError (one line) when the directory refuses."""
         directory = os.path.dirname(self.path) or "."
         try:
+            import tempfile  # here, not at the top: most starts never need it
+
             return tempfile.mkstemp(prefix=".pid-", dir=directory)
         except OSError as exc:
             raise PidFileError(f"pid_file {self.path}: cannot write in {directory}: {exc.strerror}") from None

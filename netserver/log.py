@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import logging.handlers
 import errno
 import os
 import re
@@ -51,7 +50,7 @@ _LEVEL_NAMES = {
 }
 
 _CALLABLE_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-_SYSLOG_PORT = logging.handlers.SYSLOG_UDP_PORT
+_SYSLOG_PORT = 514  # logging.handlers.SYSLOG_UDP_PORT (logging.handlers is imported only for syslog)
 _DEV_LOG = "/dev/log"
 
 
@@ -279,6 +278,8 @@ def describe_target(log_file: str | None) -> str:
 
 def syslog_facility_names() -> list[str]:
     """The facility names accepted by syslog_facility (e.g. 'daemon', 'local0')."""
+    import logging.handlers
+
     return sorted(logging.handlers.SysLogHandler.facility_names)
 
 
@@ -286,6 +287,8 @@ def _syslog_facility(name) -> int:
     key = str(name).strip().lower()
     if key.startswith("log_"):  # Sys::Syslog also accepts LOG_DAEMON
         key = key[4:]
+    import logging.handlers
+
     try:
         return logging.handlers.SysLogHandler.facility_names[key]
     except KeyError:
@@ -390,27 +393,46 @@ def _same_file(fd_a: int, fd_b: int) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-class _SysLogHandler(logging.handlers.SysLogHandler):
-    """SysLogHandler that knows NOTICE and prefixes 'ident[current pid]: '."""
+def _syslog_handler_class() -> type:
+    """``_SysLogHandler``, built on first use: ``logging.handlers`` (with ``pickle``, ``queue``…)
+    is imported only by a server that logs to syslog."""
+    global _SysLogHandlerClass
+    if _SysLogHandlerClass is None:
+        import logging.handlers
 
-    priority_map = {**logging.handlers.SysLogHandler.priority_map, "NOTICE": "notice"}
+        class _SysLogHandler(logging.handlers.SysLogHandler):
+            """SysLogHandler that knows NOTICE and prefixes 'ident[current pid]: '."""
 
-    def __init__(self, address, facility, socktype, ident: str, with_pid: bool):
-        self._ident_name = ident
-        self._with_pid = with_pid
-        super().__init__(address=address, facility=facility, socktype=socktype)
+            priority_map = {**logging.handlers.SysLogHandler.priority_map, "NOTICE": "notice"}
 
-    @property
-    def ident(self):  # computed per record: children log their own pid after fork
-        if not self._ident_name:
-            return ""
-        if self._with_pid:
-            return f"{self._ident_name}[{os.getpid()}]: "
-        return f"{self._ident_name}: "
+            def __init__(self, address, facility, socktype, ident: str, with_pid: bool):
+                self._ident_name = ident
+                self._with_pid = with_pid
+                super().__init__(address=address, facility=facility, socktype=socktype)
 
-    @ident.setter
-    def ident(self, value):
-        self._ident_name, self._with_pid = (value or ""), False
+            @property
+            def ident(self):  # computed per record: children log their own pid after fork
+                if not self._ident_name:
+                    return ""
+                if self._with_pid:
+                    return f"{self._ident_name}[{os.getpid()}]: "
+                return f"{self._ident_name}: "
+
+            @ident.setter
+            def ident(self, value):
+                self._ident_name, self._with_pid = (value or ""), False
+
+        _SysLogHandlerClass = _SysLogHandler
+    return _SysLogHandlerClass
+
+
+_SysLogHandlerClass = None
+
+
+def __getattr__(name: str):
+    if name == "_SysLogHandler":
+        return _syslog_handler_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _LoggerHandler(logging.Handler):
@@ -530,7 +552,7 @@ class ServerLog:
         try:
             if isinstance(address, str):
                 socktype = _probe_unix_socket(address)
-            handler = _SysLogHandler(address, fac, socktype, str(ident or ""), with_pid)
+            handler = _syslog_handler_class()(address, fac, socktype, str(ident or ""), with_pid)
         except OSError as exc:
             self._pending_warning = f"syslog unavailable at {where} ({exc}); logging to stderr instead"
             self.description = "stderr (syslog unavailable)"

@@ -14,6 +14,7 @@ Children are told what to do with signals:
 
 from __future__ import annotations
 
+import _signal
 import os
 import signal
 import time
@@ -34,6 +35,13 @@ EXIT_ERROR = 1
 
 _PARENT_ONLY_SIGNALS = ("SIGCHLD", "SIGTTIN", "SIGTTOU", "SIGUSR2")
 _CHILD_SIGNALS = {signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1}
+# What a new child resets, as plain numbers for ``_signal``: ``signal.signal`` and
+# ``signal.pthread_sigmask`` convert through the ``Signals``/``Handlers`` enums, whose objects a
+# child would then write (reference counts) and so copy: ~0.1 MiB per child (issue 15).
+_CHILD_IGNORED = tuple(int(getattr(signal, name)) for name in ("SIGTTIN", "SIGTTOU"))
+_CHILD_DEFAULT = tuple(sorted({int(getattr(signal, name)) for name in
+                               ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", *_PARENT_ONLY_SIGNALS)} - set(_CHILD_IGNORED)))
+_CHILD_MASK = tuple(sorted(int(signum) for signum in _CHILD_SIGNALS))
 
 
 _PR_SET_PDEATHSIG = 1
@@ -49,7 +57,7 @@ def _follow_parent(parent: int) -> bool:
     made again after the privilege drop.
     """
     if _prctl is not None:
-        _prctl(_PR_SET_PDEATHSIG, int(signal.SIGHUP), 0, 0, 0)
+        _prctl(_PR_SET_PDEATHSIG, _SIGHUP, 0, 0, 0)
     return os.getppid() == parent
 
 
@@ -62,7 +70,18 @@ def _load_prctl() -> Any:
         return None  # not Linux: the idle-time getppid check still catches an orphan
 
 
-_prctl = _load_prctl()
+_SIGHUP = int(signal.SIGHUP)
+_SIGUSR1 = int(signal.SIGUSR1)
+# Loaded by the first fork, in the parent (children inherit it): ctypes costs ~1.4 ms of import,
+# which a program that never forks (Single, Thread, Multiplex) need not pay (issue 15).
+_prctl: Any = None
+_prctl_loaded = False
+
+
+def _ensure_prctl() -> None:
+    global _prctl, _prctl_loaded
+    if not _prctl_loaded:
+        _prctl, _prctl_loaded = _load_prctl(), True
 
 
 class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
@@ -210,16 +229,17 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         self._host.pre_fork_hook()
         # Signals wait until the child has its own handlers: a QUIT or HUP sent to a child
         # that is still starting must retire it, not vanish into the parent's handler.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _CHILD_SIGNALS)
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, _CHILD_MASK)
         parent = os.getpid()
+        _ensure_prctl()
         try:
             pid = os.fork()
         except OSError as exc:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._host.log(0, f"Could not fork a {kind} child: {exc}")
             return None
         if pid:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._children.add(Child(pid, kind, slot))
             return pid
         code = EXIT_ERROR
@@ -230,7 +250,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
                 return  # the parent died while we were being born: nothing to serve for
             self._become_child()
             self._child_prepare()
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, _CHILD_SIGNALS)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._host.leave_parent_files()  # the pid file's lock and descriptor are the parent's (issue 14)
             self._host.drop_privileges()
             if not _follow_parent(parent):  # changing ids cleared PR_SET_PDEATHSIG: set it again
@@ -254,14 +274,13 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         """A new child's first acts: signals, parent-only descriptors."""
         self._in_child = True
         signals = self._signals
-        for name in ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", *_PARENT_ONLY_SIGNALS):
-            signum = getattr(signal, name)
-            if signal.getsignal(signum) is not signal.SIG_IGN:  # one the program ignores stays ignored
-                signal.signal(signum, signal.SIG_DFL)
-        for name in ("SIGTTIN", "SIGTTOU"):
-            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        for signum in _CHILD_DEFAULT:
+            if _signal.getsignal(signum) is not _signal.SIG_IGN:  # one the program ignores stays ignored
+                _signal.signal(signum, _signal.SIG_DFL)
+        for signum in _CHILD_IGNORED:
+            _signal.signal(signum, _signal.SIG_IGN)
         # A USR1 already pending (blocked since the fork) must not be dropped by SIG_IGN: remember it.
-        signal.signal(signal.SIGUSR1, self._child_usr1)
+        _signal.signal(_SIGUSR1, self._child_usr1)
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None

@@ -10,10 +10,9 @@ shared scoreboard with plain memory writes.
 
 from __future__ import annotations
 
-import copy
+import _signal
 import errno
 import os
-import random
 import select
 import signal
 import socket
@@ -33,6 +32,7 @@ from .parent import ProcessParentMixIn
 __all__ = ["PreForkSimpleMixIn", "PreForkSimple"]
 
 _EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
+_SIGHUP, _SIGQUIT, _SIGUSR1 = int(signal.SIGHUP), int(signal.SIGQUIT), int(signal.SIGUSR1)
 
 
 def killed_from_outside(status: int) -> bool:
@@ -117,6 +117,8 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                 sock.close()
                 self._host.log(1, f"reuse_port: child {os.getpid()} could not open its own socket: {exc}")
                 continue
+            import copy  # reuse_port only
+
             mine = copy.copy(listener)
             mine.socket = sock
             own.append(mine)
@@ -372,9 +374,9 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         if self._host.config.reuse_port:
             self._open_own_listeners()  # binding may need the privileges the child is about to drop
         self._signals = SignalQueue()
-        signal.signal(signal.SIGHUP, self._child_retire)
-        signal.signal(signal.SIGQUIT, self._child_retire)
-        signal.signal(signal.SIGUSR1, self._child_usr1)
+        _signal.signal(_SIGHUP, self._child_retire)  # _signal: no enum conversions to copy (issue 15)
+        _signal.signal(_SIGQUIT, self._child_retire)
+        _signal.signal(_SIGUSR1, self._child_usr1)
 
     def _child_retire(self, signum: int, frame: Any) -> None:
         """SIGHUP/SIGQUIT in a child: finish the current connection, then exit."""
@@ -402,7 +404,13 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     def _request_limit(self) -> int:
         """``max_requests`` plus up to ``max_requests_jitter`` (10% by default), so a pool never recycles all at once."""
         limit, jitter = self._host.config.max_requests, self._host.config.max_requests_jitter
-        return limit + random.randint(0, limit // 10 if jitter is None else jitter) if limit else 0
+        if not limit:
+            return 0
+        span = (limit // 10 if jitter is None else jitter) + 1
+        # Uniform in 0..span-1, like random.randint, without the random module: the child computes
+        # this, and random's after-fork reseed (2.5 KB of getrandom, its state rewritten) would be
+        # paid by every child (issue 15).
+        return limit + int.from_bytes(os.urandom(8), "little") % span
 
 
 class _LockWaitEnded(Exception):

@@ -22,7 +22,6 @@ from __future__ import annotations
 import array
 import fcntl
 import os
-import tempfile
 import termios
 from typing import Optional
 
@@ -76,6 +75,8 @@ class FlockLock(AcceptLock):
     def __init__(self, lock_file: Optional[str] = None):
         self.owned = lock_file is None
         if lock_file is None:
+            import tempfile  # here, not at the top: most starts never need it
+
             fd, lock_file = tempfile.mkstemp(prefix="netserver-", suffix=".lock")
             os.close(fd)
         self.path = lock_file

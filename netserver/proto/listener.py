@@ -78,8 +78,26 @@ class Listener:
     # -- serving ------------------------------------------------------------
 
     def get_request(self) -> Tuple[Any, Any]:
-        """Accept one connection: ``(connection, client_address)``."""
-        return self.socket.accept()
+        """Accept one connection: ``(connection, client_address)``.
+
+        ``socket.accept()``'s own steps, with the listener's family and type
+        as plain numbers taken once: ``accept()`` converts them through the
+        ``AddressFamily``/``SocketKind`` enums on every call (CPU, and in a
+        forked child, copied pages of enum objects).  A socket of another
+        class (a user's, ``ssl``) keeps its own ``accept``.
+        """
+        sock = self.socket
+        if type(sock) is not socket.socket:
+            return sock.accept()
+        if self._accept_as is None or self._accept_as[0] is not sock:
+            self._accept_as = (sock, int(sock.family), int(sock.type), sock.proto)
+        fd, client_address = sock._accept()
+        conn = socket.socket(self._accept_as[1], self._accept_as[2], self._accept_as[3], fileno=fd)
+        if socket.getdefaulttimeout() is None and sock.gettimeout():
+            conn.setblocking(True)
+        return conn, client_address
+
+    _accept_as: Optional[Tuple[Any, int, int, int]] = None  # (socket, family, type, proto) for get_request
 
     def close(self) -> None:
         if self.socket is not None:

@@ -1,0 +1,124 @@
+"""Issue 15: what ``import netserver`` leaves out, and the small pieces changed to keep children lean.
+
+The import checks run in a fresh interpreter (this test process has imported
+everything already).  They guard against a top-level import creeping back:
+each module named here costs start-up time, and every forked child shares a
+larger, more scattered heap.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import netserver
+from netserver.proto.listener import Listener
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+# Loaded only by the configurations that need them (syslog, pid/lock files, an unknown
+# option word, --help, the other personalities, the first fork).
+NOT_AT_IMPORT = ["logging.handlers", "tempfile", "shutil", "difflib", "random", "ctypes", "queue",
+                 "heapq", "netserver.options.reference", "netserver.personalities.thread",
+                 "netserver.personalities.multiplex", "netserver.personalities.inet",
+                 "netserver.personalities.multitype"]
+
+
+def modules_after(code: str) -> set:
+    script = f"import sys, json\nbefore = set(sys.modules)\n{code}\nprint(json.dumps(sorted(set(sys.modules) - before)))"
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+@pytest.mark.parametrize("code", ["import netserver", "import netserver.cli"])
+def test_import_leaves_out_what_only_some_configurations_need(code):
+    loaded = modules_after(code)
+    assert "netserver.personalities.prefork" in loaded or code.endswith("cli")
+    assert sorted(loaded & set(NOT_AT_IMPORT)) == []
+
+
+def test_lazy_names_resolve_on_first_use_and_are_listed():
+    loaded = modules_after("import netserver\nfrom netserver import Thread, MuxHandler, INET, MultiType")
+    assert {"netserver.personalities.thread", "netserver.personalities.multiplex"} <= loaded
+    for name in netserver.__all__:
+        assert getattr(netserver, name) is not None
+        assert name in dir(netserver)
+    assert netserver.ThreadMixIn.__module__ == "netserver.personalities.thread"
+    with pytest.raises(AttributeError):
+        getattr(netserver, "NoSuchPersonality")  # noqa: B009 - the lookup itself is the test
+
+
+def test_syslog_handler_class_is_built_on_first_use():
+    from netserver import log
+
+    assert log._SysLogHandler.priority_map["NOTICE"] == "notice"
+    assert log._SysLogHandler is log._syslog_handler_class()
+    assert "daemon" in log.syslog_facility_names()
+
+
+class _Config:
+    def __init__(self, max_requests, max_requests_jitter):
+        self.max_requests, self.max_requests_jitter = max_requests, max_requests_jitter
+
+
+class _Host:
+    def __init__(self, *config):
+        self.config = _Config(*config)
+
+
+@pytest.mark.parametrize("limit, jitter, low, high", [(1000, None, 1000, 1100), (10, 0, 10, 10), (50, 5, 50, 55),
+                                                      (0, None, 0, 0), (0, 7, 0, 0)])
+def test_request_limit_draws_within_max_requests_plus_jitter(limit, jitter, low, high):
+    from netserver.personalities.preforksimple import PreForkSimpleMixIn
+
+    mixin = PreForkSimpleMixIn.__new__(PreForkSimpleMixIn)
+    mixin._host = _Host(limit, jitter)
+    drawn = {mixin._request_limit() for _ in range(2000)}
+    assert min(drawn) >= low and max(drawn) <= high
+    if high - low <= 10:
+        assert drawn == set(range(low, high + 1))  # every value of the range comes up
+
+
+class _OwnSocket(socket.socket):
+    accepted = 0
+
+    def accept(self):
+        type(self).accepted += 1
+        return super().accept()
+
+
+@pytest.mark.parametrize("sock_class", [socket.socket, _OwnSocket])
+@pytest.mark.parametrize("listener_blocking", [True, False])
+def test_get_request_accepts_as_socket_accept_does(sock_class, listener_blocking):
+    listener = Listener.__new__(Listener)
+    _OwnSocket.accepted = 0
+    server = sock_class(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    server.setblocking(listener_blocking)
+    listener.socket = server
+    try:
+        for _ in range(2):  # the second call uses the numbers taken by the first
+            with socket.create_connection(server.getsockname(), timeout=5) as client:
+                if not listener_blocking:
+                    import select
+                    assert select.select([server], [], [], 5)[0]
+                conn, address = listener.get_request()
+                with conn:
+                    assert type(conn) is socket.socket
+                    assert conn.family == socket.AF_INET and conn.type == socket.SOCK_STREAM
+                    assert conn.gettimeout() is None  # blocking, as socket.accept() leaves it
+                    assert address == client.getsockname()
+                    client.sendall(b"x")
+                    assert conn.recv(1) == b"x"
+        if sock_class is _OwnSocket:
+            assert _OwnSocket.accepted == 2  # a socket of its own class keeps its own accept
+    finally:
+        server.close()
