@@ -11,7 +11,6 @@ open.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 import sys
@@ -88,7 +87,7 @@ class BindingMixIn:
                 if target.spec.port == 0 and spec_key in chosen_ports:
                     # One port 0 spec bound on several addresses gets one port.
                     address = (target.address[0], chosen_ports[spec_key]) + tuple(target.address[2:])
-                    listener.target = dataclasses.replace(target, address=address)
+                    listener.target = target._replace(address=address)
                 listener.bind(self.allow_reuse_address, self.allow_reuse_port)
                 listener.activate(backlog)
                 if isinstance(listener.port, int):

@@ -25,7 +25,6 @@ An option such a host cannot honour is refused when the server is built.
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Protocol, Sequence, Tuple
 
 from .hooks import HookMixIn
@@ -274,10 +273,12 @@ def host_class(cls: type) -> type:
 def own_keywords(host_class: type, keywords: Dict[str, Any], template: Mapping[str, Any]) -> Dict[str, Any]:
     """Pop the option keywords out of ``keywords``: those the host's ``__init__`` does not take itself."""
     try:
+        import inspect  # only for a mixin over a foreign class: not on a netserver.Server's start
+
         parameters = inspect.signature(host_class.__init__).parameters
     except (TypeError, ValueError):
         parameters = {}
-    taken = {name for name, p in parameters.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
+    taken = {name for name, p in parameters.items() if p.kind is not p.VAR_KEYWORD}
     return {name: keywords.pop(name) for name in list(keywords) if name in template and name not in taken}
 
 

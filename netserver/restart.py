@@ -17,11 +17,9 @@ others; the kernel keeps queueing connections throughout, so none is refused.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import subprocess
 import sys
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
@@ -88,6 +86,8 @@ def check_new_image(held: Iterable[str] = (), timeout: float = CHECK_TIMEOUT) ->
     check binds (and closes) every other listener the new configuration has,
     so a port already in use is found before the running server is replaced.
     """
+    import subprocess  # only when a HUP asks: not on every start (issue 15)
+
     env = dict(os.environ, **{CHECK_ENV: "1", HELD_ENV: ";".join(held)})
     for key in (SOCKETS_ENV, CHILDREN_ENV, STATE_ENV, PID_FILE_ENV, "LISTEN_FDS", "LISTEN_PID"):
         env.pop(key, None)
@@ -120,6 +120,8 @@ def exec_self(sockets: Iterable[Tuple[int, str]], children: Iterable[int], state
         os.set_inheritable(fd, True)
     env[SOCKETS_ENV] = encode_sockets(pairs)
     env[CHILDREN_ENV] = ",".join(str(pid) for pid in children)
+    import json
+
     env[STATE_ENV] = json.dumps(state)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -145,6 +147,8 @@ def take_inherited() -> Tuple[Dict[str, List[int]], List[int], Dict]:
     sockets = decode_sockets(os.environ.pop(SOCKETS_ENV, ""))
     children = [int(p) for p in os.environ.pop(CHILDREN_ENV, "").split(",") if p.isdigit()]
     try:
+        import json
+
         state = json.loads(os.environ.pop(STATE_ENV, "") or "{}")
     except ValueError:
         state = {}

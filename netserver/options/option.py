@@ -112,7 +112,7 @@ class Option:
     def parse(self, raw: Any, source: "Source | str | None" = None) -> Any:
         """Convert one source's raw value(s); errors name the option and source."""
         if self.multi:
-            items = raw if isinstance(raw, (list, tuple)) else [raw]
+            items = raw if isinstance(raw, list) or type(raw) is tuple else [raw]  # a NamedTuple (PortSpec) is one value
             values: list = []
             for item in items:
                 value = self._convert_one(item, source)

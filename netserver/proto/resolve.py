@@ -11,8 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
 
 from .spec import UNIX_PROTOS, PortSpec
 
@@ -21,8 +20,7 @@ __all__ = ["BindTarget", "ResolveError", "resolve", "ipv6_usable", "ipv4_usable"
 _FAMILY_NAME: Dict[int, str] = {socket.AF_INET: "IPv4", socket.AF_INET6: "IPv6", socket.AF_UNIX: "UNIX"}
 
 
-@dataclass(frozen=True)
-class BindTarget:
+class BindTarget(NamedTuple):
     """One socket to bind: family, bind address, the IPV6_V6ONLY value to set
     explicitly (AF_INET6 only, else None) and the spec it came from."""
 

@@ -10,9 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-import dataclasses
-from dataclasses import dataclass
-from typing import Any, Optional, Tuple, Union
+from typing import Any, NamedTuple, Optional, Tuple, Union
 
 __all__ = ["PortSpec", "PortSpecError", "parse_port", "parse_ipv", "pad", "UNIX_PROTOS", "BUILTIN_PROTOS",
            "PROTOCOL_ALIASES", "is_dotted", "known_protocol"]
@@ -27,8 +25,7 @@ class PortSpecError(ValueError):
     """A port, host, proto or ipv specification that cannot be understood."""
 
 
-@dataclass(frozen=True)
-class PortSpec:
+class PortSpec(NamedTuple):
     """One parsed port: ``host`` ('*', a name or an address), ``port`` (int, or
     the socket path for unix protos), lower-case ``proto`` (or a dotted class
     path as given) and ``ipv`` ('4', '6', '*' or '4+6')."""
@@ -141,6 +138,8 @@ def parse_port(
 ) -> list:
     """Parse one port specification (string, int, dict, PortSpec) or a list
     of them into a list of `PortSpec`; raises `PortSpecError`."""
+    if isinstance(value, PortSpec):  # a NamedTuple: not a list of specs
+        return [value]
     if isinstance(value, (list, tuple)):
         result = []
         for item in value:
@@ -208,7 +207,7 @@ class _Parser:
                            for key, item in value.items() if str(key).startswith("SSL_")))
         if ssl:  # Net::Server's per-port certificates ({"port": 8443, "proto": "ssl", "SSL_cert_file": ...})
             value = {key: item for key, item in value.items() if not str(key).startswith("SSL_")}
-            return dataclasses.replace(self._parse_dict(value), ssl=ssl)
+            return self._parse_dict(value)._replace(ssl=ssl)
         unknown = set(value) - {"host", "port", "proto", "ipv", "unix_type"}
         if unknown:
             raise self.error(f"unknown key(s) {', '.join(sorted(map(str, unknown)))}")
