@@ -10,9 +10,7 @@ what a client or the hooks observed.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 
@@ -22,8 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "process"))  # proctools
 
-from harness import ServerProcess  # noqa: E402
-from proctools import group_members  # noqa: E402
+from harness import started_servers  # noqa: E402
 
 
 def _have_net_server() -> bool:
@@ -47,19 +44,4 @@ def _needs_perl_net_server():
 @pytest.fixture
 def servers():
     """``servers.start(args, script=...)``: a ServerProcess; every process of its group is killed after the test."""
-    started = []
-
-    class Starter:
-        def start(self, args, **kwargs) -> ServerProcess:
-            server = ServerProcess(args, wait=False, **kwargs)
-            started.append(server)
-            return server
-
-    yield Starter()
-    for server in started:
-        members = group_members(server.pid)
-        server.stop()
-        print(f"--- log of {' '.join(server.command[1:])} (pid {server.pid}) ---\n{server.log_text()}")
-        for pid in members:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    yield from started_servers(wait_ready=False)

@@ -147,6 +147,32 @@ def serving(args: Sequence[str], bindings: int = 1, **kwargs) -> Iterator["Serve
         yield server
 
 
+def started_servers(wait_ready: bool = True) -> Iterator["object"]:
+    """The ``servers`` fixture's body: ``servers.start(args, ...)`` gives a ServerProcess; after the
+    test each one is stopped, its log printed (pytest shows it when the test failed) and every
+    process of its group killed by pid."""
+    from procfs import group_members
+
+    started: List[ServerProcess] = []
+
+    class Starter:
+        def start(self, args, **kwargs) -> ServerProcess:
+            server = ServerProcess(args, wait=False, **kwargs)
+            started.append(server)
+            if wait_ready:
+                server.wait_ready(kwargs.get("bindings", 1))
+            return server
+
+    yield Starter()
+    for server in started:
+        members = group_members(server.pid)
+        server.stop()
+        print(f"--- log of {' '.join(server.command[1:])} (pid {server.pid}) ---\n{server.log_text()}")
+        for pid in members:  # anything that left the group's leader behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def run_command(args: Sequence[str], timeout: float = TIMEOUT, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m netserver args`` to completion (for --help, errors…)."""
     return subprocess.run([sys.executable, "-m", "netserver", *args], capture_output=True, text=True,
