@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional
 
 from .errors import HTTPError
 from .parser import Request, RequestReader
+from .body import BodyBuffer
 from .wsgi import Response, build_environ, error_body, run_app
 from .accesslog import Record
 
@@ -55,7 +56,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
     def setup(self) -> None:
         server = self.server
         self.http = server.http  # the server's HTTP settings (apps, limits, logs)
-        self.reader = RequestReader(self.http.limits)
+        self.reader = RequestReader(self.http.limits, BodyBuffer)
         self.pending: List[Request] = []
         self.served = 0
         self.idle_poll = None
@@ -212,8 +213,17 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             target = _origin_form(target)
         path, _, query = target.partition(b"?")
         app, script_name, path_info = http.dispatch(path)
-        body = b"".join(request.body)
-        environ = build_environ(request, self._base_environ(), script_name, path_info, query, body)
+        body = request.body
+        try:
+            return self._run_request(conn, request, body, app, script_name, path_info, query, started)
+        finally:
+            body.close()  # a spooled upload's memory goes back now, not when the connection ends
+
+    def _run_request(self, conn: Any, request: Request, body: BodyBuffer, app: Any, script_name: str,
+                     path_info: bytes, query: bytes, started: float) -> bool:
+        http = self.http
+        environ = build_environ(request, self._base_environ(), script_name, path_info, query, body.reader(),
+                                len(body))
         http.current.environ = environ  # the server's http_note() reaches this request
         keep_alive = request.keep_alive and not self.pending_close()
         if keep_alive and self.served % self.yield_after == 0 and self._idle_poller() is not None \

@@ -13,7 +13,7 @@ request targets) are checked here.  docs/http.md has the comparison.
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from urllib.parse import unquote_to_bytes
 
@@ -79,8 +79,9 @@ def _check_request_line(line: bytes) -> None:
 class RequestReader:
     """Feed bytes, get complete requests.  Also reports when headers are complete (for 100-continue)."""
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, body: Callable[[], Any] = list):
         self.limits = limits
+        self.new_body = body  # what collects a body: a list, or the handler's spooling BodyBuffer
         self.parser = httptools.HttpRequestParser(self)
         self.current: Optional[Request] = None
         self.done: List[Request] = []
@@ -208,6 +209,7 @@ class RequestReader:
     def on_message_begin(self) -> None:
         self.chunk_line = b""
         self.current = Request()
+        self.current.body = self.new_body()
         self.in_headers = True
         self.body_size = 0
         self.header_size = 0

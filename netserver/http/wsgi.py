@@ -95,8 +95,10 @@ def _environ_key(name: bytes) -> Optional[str]:
 
 
 def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: bytes,
-                  query: bytes, body: bytes) -> Dict[str, Any]:
-    """The per-request environ over ``base`` (server-wide keys computed once per connection)."""
+                  query: bytes, body: Any, body_size: int) -> Dict[str, Any]:
+    """The per-request environ over ``base`` (server-wide keys computed once per connection).
+
+    ``body`` is the binary file ``wsgi.input`` reads (``body_size`` bytes)."""
     environ = dict(base)
     method = _METHODS.get(request.method)
     if method is None:
@@ -118,9 +120,9 @@ def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: by
             environ[key] += ("; " if key == "HTTP_COOKIE" else ",") + text
         else:
             environ[key] = text
-    environ["wsgi.input"] = io.BytesIO(body)
-    if body and "CONTENT_LENGTH" not in environ:
-        environ["CONTENT_LENGTH"] = str(len(body))
+    environ["wsgi.input"] = body
+    if body_size and "CONTENT_LENGTH" not in environ:
+        environ["CONTENT_LENGTH"] = str(body_size)
     return environ
 
 

@@ -65,6 +65,14 @@ def app(environ, start_response):
         return _text(start_response, f"{os.getpid()} {environ.get('REMOTE_PORT')}")
     if route == "big":  # one block of ?size bytes (a slow reader's response)
         return _text(start_response, b"x" * int(query.get("size", "1048576")), ctype="application/octet-stream")
+    if route == "count":  # reads the body in blocks, as an upload handler would; answers its size
+        size, body = 0, environ["wsgi.input"]
+        while True:
+            block = body.read(65536)
+            if not block:
+                break
+            size += len(block)
+        return _text(start_response, str(size).encode())
     if route == "echo":
         data = environ["wsgi.input"].read()
         return _text(start_response, data, ctype="application/octet-stream")
