@@ -299,6 +299,7 @@ def test_usr1_to_a_child_or_passed_through_leaves_everything_serving(program, mi
         assert ask(server.port).startswith(b"done ")
         assert set(live_children(server.proc.pid)) == children, "USR1 ended a child"
     else:
+        assert ask(server.port).startswith(b"done ")  # serve_forever runs: its handlers are in place
         server.proc.send_signal(signal.SIGUSR1)
         assert ask(server.port).startswith(b"done ")
     assert server.proc.poll() is None

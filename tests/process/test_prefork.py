@@ -188,7 +188,8 @@ def test_serialize_lets_one_child_wait_and_survives_the_holder_killed(servers, s
     assert holds_for(lambda: len(_waiting_in_epoll(server)) <= 1, 0.5), "more than one child holds the lock"
     assert complete_reply(echo_exchange(("127.0.0.1", server.port)))
 
-    holder = _waiting_in_epoll(server)[0]
+    # Between two connections the lock changes hands: wait until a child holds it again.
+    holder = wait_until(lambda: _waiting_in_epoll(server), what="a child waiting in epoll")[0]
     os.kill(holder, signal.SIGKILL)  # it dies holding the lock
     assert complete_reply(echo_exchange(("127.0.0.1", server.port))), "the pool deadlocked"
     wait_until(lambda: len(_waiting_in_epoll(server)) == 1, what="a new holder")
