@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 from .signals import SignalQueue, signal_name
 
 if TYPE_CHECKING:
-    from .host import Host
+    from .contract import Host
 
 __all__ = ["Engine", "ServerError", "StopNow"]
 

@@ -5,7 +5,7 @@ A personality (``PreForkMixIn``, ``ThreadMixIn``…) may sit on
 ``http.server.HTTPServer``, ``xmlrpc.server.SimpleXMLRPCServer``,
 ``wsgiref.simple_server.WSGIServer``, a program's own subclass.  Whatever it
 needs from that class it asks of one object, ``self._host``, and
-:class:`Host` below lists all of it.
+:class:`~netserver.contract.Host` (netserver/contract.py) lists all of it.
 
 - Over ``netserver.Server`` the host is the server itself: its options,
   log and hooks are the Net::Server API the subclass opted into.
@@ -25,9 +25,11 @@ An option such a host cannot honour is refused when the server is built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Protocol, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple
 
 from .hooks import HookMixIn
+from .contract import Host
+from .engine import Engine
 from .options import Config, OptionError, Source, declared_options
 from .proto import listener_for_socket
 from .server import Server
@@ -42,65 +44,6 @@ BINDING_OPTIONS = ("port", "host", "proto", "ipv", "listen", "reuse_port")
 
 #: Options that live in ``netserver.Server``'s own connection steps, which a stdlib host does not run.
 SERVER_STEP_OPTIONS = ("no_client_stdout", "proxy_protocol")
-
-
-class Host(Protocol):
-    """Everything a personality mixin may ask of its host: the whole seam, in one place.
-
-    ``netserver.Server`` implements it with its Net::Server API;
-    :class:`StdlibHost` implements it for any other socketserver class.  A
-    mixin reaches it as ``self._host`` and uses nothing else of the class it
-    sits on but socketserver's own names (``socket``, ``get_request``,
-    ``verify_request``, ``process_request``, ``shutdown_request``,
-    ``handle_error``, ``RequestHandlerClass``…).
-    """
-
-    # -- what the server is configured with --------------------------------------------
-    config: Config                       # the parsed options (set before any personality step runs)
-    listeners: List[Any]                 # netserver Listener objects (reuse_port copies them)
-    client: Any                          # the connection being served in this thread (ClientInfo)
-    inherited_children: Sequence[int]    # after a HUP re-exec: the old image's children
-    inherited_state: Mapping[str, Any]   # after a HUP re-exec: what the personality kept
-
-    def log(self, level: int, message: str) -> None: ...
-    def fatal(self, message: str) -> None: ...
-
-    # -- connections ---------------------------------------------------------------------
-    def listening(self) -> List[Tuple[Any, Any]]: ...
-    def accept_from(self, token: Any) -> Tuple[Any, Any]: ...
-    def serving_from(self, token: Any) -> None: ...
-    def verify_request(self, request: Any, client_address: Any) -> bool: ...
-
-    # -- around the loop --------------------------------------------------------------------
-    def start_serving(self) -> None: ...
-    def stopping(self) -> None: ...
-    def owns_signals(self) -> bool: ...
-    def restartable(self) -> bool: ...
-    def notify_status(self, text: str) -> None: ...
-    def reopen_logs(self) -> None: ...
-    def server_closed(self) -> None: ...
-
-    # -- in a forked child -------------------------------------------------------------------
-    def leave_parent_files(self) -> None: ...
-    def drop_privileges(self) -> None: ...
-
-    # -- Net::Server's hooks (no-ops unless the program's class defines them) ---------------
-    def defines_hook(self, name: str) -> bool: ...
-    def can_read_hook(self, handle: Any) -> bool: ...
-    def pre_accept_hook(self) -> None: ...
-    def pre_fork_hook(self) -> None: ...
-    def pre_thread_hook(self) -> None: ...
-    def child_init_hook(self, kind: str = "") -> None: ...
-    def child_finish_hook(self, kind: str = "") -> None: ...
-    def other_child_died_hook(self, pid: int) -> None: ...
-    def delete_child_hook(self, pid: int) -> None: ...
-    def cleanup_dead_child_hook(self, child: Any) -> None: ...
-    def run_n_children_hook(self, n: int) -> None: ...
-    def idle_loop_hook(self, readable: Any = ()) -> None: ...
-    def child_is_talking_hook(self, sock: Any) -> None: ...
-    def parent_read_hook(self, line: str) -> bool: ...
-    def run_dequeue(self) -> None: ...
-    def dequeue(self) -> None: ...
 
 
 class StdlibHost(Server):
@@ -255,15 +198,11 @@ def _defines(cls: type, name: str) -> bool:
 
 def _netserver_aware(cls: type) -> bool:
     """A class built on a netserver mixin or compat class, whose attributes may be options."""
-    from .engine import Engine
-
     return issubclass(cls, Engine) and cls.__module__.split(".")[0] not in ("netserver",)
 
 
 def host_class(cls: type) -> type:
     """The first class in ``cls``'s MRO that is not netserver's: the host whose ``__init__`` runs next."""
-    from .engine import Engine
-
     for klass in cls.__mro__:
         if not issubclass(klass, Engine) and klass.__module__.split(".")[0] != "netserver":
             return klass

@@ -21,7 +21,7 @@ LAYERS = {
     "options": 1, "proto": 1, "signals": 1, "daemon": 1, "privileges": 1, "access": 1, "log": 1,
     "process": 1, "proxy": 1, "systemd": 1, "client": 1, "status": 1, "restart": 1,
     "configcheck": 1, "clientstdio": 1, "version": 1,
-    "engine": 2, "hooks": 2, "handlers": 2, "binding": 2, "server": 2, "host": 2,
+    "engine": 2, "hooks": 2, "handlers": 2, "binding": 2, "server": 2, "host": 2, "contract": 2,
     "personalities": 3,
     "http": 4,
     "cli": 5, "docgen": 5, "__main__": 5, "__init__": 5,
