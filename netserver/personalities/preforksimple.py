@@ -303,10 +303,10 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         locked = not isinstance(lock, NoLock)
         served = 0
         board.set_state(slot, IDLE)
-        if self._reopen_log:  # a USR1 that came while this child was starting
-            self._reopen_log = False
-            self._host.reopen_logs()
         while not self._retire and (not limit or served < limit):
+            if self._reopen_log:  # a USR1 that came while starting or serving (while waiting: below)
+                self._reopen_log = False
+                self._host.reopen_logs()
             request = None
             if locked:
                 self._waiting_for_lock = True  # HUP/QUIT now end the wait (_child_retire raises)
@@ -342,9 +342,6 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                 if locked:
                     board.hold_lock(slot, False)
                     lock.release()
-            if self._reopen_log:
-                self._reopen_log = False
-                self._host.reopen_logs()
             if request is None:
                 break
             board.serving(slot, served, _client_text(client_address))
