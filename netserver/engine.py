@@ -240,6 +240,10 @@ class Engine:
     _children: Any = ()  # the forking personalities' ChildTable
     _drops_privileges_in_children = False  # the forking personalities drop in each child
 
+    def _request_state(self, busy: bool) -> None:
+        """A request of a kept-alive connection began or ended (the forking personalities' child_timeout
+        watches it; nothing else does)."""
+
     def _stop_server(self) -> None:
         """Stop serving (a forking personality's child asks its parent instead)."""
         self._shutdown_request = True

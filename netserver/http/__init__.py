@@ -21,7 +21,6 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
 
 from ..options import Option, OptionError, Source
 from ..options.validators import import_dotted, to_bool, to_float, to_int, to_optional_str, to_str
-from ..personalities.deadlines import ChildDeadlinesMixIn
 from ..personalities.multitype import MultiType, _server_type
 from ..personalities.preforksimple import PreForkSimpleMixIn
 from ..proto.ssl import handshake
@@ -54,10 +53,6 @@ def _access_log_format(value: Any) -> str:
     text = named_format(to_str(value))
     compile_format(text)
     return text
-
-
-def _ignore(busy: bool) -> None:
-    """``request_state`` where no parent watches ``child_timeout`` (Single, Thread)."""
 
 
 def _function(value: Any) -> Any:
@@ -99,7 +94,7 @@ class HTTPSettings:
 
         self.dispatch = DispatchTable(mounts, server.process_http_request, wrap)
         # A forking server's scoreboard learns when each request of a kept-alive connection begins.
-        self.request_state = server._request_state if isinstance(server, ChildDeadlinesMixIn) else _ignore
+        self.request_state = server._request_state
         self.multithread = server._personality == "Thread"
         self.multiprocess = server._personality in ("Fork", "PreFork", "PreForkSimple")
 

@@ -39,7 +39,8 @@ import struct
 import time
 from typing import Any, Dict, Optional
 
-from ..personalities.preforksimple import _client_text, _wake_parent
+from ..personalities.preforksimple import _wake_parent
+from ..process.scoreboard import client_text
 from ..process.scoreboard import EXITING, IDLE
 from .errors import HTTPError
 from .handler import body_deadline
@@ -98,7 +99,7 @@ class _Connection:
         self.deadline = now + timeout
         self.expiry = "close"  # what the deadline does: "close" silently or answer "408"
         self.parked = False  # in the epoll set (only once it has had to wait)
-        self.label = _client_text(handler.client_address)  # for the scoreboard
+        self.label = client_text(handler.client_address)  # for the scoreboard
         self.tls = type(sock) is not socket.socket  # an SSLSocket: no recv flags, buffered plaintext
         self.handshaking = False
         self.listener: Any = None  # TLS: the listener it came from, for the access check after the handshake
@@ -279,7 +280,7 @@ class EventChild:
         self._readable(connection)  # the request often follows the handshake at once
 
     def _classic(self, request: Any, client_address: Any) -> None:
-        self.board.serving(self.slot, self.accepted, _client_text(client_address))
+        self.board.serving(self.slot, self.accepted, client_text(client_address))
         self.server._handle_connection(request, client_address)
         self.board.set_state(self.slot, IDLE)
 

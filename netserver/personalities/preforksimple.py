@@ -23,7 +23,7 @@ from ..options import Option
 from ..options.validators import choice, to_bool, to_int, to_optional_str
 from ..process.children import Exit
 from ..process.pool import CrashBackoff, SpawnThrottle
-from ..process.scoreboard import EXITING, IDLE, STARTING, Scoreboard
+from ..process.scoreboard import EXITING, IDLE, STARTING, Scoreboard, client_text
 from ..process.serialize import SERIALIZERS, NoLock, make_lock
 from ..server import Server
 from ..signals import SignalQueue
@@ -344,7 +344,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                     lock.release()
             if request is None:
                 break
-            board.serving(slot, served, _client_text(client_address))
+            board.serving(slot, served, client_text(client_address))
             if limit and served + 1 >= limit:
                 # The last connection: let the parent fork the successor while this one is served,
                 # and let the handler know (HTTP ends keep-alive: the successor is already there).
@@ -421,12 +421,6 @@ def _wake_parent(parent: int) -> None:
         os.kill(parent, signal.SIGCHLD)
     except OSError:
         pass
-
-
-def _client_text(client_address: Any) -> bytes:
-    if isinstance(client_address, tuple):
-        return f"{client_address[0]}:{client_address[1]}".encode()[:48]
-    return b"unix"
 
 
 class PreForkSimple(PreForkSimpleMixIn, Server):
