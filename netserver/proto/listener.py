@@ -7,6 +7,7 @@ Subclasses set the socket type and override what differs.
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import Any, Optional, Tuple
 
@@ -87,17 +88,28 @@ class Listener:
         class (a user's, ``ssl``) keeps its own ``accept``.
         """
         sock = self.socket
+        if sock is None:
+            raise self._closed()
         if type(sock) is not socket.socket:
             return sock.accept()
         if self._accept_as is None or self._accept_as[0] is not sock:
             self._accept_as = (sock, int(sock.family), int(sock.type), sock.proto)
-        fd, client_address = sock._accept()
+        fd, client_address = sock._accept()  # type: ignore[union-attr]  # CPython's private accept, not in typeshed
         conn = socket.socket(self._accept_as[1], self._accept_as[2], self._accept_as[3], fileno=fd)
         if socket.getdefaulttimeout() is None and sock.gettimeout():
             conn.setblocking(True)
         return conn, client_address
 
     _accept_as: Optional[Tuple[Any, int, int, int]] = None  # (socket, family, type, proto) for get_request
+
+    def _bound_socket(self) -> socket.socket:
+        """The socket; ``OSError`` (EBADF) once closed, as a closed socket's ``accept`` raises."""
+        if self.socket is None:
+            raise self._closed()
+        return self.socket
+
+    def _closed(self) -> OSError:
+        return OSError(errno.EBADF, f"{self.describe()} is closed")
 
     def close(self) -> None:
         if self.socket is not None:
@@ -107,7 +119,8 @@ class Listener:
     # -- description ----------------------------------------------------------
 
     def fileno(self) -> int:
-        return self.socket.fileno()
+        """The socket's descriptor; -1 once closed (as a closed socket's ``fileno()``)."""
+        return self.socket.fileno() if self.socket is not None else -1
 
     @property
     def address(self) -> Any:

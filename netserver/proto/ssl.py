@@ -94,7 +94,7 @@ class SSL(TCP):
         self.handshake_timeout = config.SSL_handshake_timeout if config is not None else 10.0
 
     def get_request(self) -> Tuple[Any, Any]:
-        conn, client_address = self.socket.accept()
+        conn, client_address = self._bound_socket().accept()
         return self.context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False), client_address
 
 

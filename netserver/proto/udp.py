@@ -42,5 +42,6 @@ class UDP(Listener):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
 
     def get_request(self) -> Tuple[Any, Any]:
-        data, client_address = self.socket.recvfrom(self.recv_len, self.recv_flags)
-        return (data, self.socket), client_address
+        sock = self._bound_socket()
+        data, client_address = sock.recvfrom(self.recv_len, self.recv_flags)
+        return (data, sock), client_address

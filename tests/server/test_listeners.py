@@ -375,6 +375,23 @@ def test_context_manager_closes_listeners():
         socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
 
 
+@pytest.mark.parametrize("socket_type", [socket.SOCK_STREAM, socket.SOCK_DGRAM], ids=["tcp", "udp"])
+def test_a_closed_listener_raises_oserror(socket_type):
+    """accept_from()'s contract is OSError when there is nothing to accept: a closed listener too
+    (it was an AttributeError on None); its fileno() is -1, as a closed socket's."""
+    class Typed(netserver.Server):
+        pass
+
+    Typed.socket_type = socket_type
+    server = Typed(("127.0.0.1", 0), Upper, log_level=0, **SELF)
+    listener = server.listeners[0]
+    server.server_close()
+    with pytest.raises(OSError) as caught:
+        server.accept_from(listener)
+    assert caught.value.errno == errno.EBADF
+    assert listener.fileno() == -1
+
+
 def test_handle_request_times_out():
     class Timed(netserver.Server):
         timeout = 0.2
