@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Type
 
 from .version import __version__
 from .configcheck import take_request
@@ -21,7 +21,7 @@ from .log import LogConfigError
 from .options import Option, OptionError, normalize_template, parse_argv
 from .personalities import PERSONALITIES, LoadError, canonical_name, load
 from .proto import BindError
-from .server import ServerError
+from .server import Server, ServerError
 
 __all__ = ["main"]
 
@@ -190,7 +190,7 @@ def run_command(words: List[str]) -> int:
     return EXIT_OK
 
 
-def _help_options(cls: type, probe: Any, template: Dict[str, Option], words: List[str],
+def _help_options(cls: Type[Server], probe: Any, template: Dict[str, Option], words: List[str],
                   defaults: Dict[str, Any]) -> str:
     """The options part of ``--help``: the chosen personality's, with its defaults.
 
@@ -200,7 +200,6 @@ def _help_options(cls: type, probe: Any, template: Dict[str, Option], words: Lis
     """
     from .options.reference import format_help, wrap_paragraph  # --help only: shutil, textwrap
     from .personalities.multitype import MultiType, chosen_declarations
-    from .server import Server
 
     if not issubclass(cls, MultiType):
         return wrap_paragraph(f"Options of {cls._personality}:") + "\n" + format_help(template)

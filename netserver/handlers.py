@@ -12,9 +12,12 @@ import os
 import socket
 import socketserver
 import time
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, cast
 
 from .hooks import HookMixIn
+
+if TYPE_CHECKING:
+    from .server import Server
 
 __all__ = ["EchoHandler"]
 
@@ -103,8 +106,11 @@ class EchoHandler(socketserver.BaseRequestHandler):
         child: unless ``no_close_by_child``), as Net::Server's ``server_close``.
         Over a server that is not a ``netserver.Server`` they are only echoed.
         """
-        server = self.server
-        if not isinstance(server, HookMixIn) or server.config is None:  # not netserver.Server's API
+        if not isinstance(self.server, HookMixIn):  # not netserver.Server's API
+            return False
+        # HookMixIn is netserver.Server's (its only class); imported here, Server would be a cycle.
+        server = cast("Server", self.server)
+        if server.config is None:
             return False
         if command == "exit":
             conn.sendall(b"Stopping the server.\r\n")

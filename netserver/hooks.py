@@ -7,13 +7,18 @@ The flow itself is written once, in :meth:`netserver.server.Server.run`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .log import ServerLog
 
 __all__ = ["HookMixIn"]
 
 
 class HookMixIn:
     """Net::Server's hooks.  Methods that may be overridden: all of them."""
+
+    _logger: "ServerLog"  # netserver.Server's log, which write_to_log_hook writes to
 
     # -- start-up (parent process) ------------------------------------------
 

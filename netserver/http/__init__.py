@@ -17,9 +17,9 @@ import select
 import socket
 import sys
 import threading
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from ..options import Option, OptionError, Source
+from ..options import Config, Option, OptionError, Source
 from ..options.validators import import_dotted, to_bool, to_float, to_int, to_optional_str, to_str
 from ..personalities.multitype import MultiType, _server_type
 from ..personalities.preforksimple import PreForkSimpleMixIn
@@ -35,6 +35,17 @@ from .parser import Limits
 from .wsgi import FileWrapper, Response, error_body
 
 __all__ = ["HTTP", "HTTPMixIn", "HTTPRequestHandler"]
+
+if TYPE_CHECKING:
+    from ..server import Server
+
+    class _Host(Server):
+        """What HTTPMixIn sits on: a ``netserver.Server`` (a MultiType's chosen personality)."""
+
+        def _child_loop(self, slot: int) -> None:
+            """PreForkSimpleMixIn's: the only caller of HTTPMixIn's override (pool personalities)."""
+else:
+    _Host = object
 
 
 def _app(value: Any) -> Any:
@@ -146,13 +157,13 @@ class HTTPSettings:
             self.access_log.close()
 
 
-class HTTPMixIn:
+class HTTPMixIn(_Host):
     """HTTP over any personality; ``process_http_request`` is the default app."""
 
     _personality = "HTTP"
     _default_handler = HTTPRequestHandler
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         Option("app", _app, [], multi=True, section="HTTP", metavar="[PREFIX=]TARGET",
                doc="What answers requests: a CGI script path or a WSGI app module:attribute, "
                    "optionally mounted at PREFIX."),
@@ -222,9 +233,11 @@ class HTTPMixIn:
 
     def files_for_user(self) -> List[Any]:
         files = super().files_for_user()
-        if self.http.access_log is not None and self.http.access_log.stream is not None:
-            access_log = self.http.access_log  # a descriptor: fchown, never a path
-            files.append((os.path.abspath(access_log.target), access_log.fileno()))
+        access_log = self.http.access_log
+        if access_log is not None:
+            path, fd = access_log.target, access_log.fileno()
+            if path is not None and fd is not None:  # a file, not a stream: fchown its descriptor, never the path
+                files.append((os.path.abspath(path), fd))
         return files
 
     def reopen_logs(self) -> None:
@@ -237,9 +250,10 @@ class HTTPMixIn:
         except OSError as exc:
             self.log(1, f"Could not reopen the access log {access_log.target}: {exc.strerror or exc}")
             return
-        if self.identity is not None and os.geteuid() == 0:
+        fd = access_log.fileno()
+        if self.identity is not None and os.geteuid() == 0 and fd is not None:
             try:
-                os.fchown(access_log.fileno(), self.identity.uid, self.identity.gid)
+                os.fchown(fd, self.identity.uid, self.identity.gid)
             except OSError as exc:
                 self.log(1, f"Could not hand {access_log.target} to {self.identity.user}: {exc.strerror}")
 
@@ -334,14 +348,15 @@ class HTTPMixIn:
 class HTTP(HTTPMixIn, MultiType):
     """Net::Server::HTTP: WSGI and CGI over the personality named by ``server_type``."""
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         Option("server_type", _http_server_type, ["PreFork"], multi=True, section="HTTP", metavar="NAME",
                doc="Personality the HTTP server runs as (PreFork by default); repeat for fallbacks."),
     )
 
-    def configure(self, run_options: Any, argv: Optional[Sequence[str]] = None) -> Any:
+    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None,
+                  run_source: Optional[Source] = None) -> Config:
         """With no ``port`` anywhere: 8080, or 80 when started as root (``net-server http``'s choice)."""
-        config = super().configure(run_options, argv)
+        config = super().configure(run_options, argv, run_source)
         if config.source_of("port").kind == Source.DEFAULT:
             config._values["port"] = [80 if os.geteuid() == 0 else 8080]
         return config

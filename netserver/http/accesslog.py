@@ -206,6 +206,7 @@ class AccessLog:
 
     def _open(self) -> Any:
         # O_NOFOLLOW, a single-link regular file: root never follows a path the service user controls.
+        assert self.target is not None  # a file is opened only when target names one (not a stream)
         return open(open_log_file(self.target), "a", encoding="utf-8", errors="replace")
 
     def write(self, record: Record) -> None:

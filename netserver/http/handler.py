@@ -13,13 +13,16 @@ import socket
 import socketserver
 import time
 import traceback
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .errors import HTTPError
 from .parser import Request, RequestReader
 from .body import BodyBuffer
 from .wsgi import Response, build_environ, error_body, run_app
 from .accesslog import Record
+
+if TYPE_CHECKING:
+    from . import HTTPMixIn
 
 __all__ = ["HTTPRequestHandler"]
 
@@ -52,17 +55,18 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
     yield_after = 100
     yield_idle = 1.0
     event_driven = False  # set on handlers of netserver.http.event's loop: nothing blocks, nothing to yield
+    server: "HTTPMixIn"  # the HTTP personality's server: its ``http`` settings, ``log``
 
     def setup(self) -> None:
         server = self.server
         self.http = server.http  # the server's HTTP settings (apps, limits, logs)
         self.reader = RequestReader(self.http.limits, BodyBuffer)
-        self.pending: List[Request] = []
+        self.pending: List[Request[BodyBuffer]] = []
         self.served = 0
-        self.idle_poll = None
+        self.idle_poll: Optional[select.poll] = None
         self._idle_poll_known = self.event_driven  # built on first need: a one-request connection never is
 
-    def _idle_poller(self) -> Any:
+    def _idle_poller(self) -> Optional[select.poll]:
         """The poll set of this connection and the listeners, or None where no client can queue for us."""
         if not self._idle_poll_known:
             self._idle_poll_known = True
@@ -70,10 +74,10 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             if waiting:
                 # A process serves one connection at a time: an idle keep-alive connection must not
                 # starve clients queued on the listener (Apache prefork's KeepAliveTimeout problem).
-                self.idle_poll = select.poll()
-                self.idle_poll.register(self.request, select.POLLIN)
+                self.idle_poll = poll = select.poll()
+                poll.register(self.request, select.POLLIN)
                 for sock in waiting:
-                    self.idle_poll.register(sock, select.POLLIN)
+                    poll.register(sock, select.POLLIN)
         return self.idle_poll
 
     def handle(self) -> None:
@@ -99,7 +103,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
 
     # -- reading -------------------------------------------------------------
 
-    def _next_request(self, conn: Any, http: Any) -> Optional[Request]:
+    def _next_request(self, conn: Any, http: Any) -> Optional[Request[BodyBuffer]]:
         """The next complete request, or None when the client closed between requests."""
         if self.pending:
             return self.pending.pop(0)
@@ -130,8 +134,8 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 if remaining <= 0:
                     raise HTTPError(408, "request head not complete within timeout_header")
                 _set_timeout(conn, min(remaining, http.timeout_idle))
-            elif self.served and self._idle_poller() is not None and not _has_pending(conn):
-                self._wait_idle(conn, http.timeout_idle)
+            elif self.served and (poll := self._idle_poller()) is not None and not _has_pending(conn):
+                self._wait_idle(conn, http.timeout_idle, poll)
             else:
                 # A new connection that says nothing gets timeout_header, not the idle allowance
                 # of a keep-alive one (browsers' preconnects, slowloris).
@@ -153,7 +157,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 self.pending.extend(done[1:])
                 return done[0]
 
-    def _wait_idle(self, conn: Any, timeout: float) -> None:
+    def _wait_idle(self, conn: Any, timeout: float, poll: select.poll) -> None:
         """Wait for the next request; give the process up if it idles while others queue.
 
         The connection is closed (it is idle: HTTP allows it) only after
@@ -165,7 +169,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         fd = conn.fileno()
         deadline = time.monotonic() + timeout
         while True:
-            events = self.idle_poll.poll(max(deadline - time.monotonic(), 0) * 1000)
+            events = poll.poll(max(deadline - time.monotonic(), 0) * 1000)
             if not events:
                 raise _Timeout()
             for ready, _ in events:
@@ -173,12 +177,12 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                     return
             if select.select([conn], [], [], self.yield_idle)[0]:
                 return
-            if self._clients_waiting():
+            if self._clients_waiting(poll):
                 raise _Timeout()  # idle while a client has waited yield_idle seconds: yield to it
             # Another process or thread took that client: go on waiting.
 
-    def _clients_waiting(self) -> bool:
-        events = self.idle_poll.poll(0)
+    def _clients_waiting(self, poll: select.poll) -> bool:
+        events = poll.poll(0)
         fd = self.request.fileno()
         return any(ready != fd for ready, _ in events)
 
@@ -203,7 +207,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
 
     # -- serving -------------------------------------------------------------------
 
-    def _serve(self, conn: Any, request: Request) -> bool:
+    def _serve(self, conn: Any, request: Request[BodyBuffer]) -> bool:
         """Run the app for one request; returns whether the connection stays open."""
         http = self.http
         self.served += 1
@@ -219,15 +223,15 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         finally:
             body.close()  # a spooled upload's memory goes back now, not when the connection ends
 
-    def _run_request(self, conn: Any, request: Request, body: BodyBuffer, app: Any, script_name: str,
+    def _run_request(self, conn: Any, request: Request[BodyBuffer], body: BodyBuffer, app: Any, script_name: str,
                      path_info: bytes, query: bytes, started: float) -> bool:
         http = self.http
         environ = build_environ(request, self._base_environ(), script_name, path_info, query, body.reader(),
                                 len(body))
         http.current.environ = environ  # the server's http_note() reaches this request
         keep_alive = request.keep_alive and not self.pending_close()
-        if keep_alive and self.served % self.yield_after == 0 and self._idle_poller() is not None \
-                and self._clients_waiting():
+        if keep_alive and self.served % self.yield_after == 0 and (poll := self._idle_poller()) is not None \
+                and self._clients_waiting(poll):
             keep_alive = False  # others queue for this process: end this connection cleanly
         response = Response(conn, request.version, request.method == b"HEAD", keep_alive, http.server_revision)
         try:

@@ -13,7 +13,7 @@ request targets) are checked here.  docs/http.md has the comparison.
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Callable, Generic, List, Optional, Protocol, Tuple, TypeVar, overload
 
 from urllib.parse import unquote_to_bytes
 
@@ -27,7 +27,16 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 from .errors import HTTPError
 
-__all__ = ["Request", "RequestReader", "Limits"]
+__all__ = ["Request", "RequestReader", "Limits", "BodySink"]
+
+
+class BodySink(Protocol):
+    """What collects a request body as it arrives: a list (the default), or the handler's spooling BodyBuffer."""
+
+    def append(self, data: bytes, /) -> None: ...
+
+
+BodyT = TypeVar("BodyT", bound=BodySink)
 
 
 class Limits:
@@ -43,18 +52,28 @@ class Limits:
         self.max_body_size = max_body_size
 
 
-class Request:
-    """One parsed request: method, target, version, headers (raw bytes pairs), body."""
+class Request(Generic[BodyT]):
+    """One parsed request: method, target, version, headers (raw bytes pairs), body.
+
+    ``body`` is what the reader's body factory made: a list of ``bytes`` unless told otherwise.
+    """
 
     __slots__ = ("method", "target", "version", "headers", "body", "keep_alive", "expect_continue",
                  "continued", "chunked", "content_length")
 
-    def __init__(self) -> None:
+    @overload
+    def __init__(self: "Request[List[bytes]]") -> None: ...
+    @overload
+    def __init__(self, body: BodyT) -> None: ...
+
+    def __init__(self, body: Any = None) -> None:
         self.method = b""
         self.target = b""
         self.version = "1.1"
         self.headers: List[Tuple[bytes, bytes]] = []
-        self.body: List[bytes] = []
+        if body is None:
+            body = []
+        self.body: BodyT = body
         self.keep_alive = True
         self.expect_continue = False
         self.continued = False
@@ -76,22 +95,27 @@ def _check_request_line(line: bytes) -> None:
         raise HTTPError(400, "more than one space between the parts of the request line")
 
 
-class RequestReader:
+class RequestReader(Generic[BodyT]):
     """Feed bytes, get complete requests.  Also reports when headers are complete (for 100-continue)."""
 
-    def __init__(self, limits: Limits, body: Callable[[], Any] = list):
+    @overload
+    def __init__(self: "RequestReader[List[bytes]]", limits: Limits) -> None: ...
+    @overload
+    def __init__(self, limits: Limits, body: Callable[[], BodyT]) -> None: ...
+
+    def __init__(self, limits: Limits, body: Callable[[], Any] = list) -> None:
         self.limits = limits
-        self.new_body = body  # what collects a body: a list, or the handler's spooling BodyBuffer
+        self.new_body: Callable[[], BodyT] = body  # what collects a body: a list, or the handler's BodyBuffer
         self.parser = httptools.HttpRequestParser(self)
-        self.current: Optional[Request] = None
-        self.done: List[Request] = []
+        self.current: Optional[Request[BodyT]] = None
+        self.done: List[Request[BodyT]] = []
         self.body_size = 0
         self.header_size = 0
         self.in_headers = False
 
     # -- the interface -------------------------------------------------------
 
-    def feed(self, data: bytes) -> List[Request]:
+    def feed(self, data: bytes) -> List[Request[BodyT]]:
         """Parse ``data``; return the requests it completed (possibly several: pipelining).
 
         A request refused after others in the same data completed is
@@ -201,6 +225,8 @@ class RequestReader:
         return self.current is not None
 
     # -- llhttp callbacks ---------------------------------------------------------
+    #
+    # llhttp calls on_message_begin first: every other callback finds ``current`` set.
 
     def _fail(self, status: int, detail: str) -> None:
         self.failure = HTTPError(status, detail)
@@ -208,21 +234,23 @@ class RequestReader:
 
     def on_message_begin(self) -> None:
         self.chunk_line = b""
-        self.current = Request()
-        self.current.body = self.new_body()
+        self.current = Request(self.new_body())
         self.in_headers = True
         self.body_size = 0
         self.header_size = 0
 
     def on_url(self, url: bytes) -> None:
         request = self.current
+        assert request is not None
         request.target += url
         self.header_size += len(url)
         if len(request.target) > self.limits.max_uri_size:
             self._fail(414, f"request target over {self.limits.max_uri_size} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        headers = self.current.headers
+        request = self.current
+        assert request is not None
+        headers = request.headers
         if len(headers) >= self.limits.max_headers:
             self._fail(431, f"more than {self.limits.max_headers} header fields")
         self.header_size += len(name) + len(value) + 4
@@ -232,6 +260,7 @@ class RequestReader:
 
     def on_headers_complete(self) -> None:
         request = self.current
+        assert request is not None
         parser = self.parser
         request.method = parser.get_method()
         request.version = parser.get_http_version()
@@ -256,15 +285,19 @@ class RequestReader:
         self.body_size += len(body)
         if self.body_size > self.limits.max_body_size:
             self._fail(413, f"request body over {self.limits.max_body_size} bytes")
-        self.current.body.append(body)
+        request = self.current
+        assert request is not None
+        request.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.done.append(self.current)
+        request = self.current
+        assert request is not None
+        self.done.append(request)
         self.current = None
 
     # -- what llhttp leaves to us ---------------------------------------------------
 
-    def _check(self, request: Request) -> None:
+    def _check(self, request: Request[BodyT]) -> None:
         host = 0
         transfer_encoding = False
         for name, value in request.headers:

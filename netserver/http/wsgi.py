@@ -297,11 +297,13 @@ class Response:
         if self.head_only or self.code in (204, 304) or self.code < 200:
             self.conn.sendall(head)
             return
-        if self.length != len(body):
+        length = self.length
+        assert length is not None  # _head() framed a body: the app's Content-Length or len(body)
+        if length != len(body):
             # The app's Content-Length is what the client reads by: never more, and a short
             # body can only be ended by closing (issue 14: the tail became the next response).
-            self._body_mismatch("more" if len(body) > self.length else "fewer", len(body))
-            body = body[:self.length]
+            self._body_mismatch("more" if len(body) > length else "fewer", len(body))
+            body = body[:length]
         self.sent += len(body)
         self.conn.sendall(head + body)
 

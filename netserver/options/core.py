@@ -6,7 +6,7 @@ along the class's MRO by ``Server.options(template)``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Tuple
 
 from ..access import AccessConfigError, compile_patterns, parse_cidr_list
 from ..log import LogConfigError, read_log_config, resolve_log_function, syslog_facility_names, validate_log_file
@@ -111,7 +111,7 @@ def _facility(value: Any) -> str:
 
 REVERSE_LOOKUPS = ("0", "1", "double", "double-detail", "double-autofail", "double-debug")
 
-OPTIONS = (
+OPTIONS: Tuple[Option, ...] = (
     # -- configuration and logging --
     Option("conf_file", to_path, None, section="Configuration", metavar="FILE",
            doc="File of 'key value' lines read as the fourth configuration source."),

@@ -9,7 +9,10 @@ platform, say), is reported as unavailable rather than failing the import.
 from __future__ import annotations
 
 import importlib
-from typing import Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple, Type
+
+if TYPE_CHECKING:
+    from ..server import Server
 
 __all__ = ["PERSONALITIES", "canonical_name", "load", "LoadError"]
 
@@ -42,7 +45,7 @@ def canonical_name(name: str) -> Optional[str]:
     return _ALIASES.get(lowered)
 
 
-def load(name: str) -> type:
+def load(name: str) -> Type[Server]:
     """The class for a personality name; :class:`LoadError` says why not."""
     canonical = canonical_name(name)
     if canonical is None:

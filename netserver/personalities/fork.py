@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from ..options import Option
 from ..options.validators import to_int
@@ -27,7 +27,7 @@ class ForkMixIn(ProcessParentMixIn):
     _personality = "Fork"
     _pool_kinds = ("fork",)
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's
         # own defaults, which differ because a pool is forked ahead of load while Fork and Thread only
         # bound what load creates; a MultiType takes the chosen personality's.

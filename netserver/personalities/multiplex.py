@@ -177,7 +177,7 @@ class Connection:
     def set_timeout(self, seconds: Optional[float]) -> None:
         self.deadline = None if seconds is None else time.monotonic() + seconds
         if self.deadline is not None:
-            self.loop._arm(self)
+            self.loop._arm(self, self.deadline)
 
 
 class MultiplexMixIn(PersonalityMixIn):
@@ -187,7 +187,7 @@ class MultiplexMixIn(PersonalityMixIn):
     _default_handler = MuxEchoHandler
     _accept_burst = 64  # connections taken per readiness of a listener
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         Option("check_for_dequeue", to_float, 0.0, section="Multiplex", metavar="SECONDS",
                doc="Multiplex: seconds between calls of run_dequeue() in the serving process (0: never)."),
     )
@@ -293,11 +293,13 @@ class MultiplexMixIn(PersonalityMixIn):
         if not self.verify_request(sock, client_address):
             self.shutdown_request(sock)
             return
+        selector = self._mux_selector
+        assert selector is not None  # accepting happens only inside _serve_until_stopped
         sock.setblocking(False)
         connection = Connection(self, sock, True)
         self._connections[connection.fd] = connection
         connection.events = _READ
-        self._mux_selector.register(sock, _READ, connection)
+        selector.register(sock, _READ, connection)
         self._start(connection, client_address)
 
     def _datagram(self, request: Tuple[bytes, socket.socket], client_address: Any) -> None:
@@ -376,7 +378,10 @@ class MultiplexMixIn(PersonalityMixIn):
                 connection.paused = False
         events = (0 if connection.paused or connection.closing else _READ) | (_WRITE if pending else 0)
         if events and events != connection.events:
-            self._mux_selector.modify(connection.sock, events, connection)
+            selector = self._mux_selector
+            # An open stream connection is in the loop's selector: the loop drops every one before it ends.
+            assert selector is not None
+            selector.modify(connection.sock, events, connection)
             connection.events = events
 
     def _drop(self, connection: Connection) -> None:
@@ -406,8 +411,8 @@ class MultiplexMixIn(PersonalityMixIn):
 
     # -- timers ----------------------------------------------------------------------------
 
-    def _arm(self, connection: Connection) -> None:
-        heapq.heappush(self._timers, (connection.deadline, connection.fd, id(connection)))
+    def _arm(self, connection: Connection, deadline: float) -> None:
+        heapq.heappush(self._timers, (deadline, connection.fd, id(connection)))
 
     def _expire(self, now: float) -> None:
         timers = self._timers

@@ -8,7 +8,7 @@ in line.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 from ..options import Option, Source, declared_options
 from ..options.option import normalize_template
@@ -26,7 +26,7 @@ def _server_type(value: Any) -> str:
     return name
 
 
-def chosen_declarations(cls: type, chosen: type) -> Dict[str, Option]:
+def chosen_declarations(cls: type, chosen: Type[Server]) -> Dict[str, Option]:
     """Options ``chosen`` declares that ``cls`` does not: their defaults are the chosen personality's.
 
     (``max_servers`` is 256 for Fork and 50 for PreFork; ``HTTP --server_type PreFork`` gets 50.)
@@ -35,10 +35,10 @@ def chosen_declarations(cls: type, chosen: type) -> Dict[str, Option]:
     return {name: option for name, option in declared_options(chosen).items() if name not in own}
 
 
-_COMBINED: Dict[tuple, type] = {}
+_COMBINED: Dict[Tuple[Type[Server], Type[Server]], type] = {}
 
 
-def combine(base: type, personality: type) -> type:
+def combine(base: Type[Server], personality: Type[Server]) -> type:
     """``base`` (the user's class) over ``personality``: their methods first, then the personality's."""
     if issubclass(base, personality) and base._personality == personality._personality:
         return base
@@ -54,7 +54,7 @@ class MultiType(Server):
 
     _personality = "MultiType"
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         Option("server_type", _server_type, ["Single"], multi=True, section="MultiType", metavar="NAME",
                doc="Personality to run as; repeat to give fallbacks, tried in order."),
     )
@@ -72,8 +72,9 @@ class MultiType(Server):
                 template.setdefault(name, option)
         return template
 
-    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None) -> Config:
-        config = super().configure(run_options, argv)
+    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None,
+                  run_source: Optional[Source] = None) -> Config:
+        config = super().configure(run_options, argv, run_source)
         chosen = None
         for name in config.server_type:
             try:

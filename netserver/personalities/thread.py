@@ -14,7 +14,7 @@ import queue
 import socket
 import threading
 import time
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import to_int
@@ -39,7 +39,7 @@ class ThreadMixIn(PersonalityMixIn):
     daemon_threads = False
     block_on_close = True
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's
         # own defaults, which differ because a pool is forked ahead of load while Fork and Thread only
         # bound what load creates; a MultiType takes the chosen personality's.

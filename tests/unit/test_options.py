@@ -242,6 +242,18 @@ def test_multitype_and_http_take_the_chosen_personalitys_defaults(server_type, e
     assert config.max_servers == 300
 
 
+def test_multitype_and_http_configure_take_the_run_source():
+    """``configure(run_options, argv, run_source)`` is Server's signature; MultiType and HTTP
+    dropped ``run_source`` (a TypeError for a caller naming where run options come from)."""
+    from netserver.http import HTTP
+
+    for cls in (netserver.Server, netserver.MultiType, HTTP):
+        server = cls(None, None, bind_and_activate=False)
+        config = server.configure({"log_level": 1}, argv=[], run_source=Source("class attribute"))
+        assert config.log_level == 1
+        assert config.source_of("log_level") == Source("class attribute"), cls
+
+
 def test_http_default_port_is_net_server_https():
     """``net-server http``: 8080, or 80 when started as root; any port given wins."""
     from netserver.http import HTTP
