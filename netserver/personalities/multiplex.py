@@ -168,6 +168,8 @@ class Connection:
         self.loop._update(self)
 
     def close_when_sent(self) -> None:
+        if self.closing:
+            return
         self.closing = True
         if not self.outbuf:
             self.loop._drop(self)
@@ -184,7 +186,7 @@ class MultiplexMixIn(PersonalityMixIn):
     """One process serving every connection through callbacks (see the module docstring)."""
 
     _personality = "Multiplex"
-    _default_handler = MuxEchoHandler
+    _default_handler: type = MuxEchoHandler  # a MuxHandler class, not a BaseRequestHandler
     _accept_burst = 64  # connections taken per readiness of a listener
 
     OPTIONS: Tuple[Option, ...] = (
@@ -308,11 +310,14 @@ class MultiplexMixIn(PersonalityMixIn):
             return
         connection = Connection(self, sock, False, client_address)
         self._start(connection, client_address)
-        if connection.handler is not None:
+        if connection.handler is not None and not connection.closed:
             connection.inbuf += data
             self._call(connection, "mux_input", connection.inbuf)
-            self._call(connection, "mux_eof", connection.inbuf)
-            self._call(connection, "mux_close")
+            if not connection.closed:  # neither failed nor close()d in mux_input
+                self._call(connection, "mux_eof", connection.inbuf)
+            if not connection.closed:
+                connection.closing = True  # a close() in mux_close has nothing left to do
+                self._call(connection, "mux_close")
         connection.closed = True
 
     def _start(self, connection: Connection, client_address: Any) -> None:
@@ -389,6 +394,9 @@ class MultiplexMixIn(PersonalityMixIn):
         if connection.closed:
             return
         connection.closed = True
+        if not connection.stream:  # a datagram's socket is its listener's: it stays open
+            self._call(connection, "mux_close")
+            return
         self._connections.pop(connection.fd, None)
         try:
             if self._mux_selector is not None:

@@ -4,12 +4,15 @@ import os
 import resource
 import socket
 import textwrap
+import threading
 import time
 
 import pytest
 
 from harness import TIMEOUT, ServerProcess, read_all
 from waiting import wait_until
+
+import netserver
 
 pytestmark = pytest.mark.process  # some tests here start the server as a process
 
@@ -164,6 +167,55 @@ def test_udp_and_access_control():
         assert read_all(denied) == b""  # closed without a greeting
         denied.close()
         server.wait_for(r"Denying connection from \[127\.0\.0\.2\]")
+
+
+def test_a_datagram_handler_that_fails_or_closes_ends_only_its_datagram():
+    """A datagram's connection shares its listener's socket: a handler that raises or calls close()
+    ends that datagram, with one mux_close (the listener was closed and the port went deaf)."""
+    events = []
+
+    class Picky(netserver.MuxHandler):
+        def mux_input(self, data):
+            text = bytes(data)
+            del data[:]
+            events.append(("input", text))
+            if text == b"boom":
+                raise RuntimeError("boom")
+            self.write(b"ok:" + text)
+            if text == b"close":
+                self.close()
+
+        def mux_eof(self, data):
+            events.append(("eof",))
+
+        def mux_close(self):
+            events.append(("close",))
+
+    class UDPMultiplex(netserver.Multiplex):
+        socket_type = socket.SOCK_DGRAM
+
+        def handle_error(self, request, client_address):
+            events.append(("error",))
+
+    server = UDPMultiplex(("127.0.0.1", 0), Picky, log_level=0)
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    loop.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(TIMEOUT)
+            for text in (b"boom", b"close", b"again"):
+                client.sendto(text, server.server_address)
+            assert client.recvfrom(64)[0] == b"ok:close"
+            assert client.recvfrom(64)[0] == b"ok:again"
+        wait_until(lambda: len(events) == 8, what="the last datagram's mux_close")
+        assert events == [("input", b"boom"), ("error",), ("close",),
+                          ("input", b"close"), ("close",),
+                          ("input", b"again"), ("eof",), ("close",)]
+        assert server.socket.fileno() != -1
+    finally:
+        server.shutdown()
+        loop.join(TIMEOUT)
+        server.server_close()
 
 
 def test_refuses_a_stream_handler(tmp_path):
