@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - depends on the installation
 
 from .errors import HTTPError
 
-__all__ = ["Request", "RequestReader", "Limits", "BodySink"]
+__all__ = ["Request", "RequestReader", "Limits"]
 
 
 class BodySink(Protocol):
