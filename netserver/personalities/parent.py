@@ -89,6 +89,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
 
     _drops_privileges_in_children = True
     _decides_where_requests_run = True
+    _pool_kinds: Tuple[str, ...] = ("prefork",)  # the kinds of child a HUP without re-exec replaces
 
     OPTIONS: Tuple[Option, ...] = (
         Option("check_for_dead", to_float, 30.0, section="Processes", metavar="SECONDS",
@@ -209,8 +210,6 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
             return
         self._host.log(2, "Received HUP: children finish their connections and are replaced")
         self._retire_children(self._children.of_kind(*self._pool_kinds), replace=True)
-
-    _pool_kinds = ("prefork",)
 
     def _retire_children(self, children: List[Child], replace: bool = False) -> None:
         """Ask children to finish their connection and exit (SIGHUP).

@@ -72,7 +72,6 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                    "connections; set net.ipv4.tcp_migrate_req=1 so a retiring child loses none."),
     )
 
-    _pool_kinds = ("prefork",)
     _tick = 0.5  # seconds between pool checks in the parent
     _child: Optional[PoolChild]  # in a pool child: its state and loop (None in the parent)
 
