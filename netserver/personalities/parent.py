@@ -4,6 +4,9 @@ Forking a child with the right hygiene, reaping children by ``waitpid``
 alone, stopping them gracefully (QUIT), now (TERM/INT, then SIGKILL after
 ``stop_timeout``) or for a restart (HUP), TTIN/TTOU, ``sig_passthrough``,
 dequeue children.  The personalities add only their loop and their policy.
+What only a child has (its parent's pid, the flags its signal handlers set)
+is a :class:`~netserver.process.child.ChildState` made in the child by
+``_new_child`` (PreForkSimple's is a ``PoolChild``), never the server's.
 
 Children are told what to do with signals:
 

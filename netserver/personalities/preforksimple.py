@@ -287,7 +287,8 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     # -- child --------------------------------------------------------------------
 
     def _new_child(self, kind: str, slot: Optional[int], parent: int) -> PoolChild:
-        """In a new child, right after ``fork``: its state (dequeue children get one too, unused)."""
+        """In a new child, right after ``fork``: its state.  A dequeue child gets one too, for its
+        HUP/QUIT handlers, but no slot, no budget, and never runs the loop."""
         config = self._host.config
         return PoolChild(slot if slot is not None else -1, parent, self._scoreboard, self._lock,
                          self._host.accept_from, self._handle_connection, self._host.reopen_logs,

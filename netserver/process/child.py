@@ -100,8 +100,8 @@ class PoolChild(ChildState):
     :meth:`on_retire` (HUP, QUIT) and :meth:`on_usr1`.
     """
 
-    __slots__ = ("slot", "board", "lock", "locked", "accept", "handle", "reopen_logs", "limit", "served", "retire", "drain",
-                 "waiting_for_lock", "own_listeners", "targets", "tokens", "by_fd")
+    __slots__ = ("slot", "board", "lock", "locked", "accept", "handle", "reopen_logs", "limit", "served",
+                 "retire", "drain", "waiting_for_lock", "own_listeners", "targets", "tokens", "by_fd")
 
     def __init__(self, slot: int, parent_pid: int, board: Scoreboard, lock: AcceptLock,
                  accept: Callable[[Any], Tuple[Any, Any]], handle: Callable[[Any, Any], None],
