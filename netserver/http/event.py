@@ -31,7 +31,6 @@ which epoll cannot see).  Datagrams are served the classic way; with
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import ssl
@@ -39,9 +38,8 @@ import struct
 import time
 from typing import Any, Dict, Optional
 
-from ..personalities.preforksimple import _wake_parent
-from ..process.scoreboard import client_text
-from ..process.scoreboard import EXITING, IDLE
+from ..process.child import ORPHAN_CHECK, PoolChild
+from ..process.scoreboard import IDLE, client_text
 from .errors import HTTPError
 from .handler import body_deadline
 
@@ -110,43 +108,48 @@ class _Connection:
 
 
 class EventChild:
-    """The loop of one child; see the module docstring."""
+    """The loop of one child; see the module docstring.
+
+    The child's own state (retire/drain flags, a USR1 to act on, its request
+    budget, its parent, the listeners it accepts from) is the pool's
+    :class:`~netserver.process.child.PoolChild`, which the signal handlers
+    set; this loop adds the connections it holds.
+    """
 
     def __init__(self, server: Any, slot: int):
+        child: PoolChild = server._child
         self.server = server
+        self.child = child
         self.slot = slot
-        self.board = server._scoreboard
+        self.board = child.board
         self.http = server.http
         self.capacity = server.config.http_event_connections
         self.connections: Dict[int, _Connection] = {}
         self.poller = select.epoll()
-        self.listeners: Dict[int, Any] = {}
+        self.listeners: Dict[int, Any] = dict(child.by_fd)  # listening fd -> token
         self.accepting = False
         self.accepted = 0
-        self.limit = server._request_limit()
 
     # -- the loop --------------------------------------------------------------------
 
     def run(self) -> None:
-        server, board, slot = self.server, self.board, self.slot
-        wakeup = server._signals
-        self.targets = server._accept_targets()
-        for sock, token in self.targets:
-            self.listeners[sock.fileno()] = token
+        child, board, slot = self.child, self.board, self.slot
+        wakeup = child.wakeup
+        assert wakeup is not None  # the pool child's, made before the loop
         self._accept(True)
         self.poller.register(wakeup.fileno(), _IN)
         connections = self.connections
         next_scan = time.monotonic() + _TICK
         board.set_state(slot, IDLE)
         while True:
-            if server._retire or (self.limit and self.accepted >= self.limit):
+            if child.retire or child.exhausted(self.accepted):
                 self._accept(False)
                 self._close_idle()
                 if not connections:
                     break
-            events = self.poller.poll(_TICK if connections else server._orphan_check)
-            if not events and not connections and os.getppid() != server._parent_pid:
-                server._retire = True  # the parent is gone: do not linger as an orphan
+            events = self.poller.poll(_TICK if connections else ORPHAN_CHECK)
+            if not events and not connections:
+                child.parent_gone()  # an orphan retires rather than linger
             for fd, _ in events:
                 connection = connections.get(fd)
                 if connection is not None:
@@ -159,16 +162,12 @@ class EventChild:
                         self._take(self.listeners[fd])
                 else:
                     wakeup.drain()
-                    if server._reopen_log:
-                        server._reopen_log = False
-                        server.reopen_logs()
+                    child.reopen_logs_if_asked()
             now = time.monotonic()
             if now >= next_scan:
                 next_scan = now + _TICK
                 self._expire(now)
-        board.set_state(slot, EXITING)
-        if server._drain:
-            server._drain_queue([token for _, token in self.targets])
+        child.close()  # EXITING; after QUIT, what is queued is served the classic way
         self.poller.close()
 
     def _accept(self, on: bool) -> None:
@@ -205,10 +204,8 @@ class EventChild:
         except OSError:
             return None  # the queue is empty, another child took it, or the peer gave up
         self.accepted += 1
-        if self.limit and self.accepted >= self.limit:
-            self.board.mark_retiring(self.slot)  # the successor may start now (see PreForkSimple)
-            _wake_parent(server._parent_pid)
-            server._retire = True  # the last connection: answered with Connection: close
+        if self.child.exhausted(self.accepted):
+            self.child.take_last()  # the successor may start now; this one is answered with Connection: close
         tls = type(request) is not socket.socket
         if tls and not hasattr(request, "do_handshake"):  # a datagram: the classic way, start to end
             self._classic(request, client_address)
@@ -252,7 +249,7 @@ class EventChild:
             self._park(connection, _OUT)
             return
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError: a bad client, a reset
-            self.server.log(3, f"TLS handshake with {connection.label} failed: {exc}")
+            self.server.log(3, f"TLS handshake with {connection.label.decode('ascii', 'replace')} failed: {exc}")
             self._close(connection)
             return
         connection.handshaking = False
@@ -353,7 +350,7 @@ class EventChild:
             except HTTPError as error:
                 self._refuse(connection, error)
                 return
-        if not keep or server._retire:
+        if not keep or self.child.retire:
             self._close(connection)
             return
         connection.body_started = 0.0  # a pipelined request's body is timed from now
@@ -441,7 +438,7 @@ class EventChild:
         finally:
             server.shutdown_request(sock)
             server.post_client_connection_hook(sock)
-        if not self.accepting and not server._retire and not (self.limit and self.accepted >= self.limit):
+        if not self.accepting and not self.child.retire and not self.child.exhausted(self.accepted):
             self._accept(True)  # room again
 
 

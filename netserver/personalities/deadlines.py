@@ -29,14 +29,15 @@ from typing import Any, Dict, List, Optional, Tuple
 from ..options import Option
 from ..options.validators import to_float
 from ..process.scoreboard import BUSY
+from .base import PersonalityMixIn
 
 __all__ = ["ChildDeadlinesMixIn"]
 
 
-class ChildDeadlinesMixIn:
+class ChildDeadlinesMixIn(PersonalityMixIn):
     """``child_timeout`` and ``graceful_timeout`` for the forking personalities (see the module docstring)."""
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         Option("child_timeout", to_float, 0.0, section="Processes", metavar="SECONDS",
                doc="Longest a child may spend on one request (one connection, unless the handler marks "
                    "requests, as HTTP does); then it is stopped (TERM, KILL after stop_timeout) and "
@@ -47,8 +48,9 @@ class ChildDeadlinesMixIn:
                    "as in Net::Server."),
     )
 
-    _scoreboard: Any = None  # when each child's current request began (PreForkSimple, PreFork, Fork)
-    _child_slot: Optional[int] = None  # in a child: its scoreboard slot
+    # Set by the personality: PreForkSimple/PreFork when they start serving, Fork on first need.
+    _scoreboard: Any = None  # the Scoreboard: when each child's current request began
+    _child_slot: Optional[int] = None  # in a child: its scoreboard slot (Fork's children have one too)
 
     def _personality_init(self) -> None:
         super()._personality_init()

@@ -4,6 +4,9 @@ Forking a child with the right hygiene, reaping children by ``waitpid``
 alone, stopping them gracefully (QUIT), now (TERM/INT, then SIGKILL after
 ``stop_timeout``) or for a restart (HUP), TTIN/TTOU, ``sig_passthrough``,
 dequeue children.  The personalities add only their loop and their policy.
+What only a child has (its parent's pid, the flags its signal handlers set)
+is a :class:`~netserver.process.child.ChildState` made in the child by
+``_new_child`` (PreForkSimple's is a ``PoolChild``), never the server's.
 
 Children are told what to do with signals:
 
@@ -19,13 +22,13 @@ import os
 import signal
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import to_float, to_int
+from ..process.child import ChildState
 from ..process.children import Child, ChildTable, Exit, describe_status
 from ..signals import signal_name
-from .base import PersonalityMixIn
 from .deadlines import ChildDeadlinesMixIn
 
 __all__ = ["ProcessParentMixIn", "EXIT_OK", "EXIT_ERROR"]
@@ -84,13 +87,14 @@ def _ensure_prctl() -> None:
         _prctl, _prctl_loaded = _load_prctl(), True
 
 
-class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
+class ProcessParentMixIn(ChildDeadlinesMixIn):
     """Parent-process machinery; see the module docstring."""
 
     _drops_privileges_in_children = True
     _decides_where_requests_run = True
+    _pool_kinds: Tuple[str, ...] = ("prefork",)  # the kinds of child a HUP without re-exec replaces
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         Option("check_for_dead", to_float, 30.0, section="Processes", metavar="SECONDS",
                doc="How often the parent double-checks that the children it counts are alive."),
         Option("max_dequeue", to_int(0), 0, section="Processes", metavar="N",
@@ -109,6 +113,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         self._last_dequeue = time.monotonic()
         self._last_dead_check = time.monotonic()
         self._in_child = False
+        self._child: Optional[ChildState] = None  # in a forked child: its own state (process/child.py)
 
     # -- signals ---------------------------------------------------------------
 
@@ -122,8 +127,11 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         return list(self._host.config.sig_passthrough)
 
     def _dispatch_signals(self, _token: Any = None) -> None:
+        signals = self._signals
+        if signals is None:
+            return
         passthrough = self._passthrough()
-        for signum in self._signals.drain():
+        for signum in signals.drain():
             name = signal_name(signum)
             if name in passthrough:
                 self._children.signal_all(signum)
@@ -201,12 +209,10 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
     def _sig_hup(self) -> None:
         """Re-exec (over ``netserver.Server`` run by ``run()``), else replace the children."""
         if self._host.restartable():
-            super()._sig_hup()  # netserver.Server's re-exec in place
+            super()._sig_hup()  # type: ignore[misc]  # netserver.Server's re-exec (restart.py), next in its MRO
             return
         self._host.log(2, "Received HUP: children finish their connections and are replaced")
         self._retire_children(self._children.of_kind(*self._pool_kinds), replace=True)
-
-    _pool_kinds = ("prefork",)
 
     def _retire_children(self, children: List[Child], replace: bool = False) -> None:
         """Ask children to finish their connection and exit (SIGHUP).
@@ -247,15 +253,15 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         try:
             if not _follow_parent(parent):
                 code = EXIT_OK
-                return  # the parent died while we were being born: nothing to serve for
-            self._become_child()
+                return None  # the parent died while we were being born: nothing to serve for
+            self._become_child(kind, slot, parent)
             self._child_prepare()
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._host.leave_parent_files()  # the pid file's lock and descriptor are the parent's (issue 14)
             self._host.drop_privileges()
             if not _follow_parent(parent):  # changing ids cleared PR_SET_PDEATHSIG: set it again
                 code = EXIT_OK
-                return
+                return None
             self._host.child_init_hook("dequeue" if kind == "dequeue" else "")
             body()
             self._host.child_finish_hook("dequeue" if kind == "dequeue" else "")
@@ -270,9 +276,10 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         finally:
             os._exit(code)
 
-    def _become_child(self) -> None:
-        """A new child's first acts: signals, parent-only descriptors."""
+    def _become_child(self, kind: str, slot: Optional[int], parent: int) -> None:
+        """A new child's first acts: its own state, signals, parent-only descriptors."""
         self._in_child = True
+        child = self._child = self._new_child(kind, slot, parent)
         signals = self._signals
         for signum in _CHILD_DEFAULT:
             if _signal.getsignal(signum) is not _signal.SIG_IGN:  # one the program ignores stays ignored
@@ -280,19 +287,15 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
         for signum in _CHILD_IGNORED:
             _signal.signal(signum, _signal.SIG_IGN)
         # A USR1 already pending (blocked since the fork) must not be dropped by SIG_IGN: remember it.
-        _signal.signal(_SIGUSR1, self._child_usr1)
+        _signal.signal(_SIGUSR1, child.on_usr1)
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None
         self._children = ChildTable()  # random is reseeded by CPython's own after-fork hook
 
-    def _child_usr1(self, signum: int, frame: Any) -> None:
-        """USR1 in a child: reopen the log between connections."""
-        self._reopen_log = True
-        if self._signals is not None:
-            self._signals.wake()
-
-    _reopen_log = False
+    def _new_child(self, kind: str, slot: Optional[int], parent: int) -> ChildState:
+        """The state of the child being born (in it, right after ``fork``); a pool's is richer."""
+        return ChildState(parent)
 
     def _waiting_clients_sockets(self) -> List[Any]:
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us
@@ -330,8 +333,10 @@ class ProcessParentMixIn(ChildDeadlinesMixIn, PersonalityMixIn):
 
     def _child_exited(self, exit: Exit) -> None:
         """Log an abnormal exit (the personality frees what the child held)."""
-        if exit.failed and not exit.child.retiring and self._stop_mode is None:
-            self._host.log(1, f"Child {exit.pid} ({exit.child.kind}) exited abnormally: {describe_status(exit.status)}")
+        child = exit.child
+        assert child is not None  # _reap_children passes only the server's own children here
+        if exit.failed and not child.retiring and self._stop_mode is None:
+            self._host.log(1, f"Child {exit.pid} ({child.kind}) exited abnormally: {describe_status(exit.status)}")
 
     def service_actions(self) -> None:
         """Every pass of the parent loop: reap, check for the dead, run dequeue."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import select
 import socket
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import to_bool, to_float, to_int
@@ -31,7 +31,7 @@ class PreForkMixIn(PreForkSimpleMixIn):
 
     _personality = "PreFork"
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         Option("min_servers", to_int(1), 5, section="PreFork", metavar="N",
                doc="Children started at once, and the fewest kept."),
         Option("min_spare_servers", to_int(0), 2, section="PreFork", metavar="N",
@@ -55,6 +55,9 @@ class PreForkMixIn(PreForkSimpleMixIn):
         self._talk: Optional[Any] = None  # epoll over the parents' ends of the children's socketpairs
         self._talk_socks: Dict[int, socket.socket] = {}
         self._statuses: Dict[int, str] = {}  # pid -> last status given to parent_read_hook
+        self._last_status = ""  # the last notify_status text
+        # While one child is forked: its end of the socketpair, and the parents' ends it must close.
+        self._new_child_talk: Optional[Tuple[socket.socket, List[socket.socket]]] = None
 
     # -- TTIN / TTOU: min_servers and max_servers together, as Net::Server ------------
 
@@ -98,12 +101,12 @@ class PreForkMixIn(PreForkSimpleMixIn):
         if pid is None:
             parent_end.close()
             return None
-        self._children.get(pid).sock = parent_end
+        child = self._children.get(pid)
+        assert child is not None  # _fork_child has just added it
+        child.sock = parent_end
         self._talk_socks[parent_end.fileno()] = parent_end
         self._talk.register(parent_end.fileno(), select.EPOLLIN)
         return pid
-
-    _new_child_talk = None
 
     def _child_prepare(self) -> None:
         """In a new child: ``self.parent_sock`` is its end (before ``child_init_hook``, as in Net::Server)."""
@@ -112,15 +115,18 @@ class PreForkMixIn(PreForkSimpleMixIn):
             child_end, parents_ends = self._new_child_talk
             for sock in parents_ends:  # this and the other children's parent ends
                 sock.close()
-            self._talk.close()
+            if self._talk is not None:
+                self._talk.close()
             self._talk, self._talk_socks, self._new_child_talk = None, {}, None
-            self.parent_sock = child_end
+            self.parent_sock = child_end  # Net::Server's name, for the program's hooks
 
     def _child_exited(self, exit: Exit) -> None:
         super()._child_exited(exit)
-        sock = exit.child.sock
+        child = exit.child
+        assert child is not None  # _reap_children passes only the server's own children here
+        sock = child.sock
         if sock is not None:
-            exit.child.sock = None
+            child.sock = None
             if self._talk is not None:
                 self._talk_socks.pop(sock.fileno(), None)
                 self._talk.unregister(sock.fileno())
@@ -190,8 +196,6 @@ class PreForkMixIn(PreForkSimpleMixIn):
         if status != self._last_status:
             self._last_status = status
             self._host.notify_status(status)
-
-    _last_status = ""
 
     def _retirable(self, idle: List[Any], now: float, over_max: bool) -> List[Any]:
         """Idle children old enough to retire (any idle child when over ``max_servers``), oldest first."""

@@ -1,11 +1,14 @@
 """PreForkSimple: a fixed pool of ``max_servers`` children, each serving up to ``max_requests``.
 
-The child loop here is shared with PreFork, and it is the hot path: accept
-on a non-blocking listener (one system call per connection while there is
-work), serve, and only when the queue is empty wait in ``epoll`` with
-``EPOLLEXCLUSIVE`` so one child is woken per connection — no thundering
-herd and, on Linux, no accept lock.  The child reports its state in the
-shared scoreboard with plain memory writes.
+This module is the parent's side (the pool, the scoreboard, the accept
+lock) and the child's set-up; the child's loop and its state are
+:class:`netserver.process.child.PoolChild`, shared with PreFork and the
+HTTP event loop.  It is the hot path: accept on a non-blocking listener
+(one system call per connection while there is work), serve, and only when
+the queue is empty wait in ``epoll`` with ``EPOLLEXCLUSIVE`` so one child
+is woken per connection — no thundering herd and, on Linux, no accept
+lock.  The child reports its state in the shared scoreboard with plain
+memory writes.
 """
 
 from __future__ import annotations
@@ -21,18 +24,18 @@ from typing import Any, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import choice, to_bool, to_int, to_optional_str
+from ..process.child import EXCLUSIVE, PoolChild, request_limit
 from ..process.children import Exit
 from ..process.pool import CrashBackoff, SpawnThrottle
-from ..process.scoreboard import EXITING, IDLE, STARTING, Scoreboard, client_text
-from ..process.serialize import SERIALIZERS, NoLock, make_lock
+from ..process.scoreboard import IDLE, STARTING, Scoreboard
+from ..process.serialize import SERIALIZERS, AcceptLock, NoLock, make_lock
 from ..server import Server
 from ..signals import SignalQueue
 from .parent import ProcessParentMixIn
 
 __all__ = ["PreForkSimpleMixIn", "PreForkSimple"]
 
-_EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
-_SIGHUP, _SIGQUIT, _SIGUSR1 = int(signal.SIGHUP), int(signal.SIGQUIT), int(signal.SIGUSR1)
+_SIGHUP, _SIGQUIT = int(signal.SIGHUP), int(signal.SIGQUIT)
 
 
 def killed_from_outside(status: int) -> bool:
@@ -46,7 +49,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     _personality = "PreForkSimple"
 
-    OPTIONS = (
+    OPTIONS: Tuple[Option, ...] = (
         # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's
         # own defaults, which differ because a pool is forked ahead of load while Fork and Thread only
         # bound what load creates; a MultiType takes the chosen personality's.
@@ -69,20 +72,17 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                    "connections; set net.ipv4.tcp_migrate_req=1 so a retiring child loses none."),
     )
 
-    _pool_kinds = ("prefork",)
     _tick = 0.5  # seconds between pool checks in the parent
-    _orphan_check = 2.0  # seconds an idle child waits before checking that its parent lives
+    _child: Optional[PoolChild]  # in a pool child: its state and loop (None in the parent)
 
     def _personality_init(self) -> None:
         super()._personality_init()
-        self._scoreboard: Optional[Scoreboard] = None
-        self._lock = NoLock()
+        self._lock: AcceptLock = NoLock()
+        self._lock_suspect: Optional[float] = None  # 0.0: a child exited; then when the token was first missed
         self._free_slots: List[int] = []
         self._throttle = SpawnThrottle()
         self._backoff = CrashBackoff()
         self._replacements = 0  # children that left on purpose, owed a successor now (not throttled)
-        self._retire = False
-        self._drain = False
 
     # -- parent -------------------------------------------------------------------
 
@@ -90,15 +90,18 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         return []  # the parent never accepts: its loop waits for signals only
 
     def _waiting_clients_sockets(self) -> List[Any]:
-        return [sock for sock, _ in self._accept_targets() if sock.type == socket.SOCK_STREAM]
+        """In a child (HTTP keep-alive asks): the stream sockets it accepts from, its own included."""
+        child = self._child
+        targets = child.targets if child is not None else self._host.listening()
+        return [sock for sock, _ in targets if sock.type == socket.SOCK_STREAM]
 
-    def _accept_targets(self) -> List[Tuple[Any, Any]]:
-        own = [(listener.socket, listener) for listener in self._own_listeners]
-        return own + self._host.listening()
+    @property
+    def _retire(self) -> bool:
+        """This child is leaving after its connection (the HTTP handler ends keep-alive then)."""
+        child = self._child
+        return child is not None and child.retire
 
-    _own_listeners: List[Any] = []
-
-    def _open_own_listeners(self) -> None:
+    def _open_own_listeners(self) -> List[Any]:
         """reuse_port: this child's own socket beside each shared TCP listener (before the drop)."""
         own = []
         for listener in self._host.listeners:
@@ -122,15 +125,14 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
             mine = copy.copy(listener)
             mine.socket = sock
             own.append(mine)
-        self._own_listeners = own
+        return own
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         super().serve_forever(min(poll_interval, self._tick))
 
     def _prepare_to_serve(self) -> None:
         super()._prepare_to_serve()
-        self._parent_pid = os.getpid()
-        targets = self._accept_targets()
+        targets = self._host.listening()
         for sock, _ in targets:
             sock.setblocking(False)  # children accept until EAGAIN, then wait in epoll
         capacity = max(1024, 4 * self._host.config.max_servers)
@@ -158,7 +160,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         chosen = self._host.config.serialize
         if chosen != "auto":
             return chosen
-        return "none" if _EXCLUSIVE or listeners == 1 else "flock"
+        return "none" if EXCLUSIVE or listeners == 1 else "flock"
 
     def _initial_children(self) -> int:
         return self._max_servers_now()
@@ -190,8 +192,6 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
             self._host.child_is_talking_hook(sock)
         if not self._shutdown_request:
             self._manage_pool(time.monotonic())
-
-    _lock_suspect: Optional[float] = None  # 0.0: a child exited; then when the token was first missed
 
     def _check_lock(self, now: float) -> None:
         """After a child exited: if no token is in sight and no child says it holds one, twice
@@ -261,6 +261,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     def _child_exited(self, exit: Exit) -> None:
         super()._child_exited(exit)
         child = exit.child
+        assert child is not None  # _reap_children passes only the server's own children here
         if self._lock.lost_with_holder:
             self._lock_suspect = 0.0  # it may have died holding the token: look on the next passes
         ready = True
@@ -285,142 +286,32 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     # -- child --------------------------------------------------------------------
 
-    def _child_loop(self, slot: int) -> None:
-        """Serve connections until ``max_requests``, retirement or the parent's end."""
-        board = self._scoreboard
-        wakeup = self._signals
-        targets = self._accept_targets()
-        poller = select.epoll()
-        by_fd = {}
-        for sock, token in targets:
-            poller.register(sock.fileno(), select.EPOLLIN | _EXCLUSIVE)
-            by_fd[sock.fileno()] = token
-        poller.register(wakeup.fileno(), select.EPOLLIN)
-        tokens = [token for _, token in targets]
-        limit = self._request_limit()
-        accept_from, handle = self._host.accept_from, self._handle_connection
-        lock = self._lock
-        locked = not isinstance(lock, NoLock)
-        served = 0
-        board.set_state(slot, IDLE)
-        while not self._retire and (not limit or served < limit):
-            if self._reopen_log:  # a USR1 that came while starting or serving (while waiting: below)
-                self._reopen_log = False
-                self._host.reopen_logs()
-            request = None
-            if locked:
-                self._waiting_for_lock = True  # HUP/QUIT now end the wait (_child_retire raises)
-                try:
-                    lock.acquire()
-                except _LockWaitEnded:
-                    break
-                finally:
-                    self._waiting_for_lock = False
-                board.hold_lock(slot, True)
-            try:
-                ready = tokens
-                while request is None and not self._retire:
-                    for token in ready:
-                        try:
-                            request, client_address = accept_from(token)
-                            break
-                        except (BlockingIOError, InterruptedError):
-                            continue
-                        except OSError:
-                            continue  # the peer gave up (ECONNABORTED…)
-                    if request is None and not self._retire:
-                        events = poller.poll(self._orphan_check)
-                        if not events and os.getppid() != self._parent_pid:
-                            self._retire = True  # the parent is gone: do not linger as an orphan
-                        ready = [by_fd[fd] for fd, _ in events if fd in by_fd]
-                        if len(ready) < len(events):
-                            wakeup.drain()
-                        if self._reopen_log:
-                            self._reopen_log = False
-                            self._host.reopen_logs()
-            finally:
-                if locked:
-                    board.hold_lock(slot, False)
-                    lock.release()
-            if request is None:
-                break
-            board.serving(slot, served, client_text(client_address))
-            if limit and served + 1 >= limit:
-                # The last connection: let the parent fork the successor while this one is served,
-                # and let the handler know (HTTP ends keep-alive: the successor is already there).
-                board.mark_retiring(slot)
-                _wake_parent(self._parent_pid)
-                self._retire = True
-            handle(request, client_address)
-            served += 1
-            board.count_request(slot, served)
-            board.set_state(slot, IDLE)
-        board.set_state(slot, EXITING)
-        if self._drain:
-            self._drain_queue(tokens)
-        elif self._own_listeners:  # what the kernel queued on this child's own sockets
-            self._drain_queue(self._own_listeners)
-        for listener in self._own_listeners:
-            listener.socket.close()
-        poller.close()
+    def _new_child(self, kind: str, slot: Optional[int], parent: int) -> PoolChild:
+        """In a new child, right after ``fork``: its state.  A dequeue child gets one too, for its
+        HUP/QUIT handlers, but no slot, no budget, and never runs the loop."""
+        config = self._host.config
+        return PoolChild(slot if slot is not None else -1, parent, self._scoreboard, self._lock,
+                         self._host.accept_from, self._handle_connection, self._host.reopen_logs,
+                         request_limit(config.max_requests, config.max_requests_jitter) if kind == "prefork" else 0)
 
     def _child_prepare(self) -> None:
         """Before ``child_init_hook`` (which may install handlers of its own)."""
         super()._child_prepare()
+        child = self._child
+        assert child is not None  # _become_child made it
         self._lock.after_fork()  # flock needs this child's own open file, opened before the drop
         if self._host.config.reuse_port:
-            self._open_own_listeners()  # binding may need the privileges the child is about to drop
-        self._signals = SignalQueue()
-        _signal.signal(_SIGHUP, self._child_retire)  # _signal: no enum conversions to copy (issue 15)
-        _signal.signal(_SIGQUIT, self._child_retire)
-        _signal.signal(_SIGUSR1, self._child_usr1)
+            child.own_listeners = self._open_own_listeners()  # binding may need the privileges about to go
+        child.listen_on([(listener.socket, listener) for listener in child.own_listeners] + self._host.listening())
+        child.wakeup = SignalQueue()
+        _signal.signal(_SIGHUP, child.on_retire)  # _signal: no enum conversions to copy (issue 15)
+        _signal.signal(_SIGQUIT, child.on_retire)
 
-    def _child_retire(self, signum: int, frame: Any) -> None:
-        """SIGHUP/SIGQUIT in a child: finish the current connection, then exit."""
-        self._retire = True
-        self._drain = self._drain or signum == signal.SIGQUIT
-        self._signals.wake()
-        if self._waiting_for_lock:
-            self._waiting_for_lock = False
-            raise _LockWaitEnded()  # out of flock/read/sem_wait, which would retry after EINTR
-
-    _waiting_for_lock = False
-
-    def _drain_queue(self, tokens: List[Any]) -> None:
-        """On a graceful stop, serve what the kernel already queued, so it is not reset."""
-        for token in tokens:
-            while True:
-                try:
-                    request, client_address = self._host.accept_from(token)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
-                    break
-                self._handle_connection(request, client_address)
-
-    def _request_limit(self) -> int:
-        """``max_requests`` plus up to ``max_requests_jitter`` (10% by default), so a pool never recycles all at once."""
-        limit, jitter = self._host.config.max_requests, self._host.config.max_requests_jitter
-        if not limit:
-            return 0
-        span = (limit // 10 if jitter is None else jitter) + 1
-        # Uniform in 0..span-1, like random.randint, without the random module: the child computes
-        # this, and random's after-fork reseed (2.5 KB of getrandom, its state rewritten) would be
-        # paid by every child (issue 15).
-        return limit + int.from_bytes(os.urandom(8), "little") % span
-
-
-class _LockWaitEnded(Exception):
-    """Raised by a child's retire handler into a wait for the accept lock."""
-
-
-
-def _wake_parent(parent: int) -> None:
-    """SIGCHLD wakes the parent's loop (it handles the signal; nothing else is implied)."""
-    try:
-        os.kill(parent, signal.SIGCHLD)
-    except OSError:
-        pass
+    def _child_loop(self, slot: int) -> None:
+        """Serve connections until ``max_requests``, retirement or the parent's end."""
+        child = self._child
+        assert child is not None and child.slot == slot
+        child.serve()
 
 
 class PreForkSimple(PreForkSimpleMixIn, Server):

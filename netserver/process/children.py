@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 __all__ = ["Child", "ChildTable", "Exit", "describe_status"]
 
@@ -29,7 +29,7 @@ class Child:
         self.slot = slot
         self.started = time.monotonic() if started is None else started  # monotonic seconds
         self.retiring = False
-        self.sock = None  # PreFork child_communication: the parent's end of the socketpair
+        self.sock: Any = None  # PreFork child_communication: the parent's end of the socketpair
 
     def __repr__(self) -> str:
         return f"Child({self.pid}, {self.kind!r}, slot={self.slot})"

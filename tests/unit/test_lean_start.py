@@ -63,24 +63,12 @@ def test_syslog_handler_class_is_built_on_first_use():
     assert "daemon" in log.syslog_facility_names()
 
 
-class _Config:
-    def __init__(self, max_requests, max_requests_jitter):
-        self.max_requests, self.max_requests_jitter = max_requests, max_requests_jitter
-
-
-class _Host:
-    def __init__(self, *config):
-        self.config = _Config(*config)
-
-
 @pytest.mark.parametrize("limit, jitter, low, high", [(1000, None, 1000, 1100), (10, 0, 10, 10), (50, 5, 50, 55),
                                                       (0, None, 0, 0), (0, 7, 0, 0)])
 def test_request_limit_draws_within_max_requests_plus_jitter(limit, jitter, low, high):
-    from netserver.personalities.preforksimple import PreForkSimpleMixIn
+    from netserver.process.child import request_limit
 
-    mixin = PreForkSimpleMixIn.__new__(PreForkSimpleMixIn)
-    mixin._host = _Host(limit, jitter)
-    drawn = {mixin._request_limit() for _ in range(2000)}
+    drawn = {request_limit(limit, jitter) for _ in range(2000)}
     assert min(drawn) >= low and max(drawn) <= high
     if high - low <= 10:
         assert drawn == set(range(low, high + 1))  # every value of the range comes up
