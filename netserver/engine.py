@@ -152,6 +152,9 @@ class Engine:
     def _end_serving(self) -> None:
         """Called as ``serve_forever`` ends, signals still installed (stop children here)."""
 
+    def _before_restart(self) -> None:
+        """HUP re-exec (``netserver.Server``'s) is about to happen: personalities tell their workers here."""
+
     # -- the loop ----------------------------------------------------------------
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:

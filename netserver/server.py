@@ -32,7 +32,7 @@ from .binding import BindingMixIn
 from .engine import Engine, ServerError
 from .hooks import HookMixIn
 from .log import LogConfigError, ServerLog
-from .options import Config, OptionError, Source, declared_options, merge, normalize_template, parse_argv, read_conf_file
+from .options import Config, Option, OptionError, Source, declared_options, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
 from .options.sources import Entry, entries_from_mapping
 from .proto import Listener, protocol_options
@@ -91,7 +91,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
     ``sys.argv`` and the constructor does not; ``True``: both; ``False``: neither).
     """
 
-    OPTIONS = core.OPTIONS
+    OPTIONS: Tuple[Option, ...] = core.OPTIONS
 
     address_family: Optional[int] = None
     socket_type = socket.SOCK_STREAM
@@ -101,7 +101,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
     timeout: Optional[float] = None
     command_line: Optional[bool] = None
     _personality = "Single"
-    _default_handler = EchoHandler
+    _default_handler: type = EchoHandler  # a RequestHandlerClass (Multiplex's: a MuxHandler class)
 
     def __init__(self, server_address: Any = None, RequestHandlerClass: Any = None,
                  bind_and_activate: bool = True, **options: Any):

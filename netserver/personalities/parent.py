@@ -358,7 +358,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
             try:
                 os.kill(child.pid, 0)
             except ProcessLookupError:  # reaped by someone else's waitpid
-                self._children.children.pop(child.pid, None)
+                self._children.remove(child.pid)
                 self._host.log(1, f"Child {child.pid} vanished without being reaped here")
                 self._host.cleanup_dead_child_hook(child)
             except PermissionError:

@@ -60,13 +60,29 @@ def describe_status(status: int) -> str:
 
 
 class ChildTable:
-    """pid → :class:`Child`, with counts by kind."""
+    """pid → :class:`Child`, with counts by kind.
+
+    The counts are kept as children come and go, not computed: a Fork parent
+    asks for its count on every pass of its loop, and walking the table would
+    touch every ``Child`` object, so every page holding one is written (a
+    reference count) and copy-on-write faulted again after each fork.
+    """
 
     def __init__(self) -> None:
         self.children: Dict[int, Child] = {}
+        self._counts: Dict[str, int] = {}
 
     def add(self, child: Child) -> Child:
+        self.remove(child.pid)
         self.children[child.pid] = child
+        self._counts[child.kind] = self._counts.get(child.kind, 0) + 1
+        return child
+
+    def remove(self, pid: int) -> Optional[Child]:
+        """Forget ``pid`` (reaped, or vanished); its :class:`Child`, or None if it was not ours."""
+        child = self.children.pop(pid, None)
+        if child is not None:
+            self._counts[child.kind] -= 1
         return child
 
     def __len__(self) -> int:
@@ -85,7 +101,8 @@ class ChildTable:
         return [c for c in self.children.values() if c.kind in kinds]
 
     def count(self, *kinds: str) -> int:
-        return sum(1 for c in self.children.values() if c.kind in kinds)
+        counts = self._counts
+        return sum(counts.get(kind, 0) for kind in kinds)
 
     def reap(self) -> List[Exit]:
         """Collect every exited child without blocking."""
@@ -97,7 +114,7 @@ class ChildTable:
                 break
             if pid == 0:
                 break
-            exits.append(Exit(self.children.pop(pid, None), pid, status))
+            exits.append(Exit(self.remove(pid), pid, status))
         return exits
 
     def signal_all(self, signum: int, kinds: Tuple[str, ...] = ()) -> None:
