@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import Any, Dict, List, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import restart, systemd
 from .engine import ServerError
-from .options import OptionError, Source
+from .options import Config, OptionError, Source
 from .proto import BindError, Listener, listener_class, listener_for_socket
 from .proto.resolve import ResolveError, resolve
 from .proto.spec import PortSpecError, pad, parse_port
@@ -28,6 +28,27 @@ __all__ = ["BindingMixIn"]
 
 class BindingMixIn:
     """The binding steps of :class:`~netserver.server.Server` (see the module docstring)."""
+
+    if TYPE_CHECKING:
+        # What the binding steps use of the class they are mixed into (netserver.Server, whose
+        # StdlibHost binds for compat's classes): its options, log, hooks and socketserver settings.
+        config: Config
+        request_queue_size: Optional[int]  # None: the listen option
+        allow_reuse_address: bool
+        allow_reuse_port: bool
+
+        def log(self, level: int, message: str) -> None: ...
+        def _fatal(self, message: str, caller: Any, log: bool = True) -> None: ...
+        def restart_open_hook(self) -> None: ...
+        def post_bind_hook(self) -> None: ...
+
+        # What they set on it: the listeners, the first one as socketserver's socket and
+        # server_address, and what a HUP re-exec handed over.
+        listeners: List[Listener]
+        socket: Optional[socket.socket]
+        server_address: Any
+        inherited_children: Sequence[int]
+        inherited_state: Mapping[str, Any]
 
     def pre_bind(self) -> None:
         """Turn the port specifications into (unbound) listeners."""
@@ -108,7 +129,7 @@ class BindingMixIn:
         passed = systemd.listen_fds()
         if not passed:
             return
-        by_address = {}
+        by_address: Dict[Tuple[int, int, Any], Tuple[socket.socket, str]] = {}
         for fd, name in passed:
             sock = socket.socket(fileno=fd)
             by_address[(sock.family, sock.type, _address_key(sock.getsockname()))] = (sock, name)

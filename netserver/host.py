@@ -25,7 +25,7 @@ An option such a host cannot honour is refused when the server is built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple, Type
 
 from .hooks import HookMixIn
 from .contract import Host
@@ -105,6 +105,7 @@ class StdlibHost(Server):
 
     def post_configure(self) -> None:
         super().post_configure()
+        assert self.access is not None  # Server.post_configure sets it
         # Screening a connection costs a ClientInfo; skip it when nothing would look at it.
         self._screens = bool(self.access.active or self._reverse_lookups or self._log_connections
                              or any(name in vars(self) for name in
@@ -209,15 +210,15 @@ def host_class(cls: type) -> type:
     return object
 
 
-def own_keywords(host_class: type, keywords: Dict[str, Any], template: Mapping[str, Any]) -> Dict[str, Any]:
+def own_keywords(host_class: Type[object], keywords: Dict[str, Any], template: Mapping[str, Any]) -> Dict[str, Any]:
     """Pop the option keywords out of ``keywords``: those the host's ``__init__`` does not take itself."""
     try:
         import inspect  # only for a mixin over a foreign class: not on a netserver.Server's start
 
-        parameters = inspect.signature(host_class.__init__).parameters
+        parameters = list(inspect.signature(host_class.__init__).parameters.values())
     except (TypeError, ValueError):
-        parameters = {}
-    taken = {name for name, p in parameters.items() if p.kind is not p.VAR_KEYWORD}
+        parameters = []
+    taken = {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
     return {name: keywords.pop(name) for name in list(keywords) if name in template and name not in taken}
 
 

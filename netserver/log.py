@@ -16,6 +16,7 @@ import re
 import socket
 import stat
 import sys
+from typing import Any, Optional, Protocol
 
 __all__ = [
     "NOTICE",
@@ -129,6 +130,8 @@ def validate_log_file(value) -> str | None:
     later); its directory must exist.  Raises LogConfigError naming the value.
     """
     kind, norm = _classify(value)
+    if norm is None:  # stderr, by default
+        return None
     if kind == "callable":
         _resolve_callable(norm)
     elif kind == "file":
@@ -265,7 +268,7 @@ def describe_target(log_file: str | None) -> str:
     """Human description of a log_file value: 'stderr', 'syslog', 'logger NAME',
     'callable mod:attr' or 'file /abs/path'.  Does not import anything."""
     kind, norm = _classify(log_file)
-    if kind == "stderr":
+    if kind == "stderr" or norm is None:  # None: stderr by default
         return "stderr"
     if kind == "syslog":
         return "syslog"
@@ -326,7 +329,7 @@ def _syslog_address(logsock):
 
 def _probe_unix_socket(path: str) -> int:
     """Return the socket type that connects to the syslog socket at path, or raise OSError."""
-    err = None
+    err: Optional[OSError] = None
     for socktype in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         s = socket.socket(socket.AF_UNIX, socktype)
         try:
@@ -336,6 +339,7 @@ def _probe_unix_socket(path: str) -> int:
             err = exc
         finally:
             s.close()
+    assert err is not None  # both types were tried and both failed
     raise err
 
 
@@ -426,7 +430,7 @@ def _syslog_handler_class() -> type:
     return _SysLogHandlerClass
 
 
-_SysLogHandlerClass = None
+_SysLogHandlerClass: Optional[type] = None
 
 
 def __getattr__(name: str):
@@ -470,6 +474,26 @@ class _FunctionHandler(logging.Handler):
 
 # --------------------------------------------------------------------------- ServerLog
 
+class LogOptions(Protocol):
+    """What :meth:`ServerLog.from_config` reads of a server's options (``netserver.options.Config``
+    has them all: declared here so this module needs no netserver import)."""
+
+    @property
+    def log_file(self) -> Optional[str]: ...
+    @property
+    def log_level(self) -> int: ...
+    @property
+    def syslog_logsock(self) -> Optional[str]: ...
+    @property
+    def syslog_ident(self) -> str: ...
+    @property
+    def syslog_logopt(self) -> str: ...
+    @property
+    def syslog_facility(self) -> str: ...
+
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+
 def _coerce_log_level(value) -> int:
     if isinstance(value, bool):
         raise LogConfigError(f"log_level must be 0-4, not {value!r}")
@@ -499,11 +523,11 @@ class ServerLog:
         self.log_level = log_level
         self.target = validate_log_file(log_file)
         self._closed = False
-        self._pending_warning = None
+        self._pending_warning: Optional[str] = None
         kind, norm = _classify(self.target)
         self.kind = kind
         self.description = describe_target(self.target)
-        if kind == "stderr":
+        if kind == "stderr" or norm is None:  # None: stderr by default
             handler = self._with_format(_StderrHandler())
         elif kind == "file":
             try:
@@ -521,7 +545,7 @@ class ServerLog:
         if self._pending_warning:
             # Always shown, whatever log_level: the operator asked for syslog and is not getting it.
             self.logger.handle(self.logger.makeRecord(
-                self.logger.name, logging.WARNING, __file__, 0, self._pending_warning, None, None))
+                self.logger.name, logging.WARNING, __file__, 0, self._pending_warning, (), None))
             self._pending_warning = None
 
     # -- construction helpers
@@ -593,7 +617,7 @@ class ServerLog:
         return self.target if self.kind == "file" else None
 
     @classmethod
-    def from_config(cls, config: object, owner: object = None) -> "ServerLog":
+    def from_config(cls, config: LogOptions, owner: object = None) -> "ServerLog":
         """The log described by a server config's logging options.
 
         ``log_config`` configures stdlib logging first, and then (unless
@@ -644,7 +668,7 @@ class ServerLog:
             return
         levelno = LEVELS[min(max(number, 0), 4)]
         record = self.logger.makeRecord(self.logger.name, levelno, "(netserver)", 0,
-                                        str(message), None, None)
+                                        str(message), (), None)
         self.logger.handle(record)
 
     def reopen(self) -> None:

@@ -21,7 +21,12 @@ import os
 import re
 import signal
 import sys
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
+
+if TYPE_CHECKING:
+    from .daemon import PidFile
+    from .proto import Listener
+    from .systemd import Notifier
 
 __all__ = [
     "RestartMixIn", "CHECK_ENV", "SOCKETS_ENV", "CHILDREN_ENV", "STATE_ENV",
@@ -175,6 +180,20 @@ def take_pid_file_fd() -> Optional[int]:
 class RestartMixIn:
     """HUP re-exec for :class:`~netserver.server.Server` (personalities override the ``restart_*`` steps)."""
 
+    if TYPE_CHECKING:
+        # What a HUP uses of the class this is mixed into (netserver.Server): its flow's state,
+        # listeners, log, hook, pid file and service-manager notifier, and the engine's signal steps.
+        _in_run: bool               # inside run(): the flow that can start again
+        _restart_requested: bool    # the loop ends to re-exec
+        _shutdown_request: bool     # the engine's: the loop ends
+        listeners: List[Listener]
+        pid_file: Optional[PidFile]
+        notifier: Notifier
+
+        def log(self, level: int, message: str) -> None: ...
+        def restart_close_hook(self) -> None: ...
+        def _dispatch_signals(self, _token: Any = None) -> None: ...
+
     def restartable(self) -> bool:
         """HUP re-exec needs the Net::Server flow (``run()``), which knows how to start again."""
         return self._in_run
@@ -216,8 +235,9 @@ class RestartMixIn:
                               self._restart_children(), self._restart_state(), pid_fd)
         except OSError as exc:
             self.log(0, f"Restart failed, still running as before: exec: {exc}")
-            for listener in self.listeners:
-                listener.socket.set_inheritable(False)
+            for listener in self.listeners:  # exec_self made every open one inheritable: undo it
+                if listener.socket is not None:
+                    listener.socket.set_inheritable(False)
             if pid_fd is not None:
                 os.set_inheritable(pid_fd, False)
 

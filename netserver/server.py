@@ -35,7 +35,7 @@ from .log import LogConfigError, ServerLog
 from .options import Config, Option, OptionError, Source, declared_options, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
 from .options.sources import Entry, entries_from_mapping
-from .proto import Listener, protocol_options
+from .proto import UNIX, Listener, protocol_options
 from .proto.ssl import handshake
 from . import configcheck, daemon, privileges, proxy, restart, systemd
 from .restart import RestartMixIn
@@ -170,7 +170,9 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """A failure after detaching goes to the launcher still waiting in the foreground."""
         if self.detacher.waiting:
             self.detacher.failed(str(exc) or type(exc).__name__)
-            exc.reported_to_launcher = True  # the command line need not print it again
+            # The command line need not print it again (cli.py and _exit_with read this mark; no
+            # exception class declares it, so it goes in the instance's dict).
+            vars(exc)["reported_to_launcher"] = True
 
     def _run_flow(self, options: Mapping[str, Any], argv: Optional[Sequence[str]]) -> None:
         """The steps of :meth:`run`, one line each."""
@@ -269,7 +271,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """``--check-config``: what starting would do, short of binding; ``--print-config``: the values."""
         if mode == "print":
             template = normalize_template(self.options({}))
-            configcheck.print_config(self, template, Server.options(self, {}))
+            configcheck.print_config(self, template, list(Server.options(self, {})))
             return
         summary = configcheck.check(self)
         if restart.checking_config():
@@ -291,9 +293,11 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             return {"port": [path], "proto": ["unix" if stream else "unixdgram"]}
         host, port = address[0], address[1]
         family = self.address_family
+        wildcards: Dict[Optional[int], str] = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}
+        versions: Dict[Optional[int], str] = {socket.AF_INET: "4", socket.AF_INET6: "6"}
         if not host:
-            host = {socket.AF_INET: "0.0.0.0", socket.AF_INET6: "::"}.get(family, "*")
-        ipv = {socket.AF_INET: "4", socket.AF_INET6: "6"}.get(family, "*")
+            host = wildcards.get(family, "*")
+        ipv = versions.get(family, "*")
         return {"host": [host], "port": [port], "proto": ["tcp" if stream else "udp"], "ipv": [ipv]}
 
     def post_configure(self) -> None:
@@ -536,6 +540,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """With ``proxy_protocol``, take the client's address from a trusted proxy's header first."""
         if self._proxy_mode is not None and not isinstance(request, tuple) and isinstance(client_address, tuple):
             peer = client_address[0]
+            assert self._proxy_trusted is not None  # post_configure sets it with _proxy_mode
             if self._proxy_trusted.check(peer).allowed:
                 try:
                     named = proxy.read_header(request, self._proxy_mode, self.proxy_timeout)
@@ -668,7 +673,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """Close every listener (the socket files only in the process that made them)."""
         owner = os.getpid() == self._owner_pid
         for listener in self.listeners:
-            if hasattr(listener, "owns_path"):
+            if isinstance(listener, UNIX):  # the listeners that make a file (UNIXDGRAM too)
                 listener.close(unlink=owner)
             else:
                 listener.close()
@@ -680,7 +685,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """Host step: the personality's ``server_close`` ran (here it was this class's own)."""
 
     def fileno(self) -> int:
-        return self.socket.fileno()
+        """The first listener's descriptor (socketserver's); -1 before binding, as after closing."""
+        return self.socket.fileno() if self.socket is not None else -1
 
     def fatal(self, message: str) -> None:
         """Call ``fatal_hook(message, module, file, line)`` of the caller, log, raise :class:`ServerError`."""

@@ -341,6 +341,16 @@ def serve_in_thread(server):
         thread.join(TIMEOUT)
 
 
+def test_fileno_before_binding():
+    """No socket yet: -1, as a closed socket's (it raised AttributeError on None)."""
+    server = netserver.Server(("127.0.0.1", 0), Upper, bind_and_activate=False, log_level=0, **SELF)
+    try:
+        assert server.socket is None
+        assert server.fileno() == -1
+    finally:
+        server.server_close()
+
+
 def test_socketserver_style_tcp():
     server = netserver.Server(("127.0.0.1", 0), Upper, log_level=0, **SELF)
     try:
