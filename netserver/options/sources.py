@@ -33,17 +33,24 @@ class Config:
     such a value is recorded as ``set in code``.
     """
 
-    __slots__ = ("_values", "_sources")
+    # The values live in the instance ``__dict__``: reading an option (the serving loops do, every
+    # pass) is a plain attribute lookup, with no Python-level ``__getattr__`` call.
+    __slots__ = ("_sources", "__dict__")
 
     def __init__(self, values: Optional[Dict[str, Any]] = None, sources: Optional[Dict[str, Source]] = None):
-        object.__setattr__(self, "_values", dict(values or {}))
         object.__setattr__(self, "_sources", dict(sources or {}))
+        values = values or {}
+        shadowing = sorted(name for name in values if hasattr(Config, name))
+        if shadowing:
+            raise ValueError(f"option names {shadowing} would hide Config's own attributes")
+        self.__dict__.update(values)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self._values[name]
-        except KeyError:
-            raise AttributeError(f"no option named {name!r}") from None
+    @property
+    def _values(self) -> Dict[str, Any]:
+        return self.__dict__
+
+    def __getattr__(self, name: str) -> Any:  # only for a name that is not an option
+        raise AttributeError(f"no option named {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         self._values[name] = value

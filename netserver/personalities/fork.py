@@ -37,6 +37,12 @@ class ForkMixIn(ProcessParentMixIn):
 
     def _accepting(self) -> bool:
         accepting = self._children.count("fork") < self._max_servers_now()
+        if not accepting and not self._child_exit_wakes:
+            # Full: from now on a child's exit must wake the loop, and one that exited before is reaped now.
+            self._child_exit_wakes = True
+            self._reap_children()
+            accepting = self._children.count("fork") < self._max_servers_now()
+        self._child_exit_wakes = not accepting
         if accepting == self._pool_full and self._full_pipe:
             self._flag_full(not accepting)
         return accepting

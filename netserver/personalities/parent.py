@@ -74,6 +74,7 @@ def _load_prctl() -> Any:
 
 
 _SIGHUP = int(signal.SIGHUP)
+_SIGCHLD = int(signal.SIGCHLD)
 _SIGUSR1 = int(signal.SIGUSR1)
 # Loaded by the first fork, in the parent (children inherit it): ctypes costs ~1.4 ms of import,
 # which a program that never forks (Single, Thread, Multiplex) need not pay (issue 15).
@@ -114,6 +115,10 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         self._last_dead_check = time.monotonic()
         self._in_child = False
         self._child: Optional[ChildState] = None  # in a forked child: its own state (process/child.py)
+        # Whether a child's exit wakes the loop (SIGCHLD writes the wake-up pipe).  Fork turns it off
+        # while it accepts: it reaps on every pass, as ForkingMixIn does, and a wake per exit would be
+        # a second pass per connection.
+        self._child_exit_wakes = True
 
     # -- signals ---------------------------------------------------------------
 
@@ -138,6 +143,11 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
             handler = getattr(self, "_sig_" + name.lower(), None)
             if handler is not None:
                 handler()
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == _SIGCHLD and not self._child_exit_wakes:
+            return  # reaped on the loop's next pass
+        super()._on_signal(signum, frame)
 
     def _sig_chld(self) -> None:
         """Reaping happens on every pass of the loop; the signal only wakes it."""
@@ -376,6 +386,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         ``run()`` calls ``pre_server_close_hook`` before (in ``super()``) and
         ``post_child_cleanup_hook`` after, Net::Server's order."""
         super()._end_serving()
+        self._child_exit_wakes = True  # waiting for the children to exit
         if self._restart_requested:
             return
         if self._stop_mode is None:

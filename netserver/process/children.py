@@ -101,8 +101,10 @@ class ChildTable:
         return [c for c in self.children.values() if c.kind in kinds]
 
     def count(self, *kinds: str) -> int:
-        counts = self._counts
-        return sum(counts.get(kind, 0) for kind in kinds)
+        counts, total = self._counts, 0
+        for kind in kinds:
+            total += counts.get(kind, 0)
+        return total
 
     def reap(self) -> List[Exit]:
         """Collect every exited child without blocking."""
