@@ -57,6 +57,15 @@ class Engine:
 
     _host: "Host"
 
+    # Per-instance state is made by _engine_init(); these class-level values are the immutable
+    # defaults that subclasses and the personalities set or override.
+    _stop_now_signals = (signal.SIGTERM, signal.SIGINT)
+    _serving_request = False  # a request runs in the main thread: TERM/INT may interrupt it
+    _restart_requested = False  # set by netserver.Server when a HUP re-execs
+    _in_child = False  # set in a forked child
+    _children: Any = ()  # the forking personalities' ChildTable
+    _drops_privileges_in_children = False  # the forking personalities drop in each child
+
     if TYPE_CHECKING:
         # What the engine uses of the socketserver class it sits on: socketserver's own names.
         RequestHandlerClass: Any
@@ -235,13 +244,6 @@ class Engine:
         if signum in self._stop_now_signals and self._serving_request:
             self._serving_request = False
             raise StopNow(signum)
-
-    _stop_now_signals = (signal.SIGTERM, signal.SIGINT)
-    _serving_request = False
-    _restart_requested = False  # set by netserver.Server when a HUP re-execs
-    _in_child = False  # set in a forked child
-    _children: Any = ()  # the forking personalities' ChildTable
-    _drops_privileges_in_children = False  # the forking personalities drop in each child
 
     def _request_state(self, busy: bool) -> None:
         """A request of a kept-alive connection began or ended (the forking personalities' child_timeout

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import traceback
+from types import MappingProxyType
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import access
@@ -102,6 +103,16 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
     command_line: Optional[bool] = None
     _personality = "Single"
     _default_handler: type = EchoHandler  # a RequestHandlerClass (Multiplex's: a MuxHandler class)
+    proxy_timeout = 10.0  # seconds a trusted proxy has to send its PROXY header
+
+    # The state configure()/post_configure() and the flow set; until then, these immutable defaults.
+    inherited_children: Sequence[int] = ()  # after a HUP: children of the old image, still to be reaped
+    inherited_state: Mapping[str, Any] = MappingProxyType({})  # after a HUP: what the personality kept
+    _config_request: Optional[str] = None  # "check" or "print" (--check-config, --print-config)
+    _proxy_mode: Optional[str] = None
+    _reverse_lookups = False
+    _log_connections = False
+    _closing = False  # pre_server_close_hook has run
 
     def __init__(self, server_address: Any = None, RequestHandlerClass: Any = None,
                  bind_and_activate: bool = True, **options: Any):
@@ -212,8 +223,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             self._closing = True
             self.pre_server_close_hook()
 
-    _closing = False
-
     # -- configuration ----------------------------------------------------
 
     def options(self, template: Dict[str, Any]) -> Dict[str, Any]:
@@ -264,8 +273,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         self.config = merge(layers, template)
         configcheck.report_unknown(rest, template, self.config.get("strict_options", False), self.log)  # --prot
         return self.config
-
-    _config_request: Optional[str] = None  # "check" or "print" (--check-config, --print-config)
 
     def check_config(self, mode: str) -> None:
         """``--check-config``: what starting would do, short of binding; ``--print-config``: the values."""
@@ -370,11 +377,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """Forking personalities keep the parent as it started (so HUP can re-exec and rebind)
         and drop privileges in each child before it serves."""
         return self._drops_privileges_in_children
-
-    _drops_privileges_in_children = False
-    _in_child = False
-    inherited_children: Sequence[int] = ()  # after a HUP: children of the old image, still to be reaped
-    inherited_state: Mapping[str, Any] = {}  # after a HUP: what the personality kept (TTIN/TTOU)
 
     def leave_parent_files(self) -> None:
         """Host step, in a new child: let go of what is the parent's (the pid file's lock and descriptor)."""
@@ -551,11 +553,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
                 if named is not None:
                     client_address = named
         super()._handle_connection(request, client_address)
-
-    _proxy_mode: Optional[str] = None
-    proxy_timeout = 10.0  # seconds a trusted proxy has to send its PROXY header
-    _reverse_lookups = False
-    _log_connections = False
 
     @property
     def client(self) -> Optional[ClientInfo]:

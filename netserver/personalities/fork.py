@@ -35,6 +35,12 @@ class ForkMixIn(ProcessParentMixIn):
                doc="Most children serving at once; the server stops accepting at this number."),
     )
 
+    def _personality_init(self) -> None:
+        super()._personality_init()
+        self._pool_full = False
+        self._full_pipe: Tuple[int, ...] = ()  # (read, write) while serving: see _flag_full
+        self._free_slots: List[int] = []  # slots of the scoreboard not in use (with child_timeout)
+
     def _accepting(self) -> bool:
         accepting = self._children.count("fork") < self._max_servers_now()
         if not accepting and not self._child_exit_wakes:
@@ -51,9 +57,6 @@ class ForkMixIn(ProcessParentMixIn):
     # A child serves one connection and never sees the listeners; at max_servers new clients queue
     # in the kernel.  The parent keeps one byte in this pipe while it is full, so HTTP's handler
     # closes a connection idle that long first (issue 14; see _waiting_clients_sockets).
-
-    _pool_full = False
-    _full_pipe: Any = ()
 
     def _flag_full(self, full: bool) -> None:
         self._pool_full = full
@@ -86,8 +89,6 @@ class ForkMixIn(ProcessParentMixIn):
                 self._scoreboard.assign_pid(slot, pid)
 
     # -- child_timeout: a scoreboard of when each child's current request began ----------------
-
-    _free_slots: Any = ()  # slots of the scoreboard not in use (with child_timeout)
 
     def _prepare_to_serve(self) -> None:
         super()._prepare_to_serve()

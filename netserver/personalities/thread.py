@@ -53,6 +53,10 @@ class ThreadMixIn(PersonalityMixIn):
         self._workers: List[threading.Thread] = []
         self._busy = 0
         self._busy_lock = threading.Lock()
+        # accept() failing for want of descriptors (EMFILE…): accepting pauses, backing off
+        self._accept_paused_until = 0.0
+        self._accept_backoff = 0.0
+        self._accept_logged = 0.0
 
     def _waiting_clients_sockets(self) -> List[Any]:
         # The main thread stops accepting while every worker is busy: a listener that stays readable
@@ -64,10 +68,6 @@ class ThreadMixIn(PersonalityMixIn):
         if self._accept_paused_until and time.monotonic() < self._accept_paused_until:
             return False
         return self._busy < self._host.config.max_servers
-
-    _accept_paused_until = 0.0
-    _accept_backoff = 0.0
-    _accept_logged = 0.0
 
     def _serve_from(self, token: Any) -> None:
         self._host.pre_accept_hook()
