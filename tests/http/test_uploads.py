@@ -14,6 +14,7 @@ import threading
 
 import pytest
 
+from harness import read_all
 from httpkit import serve
 
 pytestmark = pytest.mark.slow
@@ -33,12 +34,7 @@ def _upload(port: int, results: list) -> None:
         sock.sendall(b"POST /count HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % SIZE)
         for _ in range(SIZE // len(block)):
             sock.sendall(block)
-        reply = b""
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            reply += data
+        reply = read_all(sock, 60)
     results.append(reply)
 
 

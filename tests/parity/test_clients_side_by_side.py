@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 import os
-import socket
 
-from harness import TIMEOUT
+from client import converse, request
 from sidekit import start_commands
 
 LOOPBACK_PERL = ["--port=0", "--host=127.0.0.1", "--ipv=4"]
 LOOPBACK = ["--port", "0", "--host", "127.0.0.1", "--ipv", "4"]
 
 
-def converse(port, lines):
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
-        conn.sendall(b"".join(line + b"\r\n" for line in lines))
-        reply = b""
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                return reply.decode()
-            reply += data
-
-
 def http_get(port, path):
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
-        conn.sendall(f"GET {path} HTTP/1.0\r\nHost: t\r\n\r\n".encode())
-        reply = b""
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            reply += data
+    reply = request(port, f"GET {path} HTTP/1.0\r\nHost: t\r\n\r\n".encode())
     head, _, body = reply.partition(b"\r\n\r\n")
     status = head.split(b"\r\n")[0].split(b" ", 1)[1]  # "400 Bad Request", whatever the version
     return status.decode(), body
@@ -51,13 +32,7 @@ def refused_status(port):
     """The status a refused client is sent at once.  Nothing is sent first: Net::Server closes
     without reading, so a request it left unread resets the connection and the 400 with it
     (netserver reads what arrived before closing; tests/http covers a client that sent one)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
-        reply = b""
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            reply += data
+    reply = request(port)
     return reply.split(b"\r\n")[0].split(b" ", 1)[1].decode()
 
 
@@ -97,10 +72,7 @@ def test_http_access_log_is_the_combined_format_by_default(servers, tmp_path):
     line = re.compile(r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
                       r'"GET /x HTTP/1\.0" 200 (\d+|-) "http://r\.example/" "probe/1"$')
     for side, server in both.items():
-        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
-            conn.sendall(b"GET /x HTTP/1.0\r\nHost: t\r\nReferer: http://r.example/\r\nUser-Agent: probe/1\r\n\r\n")
-            while conn.recv(65536):
-                pass
+        request(server.port, b"GET /x HTTP/1.0\r\nHost: t\r\nReferer: http://r.example/\r\nUser-Agent: probe/1\r\n\r\n")
         path = logs[side]
         text = wait_until(lambda path=path: path.exists() and path.read_text(), what=f"{side}: an access log line")
         assert line.match(text.splitlines()[0]), (side, text)

@@ -11,6 +11,7 @@ import textwrap
 
 import pytest
 
+from client import request
 from harness import TIMEOUT, python_env
 from proctools import live_children, wait_until
 from sidekit import notes, start_both
@@ -205,12 +206,5 @@ def test_tied_stdin_and_stdout_with_no_client_stdout_0(servers, tmp_path):
         netserver.Server.run(Tied, host="127.0.0.1", port=0, ipv=4, no_client_stdout=0)
     """)
     for side, (server, _) in start_both(servers, tmp_path, perl, python).items():
-        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
-            conn.sendall(b"there\n")
-            reply = b""
-            while True:
-                data = conn.recv(100)
-                if not data:
-                    break
-                reply += data
+        reply = request(server.port, b"there\n")
         assert reply == b"hello there\nfrom a subprocess\n", side

@@ -7,7 +7,11 @@ tests/support/waiting.py; they are re-exported here for the tests.
 
 from __future__ import annotations
 
-from client import GREETING, HeldClient, complete_reply, greeting_pid  # noqa: F401 - re-exported
+import signal
+
+from client import (  # noqa: F401 - re-exported
+    GREETING, HeldClient, complete_reply, finish_one_then_the_rest, greeted_count, greeting_pid,
+)
 from procfs import (  # noqa: F401 - re-exported
     accept_queue, children, cmdline, exists, gone, group_members, listening_inode, live_children, ppid,
     signal_caught, signal_ignored, socket_inodes, state, zombie_children,
@@ -26,3 +30,13 @@ def assert_group_gone(server, timeout: float = 5.0) -> None:
 
 def assert_all_gone(pids, timeout: float = 5.0) -> None:
     wait_until(lambda: gone(pids), timeout, f"pids {sorted(pids)} to be gone")
+
+
+def ttou_down_to_one(server) -> None:
+    """Three TTOUs to a server at max_servers 3: down to 2, to 1, then refused below 1 (each logged)."""
+    server.signal(signal.SIGTTOU)
+    server.wait_for(r"Received TTOU, max_servers is now 2")
+    server.signal(signal.SIGTTOU)
+    server.wait_for(r"Received TTOU, max_servers is now 1")
+    server.signal(signal.SIGTTOU)
+    server.wait_for(r"Received TTOU, but max_servers is already 1")

@@ -8,13 +8,9 @@ import socket
 
 from harness import echo_exchange
 from proctools import (
-    LOOPBACK, accept_queue, children, complete_reply, exists, greeting_pid, holds_for, live_children, state,
-    wait_until, zombie_children,
+    LOOPBACK, accept_queue, children, complete_reply, exists, finish_one_then_the_rest, greeted_count, greeting_pid,
+    holds_for, live_children, state, ttou_down_to_one, wait_until, zombie_children,
 )
-
-def greeted_count(held, timeout=0.01):
-    return sum(client.greeted(timeout) for client in held)
-
 
 def test_default_command_is_an_echo_server_of_type_fork(servers):
     server = servers.start(LOOPBACK)
@@ -43,21 +39,12 @@ def test_max_servers_and_ttin_ttou(servers, clients):
     for client in held:
         client.finish_checked()
 
-    server.signal(signal.SIGTTOU)
-    server.wait_for(r"Received TTOU, max_servers is now 2")
-    server.signal(signal.SIGTTOU)
-    server.wait_for(r"Received TTOU, max_servers is now 1")
-    server.signal(signal.SIGTTOU)
-    server.wait_for(r"Received TTOU, but max_servers is already 1")
+    ttou_down_to_one(server)
 
     held = [clients(address) for _ in range(2)]
     wait_until(lambda: greeted_count(held) == 1, what="1 connection served")
     assert holds_for(lambda: greeted_count(held) == 1, 0.7), "a second connection was served at max_servers 1"
-    first = next(client for client in held if client.pid)
-    first.finish_checked()
-    second = next(client for client in held if client is not first)
-    second.wait_greeted()
-    second.finish_checked()
+    finish_one_then_the_rest(held)
 
 
 def test_kill_9_of_a_child_is_logged_reaped_and_frees_its_place(servers, clients):

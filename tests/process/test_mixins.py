@@ -19,7 +19,8 @@ import pytest
 
 from harness import TIMEOUT, echo_exchange
 from proctools import (
-    HeldClient, accept_queue, assert_group_gone, complete_reply, greeting_pid, holds_for, live_children, wait_until,
+    HeldClient, accept_queue, assert_group_gone, complete_reply, finish_one_then_the_rest, greeted_count, greeting_pid,
+    holds_for, live_children, wait_until,
 )
 
 import netserver
@@ -81,10 +82,6 @@ def stop_with_term(server) -> None:
     server.wait_for(r"clean exit")
     assert "Traceback" not in server.log_text()
     assert_group_gone(server)
-
-
-def greeted_count(held, timeout=0.01):
-    return sum(client.greeted(timeout) for client in held)
 
 
 def test_prefork_mixin_over_tcpserver(servers, write_script, clients):
@@ -230,13 +227,7 @@ def test_thread_mixin_in_process_bounds_concurrency_and_joins_workers(threaded):
         assert holds_for(lambda: greeted_count(held) == 2, 0.5), "max_servers=2 served a third connection"
         assert accept_queue(address[1]) == 1, "the third connection waits in the kernel's queue"
         assert len(set(worker_threads()) - before) == 2
-        first = next(c for c in held if c.pid)
-        first.finish_checked()
-        third = next(c for c in held if not c.pid)
-        third.wait_greeted()
-        for client in held:
-            if client is not first:
-                client.finish_checked()
+        finish_one_then_the_rest(held)
     finally:
         for client in held:
             client.close()

@@ -18,8 +18,8 @@ import pytest
 
 from harness import echo_exchange
 from proctools import (
-    LOOPBACK, accept_queue, children, complete_reply, greeting_pid, holds_for, live_children, wait_until,
-    zombie_children,
+    LOOPBACK, accept_queue, children, complete_reply, finish_one_then_the_rest, greeted_count, greeting_pid, holds_for,
+    live_children, ttou_down_to_one, wait_until, zombie_children,
 )
 
 FAST = ["--check_for_spawn", "0.1", "--check_for_waiting", "0.5", "--min_child_ttl", "0.2"]
@@ -27,10 +27,6 @@ FAST = ["--check_for_spawn", "0.1", "--check_for_waiting", "0.5", "--min_child_t
 
 def prefork(servers, *options):
     return servers.start(["PreFork", *LOOPBACK, *FAST, *options])
-
-
-def greeted_count(held, timeout=0.01):
-    return sum(client.greeted(timeout) for client in held)
 
 
 def test_starts_min_servers_children(servers):
@@ -114,22 +110,13 @@ def test_ttin_ttou_change_how_many_are_served_at_once(servers, clients):
     for client in held:
         client.finish_checked()
 
-    server.signal(signal.SIGTTOU)
-    server.wait_for(r"Received TTOU, max_servers is now 2")
-    server.signal(signal.SIGTTOU)
-    server.wait_for(r"Received TTOU, max_servers is now 1")
-    server.signal(signal.SIGTTOU)
-    server.wait_for(r"Received TTOU, but max_servers is already 1")
+    ttou_down_to_one(server)
     wait_until(lambda: len(live_children(server.pid)) == 1, what="the pool to shrink to 1 after TTOU")
 
     held = [clients(address) for _ in range(2)]
     wait_until(lambda: greeted_count(held) == 1, what="1 connection served")
     assert holds_for(lambda: greeted_count(held) == 1, 0.7), "a second connection was served at max_servers 1"
-    first = next(client for client in held if client.pid)
-    first.finish_checked()
-    second = next(client for client in held if client is not first)
-    second.wait_greeted()
-    second.finish_checked()
+    finish_one_then_the_rest(held)
     assert "Traceback" not in server.log_text()
 
 

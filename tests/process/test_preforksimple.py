@@ -8,16 +8,12 @@ import signal
 
 from harness import echo_exchange
 from proctools import (
-    LOOPBACK, complete_reply, greeting_pid, holds_for, live_children, wait_until, zombie_children,
+    LOOPBACK, complete_reply, greeted_count, greeting_pid, holds_for, live_children, wait_until, zombie_children,
 )
 
 
 def preforksimple(servers, *options):
     return servers.start(["PreForkSimple", *LOOPBACK, *options])
-
-
-def greeted_count(held, timeout=0.01):
-    return sum(client.greeted(timeout) for client in held)
 
 
 def test_fixed_pool_of_max_servers_whatever_the_load(servers, clients):

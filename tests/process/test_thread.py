@@ -6,11 +6,10 @@ import os
 import signal
 import time
 
-from proctools import LOOPBACK, accept_queue, assert_group_gone, holds_for, live_children, wait_until
-
-def greeted_count(held, timeout=0.01):
-    return sum(client.greeted(timeout) for client in held)
-
+from proctools import (
+    LOOPBACK, accept_queue, assert_group_gone, finish_one_then_the_rest, greeted_count, holds_for, live_children,
+    wait_until,
+)
 
 def test_max_servers_bounds_the_clients_served_at_once(servers, clients):
     server = servers.start(["Thread", *LOOPBACK, "--max_servers", "2"])
@@ -23,13 +22,7 @@ def test_max_servers_bounds_the_clients_served_at_once(servers, clients):
     assert {client.pid for client in held if client.pid} == {server.pid}, "served by threads of the server"
     assert not live_children(server.pid)
 
-    first = next(client for client in held if client.pid)
-    first.finish_checked()
-    third = next(client for client in held if not client.pid)
-    third.wait_greeted()
-    for client in held:
-        if client is not first:
-            client.finish_checked()
+    finish_one_then_the_rest(held)
 
     server.signal(signal.SIGTERM)
     assert server.wait_exit() == 0

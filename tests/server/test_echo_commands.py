@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 
+import client
 import pytest
 
 from harness import TIMEOUT, ServerProcess
@@ -13,14 +14,7 @@ def converse(port, lines):
     """Send the lines (then ``quit``, unless the last is ``exit``); everything until the server closes."""
     if lines[-1] != b"exit":
         lines = [*lines, b"quit"]
-    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as conn:
-        conn.sendall(b"".join(line + b"\r\n" for line in lines))
-        reply = b""
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                return reply.decode()
-            reply += data
+    return client.converse(port, lines)
 
 
 @pytest.mark.parametrize("personality", ["Single", "PreFork", "Thread"])

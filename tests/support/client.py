@@ -29,6 +29,21 @@ def echo(port: int, line: bytes = b"hello", timeout: float = TIMEOUT) -> bytes:
         return read_all(sock)
 
 
+def converse(port: int, lines, timeout: float = TIMEOUT) -> str:
+    """Send ``lines`` (each ending CRLF, nothing added) to 127.0.0.1:``port``; the text received
+    until the server closes, within ``timeout``."""
+    return request(port, b"".join(line + b"\r\n" for line in lines), timeout).decode()
+
+
+def request(port: int, data: bytes = b"", timeout: float = TIMEOUT) -> bytes:
+    """Send ``data`` (if any) to 127.0.0.1:``port``; the bytes received until the server closes,
+    within ``timeout``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        if data:
+            sock.sendall(data)
+        return read_all(sock, timeout)
+
+
 def served(reply: bytes, line: bytes = b"hello") -> bool:
     return bool(GREETING.search(reply)) and b'You said "' + line + b'"' in reply
 
@@ -118,3 +133,19 @@ class Held(HeldClient):
 
     def finish(self, lines=(b"bye",)) -> bytes:
         return super().finish(lines)
+
+
+def greeted_count(held, timeout: float = 0.01) -> int:
+    """How many of the ``held`` clients a worker has taken (each waits up to ``timeout`` for its greeting)."""
+    return sum(client.greeted(timeout) for client in held)
+
+
+def finish_one_then_the_rest(held) -> None:
+    """With every worker busy and a client waiting: finish one served client, then every other
+    client is served (the waiting one within ``TIMEOUT``) and finishes."""
+    first = next(client for client in held if client.pid)
+    first.finish_checked()
+    for client in held:
+        if client is not first:
+            client.wait_greeted()
+            client.finish_checked()

@@ -197,10 +197,27 @@ def echo_exchange(address, lines: Iterable[bytes] = (b"hello",), family: int = 0
         return read_all(sock)
 
 
-def read_all(sock: socket.socket) -> bytes:
-    chunks = []
+def read_all(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
+    """Everything ``sock`` receives until the peer closes, within ``timeout`` seconds in all.
+
+    A shorter timeout already set on ``sock`` still bounds each read.  Raises
+    ``TimeoutError`` (what a socket timeout raises, so callers catching that or
+    ``OSError`` see no change) saying how much arrived, when no EOF comes by
+    the deadline.
+    """
+    deadline = time.monotonic() + timeout
+    per_recv = sock.gettimeout()  # a caller's shorter per-read timeout still holds
+    chunks: List[bytes] = []
     while True:
-        chunk = sock.recv(65536)
+        remaining = deadline - time.monotonic()
+        try:
+            if remaining <= 0:
+                raise socket.timeout
+            sock.settimeout(remaining if per_recv is None else min(remaining, per_recv))
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            got = b"".join(chunks)
+            raise TimeoutError(f"read_all: timed out waiting for EOF; {len(got)} bytes so far: {got[:200]!r}") from None
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
