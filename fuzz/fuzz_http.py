@@ -8,25 +8,18 @@ import sys
 
 import atheris
 
-import _common  # noqa: F401  (repository root on sys.path)
+import _common  # noqa: F401  (repository root and tests/support on sys.path)
 
 with atheris.instrument_imports():
-    from netserver.http.errors import HTTPError
-    from netserver.http.parser import Limits, RequestReader
+    from netserver.http.parser import Limits
+    import reader_outcome  # tests/support (on sys.path by _common): the reader, fed and described
+
+
+LIMITS = Limits(max_header_size=4096, max_uri_size=512, max_headers=20, max_body_size=4096)
 
 
 def outcome(chunks):
-    reader = RequestReader(Limits(max_header_size=4096, max_uri_size=512, max_headers=20, max_body_size=4096))
-    requests = []
-    try:
-        for chunk in chunks:
-            requests.extend(reader.feed(chunk))
-        reader.check()
-        error = None
-    except HTTPError as exc:
-        error = exc.status
-    return [(r.method, r.target, r.version, tuple(r.headers), b"".join(r.body), r.chunked, r.content_length,
-             r.keep_alive) for r in requests], error
+    return reader_outcome.outcome(chunks, LIMITS)
 
 
 SEEDS = [b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",

@@ -4,32 +4,19 @@ import http.client
 import json
 import os
 import shutil
-import ssl
 
 import pytest
 
 from httpkit import curl, public_dir, serve
+from pki import server_pki
 
 trustme = pytest.importorskip("trustme")
 
 
 @pytest.fixture(scope="module")
 def pki():
-    directory = public_dir("netserver-pki-")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    files = {"ca": os.path.join(directory, "ca.pem"), "cert": os.path.join(directory, "cert.pem"),
-             "key": os.path.join(directory, "key.pem")}
-    ca.cert_pem.write_to_path(files["ca"])
-    cert.cert_chain_pems[0].write_to_path(files["cert"])
-    cert.private_key_pem.write_to_path(files["key"])
-    for path in files.values():
-        os.chmod(path, 0o644)
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    files["context"] = context
-    yield files
-    shutil.rmtree(directory, ignore_errors=True)
+    with server_pki() as files:
+        yield files
 
 
 @pytest.fixture(scope="module")

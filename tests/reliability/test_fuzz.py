@@ -16,12 +16,11 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from netserver.access import AccessPolicy  # noqa: E402
-from netserver.http.errors import HTTPError  # noqa: E402
-from netserver.http.parser import Limits, RequestReader  # noqa: E402
 from netserver.options import OptionError, parse_argv, parse_conf_text  # noqa: E402
 from netserver.options.core import OPTIONS  # noqa: E402
 from netserver.proto.spec import PortSpecError, parse_port  # noqa: E402
 from netserver import proxy  # noqa: E402
+from reader_outcome import outcome  # noqa: E402
 
 TEMPLATE = {option.name: option for option in OPTIONS}
 BOUNDED = settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
@@ -115,25 +114,6 @@ def test_parse_argv_raises_only_optionerror(argv):
 
 
 # -- HTTP requests -----------------------------------------------------------------------------
-
-
-def outcome(chunks):
-    """Feed ``chunks`` to a fresh reader: (requests as tuples, error status or None)."""
-    reader = RequestReader(Limits())
-    requests = []
-    try:
-        for chunk in chunks:
-            requests.extend(reader.feed(chunk))
-        reader.check()
-        error = None
-    except HTTPError as exc:
-        error = exc.status
-    return [describe(r) for r in requests], error
-
-
-def describe(request):
-    return (request.method, request.target, request.version, tuple(request.headers), b"".join(request.body),
-            request.chunked, request.content_length, request.keep_alive, request.expect_continue)
 
 
 def split(data: bytes, cuts):

@@ -10,18 +10,15 @@ connection per child) no probe is served within 5 s in any of the three cases; d
 
 from __future__ import annotations
 
-import os
 import resource
-import shutil
 import socket
-import ssl
 import sys
-import tempfile
 import time
 
 import pytest
 
 from harness import ServerProcess
+from pki import server_pki
 
 HOLD = 200  # connections held open
 PROBES = 5
@@ -42,21 +39,8 @@ def enough_descriptors():
 
 @pytest.fixture(scope="module")
 def pki():
-    trustme = pytest.importorskip("trustme")
-    directory = tempfile.mkdtemp(prefix="netserver-slow-pki-")
-    os.chmod(directory, 0o755)
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    files = {"cert": os.path.join(directory, "cert.pem"), "key": os.path.join(directory, "key.pem")}
-    cert.cert_chain_pems[0].write_to_path(files["cert"])
-    cert.private_key_pem.write_to_path(files["key"])
-    for path in files.values():
-        os.chmod(path, 0o644)
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    files["context"] = context
-    yield files
-    shutil.rmtree(directory, ignore_errors=True)
+    with server_pki("127.0.0.1", prefix="netserver-slow-pki-") as files:
+        yield files
 
 
 def http_server(extra=(), port="127.0.0.1:0"):
