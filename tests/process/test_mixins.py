@@ -144,12 +144,7 @@ def test_thread_mixin_over_tcpserver_in_a_script(servers, write_script, clients)
     wait_until(lambda: greeted_count(held) == 2, what="2 connections served")
     assert holds_for(lambda: greeted_count(held) == 2, 0.5)
     assert {c.pid for c in held if c.pid} == {server.pid}
-    first = next(c for c in held if c.pid)
-    first.finish_checked()
-    for client in held:
-        if client is not first:
-            client.wait_greeted()
-            client.finish_checked()
+    finish_one_then_the_rest(held)
     stop_with_term(server)
 
 

@@ -34,14 +34,24 @@ dual_stack = pytest.mark.skipif(not ipv6_usable() or bindv6only(),
 SELF = {"user": pwd.getpwuid(os.geteuid()).pw_name}
 
 
-def served(address, source=None) -> bool:
-    """True if the server greets and echoes; False if it closes at once."""
+def _connected(address, source=None) -> socket.socket:
+    """A TCP connection to ``address`` (IPv4 or IPv6), from ``source`` if given, with ``TIMEOUT`` on each operation."""
     family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
         sock.settimeout(TIMEOUT)
         if source:
             sock.bind((source, 0))
         sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def served(address, source=None) -> bool:
+    """True if the server greets and echoes; False if it closes at once."""
+    with _connected(address, source) as sock:
         try:
             first = sock.recv(4096)
         except ConnectionResetError:
@@ -57,12 +67,7 @@ def served(address, source=None) -> bool:
 
 def denied_port(address, source=None) -> int:
     """Connect, expect to be closed without a greeting; return our local port."""
-    family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.settimeout(TIMEOUT)
-        if source:
-            sock.bind((source, 0))
-        sock.connect(address)
+    with _connected(address, source) as sock:
         port = sock.getsockname()[1]
         try:
             assert sock.recv(4096) == b"", "a denied client was greeted"
