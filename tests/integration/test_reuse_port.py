@@ -20,13 +20,19 @@ pytestmark = [pytest.mark.root, pytest.mark.skipif(not shutil.which("unshare"),
 
 SCRIPT = textwrap.dedent("""
     import json, os, re, signal, socket, subprocess, sys, threading, time
+    sys.path.insert(0, os.path.join(os.getcwd(), "tests", "support"))  # run with cwd at the repository root
+    from harness import read_all
     server = subprocess.Popen([sys.executable, "-m", "netserver", "PreFork", "--port", "127.0.0.1:0",
                                "--user", "root", "--reuse_port", "--min_servers", "3", "--max_servers", "6",
                                "--check_for_spawn", "0.1"], stderr=subprocess.PIPE, text=True)
     port = None
     log = []
+    deadline = time.monotonic() + 20
     while port is None:
         line = server.stderr.readline()
+        if not line or time.monotonic() > deadline:
+            server.kill()
+            sys.exit("no 'Binding to' line from the server: " + "".join(log))
         log.append(line)
         match = re.search(r"Binding to TCP port (\\d+)", line)
         port = int(match.group(1)) if match else None
@@ -38,12 +44,7 @@ SCRIPT = textwrap.dedent("""
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
                     s.sendall(b"hi\\nquit\\n")
-                    data = b""
-                    while True:
-                        chunk = s.recv(4096)
-                        if not chunk:
-                            break
-                        data += chunk
+                    data = read_all(s, 10)
                 if data.count(b"You said") != 2:
                     failures.append(repr(data[:80]))
                 done[0] += 1

@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.process, pytest.mark.root,
                                  reason="needs unshare and ip to make a network namespace")]
 
 CLIENT = textwrap.dedent("""
-    import re, socket, subprocess, sys, time
+    import os, re, socket, subprocess, sys, time
+    sys.path.insert(0, os.path.join(os.getcwd(), "tests", "support"))  # run with cwd at the repository root
+    from harness import read_all
     server = subprocess.Popen([sys.executable, "-m", "netserver", "Single", "--port", "0", "--user", "root"],
                               stderr=subprocess.PIPE, text=True)
     lines = []
@@ -35,12 +37,7 @@ CLIENT = textwrap.dedent("""
         client.settimeout({timeout})
         client.connect((address, port))
         client.sendall(b"hi\\nquit\\n")
-        data = b""
-        while True:
-            chunk = client.recv(4096)
-            if not chunk:
-                break
-            data += chunk
+        data = read_all(client, {timeout})
     server.terminate()
     server.wait({timeout})
     sys.stdout.write("".join(lines))
