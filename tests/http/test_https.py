@@ -19,6 +19,17 @@ def pki():
         yield files
 
 
+def assert_index_served(port, pki, timeout=5):
+    """GET /index over TLS (trusting the test CA) answers the app's ``hello``, each step within ``timeout``."""
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=pki["context"], timeout=timeout)
+    try:
+        conn.request("GET", "/index")
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (200, b"hello\n")
+    finally:
+        conn.close()
+
+
 @pytest.fixture(scope="module")
 def https_server(app_dir, pki):
     args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"]]
@@ -110,12 +121,7 @@ def test_silent_tcp_clients_do_not_block_tls(https_server, pki):
     silent = [socket.create_connection(("127.0.0.1", https_server.port), timeout=5) for _ in range(3)]
     try:
         started = time.monotonic()
-        conn = http.client.HTTPSConnection("127.0.0.1", https_server.port, context=pki["context"], timeout=5)
-        try:
-            conn.request("GET", "/index")
-            assert conn.getresponse().read() == b"hello\n"
-        finally:
-            conn.close()
+        assert_index_served(https_server.port, pki)
         assert time.monotonic() - started < 2
     finally:
         for sock in silent:
@@ -129,12 +135,7 @@ def test_plain_http_on_the_tls_port_is_dropped(https_server, pki):
     with Raw(https_server.port, timeout=5) as conn:
         conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
         assert b"hello" not in conn.read_to_eof()  # no plaintext answer
-    conn = http.client.HTTPSConnection("127.0.0.1", https_server.port, context=pki["context"], timeout=5)
-    try:
-        conn.request("GET", "/index")
-        assert conn.getresponse().status == 200
-    finally:
-        conn.close()
+    assert_index_served(https_server.port, pki)
     assert "Traceback" not in log_since(https_server, mark)
 
 
@@ -163,12 +164,7 @@ def test_silent_tls_clients_do_not_hold_the_only_process(app_dir, pki):
                 pids.add(json.loads(conn.response().body)["pid"])
             assert len(pids) == 1
             started = time.monotonic()
-            probe = http.client.HTTPSConnection("127.0.0.1", proc.port, context=pki["context"], timeout=5)
-            try:
-                probe.request("GET", "/index")
-                assert probe.getresponse().read() == b"hello\n"
-            finally:
-                probe.close()
+            assert_index_served(proc.port, pki)
             assert time.monotonic() - started < 2  # classic: the 5 silent handshakes first, 10 s each
             for conn in parked:
                 conn.send(b"GET /env HTTP/1.1\r\nHost: t\r\n\r\n")
