@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 
 from client import (  # noqa: F401 - re-exported
-    GREETING, HeldClient, complete_reply, finish_one_then_the_rest, greeted_count, greeting_pid,
+    GREETING, HeldClient, complete_reply, finish_one_then_the_rest, greeted_count, greeting_pid, serving_pids,
 )
 from procfs import (  # noqa: F401 - re-exported
     accept_queue, children, cmdline, exists, gone, group_members, listening_inode, live_children, ppid,

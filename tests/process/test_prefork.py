@@ -9,7 +9,6 @@ serving at once.
 
 from __future__ import annotations
 
-import collections
 import os
 import platform
 import signal
@@ -19,7 +18,7 @@ import pytest
 from harness import echo_exchange
 from proctools import (
     LOOPBACK, accept_queue, children, complete_reply, finish_one_then_the_rest, greeted_count, greeting_pid, holds_for,
-    live_children, ttou_down_to_one, wait_until, zombie_children,
+    live_children, serving_pids, ttou_down_to_one, wait_until, zombie_children,
 )
 
 FAST = ["--check_for_spawn", "0.1", "--check_for_waiting", "0.5", "--min_child_ttl", "0.2"]
@@ -84,11 +83,7 @@ def test_grows_to_max_servers_and_no_further_then_shrinks(servers, clients):
 def test_max_requests_recycles_children(servers):
     server = prefork(servers, "--min_servers", "2", "--max_servers", "2", "--max_requests", "5")
     address = ("127.0.0.1", server.port)
-    served = collections.Counter()
-    for _ in range(60):
-        reply = echo_exchange(address)
-        assert complete_reply(reply), reply
-        served[greeting_pid(reply)] += 1
+    served = serving_pids(address, 60)
     assert server.pid not in served
     # 5 connections per child (5 // 10 == 0: no jitter), so at least 12 children served.
     assert max(served.values()) <= 5, served

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import collections
 import os
 import signal
 
 from harness import echo_exchange
 from proctools import (
-    LOOPBACK, complete_reply, greeted_count, greeting_pid, holds_for, live_children, wait_until, zombie_children,
+    LOOPBACK, complete_reply, greeted_count, holds_for, live_children, serving_pids, wait_until, zombie_children,
 )
 
 
@@ -39,11 +38,7 @@ def test_fixed_pool_of_max_servers_whatever_the_load(servers, clients):
 def test_max_requests_recycles_children(servers):
     server = preforksimple(servers, "--max_servers", "2", "--max_requests", "5")
     address = ("127.0.0.1", server.port)
-    served = collections.Counter()
-    for _ in range(20):
-        reply = echo_exchange(address)
-        assert complete_reply(reply), reply
-        served[greeting_pid(reply)] += 1
+    served = serving_pids(address, 20)
     assert max(served.values()) <= 5, served
     assert len(served) >= 4, served
     wait_until(lambda: len(live_children(server.pid)) == 2 and not zombie_children(server.pid),

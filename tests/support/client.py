@@ -6,12 +6,13 @@ reply says which process served it.
 
 from __future__ import annotations
 
+import collections
 import re
 import socket
 import time
 from typing import Optional
 
-from harness import TIMEOUT, read_all
+from harness import TIMEOUT, echo_exchange, read_all
 
 GREETING = re.compile(rb'Welcome to "[^"]*" \((\d+)\)')
 
@@ -149,3 +150,14 @@ def finish_one_then_the_rest(held) -> None:
         if client is not first:
             client.wait_greeted()
             client.finish_checked()
+
+
+def serving_pids(address, count: int) -> collections.Counter:
+    """``count`` echo exchanges with ``address`` one after another, each checked complete; how many
+    each serving pid answered."""
+    served: collections.Counter = collections.Counter()
+    for _ in range(count):
+        reply = echo_exchange(address)
+        assert complete_reply(reply), reply
+        served[greeting_pid(reply)] += 1
+    return served
