@@ -197,27 +197,35 @@ def echo_exchange(address, lines: Iterable[bytes] = (b"hello",), family: int = 0
         return read_all(sock)
 
 
-def read_all(sock: socket.socket, timeout: float = TIMEOUT) -> bytes:
+def read_all(sock: socket.socket, timeout: Optional[float] = None) -> bytes:
     """Everything ``sock`` receives until the peer closes, within ``timeout`` seconds in all.
 
-    A shorter timeout already set on ``sock`` still bounds each read.  Raises
+    ``timeout`` defaults to ``TIMEOUT``, or to the socket's own timeout where
+    that is longer (a caller that gave the socket 30 s keeps 30 s).  A shorter
+    timeout already set on ``sock`` still bounds each read.  Raises
     ``TimeoutError`` (what a socket timeout raises, so callers catching that or
     ``OSError`` see no change) saying how much arrived, when no EOF comes by
     the deadline.
     """
-    deadline = time.monotonic() + timeout
     per_recv = sock.gettimeout()  # a caller's shorter per-read timeout still holds
+    if timeout is None:
+        timeout = max(TIMEOUT, per_recv or 0.0)
+    deadline = time.monotonic() + timeout
     chunks: List[bytes] = []
-    while True:
-        remaining = deadline - time.monotonic()
-        try:
-            if remaining <= 0:
-                raise socket.timeout
-            sock.settimeout(remaining if per_recv is None else min(remaining, per_recv))
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            got = b"".join(chunks)
-            raise TimeoutError(f"read_all: timed out waiting for EOF; {len(got)} bytes so far: {got[:200]!r}") from None
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise socket.timeout
+                sock.settimeout(remaining if per_recv is None else min(remaining, per_recv))
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                got = b"".join(chunks)
+                raise TimeoutError(f"read_all: timed out waiting for EOF; {len(got)} bytes so far: "
+                                   f"{got[:200]!r}") from None
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        sock.settimeout(per_recv)  # the socket as the caller left it
