@@ -84,12 +84,14 @@ def free_port() -> int:
 # -- peers ------------------------------------------------------------------------
 
 PIP_PEERS = ["gunicorn", "granian", "waitress", "uwsgi"]
+# netserver's own HTTP extra (the request parser): without it no netserver row can start.
+PIP_OURS = ["httptools>=0.6"]
 
 
 def install() -> None:
     """pip install the Python peers, apt-get install wrk and nginx; failures are reported, not fatal."""
-    pip = [sys.executable, "-m", "pip", "install", "-q", *PIP_PEERS]
-    print("installing " + " ".join(PIP_PEERS) + " with pip …", file=sys.stderr)
+    pip = [sys.executable, "-m", "pip", "install", "-q", *PIP_OURS, *PIP_PEERS]
+    print("installing " + " ".join(PIP_OURS + PIP_PEERS) + " with pip …", file=sys.stderr)
     if subprocess.run(pip).returncode != 0:
         print("note: pip install failed for some peers; they are skipped", file=sys.stderr)
     if not shutil.which("apt-get"):
@@ -315,6 +317,11 @@ def main() -> None:
         install()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed: run with --install (apt-get install wrk)")
+    try:
+        import httptools  # noqa: F401 - netserver's HTTP extra
+    except ImportError:
+        sys.exit("httptools is not installed, so netserver's HTTP personality cannot start: "
+                 "pip install -e '.[http]' (or run with --install)")
     if args.profile:
         profile(args)
         return

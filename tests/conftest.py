@@ -25,7 +25,7 @@ if "COVERAGE_PROCESS_CONFIG" in os.environ:
 
 
 # Markers (registered in pyproject.toml): `process` starts server processes, `slow` takes more
-# than about 5 s (`pytest -m "not slow"` is the inner loop), `root` needs root and is skipped
+# than about half a second (`pytest -m "not slow"` is the inner loop), `root` needs root and is skipped
 # without it.  A directory's marks go to every test in it (new files included); a module or a
 # test adds its own with `pytestmark` or a decorator.
 DIRECTORY_MARKS = {

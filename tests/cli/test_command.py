@@ -224,6 +224,7 @@ def test_version():
     assert result.stdout == f"netserver {netserver.__version__}\n"
 
 
+@pytest.mark.slow
 def test_console_script_behaves_like_python_dash_m():
     script = shutil.which("netserver")
     if script is None:
@@ -473,6 +474,7 @@ def _concurrent(server) -> bool:
     return re.search(r"\(type (\w+)\) starting", server.log_text()).group(1) != "Single"
 
 
+@pytest.mark.slow
 def test_idle_client_is_timed_out_and_another_client_served(limited_server):
     address = ("127.0.0.1", limited_server.port)
     with socket.create_connection(address, timeout=TIMEOUT) as silent:

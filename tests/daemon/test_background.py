@@ -85,6 +85,7 @@ def test_launcher_returns_once_the_daemon_serves(servers, tmp_path, personality,
         assert links[2] == os.devnull, links
 
 
+@pytest.mark.slow
 def test_launcher_waits_for_a_slow_start(servers, tmp_path, write_script):
     """A daemon that takes a second to get ready: the launcher does not return before it is."""
     script = write_script("""

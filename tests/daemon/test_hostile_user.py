@@ -191,6 +191,7 @@ def test_pid_file_is_root_owned_and_children_do_not_hold_it(servers, tmp_path):
         assert str(pid_file) not in fd_links(child).values(), f"child {child} holds the pid file"
 
 
+@pytest.mark.slow
 def test_kill_9_of_the_parent_stops_the_children_at_once_and_frees_the_pid_file(servers, tmp_path):
     pid_file = tmp_path / "server.pid"
     server = servers.start(PREFORK + LOOPBACK + ["--pid_file", str(pid_file), "--max_requests", "0"])

@@ -132,6 +132,7 @@ def test_usr1_reopens_the_log_in_prefork_children(servers, world_dir):
     assert rotated.read_text() == before, "lines went to the rotated file:\n" + rotated.read_text()[len(before):]
 
 
+@pytest.mark.slow
 def test_usr1_during_a_child_start_is_not_lost(servers, world_dir, write_script):
     """Children that take 0.5 s to start (an after-fork hook) get the USR1 sent meanwhile."""
     script = write_script("""

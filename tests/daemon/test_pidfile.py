@@ -246,6 +246,7 @@ def test_pid_file_is_never_seen_empty(servers, tmp_path):
 # -- two at once ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_two_servers_started_together_exactly_one_runs(servers, tmp_path):
     pid_file = tmp_path / "server.pid"
     args = ["Single", "--user", "root"] + LOOPBACK + ["--pid_file", str(pid_file)]

@@ -100,6 +100,7 @@ def test_plain_text_client_on_the_tls_port_is_closed(servers, tls, personality):
 
 
 @pytest.mark.parametrize("personality", ["PreFork", "Thread"])
+@pytest.mark.slow
 def test_silent_clients_are_cut_off_and_do_not_hold_up_others(servers, tls, personality):
     args = ["PreFork", "--min_servers", "3", "--max_servers", "3"] if personality == "PreFork" else ["Thread"]
     server = servers.start(args + LOOPBACK_TLS + cert_args(tls) + ["--SSL_handshake_timeout", "1"])

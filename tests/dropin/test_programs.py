@@ -87,6 +87,7 @@ run_simple("127.0.0.1", port, app, **options)
 
 
 @pytest.mark.parametrize("mode", ["threaded", "processes", "reloader"])
+@pytest.mark.slow
 def test_werkzeug_run_simple(tmp_path, mode):
     pytest.importorskip("werkzeug")
     results = {}
@@ -160,6 +161,7 @@ def dns_answer(port: int, tcp: bool) -> str:
     raise AssertionError("no DNS answer")
 
 
+@pytest.mark.slow
 def test_dnslib_command_line_resolver_udp_and_tcp(tmp_path):
     """``python -m dnslib.fixedresolver --port N --tcp``: its own --port is not netserver's."""
     pytest.importorskip("dnslib")
@@ -200,6 +202,7 @@ server.server.server_close()
 
 
 @pytest.mark.parametrize("base, tcp", [("UDPServer", False), ("TCPServer", True)])
+@pytest.mark.slow
 def test_dnslib_server_class_under_a_prefork_mixin_with_a_denied_client(tmp_path, base, tcp):
     pytest.importorskip("dnslib")
     proc = launch(tmp_path, DNS_MIXIN.replace("{base}", base), upgrade=False)
@@ -255,6 +258,7 @@ print("CLOSED", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_sshtunnel_forward_server_logs_a_failed_channel_with_its_own_logger(tmp_path):
     pytest.importorskip("sshtunnel")
     for upgrade in (False, True):

@@ -126,6 +126,7 @@ print("CLOSED", flush=True)
 
 @pytest.mark.parametrize("mixin", ["netserver.ForkMixIn", "netserver.PreForkMixIn", "netserver.PreForkSimpleMixIn",
                                    "netserver.ThreadMixIn", "socketserver.ForkingMixIn"])
+@pytest.mark.slow
 def test_shutdown_lets_a_request_in_flight_finish(program, mixin):
     server = program(SHUTDOWN_WHILE_SERVING.format(mixin=mixin))
     replies = []

@@ -276,6 +276,7 @@ def test_huge_chunk_size_is_refused(limited):
 
 
 @pytest.mark.parametrize("partial", [b"GET / HTTP/1.1\r\nHost: t\r\n", b"GET /ind"])
+@pytest.mark.slow
 def test_stalled_head_gets_408(limited, partial):
     with Raw(limited.port) as conn:
         started = time.monotonic()
@@ -288,6 +289,7 @@ def test_stalled_head_gets_408(limited, partial):
     still_serves(limited.port)
 
 
+@pytest.mark.slow
 def test_stalled_body_gets_408(limited):
     with Raw(limited.port) as conn:
         conn.send(b"POST /echo HTTP/1.1\r\n" + H + b"Content-Length: 10\r\n\r\nabc")
@@ -296,6 +298,7 @@ def test_stalled_body_gets_408(limited):
         assert conn.closed()
 
 
+@pytest.mark.slow
 def test_idle_keep_alive_connection_is_closed_without_response(limited):
     with Raw(limited.port) as conn:
         conn.send(b"GET /index HTTP/1.1\r\n" + H + b"\r\n")
@@ -308,6 +311,7 @@ def test_idle_keep_alive_connection_is_closed_without_response(limited):
     still_serves(limited.port)
 
 
+@pytest.mark.slow
 def test_slow_body_within_idle_timeout_is_not_a_header_timeout(app_dir):
     # The body has its own deadline (timeout_idle for the whole body, here 4 s; see
     # test_slow_clients.py), not timeout_header (1 s).
@@ -321,6 +325,7 @@ def test_slow_body_within_idle_timeout_is_not_a_header_timeout(app_dir):
         assert response.status == 200 and response.body == b"abcdef"
 
 
+@pytest.mark.slow
 def test_slowloris_does_not_block_other_clients(app_dir):
     args = ["--app", "wsgiapps:app", "--server_type", "PreFork", "--min_servers", "2",
             "--max_servers", "4", "--timeout_header", "8"]
@@ -424,6 +429,7 @@ def test_mutated_requests_never_crash_the_server(app_dir):
     assert outcomes.get(400, 0) > 10 and outcomes.get(200, 0) > 10, outcomes
 
 
+@pytest.mark.slow
 def test_a_new_connection_that_says_nothing_is_closed_at_timeout_header():
     """A silent new connection (a browser's preconnect, slowloris) gets timeout_header, not timeout_idle."""
     with serve(["--timeout_header", "1", "--timeout_idle", "30", "--server_type", "PreFork",

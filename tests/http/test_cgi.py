@@ -237,6 +237,7 @@ def _serving_tree_problems(server_pid, script):
     return problems
 
 
+@pytest.mark.slow
 def test_slow_script_is_a_504_and_is_reaped(cgi_server, cgi_dir):
     started = time.monotonic()
     with Raw(cgi_server.port) as conn:
@@ -253,6 +254,7 @@ def test_slow_script_is_a_504_and_is_reaped(cgi_server, cgi_dir):
     assert get(cgi_server.port, "/status").status == 404
 
 
+@pytest.mark.slow
 def test_slow_shell_script_is_a_504_on_time(cgi_server):
     started = time.monotonic()
     with Raw(cgi_server.port, timeout=3) as conn:

@@ -46,6 +46,7 @@ def test_idle_keep_alive_connections_do_not_hold_the_only_process(app_dir):
                 conn.close()
 
 
+@pytest.mark.slow
 def test_a_head_that_never_ends_gets_408_at_timeout_header(app_dir):
     with serve(ONE_CHILD + ["--timeout_header", "1"], app_dir=app_dir) as proc:
         conn = slowloris(proc.port)
@@ -60,6 +61,7 @@ def test_a_head_that_never_ends_gets_408_at_timeout_header(app_dir):
             conn.close()
 
 
+@pytest.mark.slow
 def test_a_silent_new_connection_is_closed_at_timeout_header(app_dir):
     with serve(ONE_CHILD + ["--timeout_header", "1"], app_dir=app_dir) as proc:
         with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as silent:

@@ -192,6 +192,7 @@ def test_tls_pipelined_requests_in_separate_records_are_all_answered(https_serve
         conn.close()
 
 
+@pytest.mark.slow
 def test_a_silent_tls_client_is_closed_at_the_handshake_timeout(app_dir, pki):
     import socket
 

@@ -23,6 +23,7 @@ LOOPS = {
 
 
 @pytest.mark.parametrize("loop", list(LOOPS))
+@pytest.mark.slow
 def test_a_trickled_body_ends_at_its_deadline(app_dir, loop):
     with serve(["--app", "wsgiapps:app", "--timeout_idle", "1", *LOOPS[loop]], app_dir=app_dir) as proc, \
             Raw(proc.port) as conn:
@@ -52,6 +53,7 @@ def test_a_trickled_body_ends_at_its_deadline(app_dir, loop):
         assert elapsed < 4, elapsed  # about timeout_idle (1 s) and a deadline scan, not for ever
 
 
+@pytest.mark.slow
 def test_a_slow_but_steady_upload_is_not_cut_off(app_dir):
     """The body deadline grows with what arrives: 256 KiB in 8 pieces over ~1.6 s with timeout_idle 1."""
     with serve(["--app", "wsgiapps:app", "--timeout_idle", "1", *LOOPS["event"]], app_dir=app_dir) as proc, \
@@ -65,6 +67,7 @@ def test_a_slow_but_steady_upload_is_not_cut_off(app_dir):
 
 
 @pytest.mark.parametrize("personality", ["Thread", "Fork"])
+@pytest.mark.slow
 def test_an_idle_keep_alive_connection_yields_its_worker_when_the_pool_is_full(app_dir, personality):
     with serve(["--app", "wsgiapps:app", "--server_type", personality, "--max_servers", "1"],
                app_dir=app_dir) as proc, Raw(proc.port) as idle:
@@ -75,6 +78,7 @@ def test_an_idle_keep_alive_connection_yields_its_worker_when_the_pool_is_full(a
         assert time.monotonic() - started < 4  # yield_idle (1 s), not timeout_idle (60 s)
 
 
+@pytest.mark.slow
 def test_fork_below_max_servers_idle_keep_alive_connections_stay_open(app_dir):
     with serve(["--app", "wsgiapps:app", "--server_type", "Fork", "--max_servers", "4"],
                app_dir=app_dir) as proc, Raw(proc.port) as idle:
@@ -87,6 +91,7 @@ def test_fork_below_max_servers_idle_keep_alive_connections_stay_open(app_dir):
         assert idle.response().status == 200
 
 
+@pytest.mark.slow
 def test_a_client_reading_a_trickle_cannot_hold_an_event_child(app_dir):
     """A response must be taken whole within timeout_idle (per write), not only progress each second."""
     import threading

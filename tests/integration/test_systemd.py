@@ -69,6 +69,7 @@ def receive(sock: socket.socket, wanted: str, timeout: float = TIMEOUT) -> list:
             return seen
 
 
+@pytest.mark.slow
 def test_notify_ready_reloading_stopping_and_watchdog(sockdir):
     notify_path = os.path.join(sockdir, "notify")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)

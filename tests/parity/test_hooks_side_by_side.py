@@ -164,6 +164,7 @@ def test_started_as_root_without_user_both_keep_root_and_warn(servers, tmp_path)
         server.wait_for(r"(?i)User not defined")
 
 
+@pytest.mark.slow
 def test_parent_read_hook_hears_a_child_start_processing(servers, tmp_path):
     perl = PERL_NOTE + textwrap.dedent("""
         package T; use base 'Net::Server::PreFork';

@@ -6,12 +6,15 @@ import os
 import signal
 import socket
 
+import pytest
+
 from harness import echo_exchange
 from proctools import (
     LOOPBACK, accept_queue, children, complete_reply, exists, finish_one_then_the_rest, greeted_count, greeting_pid,
     holds_for, live_children, state, ttou_down_to_one, wait_until, zombie_children,
 )
 
+@pytest.mark.slow
 def test_default_command_is_an_echo_server_of_type_fork(servers):
     server = servers.start(LOOPBACK)
     server.wait_for(r"\(type Fork\) starting! pid\(%d\)" % server.pid)
@@ -23,6 +26,7 @@ def test_default_command_is_an_echo_server_of_type_fork(servers):
     wait_until(lambda: not children(server.pid), what="the per-connection children to be reaped")
 
 
+@pytest.mark.slow
 def test_max_servers_and_ttin_ttou(servers, clients):
     server = servers.start(["Fork", *LOOPBACK, "--max_servers", "2", "--log_level", "3"])
     address = ("127.0.0.1", server.port)

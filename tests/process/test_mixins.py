@@ -84,6 +84,7 @@ def stop_with_term(server) -> None:
     assert_group_gone(server)
 
 
+@pytest.mark.slow
 def test_prefork_mixin_over_tcpserver(servers, write_script, clients):
     server = mixin_server(servers, write_script, "PreForkMixIn",
                           options={"min_servers": 2, "max_servers": 3, "min_spare_servers": 1,
@@ -104,6 +105,7 @@ def test_prefork_mixin_over_tcpserver(servers, write_script, clients):
     stop_with_term(server)
 
 
+@pytest.mark.slow
 def test_prefork_simple_mixin_with_class_attributes(servers, write_script, clients):
     server = mixin_server(servers, write_script, "PreForkSimpleMixIn",
                           attributes="    allow_reuse_address = True\n    max_servers = 2\n    max_requests = 3")
@@ -120,6 +122,7 @@ def test_prefork_simple_mixin_with_class_attributes(servers, write_script, clien
     stop_with_term(server)
 
 
+@pytest.mark.slow
 def test_fork_mixin_over_tcpserver(servers, write_script, clients):
     server = mixin_server(servers, write_script, "ForkMixIn", options={"max_servers": 1})
     address = ("127.0.0.1", server.port)
@@ -137,6 +140,7 @@ def test_fork_mixin_over_tcpserver(servers, write_script, clients):
     stop_with_term(server)
 
 
+@pytest.mark.slow
 def test_thread_mixin_over_tcpserver_in_a_script(servers, write_script, clients):
     server = mixin_server(servers, write_script, "ThreadMixIn", options={"max_servers": 2})
     address = ("127.0.0.1", server.port)
@@ -212,6 +216,7 @@ def threaded():
         server.server_close()
 
 
+@pytest.mark.slow
 def test_thread_mixin_in_process_bounds_concurrency_and_joins_workers(threaded):
     before = set(worker_threads())
     server, loop = threaded(max_servers=2)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from harness import TIMEOUT, echo_exchange, python_env
 from proctools import LOOPBACK, live_children, wait_until
 
@@ -92,6 +94,7 @@ def start(servers, write_script, tmp_path, personality, *options, env=None):
     return server, out
 
 
+@pytest.mark.slow
 def test_prefork_parent_hooks_in_net_server_order(servers, write_script, tmp_path, clients):
     server, out = start(servers, write_script, tmp_path, "PreFork", "--min_servers", "2", "--max_servers", "3",
                         "--min_spare_servers", "0", "--check_for_spawn", "0.1", "--child_communication")
@@ -139,6 +142,7 @@ def test_ttin_raises_min_servers_and_starts_a_child_at_once(servers, write_scrip
     server.wait_for(r"Received TTOU, max_servers is now 3, min_servers 1")
 
 
+@pytest.mark.slow
 def test_cleanup_dead_child_hook_for_a_child_reaped_elsewhere(servers, write_script, tmp_path):
     server, out = start(servers, write_script, tmp_path, "PreFork", "--min_servers", "1",
                         "--check_for_dead", "0.1", env={"FAKE_DEAD_CHILD": "1"})

@@ -28,6 +28,7 @@ def prefork(servers, *options):
     return servers.start(["PreFork", *LOOPBACK, *FAST, *options])
 
 
+@pytest.mark.slow
 def test_starts_min_servers_children(servers):
     server = prefork(servers, "--min_servers", "3", "--max_servers", "6",
                      "--min_spare_servers", "1", "--max_spare_servers", "4")
@@ -91,6 +92,7 @@ def test_max_requests_recycles_children(servers):
     wait_until(lambda: not zombie_children(server.pid), what="no zombie children")
 
 
+@pytest.mark.slow
 def test_ttin_ttou_change_how_many_are_served_at_once(servers, clients):
     server = prefork(servers, "--min_servers", "1", "--max_servers", "2", "--min_spare_servers", "1",
                      "--max_spare_servers", "1", "--log_level", "3")
@@ -115,6 +117,7 @@ def test_ttin_ttou_change_how_many_are_served_at_once(servers, clients):
     assert "Traceback" not in server.log_text()
 
 
+@pytest.mark.slow
 def test_kill_9_child_is_replaced_and_logged(servers):
     server = prefork(servers, "--min_servers", "3", "--max_servers", "3", "--min_spare_servers", "0")
     wait_until(lambda: len(live_children(server.pid)) == 3, what="3 children")
@@ -159,6 +162,7 @@ def _waiting_in_epoll(server):
 
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="reads x86_64 system call numbers from /proc")
 @pytest.mark.parametrize("serialize", ["flock", "semaphore", "pipe"])
+@pytest.mark.slow
 def test_serialize_lets_one_child_wait_and_survives_the_holder_killed(servers, serialize):
     server = prefork(servers, "--min_servers", "3", "--max_servers", "3", "--min_spare_servers", "1",
                      "--max_spare_servers", "3", "--serialize", serialize)
@@ -195,6 +199,7 @@ SLOW_TICK = """
 
 
 @pytest.mark.parametrize("personality", ["PreFork", "PreForkSimple"])
+@pytest.mark.slow
 def test_a_retiring_child_is_replaced_at_once_not_at_the_next_tick(servers, clients, write_script, personality):
     options = ["--check_for_spawn", "60", "--min_spare_servers", "0"] if personality == "PreFork" else []
     server = servers.start([*LOOPBACK, "--min_servers", "1", "--max_servers", "1", "--max_requests", "1",

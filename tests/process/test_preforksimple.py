@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
+
 from harness import echo_exchange
 from proctools import (
     LOOPBACK, complete_reply, greeted_count, holds_for, live_children, serving_pids, wait_until, zombie_children,
@@ -15,6 +17,7 @@ def preforksimple(servers, *options):
     return servers.start(["PreForkSimple", *LOOPBACK, *options])
 
 
+@pytest.mark.slow
 def test_fixed_pool_of_max_servers_whatever_the_load(servers, clients):
     server = preforksimple(servers, "--max_servers", "3")
     wait_until(lambda: len(live_children(server.pid)) == 3, what="3 children")
@@ -57,6 +60,7 @@ def test_kill_9_child_is_replaced(servers):
     assert complete_reply(echo_exchange(("127.0.0.1", server.port)))
 
 
+@pytest.mark.slow
 def test_ttin_ttou_resize_the_pool(servers):
     server = preforksimple(servers, "--max_servers", "2", "--log_level", "3")
     wait_until(lambda: len(live_children(server.pid)) == 2, what="2 children")

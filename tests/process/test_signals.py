@@ -40,6 +40,7 @@ INHERITED = r"Binding to TCP port \d+ .*\(inherited fd \d+\)"
 
 
 @pytest.mark.parametrize("personality", list(HUP_PERSONALITIES))
+@pytest.mark.slow
 def test_hup_under_load_loses_nothing(servers, personality):
     server = servers.start([*HUP_PERSONALITIES[personality], *LOOPBACK])
     address = ("127.0.0.1", server.port)
@@ -164,6 +165,7 @@ def test_hup_with_user_nobody_children_drop_the_parent_keeps_root(servers, clien
 
 
 @pytest.mark.parametrize("personality", ["PreFork", "PreForkSimple", "Fork", "Single", "Thread"])
+@pytest.mark.slow
 def test_connection_in_progress_across_hup_completes(servers, clients, personality):
     extra = {"PreFork": ["--min_servers", "1", "--max_servers", "2", *FAST],
              "PreForkSimple": ["--max_servers", "1"]}.get(personality, [])
@@ -192,6 +194,7 @@ QUIT_PERSONALITIES = {
 
 
 @pytest.mark.parametrize("personality", list(QUIT_PERSONALITIES))
+@pytest.mark.slow
 def test_quit_lets_connections_in_progress_finish(servers, clients, personality):
     server = servers.start([*QUIT_PERSONALITIES[personality], *LOOPBACK])
     address = ("127.0.0.1", server.port)
@@ -230,6 +233,7 @@ SLOW_CHILD_START = """
 
 
 @pytest.mark.parametrize("signum", [signal.SIGQUIT, signal.SIGHUP], ids=["QUIT", "HUP"])
+@pytest.mark.slow
 def test_signal_to_a_child_still_starting_is_not_lost(servers, write_script, signum):
     server = servers.start([*LOOPBACK, "--min_servers", "2", "--max_servers", "2", *FAST],
                            script=write_script(SLOW_CHILD_START))
@@ -260,6 +264,7 @@ TERM_IGNORING = """
 
 
 @pytest.mark.parametrize("personality", ["PreFork", "Fork"])
+@pytest.mark.slow
 def test_term_kills_children_that_ignore_it_after_stop_timeout(servers, clients, write_script, personality):
     script = write_script(TERM_IGNORING.format(personality=personality))
     options = ["--min_servers", "2", "--max_servers", "2", *FAST] if personality == "PreFork" else []
@@ -408,6 +413,7 @@ OTHER_CHILD = """
 
 
 @pytest.mark.parametrize("personality", ["PreFork", "Fork"])
+@pytest.mark.slow
 def test_other_child_died_hook_sees_children_the_server_did_not_start(servers, write_script, personality):
     script = write_script(OTHER_CHILD.format(personality=personality))
     options = ["--min_servers", "2", "--max_servers", "2", *FAST] if personality == "PreFork" else []

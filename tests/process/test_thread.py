@@ -6,11 +6,14 @@ import os
 import signal
 import time
 
+import pytest
+
 from proctools import (
     LOOPBACK, accept_queue, assert_group_gone, finish_one_then_the_rest, greeted_count, holds_for, live_children,
     wait_until,
 )
 
+@pytest.mark.slow
 def test_max_servers_bounds_the_clients_served_at_once(servers, clients):
     server = servers.start(["Thread", *LOOPBACK, "--max_servers", "2"])
     server.wait_for(r"\(type Thread\) starting!")
@@ -49,6 +52,7 @@ def _cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+@pytest.mark.slow
 def test_out_of_descriptors_backs_off_and_logs(servers, clients, write_script):
     """Issue 14: with ``ulimit -n`` exhausted the listener stays readable and accept fails with
     EMFILE; the main thread must not spin at 100% CPU, and must say why it is not accepting."""

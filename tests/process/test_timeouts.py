@@ -63,6 +63,7 @@ def start_sleepy(servers, write_script, personality, *options):
 
 
 @pytest.mark.parametrize("personality", ["PreForkSimple", "PreFork", "Fork"])
+@pytest.mark.slow
 def test_a_child_busy_past_child_timeout_is_replaced(servers, write_script, personality):
     limit = 1.0
     server = start_sleepy(servers, write_script, personality, "--child_timeout", str(limit))
@@ -90,6 +91,7 @@ def test_a_child_busy_past_child_timeout_is_replaced(servers, write_script, pers
     assert "WARNING" in line
 
 
+@pytest.mark.slow
 def test_child_timeout_off_by_default_for_a_plain_server(servers, write_script):
     server = start_sleepy(servers, write_script, "PreForkSimple")
     hung = ask(("127.0.0.1", server.port), b"sleep\n")
@@ -99,6 +101,7 @@ def test_child_timeout_off_by_default_for_a_plain_server(servers, write_script):
     hung.close()
 
 
+@pytest.mark.slow
 def test_a_child_that_ignores_term_is_killed_after_stop_timeout(servers, write_script):
     script = write_script("""
         import os, signal, socketserver, time
@@ -126,6 +129,7 @@ def test_a_child_that_ignores_term_is_killed_after_stop_timeout(servers, write_s
 
 
 @pytest.mark.parametrize("personality", ["PreForkSimple", "Fork"])
+@pytest.mark.slow
 def test_quit_stops_busy_children_after_graceful_timeout(servers, write_script, personality):
     limit = 1.0
     server = start_sleepy(servers, write_script, personality, "--graceful_timeout", str(limit))
@@ -143,6 +147,7 @@ def test_quit_stops_busy_children_after_graceful_timeout(servers, write_script, 
     hung.close()
 
 
+@pytest.mark.slow
 def test_quit_waits_for_busy_children_without_graceful_timeout(servers, write_script):
     """Net::Server's QUIT: no deadline unless one is configured."""
     server = start_sleepy(servers, write_script, "PreForkSimple")
@@ -153,6 +158,7 @@ def test_quit_waits_for_busy_children_without_graceful_timeout(servers, write_sc
     hung.close()
 
 
+@pytest.mark.slow
 def test_hup_retired_old_children_are_stopped_after_graceful_timeout(servers, write_script):
     limit = 1.0
     server = start_sleepy(servers, write_script, "PreForkSimple", "--graceful_timeout", str(limit))
@@ -184,6 +190,7 @@ def application(environ, start_response):
 
 
 @pytest.mark.parametrize("server_type", ["PreFork", "Fork"])
+@pytest.mark.slow
 def test_http_child_timeout_counts_requests_not_keepalive_waits(servers, tmp_path, server_type):
     import http.client
 

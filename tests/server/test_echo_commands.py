@@ -66,6 +66,7 @@ class _QuickEcho:
         self.thread.join(TIMEOUT)
 
 
+@pytest.mark.slow
 def test_a_line_must_arrive_whole_within_the_timeout_however_it_trickles():
     import time
 
@@ -90,6 +91,7 @@ def test_a_line_must_arrive_whole_within_the_timeout_however_it_trickles():
         assert time.monotonic() - started < 2.5  # the line's deadline (1 s), not per recv
 
 
+@pytest.mark.slow
 def test_a_line_sent_in_pieces_within_the_timeout_is_echoed():
     import time
 

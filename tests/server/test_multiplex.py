@@ -64,6 +64,7 @@ def test_holds_5000_idle_connections_while_answering_an_active_client():
                 sock.close()
 
 
+@pytest.mark.slow
 def test_a_client_that_never_reads_costs_memory_not_the_loop(tmp_path):
     """A peer that floods and never reads is throttled (back-pressure); others are still served."""
     script = tmp_path / "flood.py"
@@ -102,6 +103,7 @@ def test_a_client_that_never_reads_costs_memory_not_the_loop(tmp_path):
             flooder.close()
 
 
+@pytest.mark.slow
 def test_callbacks_timeouts_and_eof(tmp_path):
     script = tmp_path / "chat.py"
     log = tmp_path / "events.log"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 from harness import ServerProcess
 from waiting import wait_until
 
@@ -23,6 +25,7 @@ Queue.run()
 """
 
 
+@pytest.mark.slow
 def test_run_dequeue_every_check_for_dequeue_seconds(write_script, tmp_path):
     out = tmp_path / "dequeue.txt"
     with ServerProcess([str(out), "--port", "127.0.0.1:0", "--check_for_dequeue", "0.1"],
@@ -32,6 +35,7 @@ def test_run_dequeue_every_check_for_dequeue_seconds(write_script, tmp_path):
         assert set(calls) == {str(server.pid)}  # in the serving process: nothing is forked
 
 
+@pytest.mark.slow
 def test_no_run_dequeue_without_check_for_dequeue(write_script, tmp_path):
     out = tmp_path / "dequeue.txt"
     with ServerProcess([str(out), "--port", "127.0.0.1:0"], script=write_script(SCRIPT)):

@@ -21,6 +21,7 @@ SUITES = {"socketserver": 25, "httpservers": 55, "xmlrpc": 90, "wsgiref": 35, "l
 
 
 @pytest.mark.parametrize("suite", list(SUITES))
+@pytest.mark.slow
 def test_cpython_suite_passes_against_compat(suite):
     done = subprocess.run([sys.executable, os.path.join(HERE, "run_cpython_tests.py"), suite],
                           capture_output=True, text=True, timeout=300)

@@ -120,6 +120,7 @@ def test_table_and_names():
 
 
 @pytest.mark.parametrize("name", LOCKING)
+@pytest.mark.slow
 def test_a_held_lock_keeps_a_child_waiting(name, lock_factory, contenders):
     lock = lock_factory(name)
     lock.acquire()
@@ -131,6 +132,7 @@ def test_a_held_lock_keeps_a_child_waiting(name, lock_factory, contenders):
 
 
 @pytest.mark.parametrize("name", LOCKING)
+@pytest.mark.slow
 def test_one_child_at_a_time(name, lock_factory, contenders):
     """Two children contend; the second gets the lock only after the first releases it."""
     lock = lock_factory(name)
