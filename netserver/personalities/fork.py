@@ -8,6 +8,7 @@ connections in the kernel's queue rather than forking without bound.
 
 from __future__ import annotations
 
+import _signal
 import os
 import signal
 from typing import Any, List, Tuple
@@ -19,6 +20,10 @@ from ..process.scoreboard import Scoreboard, client_text
 from .parent import ProcessParentMixIn
 
 __all__ = ["ForkMixIn", "Fork"]
+
+# As plain numbers for ``_signal``: ``signal.signal`` converts through the Signals/Handlers enums,
+# objects a child would then write and copy (see parent.py).
+_FINISH_ANYWAY = (int(signal.SIGHUP), int(signal.SIGQUIT))
 
 
 class ForkMixIn(ProcessParentMixIn):
@@ -123,8 +128,8 @@ class ForkMixIn(ProcessParentMixIn):
 
     def _child_prepare(self) -> None:
         super()._child_prepare()
-        for sig in (signal.SIGHUP, signal.SIGQUIT):  # this connection is finished whatever happens
-            signal.signal(sig, signal.SIG_IGN)
+        for signum in _FINISH_ANYWAY:  # this connection is finished whatever happens
+            _signal.signal(signum, _signal.SIG_IGN)
 
     def _serve_in_child(self, request: Any, client_address: Any) -> None:
         if self._child_slot is not None:
