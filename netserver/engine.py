@@ -245,6 +245,11 @@ class Engine:
             self._serving_request = False
             raise StopNow(signum)
 
+    def _retiring(self) -> bool:
+        """This process leaves after its current connection (a pool child's retire flag): a handler
+        that keeps connections alive ends keep-alive then."""
+        return False
+
     def _request_state(self, busy: bool) -> None:
         """A request of a kept-alive connection began or ended (the forking personalities' child_timeout
         watches it; nothing else does)."""

@@ -262,7 +262,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
 
     def pending_close(self) -> bool:
         """Stop keeping connections alive once the server is stopping or the child retiring."""
-        return getattr(self.server, "_retire", False)
+        return self.server._retiring()
 
     def _app_failed(self, response: Response, status: int, detail: str) -> None:
         self.server.log(1, f"HTTP {status} for {self.client_address!r}: {detail}")

@@ -95,8 +95,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         targets = child.targets if child is not None else self._host.listening()
         return [sock for sock, _ in targets if sock.type == socket.SOCK_STREAM]
 
-    @property
-    def _retire(self) -> bool:
+    def _retiring(self) -> bool:
         """This child is leaving after its connection (the HTTP handler ends keep-alive then)."""
         child = self._child
         return child is not None and child.retire

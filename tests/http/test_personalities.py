@@ -138,7 +138,7 @@ def test_default_values_of_a_subclass_are_kept_when_the_personality_is_chosen():
 def test_a_childs_last_connection_is_not_kept_alive(app_dir, event):
     """At max_requests the successor is already forked: the old child ends keep-alive at once."""
     args = ["--app", "wsgiapps:app", "--server_type", "PreForkSimple", "--max_servers", "1", "--max_requests", "1"]
-    with serve(args + (["--http_event"] if event else []), app_dir=app_dir) as proc:
+    with serve(args + ["--http_event", "1" if event else "0"], app_dir=app_dir) as proc:
         conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=10)
         try:
             conn.request("GET", "/index")
