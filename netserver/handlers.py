@@ -12,12 +12,22 @@ import os
 import socket
 import socketserver
 import time
-from typing import TYPE_CHECKING, Iterator, cast
+from typing import TYPE_CHECKING, Any, Iterator, Optional, cast
 
 from .hooks import HookMixIn
 
 if TYPE_CHECKING:
-    from .server import Server
+    from typing import Protocol
+
+    from .options import Config
+
+    class _NetServer(Protocol):
+        """What the echo commands use of ``netserver.Server`` (named here: importing it would be a cycle)."""
+
+        config: Optional[Config]
+        client: Any
+
+        def stop_server(self) -> None: ...
 
 __all__ = ["EchoHandler"]
 
@@ -108,8 +118,7 @@ class EchoHandler(socketserver.BaseRequestHandler):
         """
         if not isinstance(self.server, HookMixIn):  # not netserver.Server's API
             return False
-        # HookMixIn is netserver.Server's (its only class); imported here, Server would be a cycle.
-        server = cast("Server", self.server)
+        server = cast("_NetServer", self.server)  # HookMixIn is netserver.Server's (its only class)
         if server.config is None:
             return False
         if command == "exit":
