@@ -192,7 +192,7 @@ def test_pid_file_is_root_owned_and_children_do_not_hold_it(servers, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("identity", [[], ["--user", "nobody"]], ids=["same-user", "dropped-to-nobody"])
+@pytest.mark.parametrize("identity", [["--user", "root"], []], ids=["same-user", "dropped-to-nobody"])
 def test_kill_9_of_the_parent_stops_the_children_at_once_and_frees_the_pid_file(servers, tmp_path, identity):
     """With a drop in the child too: changing ids clears PR_SET_PDEATHSIG, which the child sets again."""
     pid_file = tmp_path / "server.pid"
