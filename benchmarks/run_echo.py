@@ -47,6 +47,8 @@ import sys
 import time
 from typing import Dict, List, Optional, Tuple
 
+import pyspy_table  # benchmarks/, beside this script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEERS = os.path.join(HERE, "peers")
@@ -539,26 +541,9 @@ def profile_child(seconds: float, clients: int, lines: int) -> str:
         load.wait()
     finally:
         server.stop()
-    own: Dict[str, int] = {}
-    inclusive: Dict[str, int] = {}
-    total = 0
-    with open(raw) as f:
-        for line in f:
-            stack, _, count = line.rstrip().rpartition(" ")
-            if not stack:
-                continue
-            n = int(count)
-            frames = stack.split(";")
-            total += n
-            own[frames[-1]] = own.get(frames[-1], 0) + n
-            for frame in set(frames):
-                inclusive[frame] = inclusive.get(frame, 0) + n
-    out = [f"\n### py-spy: one netserver PreFork child, {clients} clients × {lines} per connection, "
-           f"{total} samples holding the GIL in {seconds:g} s at 500/s (top 10 by own time)\n",
-           "| function (file:first line) | own | inclusive |", "| --- | ---: | ---: |"]
-    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:10]:
-        out.append(f"| `{shorten(frame)}` | {n / total:.1%} | {inclusive[frame] / total:.1%} |")
-    return "\n".join(out)
+    rows, total = pyspy_table.table(raw, 10, shorten)
+    return "\n".join([f"\n### py-spy: one netserver PreFork child, {clients} clients × {lines} per connection, "
+                      f"{total} samples holding the GIL in {seconds:g} s at 500/s (top 10 by own time)\n", *rows])
 
 
 def shorten(frame: str) -> str:

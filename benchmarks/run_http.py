@@ -46,6 +46,8 @@ import tempfile
 import time
 from typing import Dict, List, Optional, Tuple
 
+import pyspy_table  # benchmarks/, beside this script
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 BUILD = os.path.join(HERE, "build")
@@ -279,20 +281,9 @@ def profile(args: argparse.Namespace) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
-    own: Dict[str, int] = {}
-    inclusive: Dict[str, int] = {}
-    total = 0
-    with open(raw) as f:
-        for line in f:
-            stack, _, count = line.rstrip().rpartition(" ")
-            frames = stack.split(";")
-            total += int(count)
-            own[frames[-1]] = own.get(frames[-1], 0) + int(count)
-            for frame in set(frames):
-                inclusive[frame] = inclusive.get(frame, 0) + int(count)
-    print(f"\n{total} samples holding the GIL\n\n| function | own | inclusive |\n| --- | ---: | ---: |")
-    for frame, count in sorted(own.items(), key=lambda item: -item[1])[:20]:
-        print(f"| `{frame}` | {100 * count / total:.1f}% | {100 * inclusive[frame] / total:.1f}% |")
+    rows, total = pyspy_table.table(raw, 20)
+    print(f"\n{total} samples holding the GIL\n")
+    print("\n".join(rows))
 
 
 # -- the run ----------------------------------------------------------------------
