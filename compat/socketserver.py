@@ -84,17 +84,6 @@ class ThreadingTCPServer(ThreadingMixIn, TCPServer):
     pass
 
 
-class PreForkingTCPServer(netserver.PreForkMixIn, TCPServer):
-    pass
-
-
-class PreForkingUDPServer(netserver.PreForkMixIn, UDPServer):
-    pass
-
-
-PreForkMixIn = netserver.PreForkMixIn
-PreForkSimpleMixIn = netserver.PreForkSimpleMixIn
-
 if hasattr(os, "fork"):
     class ForkingUDPServer(ForkingMixIn, UDPServer):
         pass
@@ -115,15 +104,41 @@ if hasattr(socket, "AF_UNIX"):
     class ThreadingUnixDatagramServer(ThreadingMixIn, UnixDatagramServer):
         pass
 
-    class PreForkingUnixStreamServer(netserver.PreForkMixIn, UnixStreamServer):
-        pass
-
-    class PreForkingUnixDatagramServer(netserver.PreForkMixIn, UnixDatagramServer):
-        pass
-
     if hasattr(os, "fork"):
         class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer):
             pass
 
         class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer):
             pass
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for type checkers; at run time these are made by __getattr__ below
+    from netserver import PreForkMixIn, PreForkSimpleMixIn  # noqa: F401
+
+    class PreForkingTCPServer(PreForkMixIn, TCPServer): ...
+    class PreForkingUDPServer(PreForkMixIn, UDPServer): ...
+    class PreForkingUnixStreamServer(PreForkMixIn, UnixStreamServer): ...
+    class PreForkingUnixDatagramServer(PreForkMixIn, UnixDatagramServer): ...
+
+# The preforking names load the pool machinery on first use (PEP 562): a program that never
+# asks for them does not carry it in every forked child (issue 12).
+_PREFORKING = {"PreForkingTCPServer": "TCPServer", "PreForkingUDPServer": "UDPServer",
+               "PreForkingUnixStreamServer": "UnixStreamServer",
+               "PreForkingUnixDatagramServer": "UnixDatagramServer"}
+
+
+def __getattr__(name: str):
+    if name in ("PreForkMixIn", "PreForkSimpleMixIn"):
+        value = getattr(netserver, name)
+    elif name in _PREFORKING and _PREFORKING[name] in globals():
+        value = type(name, (netserver.PreForkMixIn, globals()[_PREFORKING[name]]), {"__module__": __name__})
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | {"PreForkMixIn", "PreForkSimpleMixIn"}
+                  | {name for name, base in _PREFORKING.items() if base in globals()})

@@ -3,21 +3,37 @@
 Public surface only; see the modules for the parts.
 """
 
-from .engine import ServerError
 from .version import __version__
-from .handlers import EchoHandler
-from .options import Option, OptionError
-from .personalities.fork import Fork, ForkMixIn
-from .personalities.base import SingleMixIn
-from .personalities.prefork import PreFork, PreForkMixIn
-from .personalities.preforksimple import PreForkSimple, PreForkSimpleMixIn
-from .server import Server, Single
 
-# Imported on first use (PEP 562), so that a program using one personality does not load the
-# others: start-up time, and memory every forked child would share (issue 15).
+TYPE_CHECKING = False
+
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name loads on first use
+    from .engine import ServerError
+    from .handlers import EchoHandler
+    from .options import Option, OptionError
+    from .personalities.base import SingleMixIn
+    from .personalities.fork import Fork, ForkMixIn
+    from .personalities.inet import INET
+    from .personalities.multiplex import Multiplex, MultiplexMixIn, MuxEchoHandler, MuxHandler
+    from .personalities.multitype import MultiType
+    from .personalities.prefork import PreFork, PreForkMixIn
+    from .personalities.preforksimple import PreForkSimple, PreForkSimpleMixIn
+    from .personalities.thread import Thread, ThreadMixIn
+    from .server import Server, Single
+
+# Every name is imported on first use (PEP 562): a program pays, in start-up time and in the
+# memory every forked child copies, only for the parts it uses (issues 12 and 15).
 _LAZY = {
-    "INET": "inet", "MultiType": "multitype", "Thread": "thread", "ThreadMixIn": "thread",
-    "Multiplex": "multiplex", "MultiplexMixIn": "multiplex", "MuxEchoHandler": "multiplex", "MuxHandler": "multiplex",
+    "ServerError": "engine", "EchoHandler": "handlers", "Option": "options", "OptionError": "options",
+    "Server": "server", "Single": "server", "SingleMixIn": "personalities.base",
+    "Fork": "personalities.fork", "ForkMixIn": "personalities.fork",
+    "PreFork": "personalities.prefork", "PreForkMixIn": "personalities.prefork",
+    "PreForkSimple": "personalities.preforksimple", "PreForkSimpleMixIn": "personalities.preforksimple",
+    "INET": "personalities.inet", "MultiType": "personalities.multitype",
+    "Thread": "personalities.thread", "ThreadMixIn": "personalities.thread",
+    "Multiplex": "personalities.multiplex", "MultiplexMixIn": "personalities.multiplex",
+    "MuxEchoHandler": "personalities.multiplex", "MuxHandler": "personalities.multiplex",
 }
 
 
@@ -27,7 +43,7 @@ def __getattr__(name: str):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(f".personalities.{module}", __name__), name)
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 

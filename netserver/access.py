@@ -14,14 +14,19 @@ address only, never against a host name.
 
 from __future__ import annotations
 
-import bisect
 import ipaddress
 import re
 import socket
-from typing import TYPE_CHECKING, NamedTuple, Optional, Union
 
-if TYPE_CHECKING:  # netaddr is imported when a CIDR rule exists, not at start-up
-    import netaddr
+from .records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional, Union
+
+    import netaddr  # imported when a CIDR rule exists, not at start-up
+
+    _IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 __all__ = [
     "AccessConfigError",
@@ -34,7 +39,6 @@ __all__ = [
     "reverse_lookup",
 ]
 
-_IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 _LIST_SEPARATOR = re.compile(r"[\s,]+")
 _PREFIX = re.compile(r"[0-9]{1,3}")
 _DOUBLE_REVERSE_SPELLING = re.compile(r"^(?:double|2)(.*)$", re.IGNORECASE | re.DOTALL)
@@ -162,20 +166,24 @@ def compile_patterns(value) -> list[re.Pattern]:
 class _Blocks:
     """CIDR blocks of one address family, looked up by bisecting merged ranges."""
 
-    __slots__ = ("_starts", "_ends", "_blocks")
+    __slots__ = ("_starts", "_ends", "_blocks", "_bisect_right")
 
     def __init__(self, networks: list):
         ranges = []
-        if networks:
+        if networks:  # netaddr and bisect (an extension module) only for a server with CIDR rules
             import netaddr
+            from bisect import bisect_right
 
             ranges = list(netaddr.IPSet(networks).iter_ipranges())
+            self._bisect_right = bisect_right
         self._starts = [r.first for r in ranges]
         self._ends = [r.last for r in ranges]
         self._blocks = [(net.first, net.last, net) for net in networks]
 
     def find(self, value: int) -> Optional[netaddr.IPNetwork]:
-        i = bisect.bisect_right(self._starts, value) - 1
+        if not self._starts:
+            return None
+        i = self._bisect_right(self._starts, value) - 1
         if i < 0 or value > self._ends[i]:
             return None
         # Only on a hit: name the block as the user wrote it, for the log.

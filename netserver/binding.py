@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import restart, systemd
 from .engine import ServerError
@@ -22,6 +21,10 @@ from .options import Config, OptionError, Source
 from .proto import BindError, Listener, listener_class, listener_for_socket
 from .proto.resolve import ResolveError, resolve
 from .proto.spec import PortSpecError, pad, parse_port
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = ["BindingMixIn"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import re
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Type
 
 from .version import __version__
 from .configcheck import take_request
@@ -22,6 +21,10 @@ from .options import Option, OptionError, normalize_template, parse_argv
 from .personalities import PERSONALITIES, LoadError, canonical_name, load
 from .proto import BindError
 from .server import Server, ServerError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Sequence, Type
 
 __all__ = ["main"]
 

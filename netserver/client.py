@@ -7,9 +7,12 @@ up only when asked for.
 
 from __future__ import annotations
 
-from typing import Any, Optional
 
 from .access import normalize_address
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 __all__ = ["ClientInfo"]
 

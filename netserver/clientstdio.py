@@ -21,7 +21,10 @@ import os
 import socket
 import sys
 import threading
-from typing import Any, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional
 
 __all__ = ["ClientStdio"]
 

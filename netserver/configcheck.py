@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 from .options import Option, OptionError, Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Mapping, Optional, Sequence, TextIO, Tuple
 
 __all__ = ["FLAGS", "take_request", "check", "print_config", "unknown_words", "report_unknown"]
 

@@ -21,7 +21,10 @@ import fcntl
 import os
 import stat
 import sys
-from typing import Callable, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Callable, Optional
 
 __all__ = ["PidFile", "PidFileError", "Detacher", "redirect_stdio"]
 

@@ -7,12 +7,15 @@ it loads every personality, which the option machinery below must not.
 from __future__ import annotations
 
 import sys
-from typing import Dict, Mapping
 
 from .options import Option, declared_options
 from .options.reference import format_markdown
 from .personalities import PERSONALITIES, LoadError, load
 from .proto import protocol_options
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Mapping
 
 __all__ = ["reference_sections", "main"]
 

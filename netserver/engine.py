@@ -28,9 +28,12 @@ from __future__ import annotations
 import selectors
 import signal
 import threading
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .signals import SignalQueue, signal_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:
     from .contract import Host

@@ -12,12 +12,12 @@ import os
 import socket
 import socketserver
 import time
-from typing import TYPE_CHECKING, Any, Iterator, Optional, cast
 
 from .hooks import HookMixIn
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol
+    from typing import Any, Iterator, Optional, Protocol
 
     from .options import Config
 
@@ -118,7 +118,7 @@ class EchoHandler(socketserver.BaseRequestHandler):
         """
         if not isinstance(self.server, HookMixIn):  # not netserver.Server's API
             return False
-        server = cast("_NetServer", self.server)  # HookMixIn is netserver.Server's (its only class)
+        server: _NetServer = self.server  # type: ignore[assignment]  # HookMixIn is netserver.Server's (its only class)
         if server.config is None:
             return False
         if command == "exit":

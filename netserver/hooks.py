@@ -7,7 +7,10 @@ The flow itself is written once, in :meth:`netserver.server.Server.run`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 if TYPE_CHECKING:
     from .log import ServerLog

@@ -25,16 +25,20 @@ An option such a host cannot honour is refused when the server is built.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Tuple, Type
 
 from .hooks import HookMixIn
-from .contract import Host
 from .engine import Engine
 from .options import Config, OptionError, Source, declared_options
 from .proto import listener_for_socket
 from .server import Server
 
-__all__ = ["Host", "StdlibHost", "HOOKS", "host_class", "own_keywords"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Tuple, Type
+
+    from .contract import Host
+
+__all__ = ["StdlibHost", "HOOKS", "host_class", "own_keywords"]
 
 #: The Net::Server hooks, by name (``HookMixIn`` declares each, in flow order).
 HOOKS = tuple(name for name, value in vars(HookMixIn).items() if callable(value) and not name.startswith("_"))
@@ -212,14 +216,21 @@ def host_class(cls: type) -> type:
 
 def own_keywords(host_class: Type[object], keywords: Dict[str, Any], template: Mapping[str, Any]) -> Dict[str, Any]:
     """Pop the option keywords out of ``keywords``: those the host's ``__init__`` does not take itself."""
-    try:
-        import inspect  # only for a mixin over a foreign class: not on a netserver.Server's start
-
-        parameters = list(inspect.signature(host_class.__init__).parameters.values())
-    except (TypeError, ValueError):
-        parameters = []
-    taken = {p.name for p in parameters if p.kind is not p.VAR_KEYWORD}
+    taken = _named_parameters(host_class.__init__)
     return {name: keywords.pop(name) for name in list(keywords) if name in template and name not in taken}
+
+
+def _named_parameters(function: Any) -> frozenset:
+    """The parameter names ``function`` takes by name (not ``**kwargs``), read from its code object
+    (``inspect`` would load ``ast`` and ``dis`` into every server, for this one question).
+    A function without Python code (``object.__init__``) takes none."""
+    function = getattr(function, "__func__", function)
+    while hasattr(function, "__wrapped__"):  # functools.wraps
+        function = function.__wrapped__
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return frozenset()
+    return frozenset(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
 
 
 if TYPE_CHECKING:  # mypy checks that both kinds of host keep the whole contract

@@ -8,15 +8,35 @@ Kept free of netserver imports so every other module can use it.
 
 from __future__ import annotations
 
-import importlib
-import logging
 import errno
+import importlib
 import os
 import re
 import socket
 import stat
-import sys
-from typing import Any, Optional, Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Protocol
+
+    class LogOptions(Protocol):
+        """What :meth:`ServerLog.from_config` reads of a server's options (``netserver.options.Config``
+        has them all: declared here so this module needs no netserver import)."""
+
+        @property
+        def log_file(self) -> Optional[str]: ...
+        @property
+        def log_level(self) -> int: ...
+        @property
+        def syslog_logsock(self) -> Optional[str]: ...
+        @property
+        def syslog_ident(self) -> str: ...
+        @property
+        def syslog_logopt(self) -> str: ...
+        @property
+        def syslog_facility(self) -> str: ...
+
+        def get(self, name: str, default: Any = None) -> Any: ...
 
 __all__ = [
     "NOTICE",
@@ -30,11 +50,11 @@ __all__ = [
     "validate_log_file",
 ]
 
-NOTICE = 25
-logging.addLevelName(NOTICE, "NOTICE")
+NOTICE = 25  # between logging.INFO and logging.WARNING; named when logging is loaded
 
-#: Net::Server level -> logging level (0=>err, 1=>warning, 2=>notice, 3=>info, 4=>debug).
-LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: NOTICE, 3: logging.INFO, 4: logging.DEBUG}
+#: Net::Server level -> logging level (0=>err, 1=>warning, 2=>notice, 3=>info, 4=>debug), as
+#: logging's own numbers: this module does not import logging (see ServerLog).
+LEVELS = {0: 40, 1: 30, 2: NOTICE, 3: 20, 4: 10}
 
 #: Net::Server's timestamp format.
 TIME_FORMAT = "%Y/%m/%d-%H:%M:%S"
@@ -343,112 +363,12 @@ def _probe_unix_socket(path: str) -> int:
     raise err
 
 
-# --------------------------------------------------------------------------- handlers
-
-class _StderrHandler(logging.StreamHandler):
-    """StreamHandler that writes to whatever sys.stderr is at emit time."""
-
-    def __init__(self):
-        super().__init__(sys.stderr)
-
-    @property
-    def stream(self):
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value):  # StreamHandler.__init__/setStream assign; always follow sys.stderr
-        pass
-
-
-class _FileHandler(logging.FileHandler):
-    """Append-mode file, opened now (before chroot / privilege drop), reopenable."""
-
-    def __init__(self, path: str):
-        super().__init__(path, mode="a", encoding="utf-8", delay=False)
-
-    def _open(self):
-        # O_NOFOLLOW, single-link regular file: see open_log_file (issue 14).
-        return self._builtin_open(open_log_file(self.baseFilename), "a", encoding=self.encoding,
-                                  errors=self.errors)
-
-    def reopen(self) -> None:
-        """Open the path again (logrotate moved the file).  If the path cannot be
-        opened (e.g. after chroot) the old stream is kept and OSError is raised."""
-        self.acquire()
-        try:
-            new = self._open()
-            old, self.stream = self.stream, new
-            if old is not None and _same_file(old.fileno(), 2):
-                os.dup2(new.fileno(), 2)  # a daemon's stderr follows its log file
-            if old is not None:
-                try:
-                    old.flush()
-                finally:
-                    old.close()
-        finally:
-            self.release()
-
-
-def _same_file(fd_a: int, fd_b: int) -> bool:
-    try:
-        a, b = os.fstat(fd_a), os.fstat(fd_b)
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
-def _syslog_handler_class() -> type:
-    """``_SysLogHandler``, built on first use: ``logging.handlers`` (with ``pickle``, ``queue``…)
-    is imported only by a server that logs to syslog."""
-    global _SysLogHandlerClass
-    if _SysLogHandlerClass is None:
-        import logging.handlers
-
-        class _SysLogHandler(logging.handlers.SysLogHandler):
-            """SysLogHandler that knows NOTICE and prefixes 'ident[current pid]: '."""
-
-            priority_map = {**logging.handlers.SysLogHandler.priority_map, "NOTICE": "notice"}
-
-            def __init__(self, address, facility, socktype, ident: str, with_pid: bool):
-                self._ident_name = ident
-                self._with_pid = with_pid
-                super().__init__(address=address, facility=facility, socktype=socktype)
-
-            @property
-            def ident(self):  # computed per record: children log their own pid after fork
-                if not self._ident_name:
-                    return ""
-                if self._with_pid:
-                    return f"{self._ident_name}[{os.getpid()}]: "
-                return f"{self._ident_name}: "
-
-            @ident.setter
-            def ident(self, value):
-                self._ident_name, self._with_pid = (value or ""), False
-
-        _SysLogHandlerClass = _SysLogHandler
-    return _SysLogHandlerClass
-
-
-_SysLogHandlerClass: Optional[type] = None
-
-
 def __getattr__(name: str):
     if name == "_SysLogHandler":
-        return _syslog_handler_class()
+        from .loghandlers import syslog_handler_class
+
+        return syslog_handler_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class _LoggerHandler(logging.Handler):
-    """Hands records to a stdlib logger (the 'logging:NAME' target)."""
-
-    def __init__(self, name: str):
-        super().__init__()
-        self.target = logging.getLogger(name)
-
-    def emit(self, record):
-        if self.target.isEnabledFor(record.levelno):
-            self.target.handle(record)
 
 
 def _net_server_level(levelno: int) -> int:
@@ -458,41 +378,7 @@ def _net_server_level(levelno: int) -> int:
     return 4
 
 
-class _FunctionHandler(logging.Handler):
-    """Calls f(level 0-4, message) for each record (Net::Server's log function)."""
-
-    def __init__(self, func):
-        super().__init__()
-        self.func = func
-
-    def emit(self, record):
-        try:
-            self.func(_net_server_level(record.levelno), record.getMessage())
-        except Exception:
-            self.handleError(record)
-
-
 # --------------------------------------------------------------------------- ServerLog
-
-class LogOptions(Protocol):
-    """What :meth:`ServerLog.from_config` reads of a server's options (``netserver.options.Config``
-    has them all: declared here so this module needs no netserver import)."""
-
-    @property
-    def log_file(self) -> Optional[str]: ...
-    @property
-    def log_level(self) -> int: ...
-    @property
-    def syslog_logsock(self) -> Optional[str]: ...
-    @property
-    def syslog_ident(self) -> str: ...
-    @property
-    def syslog_logopt(self) -> str: ...
-    @property
-    def syslog_facility(self) -> str: ...
-
-    def get(self, name: str, default: Any = None) -> Any: ...
-
 
 def _coerce_log_level(value) -> int:
     if isinstance(value, bool):
@@ -513,74 +399,115 @@ class ServerLog:
 
     log_level 0 means errors only: level-0 messages are always written (unlike
     Perl, where 0 switches logging off).  Levels above 4 are clamped to 4.
+
+    The logger is built when first needed: at once for a file (opened before
+    chroot and the privilege drop), syslog, a stdlib logger or a callable;
+    for the default stderr, on the first line written.  Until then
+    :mod:`logging` is not imported (netserver.loghandlers says why).
     """
 
     def __init__(self, log_level: int = 2, log_file: str | None = None, *, syslog_logsock=None,
                  syslog_ident="netserver", syslog_logopt="pid", syslog_facility="daemon",
                  name="netserver"):
-        self.logger = logging.Logger(name)
-        self.logger.propagate = False
-        self.log_level = log_level
-        self.target = validate_log_file(log_file)
+        self._name = name
+        self._logger: Any = None
+        self._handler: Any = None
         self._closed = False
         self._pending_warning: Optional[str] = None
+        self.log_level = log_level
+        self.target = validate_log_file(log_file)
         kind, norm = _classify(self.target)
         self.kind = kind
+        self._norm = norm
+        self._syslog = (syslog_logsock, syslog_ident, syslog_logopt, syslog_facility)
         self.description = describe_target(self.target)
-        if kind == "stderr" or norm is None:  # None: stderr by default
-            handler = self._with_format(_StderrHandler())
+        if not (kind == "stderr" or norm is None):  # None: stderr by default
+            self._build()
+
+    def _build(self) -> Any:
+        """Make the logger and its handler (importing logging); return the logger."""
+        from . import loghandlers
+
+        logger = loghandlers.private_logger(self._name, NOTICE)
+        self._logger = logger
+        self._apply_level()
+        if self._closed:
+            logger.addHandler(loghandlers.logging.NullHandler())
+            return logger
+        kind, norm = self.kind, self._norm
+        if kind == "stderr" or norm is None:
+            handler = self._formatted(loghandlers.StderrHandler())
         elif kind == "file":
             try:
-                handler = self._with_format(_FileHandler(norm))
+                handler = self._formatted(loghandlers.FileHandler(norm, open_log_file))
             except OSError as exc:
+                self._logger = None
                 raise LogConfigError(f"log_file {norm}: {exc.strerror or exc}") from None
         elif kind == "logger":
-            handler = _LoggerHandler(norm[len("logging:"):])
+            handler = loghandlers.LoggerHandler(norm[len("logging:"):])
         elif kind == "callable":
             handler = self._callable_handler(norm)
         else:
-            handler = self._syslog_handler(syslog_logsock, syslog_ident, syslog_logopt, syslog_facility)
-        self.handler = handler
-        self.logger.addHandler(handler)
+            handler = self._syslog_handler(*self._syslog)
+        self._handler = handler
+        logger.addHandler(handler)
         if self._pending_warning:
             # Always shown, whatever log_level: the operator asked for syslog and is not getting it.
-            self.logger.handle(self.logger.makeRecord(
-                self.logger.name, logging.WARNING, __file__, 0, self._pending_warning, (), None))
+            logger.handle(logger.makeRecord(
+                logger.name, LEVELS[1], __file__, 0, self._pending_warning, (), None))
             self._pending_warning = None
+        return logger
+
+    @property
+    def logger(self) -> Any:
+        """The private :class:`logging.Logger` (built now if it was not yet)."""
+        return self._logger or self._build()
+
+    @property
+    def handler(self) -> Any:
+        """The logging handler ``log_file`` names."""
+        if self._logger is None:
+            self._build()
+        return self._handler
 
     # -- construction helpers
     @staticmethod
-    def _with_format(handler: logging.Handler) -> logging.Handler:
-        handler.setFormatter(logging.Formatter(LINE_FORMAT, TIME_FORMAT))
-        return handler
+    def _formatted(handler: Any) -> Any:
+        from .loghandlers import with_format
 
-    def _callable_handler(self, spec: str) -> logging.Handler:
+        return with_format(handler, LINE_FORMAT, TIME_FORMAT)
+
+    def _callable_handler(self, spec: str) -> Any:
+        from .loghandlers import FunctionHandler, logging
+
         factory = _resolve_callable(spec)
         result = factory(self.log_level)
         if isinstance(result, logging.Handler):
             return result
         if callable(result):
-            return _FunctionHandler(result)
+            return FunctionHandler(result, _net_server_level)
         raise LogConfigError(
             f"log_file {spec!r}: returned {type(result).__name__}, expected a logging.Handler "
             f"or a function f(level, message)")
 
-    def _syslog_handler(self, logsock, ident, logopt, facility) -> logging.Handler:
+    def _syslog_handler(self, logsock, ident, logopt, facility) -> Any:
+        from .loghandlers import StderrHandler, logging, syslog_handler_class
+
         fac = _syslog_facility(facility)
         address, socktype = _syslog_address(logsock)
         if address is None:  # 'console'
             self.description = "stderr (syslog_logsock console)"
-            return self._with_format(_StderrHandler())
+            return self._formatted(StderrHandler())
         with_pid = "pid" in re.split(r"[\s|,]+", str(logopt or "").lower())
         where = address if isinstance(address, str) else "%s:%s" % address
         try:
             if isinstance(address, str):
                 socktype = _probe_unix_socket(address)
-            handler = _syslog_handler_class()(address, fac, socktype, str(ident or ""), with_pid)
+            handler = syslog_handler_class()(address, fac, socktype, str(ident or ""), with_pid)
         except OSError as exc:
             self._pending_warning = f"syslog unavailable at {where} ({exc}); logging to stderr instead"
             self.description = "stderr (syslog unavailable)"
-            return self._with_format(_StderrHandler())
+            return self._formatted(StderrHandler())
         handler.setFormatter(logging.Formatter("%(message)s"))
         self.description = f"syslog {where}"
         return handler
@@ -593,9 +520,13 @@ class ServerLog:
     @log_level.setter
     def log_level(self, value) -> None:
         self._log_level = _coerce_log_level(value)
-        self.logger.setLevel(LEVELS[self._log_level])
+        if self._logger is not None:
+            self._apply_level()
+
+    def _apply_level(self) -> None:
+        self._logger.setLevel(LEVELS[self._log_level])
         # The logger is not in logging's manager, so setLevel cannot clear its cache.
-        cache = getattr(self.logger, "_cache", None)
+        cache = getattr(self._logger, "_cache", None)
         if cache is not None:
             cache.clear()
 
@@ -646,12 +577,15 @@ class ServerLog:
 
     def use_function(self, func) -> None:
         """Send every line to ``func(level 0-4, message)`` instead of the current target."""
-        for handler in list(self.logger.handlers):
-            self.logger.removeHandler(handler)
+        from .loghandlers import FunctionHandler
+
+        logger = self.logger
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
             handler.close()
-        self.handler = _FunctionHandler(func)
-        self.logger.addHandler(self.handler)
-        self.kind, self.target = "callable", None
+        self._handler = FunctionHandler(func, _net_server_level)
+        logger.addHandler(self._handler)
+        self.kind, self.target, self._norm = "callable", None, None
         self.description = f"function {getattr(func, '__qualname__', func)!r}"
 
     def enabled(self, level) -> bool:
@@ -666,16 +600,18 @@ class ServerLog:
         number = self._level_number(level)
         if self._closed or not (number <= 0 or number <= self._log_level):
             return
-        levelno = LEVELS[min(max(number, 0), 4)]
-        record = self.logger.makeRecord(self.logger.name, levelno, "(netserver)", 0,
-                                        str(message), (), None)
-        self.logger.handle(record)
+        logger = self._logger or self._build()
+        record = logger.makeRecord(logger.name, LEVELS[min(max(number, 0), 4)], "(netserver)", 0,
+                                   str(message), (), None)
+        logger.handle(record)
 
     def reopen(self) -> None:
         """Reopen a log file (after logrotate moved it; on USR1/HUP).  No-op for other
         targets.  If the path cannot be opened, the old file stays in use and the
         failure is logged to it."""
-        for handler in list(self.logger.handlers):
+        if self._logger is None:  # stderr, nothing written yet: nothing to reopen
+            return
+        for handler in list(self._logger.handlers):
             reopen = getattr(handler, "reopen", None)
             if reopen is None:
                 continue
@@ -689,21 +625,25 @@ class ServerLog:
         if self._closed:
             return
         self._closed = True
-        for handler in list(self.logger.handlers):
-            self.logger.removeHandler(handler)
+        logger = self._logger
+        if logger is None:  # never built: nothing opened
+            return
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
             try:
                 handler.close()
             except Exception:
                 pass
+        from .loghandlers import logging
+
         # Direct self.logger calls must not fall back to logging.lastResort.
-        self.logger.addHandler(logging.NullHandler())
+        logger.addHandler(logging.NullHandler())
 
     def fileno(self) -> int | None:
         """The log file's descriptor when the target is a file, else None."""
-        handler = self.handler
-        if self._closed or not isinstance(handler, logging.FileHandler):
+        if self._closed or self.kind != "file" or self._logger is None:
             return None
-        stream = handler.stream
+        stream = getattr(self._handler, "stream", None)
         if stream is None:
             return None
         try:

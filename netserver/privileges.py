@@ -20,7 +20,12 @@ import importlib
 import os
 import pwd
 import stat
-from typing import List, NamedTuple, Optional, Sequence
+
+from .records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Sequence
 
 __all__ = ["Identity", "PrivilegeError", "plan_identity", "root_by_default", "drop", "preload", "describe",
            "path_hazard", "hand_over_fd", "hand_over_socket_file", "writable_by"]

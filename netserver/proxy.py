@@ -20,7 +20,12 @@ import select
 import socket
 import struct
 import time
-from typing import Any, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Tuple
+
+    Address = Optional[Tuple[str, int]]
 
 __all__ = ["ProxyError", "parse_v1", "parse_v2", "read_header", "V2_SIGNATURE"]
 
@@ -28,7 +33,6 @@ V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_MAX = 107
 V2_PEEK = 16 + 216  # the fixed part and addresses of any family; TLVs are read by length
 
-Address = Optional[Tuple[str, int]]
 
 
 class ProxyError(ValueError):

@@ -21,7 +21,10 @@ import os
 import re
 import signal
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 if TYPE_CHECKING:
     from .daemon import PidFile

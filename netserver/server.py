@@ -21,25 +21,30 @@ import socketserver
 import sys
 import threading
 import time
-import traceback
 from types import MappingProxyType
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import access
 from .client import ClientInfo
-from .clientstdio import ClientStdio
-from .handlers import EchoHandler
 from .binding import BindingMixIn
 from .engine import Engine, ServerError
 from .hooks import HookMixIn
 from .log import LogConfigError, ServerLog
 from .options import Config, Option, OptionError, Source, declared_options, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
-from .options.sources import Entry, entries_from_mapping
+from .options.sources import entries_from_mapping
 from .proto import UNIX, Listener, protocol_options
 from .proto.ssl import handshake
-from . import configcheck, daemon, privileges, proxy, restart, systemd
+from . import configcheck, restart, systemd
 from .restart import RestartMixIn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # daemon, privileges, proxy, clientstdio: imported where their options ask for them
+    from . import daemon, privileges
+    from .options.sources import Entry
 
 __all__ = ["Server", "Single", "ServerError"]
 
@@ -102,7 +107,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
     timeout: Optional[float] = None
     command_line: Optional[bool] = None
     _personality = "Single"
-    _default_handler: type = EchoHandler  # a RequestHandlerClass (Multiplex's: a MuxHandler class)
+    _default_handler: Optional[type] = None  # a RequestHandlerClass; None: EchoHandler (Multiplex's: a MuxHandler class)
     proxy_timeout = 10.0  # seconds a trusted proxy has to send its PROXY header
 
     # The state configure()/post_configure() and the flow set; until then, these immutable defaults.
@@ -132,7 +137,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         self._owner_pid = os.getpid()
         self.identity: Optional[privileges.Identity] = None
         self.pid_file: Optional[daemon.PidFile] = None
-        self.detacher = daemon.Detacher()
+        self.detacher: Optional[daemon.Detacher] = None  # made when background/setsid asks
         self.notifier = systemd.Notifier()
         if server_address is None:
             return
@@ -165,7 +170,12 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         if handler is not None:
             self.RequestHandlerClass = handler
         if self.RequestHandlerClass is None:
-            self.RequestHandlerClass = self._default_handler
+            if self._default_handler is None:
+                from .handlers import EchoHandler
+
+                self.RequestHandlerClass = EchoHandler
+            else:
+                self.RequestHandlerClass = self._default_handler
         self._in_run = True
         try:
             self._run_flow(options, argv)
@@ -179,7 +189,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
 
     def _report_to_launcher(self, exc: BaseException) -> None:
         """A failure after detaching goes to the launcher still waiting in the foreground."""
-        if self.detacher.waiting:
+        if self.detacher is not None and self.detacher.waiting:
             self.detacher.failed(str(exc) or type(exc).__name__)
             # The command line need not print it again (cli.py and _exit_with read this mark; no
             # exception class declares it, so it goes in the instance's dict).
@@ -337,14 +347,19 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             if _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
                 self.log(1, "reuse_port: net.ipv4.tcp_migrate_req is 0, so connections queued on a "
                             "retiring child's socket are reset; set it to 1")
-        try:
-            self.identity = privileges.plan_identity(config.user, config.group)  # None: stay who we are
-        except privileges.PrivilegeError as exc:
-            raise ServerError(str(exc)) from None
-        if self._in_run and privileges.root_by_default(config.user, config.group) and not restart.restarting():
+        if config.user is not None or config.group is not None:
+            from . import privileges
+
+            try:
+                self.identity = privileges.plan_identity(config.user, config.group)  # None: stay who we are
+            except privileges.PrivilegeError as exc:
+                raise ServerError(str(exc)) from None
+        elif self._in_run and os.geteuid() == 0 and not restart.restarting():
             self.log(1, "User not defined, running as root")  # once: not again after a HUP re-exec
         if config.chroot and os.geteuid() != 0:
             raise ServerError(f"chroot {config.chroot}: needs root")
+        if config.pid_file or config.background or config.setsid or config.log_file:
+            from . import daemon
         if config.pid_file:
             self.pid_file = daemon.PidFile(config.pid_file, self.log)
             try:
@@ -352,6 +367,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             except daemon.PidFileError as exc:
                 raise ServerError(str(exc)) from None
         if (config.background or config.setsid) and not restart.restarting():
+            self.detacher = daemon.Detacher()
             self.detacher.detach(new_session=config.setsid)  # a HUP re-exec is already detached
             self._owner_pid = os.getpid()
         if self.pid_file is not None:
@@ -365,6 +381,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """After binding: chroot and drop privileges (in the children, for the forking personalities)."""
         identity = self.identity
         if identity is not None or (self.config is not None and self.config.chroot):
+            from . import privileges
+
             privileges.preload()  # imports that would fail once the interpreter is out of reach
         if identity is not None:
             self._hand_over_files(identity)
@@ -386,6 +404,10 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
     def drop_privileges(self) -> None:
         """chroot, then groups, then user (``self.identity``); verified, or ServerError."""
         chroot = self.config.chroot if self.config is not None else None
+        if self.identity is None and not chroot:
+            return
+        from . import privileges
+
         try:
             privileges.drop(self.identity, chroot)
         except privileges.PrivilegeError as exc:
@@ -405,6 +427,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
 
     def _hand_over_files(self, identity: privileges.Identity) -> None:
         """Refuse paths the service user could redirect, then hand the files over (issue 14)."""
+        from . import privileges
+
         inherited = {lsn.target.address for lsn in self.listeners if lsn.inherited}
         # A socket file inherited across HUP was handed over when it was made: left alone.
         files = [item for item in self.files_for_user() if not (isinstance(item, str) and item in inherited)]
@@ -452,7 +476,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         if not self._serving_prepared:
             self.post_bind()
             self.pre_loop_hook()
-        self.detacher.ready()  # a launcher waiting in the foreground may now return
+        if self.detacher is not None:
+            self.detacher.ready()  # a launcher waiting in the foreground may now return
         self.notifier.ready(f"serving as {self._personality}")
 
     def stopping(self) -> None:
@@ -497,6 +522,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         self._logger.reopen()
         fd = self._logger.fileno() if self._logger.path else None
         if self.identity is not None and os.geteuid() == 0 and fd is not None:
+            from . import privileges
+
             try:  # the children, already someone else, reopen it after us
                 privileges.hand_over_fd(fd, self.identity)
             except OSError as exc:
@@ -544,6 +571,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             peer = client_address[0]
             assert self._proxy_trusted is not None  # post_configure sets it with _proxy_mode
             if self._proxy_trusted.check(peer).allowed:
+                from . import proxy
+
                 try:
                     named = proxy.read_header(request, self._proxy_mode, self.proxy_timeout)
                 except (proxy.ProxyError, OSError) as exc:
@@ -598,6 +627,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             self.request_denied_hook(request)
         except Exception:
             # A failing hook ends this connection only, never the process or thread serving it.
+            import traceback
+
             self.log(1, f"Refusing the connection from {client_address!r}: access check failed:\n"
                         f"{traceback.format_exc().rstrip()}")
         return False
@@ -630,6 +661,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             handshake(request, getattr(listener, "handshake_timeout", 10.0))
         config = self.config
         if config is not None and not config.no_client_stdout and not isinstance(request, tuple):
+            from .clientstdio import ClientStdio
+
             with ClientStdio(request):
                 self.RequestHandlerClass(request, client_address, self)
         else:
@@ -655,6 +688,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         if isinstance(error, (ConnectionError, TimeoutError)) or type(error).__module__ == "ssl":
             self.log(3, f"Connection from {client_address!r} ended: {error}")
             return
+        import traceback
+
         self.log(1, f"Error while serving {client_address!r}:\n{traceback.format_exc().rstrip()}")
 
     # -- logging and errors ----------------------------------------------------------

@@ -16,7 +16,10 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional
 
 __all__ = ["SignalQueue", "signal_name"]
 

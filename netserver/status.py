@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Optional
 
 from .process.scoreboard import BUSY, IDLE, STATE_NAMES, read_scoreboard
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["status_text", "scoreboard_for", "report", "RUNNING", "NOT_RUNNING", "UNREADABLE"]
 

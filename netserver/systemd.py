@@ -17,7 +17,10 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import List, Optional, Tuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 __all__ = ["listen_fds", "Notifier", "LISTEN_FDS_START"]
 

@@ -17,7 +17,6 @@ import select
 import socket
 import sys
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from ..options import Config, Option, OptionError, Source
 from ..options.validators import import_dotted, to_bool, to_float, to_int, to_optional_str, to_str
@@ -33,6 +32,10 @@ from .errors import REASONS
 from .handler import HTTPRequestHandler
 from .parser import Limits
 from .wsgi import FileWrapper, Response, error_body
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = ["HTTP", "HTTPMixIn", "HTTPRequestHandler"]
 

@@ -12,9 +12,12 @@ import os
 import re
 import time
 from http.cookies import SimpleCookie
-from typing import Any, Callable, Dict, List, Optional
 
 from ..log import open_log_file
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional
 
 __all__ = ["AccessLog", "Record", "compile_format", "named_format", "COMMON", "COMBINED"]
 

@@ -14,9 +14,12 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import Any, Callable, List, Tuple
 
 from ..options.validators import import_dotted
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, List, Tuple
 
 __all__ = ["Mount", "parse_app", "DispatchTable"]
 

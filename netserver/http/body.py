@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import io
 import os
-from typing import Any, Iterator, List, Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator, List, Optional
 
 __all__ = ["BodyBuffer", "SPOOL_AT"]
 

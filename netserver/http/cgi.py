@@ -13,9 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .errors import HTTPError, REASONS
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = ["CGIApp"]
 

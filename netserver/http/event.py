@@ -36,12 +36,15 @@ import socket
 import ssl
 import struct
 import time
-from typing import Any, Dict, Optional
 
 from ..process.child import ORPHAN_CHECK, PoolChild
 from ..process.scoreboard import IDLE, client_text
 from .errors import HTTPError
 from .handler import body_deadline
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
 
 __all__ = ["usable", "fallback", "serve", "limit_sends"]
 

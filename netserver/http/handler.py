@@ -13,13 +13,16 @@ import socket
 import socketserver
 import time
 import traceback
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from .errors import HTTPError
 from .parser import Request, RequestReader
 from .body import BodyBuffer
 from .wsgi import Response, build_environ, error_body, run_app
 from .accesslog import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 if TYPE_CHECKING:
     from . import HTTPMixIn

@@ -13,10 +13,13 @@ import os
 import re
 import time
 from email.utils import formatdate
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
 from .errors import REASONS, HTTPError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 __all__ = ["build_environ", "Response", "FileWrapper", "http_date"]
 

@@ -6,7 +6,6 @@ along the class's MRO by ``Server.options(template)``.
 
 from __future__ import annotations
 
-from typing import Any, Tuple
 
 from ..access import AccessConfigError, compile_patterns, parse_cidr_list
 from ..log import LogConfigError, read_log_config, resolve_log_function, syslog_facility_names, validate_log_file
@@ -25,6 +24,10 @@ from .validators import (
     to_str,
     to_user,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Tuple
 
 
 def _checked(check):

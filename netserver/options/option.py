@@ -10,7 +10,10 @@ This module must not import the server; it is used by everything else.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Mapping, Optional
+
 
 __all__ = ["Option", "OptionError", "Source", "normalize_template"]
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from typing import Any, Dict, List, Mapping, Optional
 
 from .option import Option
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional
 
 __all__ = ["GROUPS", "format_help", "format_markdown", "grouped", "shown_value", "wrap_paragraph"]
 

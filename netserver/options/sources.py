@@ -13,14 +13,18 @@ Everything here is pure: argv and file contents in, values and provenance out.
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .option import Option, OptionError, Source
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+    Entry = Tuple[str, Any, Source]
 
 __all__ = ["Config", "Entry", "parse_argv", "read_conf_file", "parse_conf_text", "merge"]
 
 #: (option name, raw value, source)
-Entry = Tuple[str, Any, Source]
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

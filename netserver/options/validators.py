@@ -8,12 +8,13 @@ adds the option's name and the value's source to the message.
 
 from __future__ import annotations
 
-import grp
 import importlib
 import os
-import pwd
 import signal
-from typing import Any, Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
 
 _TRUE = {"1", "yes", "true", "on", "y"}
 _FALSE = {"0", "no", "false", "off", "n", "", "none", "undef"}
@@ -120,6 +121,8 @@ def to_readable_file(value: Any) -> str:
 
 def to_user(value: Any) -> str:
     """A user name or uid that exists on this system (kept as given)."""
+    import pwd
+
     text = to_str(value).strip()
     try:
         if text.isdigit():
@@ -133,6 +136,8 @@ def to_user(value: Any) -> str:
 
 def to_group(value: Any) -> str:
     """One or more group names or gids (space or comma separated) that exist."""
+    import grp  # an extension module: loaded only by a server that names a group
+
     text = to_str(value).strip()
     for part in text.replace(",", " ").split():
         try:

@@ -9,7 +9,10 @@ platform, say), is reported as unavailable rather than failing the import.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Dict, Optional, Tuple, Type
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Dict, Optional, Tuple, Type
 
 if TYPE_CHECKING:
     from ..server import Server

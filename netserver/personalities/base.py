@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import signal
 import socketserver
-from typing import Any, List
 
 from ..engine import Engine
 from ..host import StdlibHost, host_class, own_keywords
 from ..options import normalize_template
 from ..server import Server
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List
 
 __all__ = ["PersonalityMixIn", "SingleMixIn"]
 

@@ -24,12 +24,14 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any, Dict, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import to_float
-from ..process.scoreboard import BUSY
 from .base import PersonalityMixIn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["ChildDeadlinesMixIn"]
 
@@ -74,6 +76,8 @@ class ChildDeadlinesMixIn(PersonalityMixIn):
         board = self._scoreboard
         if board is None:
             return []
+        from ..process.scoreboard import BUSY  # a board exists: its module is loaded
+
         now = time.time()
         busy = []
         for child in self._children:

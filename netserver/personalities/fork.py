@@ -11,13 +11,15 @@ from __future__ import annotations
 import _signal
 import os
 import signal
-from typing import Any, List, Tuple
 
 from ..options import Option
 from ..options.validators import to_int
 from ..server import Server
-from ..process.scoreboard import Scoreboard, client_text
 from .parent import ProcessParentMixIn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Tuple
 
 __all__ = ["ForkMixIn", "Fork"]
 
@@ -102,6 +104,8 @@ class ForkMixIn(ProcessParentMixIn):
             os.set_blocking(self._full_pipe[0], False)
             os.set_blocking(self._full_pipe[1], False)
         if self._host.config.child_timeout and self._scoreboard is None:
+            from ..process.scoreboard import Scoreboard  # only child_timeout needs one
+
             capacity = max(1024, 4 * self._host.config.max_servers)
             self._scoreboard = Scoreboard(capacity)
             self._free_slots = list(range(capacity - 1, -1, -1))
@@ -133,6 +137,8 @@ class ForkMixIn(ProcessParentMixIn):
 
     def _serve_in_child(self, request: Any, client_address: Any) -> None:
         if self._child_slot is not None:
+            from ..process.scoreboard import client_text
+
             self._scoreboard.serving(self._child_slot, 0, client_text(client_address))
         if self._full_pipe:
             os.close(self._full_pipe[1])  # the parent's end

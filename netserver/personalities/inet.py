@@ -11,10 +11,13 @@ from __future__ import annotations
 import os
 import socket
 import stat
-from typing import Any, Tuple
 
 from ..engine import StopNow
 from ..server import Server
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Tuple
 
 __all__ = ["INET", "StdioConnection"]
 

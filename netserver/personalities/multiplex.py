@@ -22,12 +22,15 @@ import os
 import selectors
 import socket
 import time
-from typing import Any, Dict, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import to_float
 from ..server import Server
 from .base import PersonalityMixIn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["MultiplexMixIn", "Multiplex", "MuxHandler", "MuxEchoHandler"]
 
@@ -186,7 +189,7 @@ class MultiplexMixIn(PersonalityMixIn):
     """One process serving every connection through callbacks (see the module docstring)."""
 
     _personality = "Multiplex"
-    _default_handler: type = MuxEchoHandler  # a MuxHandler class, not a BaseRequestHandler
+    _default_handler: Optional[type] = MuxEchoHandler  # a MuxHandler class, not a BaseRequestHandler
     _accept_burst = 64  # connections taken per readiness of a listener
 
     OPTIONS: Tuple[Option, ...] = (

@@ -8,13 +8,16 @@ in line.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 from ..options import Option, Source, declared_options
 from ..options.option import normalize_template
 from ..options.sources import Config
 from ..server import Server
 from . import PERSONALITIES, LoadError, canonical_name, load
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Type
 
 __all__ = ["MultiType", "chosen_declarations"]
 

@@ -5,7 +5,7 @@ alone, stopping them gracefully (QUIT), now (TERM/INT, then SIGKILL after
 ``stop_timeout``) or for a restart (HUP), TTIN/TTOU, ``sig_passthrough``,
 dequeue children.  The personalities add only their loop and their policy.
 What only a child has (its parent's pid, the flags its signal handlers set)
-is a :class:`~netserver.process.child.ChildState` made in the child by
+is a :class:`~netserver.process.forked.ChildState` made in the child by
 ``_new_child`` (PreForkSimple's is a ``PoolChild``), never the server's.
 
 Children are told what to do with signals:
@@ -21,15 +21,17 @@ import _signal
 import os
 import signal
 import time
-import traceback
-from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import to_float, to_int
-from ..process.child import ChildState
+from ..process.forked import ChildState
 from ..process.children import Child, ChildTable, Exit, describe_status
 from ..signals import signal_name
 from .deadlines import ChildDeadlinesMixIn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
 __all__ = ["ProcessParentMixIn", "EXIT_OK", "EXIT_ERROR"]
 
@@ -280,6 +282,8 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
             code = exc.code if isinstance(exc.code, int) else EXIT_OK
         except BaseException:
             try:
+                import traceback
+
                 self._host.log(0, f"Child {os.getpid()} died: {traceback.format_exc().rstrip()}")
             except BaseException:
                 pass

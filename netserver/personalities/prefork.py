@@ -13,7 +13,6 @@ from __future__ import annotations
 import select
 import socket
 import time
-from typing import Any, Dict, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import to_bool, to_float, to_int
@@ -22,6 +21,10 @@ from ..process.pool import Limits, plan
 from ..process.scoreboard import BUSY, IDLE, STARTING
 from ..server import Server
 from .preforksimple import PreForkSimple, PreForkSimpleMixIn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 __all__ = ["PreForkMixIn", "PreFork"]
 

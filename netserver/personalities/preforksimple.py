@@ -20,7 +20,6 @@ import select
 import signal
 import socket
 import time
-from typing import Any, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import choice, to_bool, to_int, to_optional_str
@@ -32,6 +31,10 @@ from ..process.serialize import SERIALIZERS, AcceptLock, NoLock, make_lock
 from ..server import Server
 from ..signals import SignalQueue
 from .parent import ProcessParentMixIn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
 
 __all__ = ["PreForkSimpleMixIn", "PreForkSimple"]
 

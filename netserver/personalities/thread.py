@@ -14,12 +14,15 @@ import queue
 import socket
 import threading
 import time
-from typing import Any, List, Optional, Tuple
 
 from ..options import Option
 from ..options.validators import to_int
 from ..server import Server
 from .base import PersonalityMixIn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, List, Optional, Tuple
 
 __all__ = ["ThreadMixIn", "Thread"]
 

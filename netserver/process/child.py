@@ -30,11 +30,14 @@ from __future__ import annotations
 import os
 import select
 import signal
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..signals import SignalQueue
+from .forked import ChildState
 from .scoreboard import EXITING, IDLE, Scoreboard, client_text
 from .serialize import AcceptLock, NoLock
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 __all__ = ["ChildState", "PoolChild", "LockWaitEnded", "request_limit", "wake_parent", "ORPHAN_CHECK"]
 
@@ -67,27 +70,6 @@ def wake_parent(parent: int) -> None:
 
 class LockWaitEnded(Exception):
     """Raised by a child's retire handler into a wait for the accept lock."""
-
-
-class ChildState:
-    """Any forked child (Fork's too): its parent, and a USR1 not yet acted on.
-
-    A Fork child serves one connection and exits, so it never reads
-    ``reopen_log``; its handler is there so that USR1 does not kill it.
-    """
-
-    __slots__ = ("parent_pid", "reopen_log", "wakeup")
-
-    def __init__(self, parent_pid: int) -> None:
-        self.parent_pid = parent_pid
-        self.reopen_log = False  # USR1 came: reopen the log between connections
-        self.wakeup: Optional[SignalQueue] = None  # a pool child's wake-up pipe (in its epoll set)
-
-    def on_usr1(self, signum: int, frame: Any) -> None:
-        """The USR1 handler: ask for the log to be reopened between connections."""
-        self.reopen_log = True
-        if self.wakeup is not None:
-            self.wakeup.wake()
 
 
 class PoolChild(ChildState):

@@ -13,7 +13,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+
+from ..records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["Child", "ChildTable", "Exit", "describe_status"]
 

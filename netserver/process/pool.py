@@ -6,7 +6,9 @@ a few lines of fork and kill.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from ..records import NamedTuple
+
+TYPE_CHECKING = False
 
 __all__ = ["Limits", "Plan", "plan", "SpawnThrottle", "CrashBackoff"]
 

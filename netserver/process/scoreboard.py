@@ -19,7 +19,12 @@ import mmap
 import os
 import struct
 import time
-from typing import Iterator, NamedTuple, Optional
+
+from ..records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Iterator, Optional
 
 __all__ = ["Scoreboard", "SlotView", "Header", "FREE", "STARTING", "IDLE", "BUSY", "EXITING", "KEEPALIVE",
            "STATE_NAMES", "client_text", "read_scoreboard"]

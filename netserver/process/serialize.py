@@ -23,7 +23,10 @@ import array
 import fcntl
 import os
 import termios
-from typing import Optional
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
 
 __all__ = ["SERIALIZERS", "AcceptLock", "NoLock", "FlockLock", "PipeLock", "SemaphoreLock", "make_lock"]
 

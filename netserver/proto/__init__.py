@@ -6,7 +6,6 @@ classes; a dotted path (``mypkg.protos:MyTCP``) names a class of your own.
 
 from __future__ import annotations
 
-from typing import Type
 
 from .listener import BindError, Listener
 from .spec import BUILTIN_PROTOS, PROTOCOL_ALIASES, is_dotted, known_protocol
@@ -15,6 +14,10 @@ from .ssl import SSL
 from .udp import UDP
 from .unix import UNIX
 from .unixdgram import UNIXDGRAM
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Type
 
 __all__ = ["PROTOCOLS", "BindError", "Listener", "listener_class", "known_protocol", "protocol_options",
            "listener_for_socket"]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import Any, Optional, Tuple
 
 from .resolve import BindTarget
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Tuple
 
 __all__ = ["Listener", "BindError"]
 

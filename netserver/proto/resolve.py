@@ -11,9 +11,14 @@ from __future__ import annotations
 import functools
 import os
 import socket
-from typing import Any, Dict, List, NamedTuple, Optional, Tuple, Union
+
+from ..records import NamedTuple
 
 from .spec import UNIX_PROTOS, PortSpec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple, Union
 
 __all__ = ["BindTarget", "ResolveError", "resolve", "ipv6_usable", "ipv4_usable", "bindv6only"]
 

@@ -10,7 +10,12 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Any, NamedTuple, Optional, Tuple, Union
+
+from ..records import NamedTuple
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Optional, Tuple, Union
 
 __all__ = ["PortSpec", "PortSpecError", "parse_port", "parse_ipv", "pad", "UNIX_PROTOS", "BUILTIN_PROTOS",
            "PROTOCOL_ALIASES", "is_dotted", "known_protocol"]

@@ -13,11 +13,14 @@ again from the files, so renewed certificates are picked up.
 from __future__ import annotations
 
 import os
-from typing import Any, Tuple
 
 from ..options import Option
 from ..options.validators import choice, to_bool, to_dotted, to_float, to_optional_str, to_readable_file
 from .tcp import TCP
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Tuple
 
 __all__ = ["SSL", "build_context", "handshake"]
 

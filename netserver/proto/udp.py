@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import socket
-from typing import Any, Tuple
 
 from ..options import Option
 from ..options.validators import to_bool, to_int
 from .listener import Listener
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Tuple
 
 __all__ = ["UDP"]
 

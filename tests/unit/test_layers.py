@@ -18,7 +18,7 @@ PACKAGE = os.path.join(ROOT, "netserver")
 # Module (or package) → layer.  Layer 1 knows nothing of a server; 2 is the server; 3 the
 # personalities; 4 HTTP over them; 5 the command line and the public surface.
 LAYERS = {
-    "options": 1, "proto": 1, "signals": 1, "daemon": 1, "privileges": 1, "access": 1, "log": 1,
+    "options": 1, "proto": 1, "signals": 1, "daemon": 1, "privileges": 1, "access": 1, "log": 1, "loghandlers": 1, "records": 1,
     "process": 1, "proxy": 1, "systemd": 1, "client": 1, "status": 1, "restart": 1,
     "configcheck": 1, "clientstdio": 1, "version": 1,
     "engine": 2, "hooks": 2, "handlers": 2, "binding": 2, "server": 2, "host": 2, "contract": 2,

@@ -37,11 +37,41 @@ def modules_after(code: str) -> set:
     return set(json.loads(out.stdout.splitlines()[-1]))
 
 
-@pytest.mark.parametrize("code", ["import netserver", "import netserver.cli"])
+@pytest.mark.parametrize("code", ["import netserver\nnetserver.PreFork", "import netserver.cli"])
 def test_import_leaves_out_what_only_some_configurations_need(code):
     loaded = modules_after(code)
     assert "netserver.personalities.prefork" in loaded or code.endswith("cli")
     assert sorted(loaded & set(NOT_AT_IMPORT)) == []
+
+
+def test_import_netserver_loads_nothing_until_a_name_is_used():
+    assert modules_after("import netserver") == {"netserver", "netserver.version"}
+
+
+# What a drop-in server may load beyond what the standard module loads: netserver's own modules
+# and nothing else.  Every other module is memory each fork copies, an extension module a few
+# more mappings, logging a lock taken around every fork (issue 12).
+DROP_IN = {
+    "compat": "import compat.socketserver as s\nS = s.ForkingTCPServer",
+    "mixin": "import socketserver, netserver\n"
+             "class S(netserver.ForkMixIn, socketserver.TCPServer):\n    max_servers = 40",
+}
+
+
+@pytest.mark.parametrize("kind", sorted(DROP_IN))
+def test_a_drop_in_forking_server_loads_only_netserver_beyond_the_standard_module(kind):
+    stdlib = modules_after("import socketserver\n"
+                           "socketserver.ForkingTCPServer(('127.0.0.1', 0), socketserver.BaseRequestHandler)"
+                           ".server_close()")
+    upgraded = modules_after(DROP_IN[kind] + "\nS(('127.0.0.1', 0), __import__('socketserver').BaseRequestHandler)"
+                             ".server_close()")
+    foreign = sorted(name for name in upgraded - stdlib
+                     if name.split(".")[0] not in ("netserver", "compat"))
+    assert foreign == ["signal"], foreign  # signal: netserver handles signals in the loop
+    features = {"netserver.daemon", "netserver.privileges", "netserver.proxy", "netserver.clientstdio",
+                "netserver.handlers", "netserver.process.scoreboard", "netserver.process.serialize",
+                "netserver.personalities.prefork", "netserver.loghandlers"}
+    assert sorted(upgraded & features) == []
 
 
 def test_lazy_names_resolve_on_first_use_and_are_listed():
@@ -56,10 +86,10 @@ def test_lazy_names_resolve_on_first_use_and_are_listed():
 
 
 def test_syslog_handler_class_is_built_on_first_use():
-    from netserver import log
+    from netserver import log, loghandlers
 
     assert log._SysLogHandler.priority_map["NOTICE"] == "notice"
-    assert log._SysLogHandler is log._syslog_handler_class()
+    assert log._SysLogHandler is loghandlers.syslog_handler_class()
     assert "daemon" in log.syslog_facility_names()
 
 

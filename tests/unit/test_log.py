@@ -67,8 +67,9 @@ def read_lines(path):
 
 # --------------------------------------------------------------------------- levels
 
-def test_level_constants():
+def test_level_constants(capsys):
     assert NOTICE == 25
+    ServerLog(2).write(2, "names the level")  # the first line loads logging and names NOTICE there
     assert logging.getLevelName(NOTICE) == "NOTICE"
     assert LEVELS == {0: logging.ERROR, 1: logging.WARNING, 2: NOTICE,
                       3: logging.INFO, 4: logging.DEBUG}
