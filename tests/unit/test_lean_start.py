@@ -67,7 +67,7 @@ def test_a_drop_in_forking_server_loads_only_netserver_beyond_the_standard_modul
                              ".server_close()")
     foreign = sorted(name for name in upgraded - stdlib
                      if name.split(".")[0] not in ("netserver", "compat"))
-    assert foreign == ["signal"], foreign  # signal: netserver handles signals in the loop
+    assert set(foreign) <= {"signal"}, foreign  # signal: netserver handles signals in the loop
     features = {"netserver.daemon", "netserver.privileges", "netserver.proxy", "netserver.clientstdio",
                 "netserver.handlers", "netserver.process.scoreboard", "netserver.process.serialize",
                 "netserver.personalities.prefork", "netserver.loghandlers"}
