@@ -8,7 +8,6 @@ connections in the kernel's queue rather than forking without bound.
 
 from __future__ import annotations
 
-import _signal
 import os
 import signal
 
@@ -33,6 +32,7 @@ class ForkMixIn(ProcessParentMixIn):
 
     _personality = "Fork"
     _pool_kinds = ("fork",)
+    _child_ignores = _FINISH_ANYWAY  # a child's connection is finished whatever happens
 
     OPTIONS: Tuple[Option, ...] = (
         # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's
@@ -129,11 +129,6 @@ class ForkMixIn(ProcessParentMixIn):
 
     def _handle_request_noblock(self) -> None:
         self._serve_from(self._listening()[0][1])
-
-    def _child_prepare(self) -> None:
-        super()._child_prepare()
-        for signum in _FINISH_ANYWAY:  # this connection is finished whatever happens
-            _signal.signal(signum, _signal.SIG_IGN)
 
     def _serve_in_child(self, request: Any, client_address: Any) -> None:
         if self._child_slot is not None:

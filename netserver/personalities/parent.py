@@ -111,6 +111,10 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
     def _personality_init(self) -> None:
         super()._personality_init()
         self._children = ChildTable()
+        # What a new child starts with, made here once: the parent never touches it, and each
+        # child gets its own copy with the fork, without allocating one (issue 12).
+        self._childless = ChildTable()
+        self._child_signals: Tuple[Tuple[int, Any], ...] = ()  # see _plan_child_signals
         self._stop_mode: Optional[str] = None  # "graceful" or "now"
         self._servers_delta = 0
         self._last_dequeue = time.monotonic()
@@ -206,6 +210,21 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
             self._children.add(Child(pid, "old"))
         self._retire_by_deadline([child.pid for child in self._children.of_kind("old")])  # HUP'd before the exec
         self._stop_mode = None
+        self._child_signals = self._plan_child_signals()
+
+    # Signals a personality's children ignore besides TTIN/TTOU (Fork's: HUP and QUIT).
+    _child_ignores: Tuple[int, ...] = ()
+
+    def _plan_child_signals(self) -> Tuple[Tuple[int, Any], ...]:
+        """``(signal, disposition)`` for every new child, decided once in the parent: the parent's
+        signals back to their default (one the program ignores stays ignored), TTIN/TTOU and
+        ``_child_ignores`` ignored.  A child then makes one ``sigaction`` per signal and asks
+        nothing (every question would write to pages the fork shares)."""
+        ignored = set(_CHILD_IGNORED) | set(self._child_ignores)
+        plan = [(signum, _signal.SIG_DFL) for signum in _CHILD_DEFAULT
+                if signum not in ignored and _signal.getsignal(signum) is not _signal.SIG_IGN]
+        plan += [(signum, _signal.SIG_IGN) for signum in sorted(ignored)]
+        return tuple(plan)
 
     def _before_restart(self) -> None:
         """HUP: children finish their connection and exit, unless ``leave_children_open_on_hup``."""
@@ -295,17 +314,14 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         self._in_child = True
         child = self._child = self._new_child(kind, slot, parent)
         signals = self._signals
-        for signum in _CHILD_DEFAULT:
-            if _signal.getsignal(signum) is not _signal.SIG_IGN:  # one the program ignores stays ignored
-                _signal.signal(signum, _signal.SIG_DFL)
-        for signum in _CHILD_IGNORED:
-            _signal.signal(signum, _signal.SIG_IGN)
+        for signum, disposition in self._child_signals or self._plan_child_signals():
+            _signal.signal(signum, disposition)
         # A USR1 already pending (blocked since the fork) must not be dropped by SIG_IGN: remember it.
         _signal.signal(_SIGUSR1, child.on_usr1)
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None
-        self._children = ChildTable()  # random is reseeded by CPython's own after-fork hook
+        self._children = self._childless  # random is reseeded by CPython's own after-fork hook
 
     def _new_child(self, kind: str, slot: Optional[int], parent: int) -> ChildState:
         """The state of the child being born (in it, right after ``fork``); a pool's is richer."""
