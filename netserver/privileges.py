@@ -31,7 +31,10 @@ __all__ = ["Identity", "PrivilegeError", "plan_identity", "root_by_default", "dr
            "path_hazard", "hand_over_fd", "hand_over_socket_file", "writable_by"]
 
 PRELOAD = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
-           "stringprep", "unicodedata", "_strptime", "logging.handlers")
+           "stringprep", "unicodedata", "_strptime", "logging.handlers",
+           # netserver's own, imported on first use (issue 12): the first log line, the first
+           # traceback, a PROXY header or tied stdio may come after the chroot.
+           "traceback", "netserver.loghandlers", "netserver.proxy", "netserver.clientstdio")
 
 
 class PrivilegeError(Exception):

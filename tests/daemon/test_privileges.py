@@ -13,6 +13,9 @@ from __future__ import annotations
 import grp
 import os
 import signal
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -29,6 +32,7 @@ POOL = {
     "PreForkSimple": ["PreForkSimple", "--max_servers", "1"],
 }
 DAEMON_GID = grp.getgrnam("daemon").gr_gid
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def assert_identity(pid: int, uid: int, gid: int, groups) -> None:
@@ -191,3 +195,37 @@ def test_unknown_user_or_group_is_an_option_error(words, message):
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
     assert "Binding to" not in done.stderr
+
+
+def test_a_chrooted_child_writes_its_first_log_line(world_dir, tmp_path):
+    """netserver imports its log handlers on the first line written (issue 12); under ``chroot``
+    that line may come from a child that can no longer read the interpreter's files, so they are
+    imported before the chroot.  Here the first line is a refused client's, at the default
+    ``log_level`` 1, from a ForkMixIn child already in its jail."""
+    jail = world_dir / "jail"
+    jail.mkdir()
+    script = tmp_path / "server.py"
+    script.write_text(
+        "import socketserver, sys\n"
+        f"sys.path.insert(0, {ROOT!r})\n"
+        "import netserver\n"
+        "class S(netserver.ForkMixIn, socketserver.TCPServer):\n"
+        f"    chroot = {str(jail)!r}\n"
+        "    user = 'nobody'\n"
+        "    cidr_deny = ['127.0.0.0/8']\n"
+        "server = S(('127.0.0.1', 0), socketserver.StreamRequestHandler)\n"
+        "print(server.server_address[1], flush=True)\n"
+        "server.serve_forever()\n")
+    stderr_path = tmp_path / "stderr"
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=stderr)
+    try:
+        port = int(process.stdout.readline())
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            assert client.recv(1) == b""  # refused: closed without a byte
+        wait_until(lambda: b"Denying connection" in stderr_path.read_bytes(), timeout=5,
+                   what=f"the refusal logged: {stderr_path.read_bytes().decode(errors='replace')}")
+        assert b"Traceback" not in stderr_path.read_bytes()
+    finally:
+        process.kill()
+        process.wait(timeout=5)
