@@ -154,12 +154,15 @@ def take_inherited() -> Tuple[Dict[str, List[int]], List[int], Dict]:
     """
     sockets = decode_sockets(os.environ.pop(SOCKETS_ENV, ""))
     children = [int(p) for p in os.environ.pop(CHILDREN_ENV, "").split(",") if p.isdigit()]
-    try:
+    saved = os.environ.pop(STATE_ENV, "")
+    state = {}
+    if saved:  # json only after a HUP: a first start does not load it into every child
         import json
 
-        state = json.loads(os.environ.pop(STATE_ENV, "") or "{}")
-    except ValueError:
-        state = {}
+        try:
+            state = json.loads(saved)
+        except ValueError:
+            pass
     return sockets, children, state
 
 
