@@ -3,7 +3,10 @@
 Each server owns a private, unregistered :class:`logging.Logger`; this module
 only builds its handler from ``log_file`` (stderr, a file, syslog, a stdlib
 logger, or a user callable) and maps Net::Server's 0-4 levels onto logging's.
-Kept free of netserver imports so every other module can use it.
+The logging side (the logger, the handler classes) is in
+:mod:`netserver.loghandlers`, imported when a logger is first needed; apart
+from it this module imports nothing of netserver, so every other module can
+use it.
 """
 
 from __future__ import annotations
