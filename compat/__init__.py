@@ -30,6 +30,6 @@ def install() -> None:
              and getattr(sys.modules[name], "socketserver", socketserver) is not socketserver]
     sys.modules["socketserver"] = socketserver
     sys.modules["http.server"] = http_server
-    http.server = http_server  # type: ignore[attr-defined]
+    http.server = http_server
     if early:
         raise RuntimeError(f"compat.install() came after {', '.join(early)} was imported; call it first")

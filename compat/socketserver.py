@@ -34,17 +34,28 @@ from socketserver import (  # noqa: F401 - the standard names that need no netse
     ForkingMixIn,
     StreamRequestHandler,
     ThreadingMixIn,
-    _SocketWriter,
 )
 import netserver
+
+_SocketWriter = _stdlib._SocketWriter  # type: ignore[attr-defined]  # private, so not in typeshed
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from netserver.host import StdlibHost
+
+    _Bound = _stdlib.TCPServer  # what _Listeners extends at run time: the standard class after it
+else:
+    _Bound = object
 
 __all__ = list(_stdlib.__all__)
 
 
-class _Listeners(netserver.SingleMixIn):
+class _Listeners(netserver.SingleMixIn, _Bound):
     """Bind ``server_address`` as the standard class does, or the listeners a ``port`` option names."""
 
     _binds_listeners = True
+    if TYPE_CHECKING:
+        _host: StdlibHost  # a compat server's host is always its private StdlibHost
 
     def server_bind(self) -> None:
         host = self._host
@@ -112,7 +123,6 @@ if hasattr(socket, "AF_UNIX"):
             pass
 
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:  # for type checkers; at run time these are made by __getattr__ below
     from netserver import PreForkMixIn, PreForkSimpleMixIn  # noqa: F401
 
