@@ -40,7 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Engine", "ServerError", "StopNow"]
 
-_MAIN_THREAD = threading.main_thread()
+# The main thread's id, compared per connection: a C call, where current_thread() would run
+# Python code and write to the Thread object (a copy-on-write fault in a forking parent, issue 12).
+_MAIN_IDENT = threading.main_thread().ident
 
 
 class ServerError(Exception):
@@ -108,7 +110,7 @@ class Engine:
 
     def _handle_connection(self, request: Any, client_address: Any) -> None:
         """socketserver's steps for one request: verify, process, close; errors to ``handle_error``."""
-        if threading.current_thread() is not _MAIN_THREAD:
+        if threading.get_ident() != _MAIN_IDENT:
             self._verify_and_process(request, client_address)
             return
         self._serving_request = True  # TERM/INT may now interrupt this request (see _on_signal)
