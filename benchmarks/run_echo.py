@@ -48,6 +48,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import pyspy_table  # benchmarks/, beside this script
+from bytecode import compile_bytecode
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -429,17 +430,7 @@ def first_served(name: str, command: List[str], limit: float = 15.0) -> Optional
         server.stop()
 
 
-def compile_bytecode() -> None:
-    """Write netserver's bytecode first, as ``pip install`` does: under ``PYTHONDONTWRITEBYTECODE``
-    (which some environments set) every start would compile netserver from source, about 40 ms
-    on the benchmark's box, and the cell would measure the compiler instead of the start."""
-    import compileall
-
-    compileall.compile_dir(os.path.join(ROOT, "netserver"), quiet=1)
-
-
 def startup(table: Dict[str, List[str]], starts: int) -> Dict[str, List[Tuple[float, float]]]:
-    compile_bytecode()
     names = [n for n in STARTUP if n in table]
     found: Dict[str, List[Tuple[float, float]]] = {n: [] for n in names}
     for _ in range(starts):  # interleaved, like the throughput cells
@@ -587,6 +578,7 @@ def main() -> None:
     args = parser.parse_args()
     args.warmup = min(args.warmup, args.duration / 2)
     build()
+    compile_bytecode()
     if args.strace:
         print(strace_child(1000, 50))  # the queue never empties: accept, serve, accept…
         print(strace_child(1000, 1))   # one client: the child waits in epoll between connections

@@ -47,6 +47,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import pyspy_table  # benchmarks/, beside this script
+from bytecode import compile_bytecode
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -304,6 +305,7 @@ def main() -> None:
     parser.add_argument("--strace", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.makedirs(os.path.join(BUILD, "logs"), exist_ok=True)
+    compile_bytecode()
     if args.install:
         install()
     if not shutil.which("wrk"):
