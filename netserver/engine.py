@@ -35,7 +35,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional, Tuple
 
-if TYPE_CHECKING:
     from .contract import Host
 
 __all__ = ["Engine", "ServerError", "StopNow"]

@@ -424,7 +424,7 @@ class ServerLog:
         self._norm = norm
         self._syslog = (syslog_logsock, syslog_ident, syslog_logopt, syslog_facility)
         self.description = describe_target(self.target)
-        if not (kind == "stderr" or norm is None):  # None: stderr by default
+        if kind != "stderr":  # the default: built on the first line written
             self._build()
 
     def _build(self) -> Any:
@@ -438,7 +438,7 @@ class ServerLog:
             logger.addHandler(loghandlers.logging.NullHandler())
             return logger
         kind, norm = self.kind, self._norm
-        if kind == "stderr" or norm is None:
+        if kind == "stderr" or norm is None:  # (norm is None only for stderr)
             handler = self._formatted(loghandlers.StderrHandler())
         elif kind == "file":
             try:

@@ -15,7 +15,6 @@ outside the chroot), and a lazy import would be a crash.
 from __future__ import annotations
 
 import errno
-import grp
 import importlib
 import os
 import pwd
@@ -25,6 +24,7 @@ from .records import NamedTuple
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import grp
     from typing import List, Optional, Sequence
 
 __all__ = ["Identity", "PrivilegeError", "plan_identity", "root_by_default", "drop", "preload", "describe",
@@ -32,9 +32,8 @@ __all__ = ["Identity", "PrivilegeError", "plan_identity", "root_by_default", "dr
 
 PRELOAD = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
            "stringprep", "unicodedata", "_strptime", "logging.handlers",
-           # netserver's own, imported on first use (issue 12): the first log line, the first
-           # traceback, a PROXY header or tied stdio may come after the chroot.
-           "traceback", "netserver.loghandlers", "netserver.proxy", "netserver.clientstdio")
+           # imported on first use (issue 12): the first log line or traceback may come after the chroot
+           "traceback", "netserver.loghandlers")
 
 
 class PrivilegeError(Exception):
@@ -57,6 +56,8 @@ def _uid(user: str) -> pwd.struct_passwd:
 
 
 def _gid(group: str) -> grp.struct_group:
+    import grp  # an extension module: loaded only by a server that changes its group
+
     try:
         return grp.getgrgid(int(group)) if group.isdigit() else grp.getgrnam(group)
     except KeyError:
@@ -86,6 +87,8 @@ def plan_identity(user: Optional[str], group: Optional[str]) -> Optional[Identit
     if entry.pw_uid == 0 and group is None:
         return None
     if group is None:
+        import grp
+
         try:
             names = [grp.getgrnam("nobody").gr_name] if entry.pw_name == "nobody" else []
         except KeyError:

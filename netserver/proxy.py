@@ -18,7 +18,6 @@ from __future__ import annotations
 import ipaddress
 import select
 import socket
-import struct
 import time
 
 TYPE_CHECKING = False
@@ -90,7 +89,7 @@ def parse_v2(data: bytes) -> Tuple[Address, int]:
     """A whole v2 header → ((src, sport) or None for LOCAL/unknown, total length)."""
     if len(data) < 16 or not data.startswith(V2_SIGNATURE):
         raise ProxyError("not a PROXY v2 header")
-    version_command, family, length = data[12], data[13], struct.unpack("!H", data[14:16])[0]
+    version_command, family, length = data[12], data[13], int.from_bytes(data[14:16], "big")
     if version_command >> 4 != 2:
         raise ProxyError("PROXY v2 header with a bad version")
     command = version_command & 0x0F
@@ -110,13 +109,13 @@ def parse_v2(data: bytes) -> Tuple[Address, int]:
         if len(body) < 12:
             raise ProxyError("truncated PROXY v2 IPv4 addresses")
         source = socket.inet_ntop(socket.AF_INET, body[0:4])
-        port = struct.unpack("!H", body[8:10])[0]
+        port = int.from_bytes(body[8:10], "big")
         return (source, port), total
     if address_family == 2:
         if len(body) < 36:
             raise ProxyError("truncated PROXY v2 IPv6 addresses")
         source = _normal(ipaddress.ip_address(body[0:16]))
-        port = struct.unpack("!H", body[32:34])[0]
+        port = int.from_bytes(body[32:34], "big")
         return (source, port), total
     return None, total  # UNIX or unspecified: keep the peer as it is
 
@@ -173,7 +172,7 @@ def read_header(sock: Any, mode: str, timeout: float) -> Address:
             if head.startswith(V2_SIGNATURE) and len(head) >= 16:
                 if mode == "v1":
                     raise ProxyError("a PROXY v2 header where v1 was expected")
-                total = 16 + struct.unpack("!H", head[14:16])[0]
+                total = 16 + int.from_bytes(head[14:16], "big")
                 return parse_v2(_recv_exact(sock, total, deadline))[0]
             if head.startswith(b"PROXY "):
                 if mode == "v2":

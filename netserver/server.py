@@ -23,8 +23,9 @@ import threading
 import time
 from types import MappingProxyType
 
-from . import access
+from . import access, privileges, proxy
 from .client import ClientInfo
+from .clientstdio import ClientStdio
 from .binding import BindingMixIn
 from .engine import Engine, ServerError
 from .hooks import HookMixIn
@@ -41,9 +42,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:  # daemon, privileges, proxy, clientstdio: imported where their options ask for them
-    from . import daemon, privileges
+    from . import daemon  # imported where pid_file, background and setsid ask for it (fcntl)
     from .options.sources import Entry
 
 __all__ = ["Server", "Single", "ServerError"]
@@ -347,26 +346,25 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             if _read_sysctl("net/ipv4/tcp_migrate_req") == "0":
                 self.log(1, "reuse_port: net.ipv4.tcp_migrate_req is 0, so connections queued on a "
                             "retiring child's socket are reset; set it to 1")
-        if config.user is not None or config.group is not None:
-            from . import privileges
-
-            try:
-                self.identity = privileges.plan_identity(config.user, config.group)  # None: stay who we are
-            except privileges.PrivilegeError as exc:
-                raise ServerError(str(exc)) from None
-        elif self._in_run and os.geteuid() == 0 and not restart.restarting():
+        try:
+            self.identity = privileges.plan_identity(config.user, config.group)  # None: stay who we are
+        except privileges.PrivilegeError as exc:
+            raise ServerError(str(exc)) from None
+        if self._in_run and privileges.root_by_default(config.user, config.group) and not restart.restarting():
             self.log(1, "User not defined, running as root")  # once: not again after a HUP re-exec
         if config.chroot and os.geteuid() != 0:
             raise ServerError(f"chroot {config.chroot}: needs root")
-        if config.pid_file or config.background or config.setsid or config.log_file:
-            from . import daemon
         if config.pid_file:
+            from . import daemon
+
             self.pid_file = daemon.PidFile(config.pid_file, self.log)
             try:
                 self.pid_file.acquire(restart.take_pid_file_fd())
             except daemon.PidFileError as exc:
                 raise ServerError(str(exc)) from None
         if (config.background or config.setsid) and not restart.restarting():
+            from . import daemon
+
             self.detacher = daemon.Detacher()
             self.detacher.detach(new_session=config.setsid)  # a HUP re-exec is already detached
             self._owner_pid = os.getpid()
@@ -374,6 +372,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             ids = (self.identity.uid, self.identity.gid) if self.identity else (None, None)
             self.pid_file.write(*ids)
         if config.log_file and self._logger.fileno() is not None or config.setsid:
+            from . import daemon
+
             daemon.redirect_stdio(self._logger.fileno())
         self.log(2, f"{type(self).__name__} (type {self._personality}) starting! pid({os.getpid()})")
 
@@ -381,8 +381,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """After binding: chroot and drop privileges (in the children, for the forking personalities)."""
         identity = self.identity
         if identity is not None or (self.config is not None and self.config.chroot):
-            from . import privileges
-
             privileges.preload()  # imports that would fail once the interpreter is out of reach
         if identity is not None:
             self._hand_over_files(identity)
@@ -404,10 +402,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
     def drop_privileges(self) -> None:
         """chroot, then groups, then user (``self.identity``); verified, or ServerError."""
         chroot = self.config.chroot if self.config is not None else None
-        if self.identity is None and not chroot:
-            return
-        from . import privileges
-
         try:
             privileges.drop(self.identity, chroot)
         except privileges.PrivilegeError as exc:
@@ -427,8 +421,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
 
     def _hand_over_files(self, identity: privileges.Identity) -> None:
         """Refuse paths the service user could redirect, then hand the files over (issue 14)."""
-        from . import privileges
-
         inherited = {lsn.target.address for lsn in self.listeners if lsn.inherited}
         # A socket file inherited across HUP was handed over when it was made: left alone.
         files = [item for item in self.files_for_user() if not (isinstance(item, str) and item in inherited)]
@@ -522,8 +514,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         self._logger.reopen()
         fd = self._logger.fileno() if self._logger.path else None
         if self.identity is not None and os.geteuid() == 0 and fd is not None:
-            from . import privileges
-
             try:  # the children, already someone else, reopen it after us
                 privileges.hand_over_fd(fd, self.identity)
             except OSError as exc:
@@ -571,8 +561,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             peer = client_address[0]
             assert self._proxy_trusted is not None  # post_configure sets it with _proxy_mode
             if self._proxy_trusted.check(peer).allowed:
-                from . import proxy
-
                 try:
                     named = proxy.read_header(request, self._proxy_mode, self.proxy_timeout)
                 except (proxy.ProxyError, OSError) as exc:
@@ -661,8 +649,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             handshake(request, getattr(listener, "handshake_timeout", 10.0))
         config = self.config
         if config is not None and not config.no_client_stdout and not isinstance(request, tuple):
-            from .clientstdio import ClientStdio
-
             with ClientStdio(request):
                 self.RequestHandlerClass(request, client_address, self)
         else:

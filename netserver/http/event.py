@@ -37,7 +37,7 @@ import ssl
 import struct
 import time
 
-from ..process.child import ORPHAN_CHECK, PoolChild
+from ..process.child import EXCLUSIVE, ORPHAN_CHECK, PoolChild
 from ..process.scoreboard import IDLE, client_text
 from .errors import HTTPError
 from .handler import body_deadline
@@ -50,7 +50,6 @@ __all__ = ["usable", "fallback", "serve", "limit_sends"]
 
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
-_EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 _RECV = 65536
 _TICK = 0.25  # seconds between deadline scans
@@ -180,7 +179,7 @@ class EventChild:
         self.accepting = on
         for fd in self.listeners:
             if on:
-                self.poller.register(fd, _IN | _EXCLUSIVE)
+                self.poller.register(fd, _IN | EXCLUSIVE)
             else:
                 self.poller.unregister(fd)
 

@@ -24,7 +24,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, List, Optional
 
-if TYPE_CHECKING:
     from . import HTTPMixIn
 
 __all__ = ["HTTPRequestHandler"]

@@ -14,7 +14,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Optional, Tuple, Type
 
-if TYPE_CHECKING:
     from ..server import Server
 
 __all__ = ["PERSONALITIES", "canonical_name", "load", "LoadError"]

@@ -314,7 +314,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         self._in_child = True
         child = self._child = self._new_child(kind, slot, parent)
         signals = self._signals
-        for signum, disposition in self._child_signals or self._plan_child_signals():
+        for signum, disposition in self._child_signals:  # planned by _prepare_to_serve
             _signal.signal(signum, disposition)
         # A USR1 already pending (blocked since the fork) must not be dropped by SIG_IGN: remember it.
         _signal.signal(_SIGUSR1, child.on_usr1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..records import NamedTuple
 
-TYPE_CHECKING = False
 
 __all__ = ["Limits", "Plan", "plan", "SpawnThrottle", "CrashBackoff"]
 

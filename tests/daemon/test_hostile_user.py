@@ -20,7 +20,7 @@ import pytest
 from harness import TIMEOUT, run_command
 from daemontools import (
     NOBODY, Held, alive, echo, fd_links, lines_matching, live_children, pid_from_file,
-    served, wait_until,
+    served, status, wait_until,
 )
 
 LOOPBACK = ["--port", "127.0.0.1:0"]
@@ -199,6 +199,8 @@ def test_kill_9_of_the_parent_stops_the_children_at_once_and_frees_the_pid_file(
     server = servers.start(PREFORK + LOOPBACK + ["--pid_file", str(pid_file), "--max_requests", "0"] + identity)
     wait_until(lambda: len(live_children(server.pid)) == 2, what="two children")
     kids = live_children(server.pid)
+    # the fixture adds --user nobody when the test names no user: the variant really drops
+    assert {status(kid)["Uid"][0] for kid in kids} == {0 if identity else NOBODY}
     held = Held(server.port)  # one child busy with a connection
     busy = held.wait_greeted()
     stop = threading.Event()

@@ -14,12 +14,10 @@ import grp
 import os
 import signal
 import socket
-import subprocess
-import sys
 
 import pytest
 
-from harness import run_command
+from harness import ROOT, ServerProcess, run_command
 from daemontools import (
     NOBODY, NOGROUP, Held, alive, echo, greeting_pid, parent_pid, port_is_free, served,
     status, wait_until,
@@ -32,7 +30,6 @@ POOL = {
     "PreForkSimple": ["PreForkSimple", "--max_servers", "1"],
 }
 DAEMON_GID = grp.getgrnam("daemon").gr_gid
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def assert_identity(pid: int, uid: int, gid: int, groups) -> None:
@@ -214,18 +211,11 @@ def test_a_chrooted_child_writes_its_first_log_line(world_dir, tmp_path):
         "    user = 'nobody'\n"
         "    cidr_deny = ['127.0.0.0/8']\n"
         "server = S(('127.0.0.1', 0), socketserver.StreamRequestHandler)\n"
-        "print(server.server_address[1], flush=True)\n"
+        "print('port', server.server_address[1], flush=True)\n"
         "server.serve_forever()\n")
-    stderr_path = tmp_path / "stderr"
-    with open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=stderr)
-    try:
-        port = int(process.stdout.readline())
+    with ServerProcess([], script=str(script), wait=False) as server:
+        port = int(server.wait_for(r"^port (\d+)$")[0].group(1))
         with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
             assert client.recv(1) == b""  # refused: closed without a byte
-        wait_until(lambda: b"Denying connection" in stderr_path.read_bytes(), timeout=5,
-                   what=f"the refusal logged: {stderr_path.read_bytes().decode(errors='replace')}")
-        assert b"Traceback" not in stderr_path.read_bytes()
-    finally:
-        process.kill()
-        process.wait(timeout=5)
+        server.wait_for("Denying connection")
+        assert "Traceback" not in server.log_text()

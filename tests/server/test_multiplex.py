@@ -200,7 +200,7 @@ def test_a_datagram_handler_that_fails_or_closes_ends_only_its_datagram():
             events.append(("error",))
 
     server = UDPMultiplex(("127.0.0.1", 0), Picky, log_level=0)
-    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     loop.start()
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
@@ -218,6 +218,7 @@ def test_a_datagram_handler_that_fails_or_closes_ends_only_its_datagram():
         server.shutdown()
         loop.join(TIMEOUT)
         server.server_close()
+    assert not loop.is_alive()
 
 
 def test_refuses_a_stream_handler(tmp_path):

@@ -39,9 +39,7 @@ def modules_after(code: str) -> set:
 
 @pytest.mark.parametrize("code", ["import netserver\nnetserver.PreFork", "import netserver.cli"])
 def test_import_leaves_out_what_only_some_configurations_need(code):
-    loaded = modules_after(code)
-    assert "netserver.personalities.prefork" in loaded or code.endswith("cli")
-    assert sorted(loaded & set(NOT_AT_IMPORT)) == []
+    assert sorted(modules_after(code) & set(NOT_AT_IMPORT)) == []
 
 
 def test_import_netserver_loads_nothing_until_a_name_is_used():
@@ -65,11 +63,14 @@ def test_a_drop_in_forking_server_loads_only_netserver_beyond_the_standard_modul
                            ".server_close()")
     upgraded = modules_after(DROP_IN[kind] + "\nS(('127.0.0.1', 0), __import__('socketserver').BaseRequestHandler)"
                              ".server_close()")
+    # Built into the interpreter (pwd, on most builds) costs no mapping; signal: the loop handles signals.
     foreign = sorted(name for name in upgraded - stdlib
-                     if name.split(".")[0] not in ("netserver", "compat"))
-    assert set(foreign) <= {"signal"}, foreign  # signal: netserver handles signals in the loop
-    features = {"netserver.daemon", "netserver.privileges", "netserver.proxy", "netserver.clientstdio",
-                "netserver.handlers", "netserver.process.scoreboard", "netserver.process.serialize",
+                     if name.split(".")[0] not in ("netserver", "compat") and name not in sys.builtin_module_names)
+    assert set(foreign) <= {"signal"}, foreign
+    # Modules of options the server was not given.  (privileges, proxy and clientstdio are imported
+    # with the server: pure Python, their extension modules grp and _struct are not; the check above
+    # holds that line.)
+    features = {"netserver.daemon", "netserver.handlers", "netserver.process.scoreboard", "netserver.process.serialize",
                 "netserver.personalities.prefork", "netserver.loghandlers"}
     assert sorted(upgraded & features) == []
 
