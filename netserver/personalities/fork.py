@@ -25,6 +25,7 @@ __all__ = ["ForkMixIn", "Fork"]
 # As plain numbers for ``_signal``: ``signal.signal`` converts through the Signals/Handlers enums,
 # objects a child would then write and copy (see parent.py).
 _FINISH_ANYWAY = (int(signal.SIGHUP), int(signal.SIGQUIT))
+_SIGCHLD = int(signal.SIGCHLD)
 
 
 class ForkMixIn(ProcessParentMixIn):
@@ -47,6 +48,15 @@ class ForkMixIn(ProcessParentMixIn):
         self._pool_full = False
         self._full_pipe: Tuple[int, ...] = ()  # (read, write) while serving: see _flag_full
         self._free_slots: List[int] = []  # slots of the scoreboard not in use (with child_timeout)
+        # Whether a child's exit wakes the loop (SIGCHLD writes the wake-up pipe): off while the pool
+        # accepts, since the loop reaps on every pass as ForkingMixIn does and a wake per exit would
+        # be a second pass per connection; on when full and while stopping.
+        self._child_exit_wakes = True
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if signum == _SIGCHLD and not self._child_exit_wakes:
+            return  # reaped on the loop's next pass
+        super()._on_signal(signum, frame)
 
     def _accepting(self) -> bool:
         accepting = self._children.count("fork") < self._max_servers_now()
@@ -111,6 +121,7 @@ class ForkMixIn(ProcessParentMixIn):
             self._free_slots = list(range(capacity - 1, -1, -1))
 
     def _end_serving(self) -> None:
+        self._child_exit_wakes = True  # the base waits for the children to exit
         super()._end_serving()
         if self._full_pipe and not self._in_child:
             for fd in self._full_pipe:

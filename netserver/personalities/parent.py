@@ -5,8 +5,8 @@ alone, stopping them gracefully (QUIT), now (TERM/INT, then SIGKILL after
 ``stop_timeout``) or for a restart (HUP), TTIN/TTOU, ``sig_passthrough``,
 dequeue children.  The personalities add only their loop and their policy.
 What only a child has (its parent's pid, the flags its signal handlers set)
-is a :class:`~netserver.process.forked.ChildState` made in the child by
-``_new_child`` (PreForkSimple's is a ``PoolChild``), never the server's.
+is what ``_new_child`` makes in the child (PreForkSimple's ``PoolChild``;
+none for a Fork child, which serves one connection and exits), never the server's.
 
 Children are told what to do with signals:
 
@@ -24,7 +24,6 @@ import time
 
 from ..options import Option
 from ..options.validators import to_float, to_int
-from ..process.forked import ChildState
 from ..process.children import Child, ChildTable, Exit, describe_status
 from ..signals import signal_name
 from .deadlines import ChildDeadlinesMixIn
@@ -32,6 +31,8 @@ from .deadlines import ChildDeadlinesMixIn
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Tuple
+
+    from ..process.child import PoolChild
 
 __all__ = ["ProcessParentMixIn", "EXIT_OK", "EXIT_ERROR"]
 
@@ -76,7 +77,6 @@ def _load_prctl() -> Any:
 
 
 _SIGHUP = int(signal.SIGHUP)
-_SIGCHLD = int(signal.SIGCHLD)
 _SIGUSR1 = int(signal.SIGUSR1)
 # Loaded by the first fork, in the parent (children inherit it): ctypes costs ~1.4 ms of import,
 # which a program that never forks (Single, Thread, Multiplex) need not pay (issue 15).
@@ -120,11 +120,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         self._last_dequeue = time.monotonic()
         self._last_dead_check = time.monotonic()
         self._in_child = False
-        self._child: Optional[ChildState] = None  # in a forked child: its own state (process/child.py)
-        # Whether a child's exit wakes the loop (SIGCHLD writes the wake-up pipe).  Fork turns it off
-        # while it accepts: it reaps on every pass, as ForkingMixIn does, and a wake per exit would be
-        # a second pass per connection.
-        self._child_exit_wakes = True
+        self._child: Optional[PoolChild] = None  # in a pool's child: its own state (process/child.py)
 
     # -- signals ---------------------------------------------------------------
 
@@ -149,11 +145,6 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
             handler = getattr(self, "_sig_" + name.lower(), None)
             if handler is not None:
                 handler()
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if signum == _SIGCHLD and not self._child_exit_wakes:
-            return  # reaped on the loop's next pass
-        super()._on_signal(signum, frame)
 
     def _sig_chld(self) -> None:
         """Reaping happens on every pass of the loop; the signal only wakes it."""
@@ -316,16 +307,17 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         signals = self._signals
         for signum, disposition in self._child_signals:  # planned by _prepare_to_serve
             _signal.signal(signum, disposition)
-        # A USR1 already pending (blocked since the fork) must not be dropped by SIG_IGN: remember it.
-        _signal.signal(_SIGUSR1, child.on_usr1)
+        # A pool child reopens its log on USR1 (one pending since the fork is not dropped); a Fork
+        # child, done after one connection, has nothing to reopen.
+        _signal.signal(_SIGUSR1, child.on_usr1 if child is not None else _signal.SIG_IGN)
         if signals is not None:
             signals.close()  # the parent's wake-up pipe
             self._signals = None
         self._children = self._childless  # random is reseeded by CPython's own after-fork hook
 
-    def _new_child(self, kind: str, slot: Optional[int], parent: int) -> ChildState:
-        """The state of the child being born (in it, right after ``fork``); a pool's is richer."""
-        return ChildState(parent)
+    def _new_child(self, kind: str, slot: Optional[int], parent: int) -> Optional[PoolChild]:
+        """The state of the child being born (in it, right after ``fork``): a pool's; none here."""
+        return None
 
     def _waiting_clients_sockets(self) -> List[Any]:
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us
@@ -406,7 +398,6 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         ``run()`` calls ``pre_server_close_hook`` before (in ``super()``) and
         ``post_child_cleanup_hook`` after, Net::Server's order."""
         super()._end_serving()
-        self._child_exit_wakes = True  # waiting for the children to exit
         if self._restart_requested:
             return
         if self._stop_mode is None:

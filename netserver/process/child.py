@@ -31,7 +31,7 @@ import os
 import select
 import signal
 
-from .forked import ChildState
+from ..signals import SignalQueue
 from .scoreboard import EXITING, IDLE, Scoreboard, client_text
 from .serialize import AcceptLock, NoLock
 
@@ -39,7 +39,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["ChildState", "PoolChild", "LockWaitEnded", "request_limit", "wake_parent", "ORPHAN_CHECK"]
+__all__ = ["PoolChild", "LockWaitEnded", "request_limit", "wake_parent", "ORPHAN_CHECK"]
 
 EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 ORPHAN_CHECK = 2.0  # seconds an idle child waits before checking that its parent lives
@@ -72,7 +72,7 @@ class LockWaitEnded(Exception):
     """Raised by a child's retire handler into a wait for the accept lock."""
 
 
-class PoolChild(ChildState):
+class PoolChild:
     """One PreForkSimple / PreFork child: its flags, its budget, its loop (see the module docstring).
 
     Methods for the caller: :meth:`serve` (the classic loop), and for the
@@ -82,14 +82,15 @@ class PoolChild(ChildState):
     :meth:`on_retire` (HUP, QUIT) and :meth:`on_usr1`.
     """
 
-    __slots__ = ("slot", "board", "lock", "locked", "accept", "handle", "reopen_logs", "limit", "served",
-                 "retire", "drain", "waiting_for_lock", "own_listeners", "targets", "tokens", "by_fd")
+    __slots__ = ("slot", "parent_pid", "board", "lock", "locked", "accept", "handle", "reopen_logs", "limit",
+                 "served", "retire", "drain", "reopen_log", "waiting_for_lock", "wakeup", "own_listeners",
+                 "targets", "tokens", "by_fd")
 
     def __init__(self, slot: int, parent_pid: int, board: Scoreboard, lock: AcceptLock,
                  accept: Callable[[Any], Tuple[Any, Any]], handle: Callable[[Any, Any], None],
                  reopen_logs: Callable[[], None], limit: int) -> None:
-        super().__init__(parent_pid)
         self.slot = slot  # this child's scoreboard slot
+        self.parent_pid = parent_pid
         self.board = board
         self.lock = lock
         self.locked = not isinstance(lock, NoLock)
@@ -100,6 +101,8 @@ class PoolChild(ChildState):
         self.served = 0
         self.retire = False  # HUP/QUIT, the last connection taken, or the parent gone: leave the loop
         self.drain = False  # QUIT: serve what the kernel already queued before leaving
+        self.reopen_log = False  # USR1 came: reopen the log between connections
+        self.wakeup: Optional[SignalQueue] = None  # the wake-up pipe in this child's epoll set
         self.waiting_for_lock = False  # a retire handler raises LockWaitEnded into the wait
         self.own_listeners: List[Any] = []  # reuse_port: this child's own listeners
         self.targets: List[Tuple[Any, Any]] = []  # (socket, token) to accept from: own ones first
@@ -113,6 +116,12 @@ class PoolChild(ChildState):
         self.by_fd = {sock.fileno(): token for sock, token in targets}
 
     # -- the signal handlers ----------------------------------------------------------
+
+    def on_usr1(self, signum: int, frame: Any) -> None:
+        """SIGUSR1: reopen the log between connections."""
+        self.reopen_log = True
+        if self.wakeup is not None:
+            self.wakeup.wake()
 
     def on_retire(self, signum: int, frame: Any) -> None:
         """SIGHUP/SIGQUIT: finish the current connection, then exit (QUIT: serve the queue first)."""

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time
 
 import pytest
@@ -303,6 +304,12 @@ def test_usr1_to_a_child_or_passed_through_leaves_everything_serving(program, mi
         assert ask(server.port).startswith(b"done ")  # serve_forever runs: its handlers are in place
         server.proc.send_signal(signal.SIGUSR1)
         assert ask(server.port).startswith(b"done ")
+        wait_until(lambda: not live_children(server.proc.pid), what="the earlier children to exit")
+        with ThreadPoolExecutor(1) as pool:  # and a Fork child ignores USR1 mid-connection
+            reply = pool.submit(ask, server.port, 1.0)
+            child = wait_until(lambda: live_children(server.proc.pid), what="the connection's child")[0]
+            os.kill(child, signal.SIGUSR1)
+            assert reply.result(TIMEOUT) == b"done %d\n" % child
     assert server.proc.poll() is None
     server.proc.send_signal(signal.SIGTERM)
     assert "CLOSED" in server.finish(0)

@@ -12,7 +12,7 @@ import signal
 
 import pytest
 
-from netserver.process.child import ChildState, LockWaitEnded, PoolChild, request_limit
+from netserver.process.child import LockWaitEnded, PoolChild, request_limit
 from netserver.process.scoreboard import EXITING, IDLE
 from netserver.process.serialize import AcceptLock, NoLock
 from netserver.signals import SignalQueue
@@ -222,12 +222,6 @@ def test_usr1_during_a_connection_reopens_before_the_next():
     child.reopen_logs = lambda: events.append("reopen")
     child.serve()
     assert events == ["conn0", "reopen", "conn1", "conn2"]
-
-
-def test_a_child_of_fork_records_usr1_without_a_wakeup():
-    state = ChildState(os.getppid())
-    state.on_usr1(int(signal.SIGUSR1), None)
-    assert state.reopen_log
 
 
 def test_an_orphan_retires():
