@@ -144,7 +144,7 @@ class EventChild:
         next_scan = time.monotonic() + _TICK
         board.set_state(slot, IDLE)
         while True:
-            if child.retire or child.exhausted(self.accepted):
+            if child.retire:  # a signal, the parent's end, or the budget's last connection (take_last)
                 self._accept(False)
                 self._close_idle()
                 if not connections:
@@ -440,7 +440,7 @@ class EventChild:
         finally:
             server.shutdown_request(sock)
             server.post_client_connection_hook(sock)
-        if not self.accepting and not self.child.retire and not self.child.exhausted(self.accepted):
+        if not self.accepting and not self.child.retire:
             self._accept(True)  # room again
 
 

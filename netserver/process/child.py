@@ -139,9 +139,6 @@ class PoolChild:
         """Whether ``served`` connections use up the budget (``max_requests`` plus jitter)."""
         return bool(self.limit) and served >= self.limit
 
-    def may_accept(self) -> bool:
-        return not self.retire and not self.exhausted(self.served)
-
     def parent_gone(self) -> bool:
         """Checked when idle: an orphan retires rather than linger (PR_SET_PDEATHSIG is Linux's)."""
         if os.getppid() != self.parent_pid:
@@ -161,7 +158,7 @@ class PoolChild:
         board, slot = self.board, self.slot
         board.set_state(slot, IDLE)
         try:
-            while self.may_accept():
+            while not self.retire:  # the budget's last connection sets it too (take_last)
                 self.reopen_logs_if_asked()
                 taken = self._next_connection(poller)
                 if taken is not None:
