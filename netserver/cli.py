@@ -11,6 +11,7 @@ that prints usage or chooses an exit status.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import sys
 
@@ -131,7 +132,15 @@ def _status(words: List[str]) -> int:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:
-    sys.exit(run_command(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        status = run_command(sys.argv[1:] if argv is None else list(argv))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``--print-config | head``): stop quietly, as Python's documentation
+        # recommends; stdout goes to /dev/null so the interpreter's final flush cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = EXIT_FAILURE
+    sys.exit(status)
 
 
 def run_command(words: List[str]) -> int:

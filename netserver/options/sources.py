@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     Entry = Tuple[str, Any, Source]
 
-__all__ = ["Config", "Entry", "parse_argv", "read_conf_file", "parse_conf_text", "merge"]
+__all__ = ["Config", "parse_argv", "read_conf_file", "parse_conf_text", "merge"]
 
 #: (option name, raw value, source)
 
