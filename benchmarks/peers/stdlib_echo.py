@@ -37,23 +37,29 @@ BASES = {
 }
 
 
-def bases(variant):
+def base(kind, variant):
+    """The class ``kind`` names, for ``variant``; only that one is built (a program using
+    ForkMixIn alone never imports ThreadMixIn's modules, so the benchmark must not either)."""
     if variant == "compat":
         import compat.socketserver as upgraded
 
         return {"tcp": upgraded.TCPServer, "forking": upgraded.ForkingTCPServer,
-                "threading": upgraded.ThreadingTCPServer}
-    if variant == "mixin":
+                "threading": upgraded.ThreadingTCPServer}[kind]
+    if variant == "mixin" and kind == "forking":
         import netserver
 
         class Forking(netserver.ForkMixIn, socketserver.TCPServer):
             max_servers = 40  # ForkingMixIn's max_children
 
+        return Forking
+    if variant == "mixin" and kind == "threading":
+        import netserver
+
         class Threading(netserver.ThreadMixIn, socketserver.TCPServer):
             max_servers = 1024  # ThreadingMixIn has no bound; more than the benchmark's clients
 
-        return {"tcp": socketserver.TCPServer, "forking": Forking, "threading": Threading}
-    return BASES
+        return Threading
+    return BASES[kind]
 
 
 def main():
@@ -61,7 +67,7 @@ def main():
     if len(sys.argv) not in (3, 4) or sys.argv[1] not in BASES or variant not in ("stdlib", "compat", "mixin"):
         sys.exit(__doc__)
 
-    class Server(bases(variant)[sys.argv[1]]):
+    class Server(base(sys.argv[1], variant)):
         allow_reuse_address = True
         daemon_threads = True
         request_queue_size = socket.SOMAXCONN

@@ -94,6 +94,10 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
     """Parent-process machinery; see the module docstring."""
 
     _drops_privileges_in_children = True
+    # Whether a child asks for SIGHUP when its parent dies (_follow_parent).  Fork's children ignore
+    # HUP and finish their one connection whatever happens, so Fork turns it off: no prctl per child,
+    # and no ctypes (25 mappings every fork copies and every exit tears down) in the parent.
+    _children_follow_parent = True
     _decides_where_requests_run = True
     _pool_kinds: Tuple[str, ...] = ("prefork",)  # the kinds of child a HUP without re-exec replaces
 
@@ -259,7 +263,9 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         # that is still starting must retire it, not vanish into the parent's handler.
         _signal.pthread_sigmask(_signal.SIG_BLOCK, _CHILD_MASK)
         parent = os.getpid()
-        _ensure_prctl()
+        follow = self._children_follow_parent
+        if follow:
+            _ensure_prctl()
         try:
             pid = os.fork()
         except OSError as exc:
@@ -273,7 +279,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         code = EXIT_ERROR
         self._child_slot = slot
         try:
-            if not _follow_parent(parent):
+            if follow and not _follow_parent(parent):
                 code = EXIT_OK
                 return None  # the parent died while we were being born: nothing to serve for
             self._become_child(kind, slot, parent)
@@ -281,7 +287,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._host.leave_parent_files()  # the pid file's lock and descriptor are the parent's (issue 14)
             self._host.drop_privileges()
-            if not _follow_parent(parent):  # changing ids cleared PR_SET_PDEATHSIG: set it again
+            if follow and not _follow_parent(parent):  # changing ids cleared PR_SET_PDEATHSIG: set it again
                 code = EXIT_OK
                 return None
             self._host.child_init_hook("dequeue" if kind == "dequeue" else "")

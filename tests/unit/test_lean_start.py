@@ -75,6 +75,34 @@ def test_a_drop_in_forking_server_loads_only_netserver_beyond_the_standard_modul
     assert sorted(upgraded & features) == []
 
 
+SERVE_ONE = """
+import socket, socketserver, threading
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+server = S(('127.0.0.1', 0), Echo)
+def client():
+    with socket.create_connection(server.server_address, timeout=10) as c:
+        c.sendall(b"x\\n")
+        assert c.makefile("rb").readline() == b"x\\n"
+    server.shutdown()
+threading.Thread(target=client).start()
+server.serve_forever(poll_interval=0.05)
+server.server_close()
+"""
+
+
+@pytest.mark.parametrize("kind", sorted(DROP_IN))
+def test_a_drop_in_forking_server_that_has_served_still_loads_only_netserver(kind):
+    """Forking and serving load nothing either: ctypes (for the parent-death signal) costs every
+    later fork 25 more mappings to copy, and a Fork child ignores that signal (HUP) anyway."""
+    stdlib = modules_after("import socketserver\nS = socketserver.ForkingTCPServer" + SERVE_ONE)
+    upgraded = modules_after(DROP_IN[kind] + SERVE_ONE)
+    foreign = sorted(name for name in upgraded - stdlib
+                     if name.split(".")[0] not in ("netserver", "compat") and name not in sys.builtin_module_names)
+    assert set(foreign) <= {"signal"}, foreign
+
+
 def test_lazy_names_resolve_on_first_use_and_are_listed():
     loaded = modules_after("import netserver\nfrom netserver import Thread, MuxHandler, INET, MultiType")
     assert {"netserver.personalities.thread", "netserver.personalities.multiplex"} <= loaded
