@@ -58,6 +58,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
     yield_idle = 1.0
     event_driven = False  # set on handlers of netserver.http.event's loop: nothing blocks, nothing to yield
     server: "HTTPMixIn"  # the HTTP personality's server: its ``http`` settings, ``log``
+    _base: Optional[Dict[str, Any]] = None  # this connection's environ keys (_base_environ)
 
     def setup(self) -> None:
         server = self.server
@@ -279,7 +280,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
 
     def _base_environ(self) -> Dict[str, Any]:
         """The keys that are the same for every request on this connection (computed once)."""
-        base = getattr(self, "_base", None)
+        base = self._base
         if base is None:
             base = self._base = self.http.base_environ(self.request, self.client_address, self.server)
         return base

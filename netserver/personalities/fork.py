@@ -97,7 +97,7 @@ class ForkMixIn(ProcessParentMixIn):
         except OSError:
             return
         slot = self._free_slots.pop() if self._free_slots else None
-        pid = self._fork_child("fork", lambda: self._serve_in_child(request, client_address), slot)
+        pid = self._fork_child("fork", self._serve_in_child, slot, (request, client_address))
         if pid is None:
             self._release_slot(slot)
             self.shutdown_request(request)

@@ -318,10 +318,8 @@ class MultiplexMixIn(PersonalityMixIn):
             self._call(connection, "mux_input", connection.inbuf)
             if not connection.closed:  # neither failed nor close()d in mux_input
                 self._call(connection, "mux_eof", connection.inbuf)
-            if not connection.closed:
-                connection.closing = True  # a close() in mux_close has nothing left to do
-                self._call(connection, "mux_close")
-        connection.closed = True
+        connection.closing = True  # a close() in mux_close has nothing left to do
+        self._drop(connection)  # the datagram is done: mux_close, unless it was closed already
 
     def _start(self, connection: Connection, client_address: Any) -> None:
         try:

@@ -256,8 +256,12 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
 
     # -- forking -----------------------------------------------------------------------
 
-    def _fork_child(self, kind: str, body: Callable[[], Any], slot: Optional[int] = None) -> Optional[int]:
-        """Fork a child that runs ``body`` and exits; returns its pid in the parent."""
+    def _fork_child(self, kind: str, body: Callable[..., Any], slot: Optional[int] = None,
+                    args: Tuple[Any, ...] = ()) -> Optional[int]:
+        """Fork a child that runs ``body(*args)`` and exits; returns its pid in the parent.
+
+        (The arguments, not a closure: Fork calls this per connection, and a closure's function
+        and cells are objects the parent allocates and frees on pages the fork shares.)"""
         self._host.pre_fork_hook()
         # Signals wait until the child has its own handlers: a QUIT or HUP sent to a child
         # that is still starting must retire it, not vanish into the parent's handler.
@@ -291,7 +295,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
                 code = EXIT_OK
                 return None
             self._host.child_init_hook("dequeue" if kind == "dequeue" else "")
-            body()
+            body(*args)
             self._host.child_finish_hook("dequeue" if kind == "dequeue" else "")
             code = EXIT_OK
         except SystemExit as exc:

@@ -258,7 +258,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
 
     def _fork_pool_child(self, slot: int) -> Optional[int]:
         """Fork one pool child that serves from scoreboard ``slot``; its pid, or None."""
-        return self._fork_child("prefork", lambda: self._child_loop(slot), slot)
+        return self._fork_child("prefork", self._child_loop, slot, (slot,))
 
     def _child_exited(self, exit: Exit) -> None:
         super()._child_exited(exit)

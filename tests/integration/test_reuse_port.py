@@ -18,6 +18,11 @@ from harness import ROOT, TIMEOUT, python_env
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not shutil.which("unshare"),
                                                    reason="needs unshare for a network namespace")]
 
+# A network namespace, and a PID namespace whose first process is the script: when it exits, or
+# unshare is killed on a timeout (--kill-child), the kernel kills the server and its children too,
+# so nothing outlives the test inside a namespace no one can see.
+NAMESPACES = ["--net", "--pid", "--fork", "--kill-child"]
+
 SCRIPT = textwrap.dedent("""
     import json, os, re, signal, socket, subprocess, sys, threading, time
     sys.path.insert(0, os.path.join(os.getcwd(), "tests", "support"))  # run with cwd at the repository root
@@ -27,16 +32,31 @@ SCRIPT = textwrap.dedent("""
                                "--check_for_spawn", "0.1"], stderr=subprocess.PIPE, text=True)
     port = None
     log = []
+    arrived = threading.Condition()
+
+    def drain():  # every line the server writes, for as long as it runs
+        for line in server.stderr:
+            with arrived:
+                log.append(line)
+                arrived.notify_all()
+        with arrived:
+            log.append("")  # its end
+            arrived.notify_all()
+
+    threading.Thread(target=drain, daemon=True).start()
     deadline = time.monotonic() + 20
+    seen = 0
     while port is None:
-        line = server.stderr.readline()
-        if not line or time.monotonic() > deadline:
+        with arrived:
+            arrived.wait_for(lambda: len(log) > seen, timeout=max(0.01, deadline - time.monotonic()))
+            new = log[seen:]
+        seen += len(new)
+        if not new or "" in new:
             server.kill()
             sys.exit("no 'Binding to' line from the server: " + "".join(log))
-        log.append(line)
-        match = re.search(r"Binding to TCP port (\\d+)", line)
-        port = int(match.group(1)) if match else None
-    threading.Thread(target=lambda: [log.append(l) for l in server.stderr], daemon=True).start()
+        for line in new:
+            match = re.search(r"Binding to TCP port (\\d+)", line)
+            port = port or (int(match.group(1)) if match else None)
     done, failures, stop = [0], [], threading.Event()
 
     def client():
@@ -94,7 +114,7 @@ def test_hup_and_ttou_under_load_lose_nothing_with_per_child_sockets(tmp_path):
     script.write_text(SCRIPT)
     command = ("ip link set lo up; sysctl -qw net.ipv4.tcp_migrate_req=1; "
                f"exec {sys.executable} {script}")
-    done = subprocess.run(["unshare", "--net", "sh", "-c", command], capture_output=True, text=True,
+    done = subprocess.run(["unshare", *NAMESPACES, "sh", "-c", command], capture_output=True, text=True,
                           timeout=TIMEOUT * 9, cwd=ROOT, env=python_env())
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert lines, done.stdout + done.stderr

@@ -17,20 +17,38 @@ pytestmark = [pytest.mark.process, pytest.mark.root,
               pytest.mark.skipif(not shutil.which("unshare") or not shutil.which("ip"),
                                  reason="needs unshare and ip to make a network namespace")]
 
+# A network namespace, and a PID namespace whose first process is the script: when it exits, or
+# unshare is killed on a timeout (--kill-child), the kernel kills the server and its children too,
+# so nothing outlives the test inside a namespace no one can see.
+NAMESPACES = ["--net", "--pid", "--fork", "--kill-child"]
+
 CLIENT = textwrap.dedent("""
-    import os, re, socket, subprocess, sys, time
+    import os, queue, re, socket, subprocess, sys, threading, time
     sys.path.insert(0, os.path.join(os.getcwd(), "tests", "support"))  # run with cwd at the repository root
     from harness import read_all
     server = subprocess.Popen([sys.executable, "-m", "netserver", "Single", "--port", "0", "--user", "root"],
                               stderr=subprocess.PIPE, text=True)
+    stderr = queue.Queue()  # every line the server writes, then "" at its end
+
+    def drain():
+        for line in server.stderr:
+            stderr.put(line)
+        stderr.put("")
+
+    threading.Thread(target=drain, daemon=True).start()
     lines = []
+    match = None
     deadline = time.monotonic() + {timeout}
-    while time.monotonic() < deadline:
-        line = server.stderr.readline()
+    while match is None:
+        try:
+            line = stderr.get(timeout=max(0.01, deadline - time.monotonic()))
+        except queue.Empty:
+            line = ""
+        if not line:
+            server.kill()
+            sys.exit("no 'Binding to' line within {timeout} s: " + "".join(lines))
         lines.append(line)
         match = re.search(r"Binding to TCP port (\\d+) on host (\\S+) with (IPv\\S+)", line)
-        if match:
-            break
     port = int(match.group(1))
     family, address = {target}
     with socket.socket(family) as client:
@@ -49,7 +67,7 @@ def run_in_netns(tmp_path, setup: str, target: str) -> str:
     script = tmp_path / "client.py"
     script.write_text(CLIENT.format(timeout=TIMEOUT, target=target))
     command = f"ip link set lo up; {setup} exec {sys.executable} {script}"
-    done = subprocess.run(["unshare", "--net", "sh", "-c", command], capture_output=True, text=True,
+    done = subprocess.run(["unshare", *NAMESPACES, "sh", "-c", command], capture_output=True, text=True,
                           timeout=TIMEOUT * 3, cwd=ROOT, env=python_env())
     return done.stdout + done.stderr
 

@@ -1,6 +1,7 @@
 """Options: declarations, the five sources and their precedence, every command-line form, errors."""
 
 import os
+import subprocess
 import sys
 
 import pytest
@@ -227,6 +228,16 @@ def test_option_docs_are_generated_and_current():
     with open(path) as f:
         assert f.read() == format_markdown(reference_sections()), \
             "docs/options.md is stale: python -m netserver.docgen > docs/options.md"
+
+
+def test_option_docs_are_not_generated_without_a_personality():
+    """Without httptools the HTTP personality cannot load: docgen says so and writes nothing,
+    rather than a page without HTTP's options."""
+    code = "import sys; sys.modules['httptools'] = None\nfrom netserver.docgen import main\nmain()"
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1 and out.stdout == ""
+    assert "netserver.docgen:" in out.stderr and "HTTP" in out.stderr and "httptools" in out.stderr, out.stderr
 
 
 @pytest.mark.parametrize("server_type,expected", [("PreFork", 50), ("PreForkSimple", 50), ("Fork", 256)])
