@@ -108,6 +108,9 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
     _personality = "Single"
     _default_handler: Optional[type] = None  # a RequestHandlerClass; None: EchoHandler (Multiplex's: a MuxHandler class)
     proxy_timeout = 10.0  # seconds a trusted proxy has to send its PROXY header
+    # Modules a personality imports on first use, imported before a chroot or privilege drop would
+    # put them out of reach (besides privileges.PRELOAD).
+    _preload: Tuple[str, ...] = ()
 
     # The state configure()/post_configure() and the flow set; until then, these immutable defaults.
     inherited_children: Sequence[int] = ()  # after a HUP: children of the old image, still to be reaped
@@ -381,7 +384,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """After binding: chroot and drop privileges (in the children, for the forking personalities)."""
         identity = self.identity
         if identity is not None or (self.config is not None and self.config.chroot):
-            privileges.preload()  # imports that would fail once the interpreter is out of reach
+            privileges.preload(self._preload)  # imports that would fail once the interpreter is out of reach
         if identity is not None:
             self._hand_over_files(identity)
         if not self.drops_privileges_in_children:

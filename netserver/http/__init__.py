@@ -11,7 +11,6 @@ Subclasses may answer requests themselves by overriding
 
 from __future__ import annotations
 
-import html
 import os
 import select
 import socket
@@ -27,7 +26,6 @@ from ..version import __version__
 from .accesslog import COMBINED, AccessLog, compile_format, named_format
 from .apps import DispatchTable, Mount, parse_app
 from . import event
-from .cgi import CGIApp
 from .errors import REASONS
 from .handler import HTTPRequestHandler
 from .parser import Limits
@@ -104,6 +102,8 @@ class HTTPSettings:
         def wrap(target: Any) -> Callable:
             if callable(target):
                 return target
+            from .cgi import CGIApp  # subprocess and what it loads, only for CGI scripts
+
             return CGIApp(target, config.timeout_cgi, server.log, server.exec_fork_hook)
 
         self.dispatch = DispatchTable(mounts, server.process_http_request, wrap)
@@ -165,6 +165,7 @@ class HTTPMixIn(_Host):
 
     _personality = "HTTP"
     _default_handler = HTTPRequestHandler
+    _preload = ("html", "netserver.http.cgi")  # error pages and exec_cgi import them when first used
 
     OPTIONS: Tuple[Option, ...] = (
         Option("app", _app, [], multi=True, section="HTTP", metavar="[PREFIX=]TARGET",
@@ -300,6 +301,8 @@ class HTTPMixIn(_Host):
         """
         message = message or REASONS.get(status, "-")
         if body is None and details is not None:
+            import html  # html.entities is a large table; most servers never write this page
+
             title = message if message != "-" else f"Status {status}"
             paragraphs = "\n".join(f"<p>{html.escape(str(d))}</p>" for d in details)
             body = f"<html>\n<body>\n<h1>{html.escape(title)}</h1>{paragraphs}</body>\n</html>\n"
@@ -320,6 +323,8 @@ class HTTPMixIn(_Host):
 
     def exec_cgi(self, path: str, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         """Answer this request with the CGI script ``path`` (Net::Server::HTTP's ``exec_cgi``)."""
+        from .cgi import CGIApp
+
         return CGIApp(path, self.config.timeout_cgi, self.log, self.exec_fork_hook)(environ, start_response)
 
     def exec_fork_hook(self, pid: int, path: str) -> None:
@@ -338,6 +343,8 @@ class HTTPMixIn(_Host):
 
     def process_http_request(self, environ: Dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         """The app when no ``app`` is configured: a page showing the request (Net::Server's demo)."""
+        import html
+
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>\n"
                        for k, v in sorted(environ.items()) if k.isupper())
         body = (f"<html><head><title>netserver</title></head><body><h1>netserver HTTP</h1>"

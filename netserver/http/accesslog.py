@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from http.cookies import SimpleCookie
 
 from ..log import open_log_file
 
@@ -64,6 +63,8 @@ def _header_out(name: str) -> Callable[[Record], str]:
 
 
 def _cookie(name: str) -> Callable[[Record], str]:
+    from http.cookies import SimpleCookie  # when a format names a cookie: compiled before serving
+
     def value(record: Record) -> str:
         raw = record.environ.get("HTTP_COOKIE")
         if not raw:

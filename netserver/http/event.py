@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import select
 import socket
-import ssl
 import struct
 import time
 
@@ -241,6 +240,8 @@ class EventChild:
 
     def _handshake(self, connection: _Connection) -> None:
         """One step of a TLS handshake; parked for the direction OpenSSL waits for."""
+        import ssl  # loaded already: the connection is an SSLSocket (see _recv_tls)
+
         sock = connection.sock
         try:
             sock.do_handshake()
@@ -295,7 +296,7 @@ class EventChild:
         sock = connection.sock
         try:
             data = _recv_tls(sock) if connection.tls else sock.recv(_RECV, _DONTWAIT)
-        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except (BlockingIOError, InterruptedError):
             if not connection.parked:
                 self._waiting(connection, time.monotonic())
             return
@@ -495,8 +496,17 @@ class _Writer:
 
 def _recv_tls(sock: Any) -> bytes:
     """Read what a non-blocking TLS connection has: one record, then whatever OpenSSL already
-    decrypted (``pending``), which epoll cannot report because it left the kernel already."""
-    data = sock.recv(_RECV)
+    decrypted (``pending``), which epoll cannot report because it left the kernel already.
+
+    OpenSSL's "want read/write" comes out as BlockingIOError, as from a plain socket.  (ssl is
+    imported here, not with the module: it is loaded already wherever a TLS socket exists, and a
+    server without TLS listeners should not carry its libraries into every child.)"""
+    import ssl
+
+    try:
+        data = sock.recv(_RECV)
+    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        raise BlockingIOError from None
     if data and sock.pending():
         chunks = [data]
         while sock.pending():

@@ -12,7 +12,6 @@ import select
 import socket
 import socketserver
 import time
-import traceback
 
 from .errors import HTTPError
 from .parser import Request, RequestReader
@@ -244,6 +243,8 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         except (ConnectionError, socket.timeout):
             return False
         except Exception:
+            import traceback  # preloaded where a chroot or privilege drop would hide it later
+
             self._app_failed(response, 500, traceback.format_exc().rstrip())
         if response.mismatch is not None:
             self.server.log(1, f"HTTP {environ['REQUEST_METHOD']} {environ['REQUEST_URI']} for "

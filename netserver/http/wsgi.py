@@ -12,7 +12,7 @@ import io
 import os
 import re
 import time
-from email.utils import formatdate
+from wsgiref.handlers import format_date_time  # RFC 7231's form; email.utils would load random and 22 more
 from urllib.parse import unquote_to_bytes
 
 from .errors import REASONS, HTTPError
@@ -37,7 +37,7 @@ def http_date() -> str:
     now = int(time.time())
     if now != _date_cache[0]:
         _date_cache[0] = now
-        _date_cache[1] = formatdate(now, usegmt=True)
+        _date_cache[1] = format_date_time(now)
         _date_cache[2] = f"Date: {_date_cache[1]}\r\n".encode("latin-1")
     return _date_cache[1]
 

@@ -11,6 +11,7 @@ drop in each child before it serves.  The ids are read from
 from __future__ import annotations
 
 import grp
+import http.client
 import os
 import signal
 import socket
@@ -173,6 +174,25 @@ def test_chroot_then_serve(servers, world_dir, personality):
         assert served(client.finish(), b"bye")
     assert served(echo(server.port))
     assert not os.listdir(jail), "the server wrote into the chroot"
+
+
+def test_a_chrooted_http_child_has_what_it_imports_on_first_use(servers, world_dir):
+    """The HTTP personality imports ``html`` (for its pages) and its CGI runner when first used, so a
+    server without them carries neither; under ``chroot`` they are imported before it."""
+    jail = world_dir / "jail"
+    jail.mkdir()
+    server = servers.start(["HTTP", "--server_type", "PreForkSimple", "--max_servers", "1"] + LOOPBACK
+                           + ["--chroot", str(jail)])
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+    try:
+        connection.request("GET", "/?q=<b>")  # the default app's page escapes the query string
+        reply = connection.getresponse()
+        body = reply.read()
+    finally:
+        connection.close()
+    assert reply.status == 200, body
+    assert b"q=&lt;b&gt;" in body
+    assert "Traceback" not in server.log_text()
 
 
 def test_chroot_to_a_missing_directory_is_an_option_error(tmp_path):

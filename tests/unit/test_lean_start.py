@@ -103,6 +103,17 @@ def test_a_drop_in_forking_server_that_has_served_still_loads_only_netserver(kin
     assert set(foreign) <= {"signal"}, foreign
 
 
+def test_the_http_personality_loads_tls_cgi_and_page_modules_only_when_used():
+    """ssl (and OpenSSL's libraries), subprocess, html's entity table, cookies, traceback and
+    email.utils (which loads random, re-seeded in every child after each fork) are imported where
+    a TLS listener, a CGI script, an error page, a cookie log field or a failing app needs them."""
+    pytest.importorskip("httptools")
+    loaded = modules_after("from netserver.personalities import load\nload('HTTP')\n"
+                           "import netserver.http.event, netserver.personalities.prefork")
+    late = {"ssl", "subprocess", "html", "http.cookies", "traceback", "email.utils", "random"}
+    assert sorted(loaded & late) == []
+
+
 def test_lazy_names_resolve_on_first_use_and_are_listed():
     loaded = modules_after("import netserver\nfrom netserver import Thread, MuxHandler, INET, MultiType")
     assert {"netserver.personalities.thread", "netserver.personalities.multiplex"} <= loaded
