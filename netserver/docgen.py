@@ -1,4 +1,6 @@
-"""docs/options.md, generated from the option declarations: ``python -m netserver.docgen > docs/options.md``.
+"""docs/options.md, generated from the option declarations: ``python -m netserver.docgen docs/options.md``.
+
+The file is replaced only once the page is whole (without a path: standard output).
 
 Documentation tooling sits with the command line at the top of the layers:
 it loads every personality, which the option machinery below must not.
@@ -6,6 +8,7 @@ it loads every personality, which the option machinery below must not.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from .options import Option, declared_options
@@ -15,7 +18,7 @@ from .proto import protocol_options
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Dict, Mapping
+    from typing import Dict, List, Mapping, Optional
 
 __all__ = ["reference_sections", "main"]
 
@@ -36,12 +39,19 @@ def reference_sections() -> Dict[str, Mapping[str, Option]]:
     return sections
 
 
-def main() -> None:
+def main(argv: Optional[List[str]] = None) -> None:
+    paths = sys.argv[1:] if argv is None else argv
     try:
-        sections = reference_sections()
+        page = format_markdown(reference_sections())
     except LoadError as exc:
         sys.exit(f"netserver.docgen: {exc}; docs/options.md documents every personality")
-    sys.stdout.write(format_markdown(sections))
+    if not paths:
+        sys.stdout.write(page)
+        return
+    partial = paths[0] + ".partial"
+    with open(partial, "w") as out:
+        out.write(page)
+    os.replace(partial, paths[0])
 
 
 if __name__ == "__main__":

@@ -505,13 +505,13 @@ def _recv_tls(sock: Any) -> bytes:
 
     try:
         data = sock.recv(_RECV)
+        if data and sock.pending():
+            chunks = [data]
+            while sock.pending():
+                chunks.append(sock.recv(_RECV))
+            data = b"".join(chunks)
     except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
         raise BlockingIOError from None
-    if data and sock.pending():
-        chunks = [data]
-        while sock.pending():
-            chunks.append(sock.recv(_RECV))
-        data = b"".join(chunks)
     return data
 
 

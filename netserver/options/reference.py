@@ -115,7 +115,7 @@ def format_markdown(sections: Mapping[str, Mapping[str, Option]], volatile: Any 
     out = [
         "# Option reference",
         "",
-        "Generated from the option declarations by `python -m netserver.docgen > docs/options.md`; do not edit by hand.",
+        "Generated from the option declarations by `python -m netserver.docgen docs/options.md`; do not edit by hand.",
         "Every option can be given in any of the five sources: constructor keyword arguments,",
         "the command line (`--name value`, `--name=value`, `name=value`), `run()` keyword arguments,",
         "the `conf_file` (`name value` lines) and `default_values()`; the first one wins.",

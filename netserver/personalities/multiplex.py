@@ -318,8 +318,12 @@ class MultiplexMixIn(PersonalityMixIn):
             self._call(connection, "mux_input", connection.inbuf)
             if not connection.closed:  # neither failed nor close()d in mux_input
                 self._call(connection, "mux_eof", connection.inbuf)
-        connection.closing = True  # a close() in mux_close has nothing left to do
-        self._drop(connection)  # the datagram is done: mux_close, unless it was closed already
+            if not connection.closed:
+                # Not _drop: it marks the connection closed before mux_close, and a datagram's
+                # mux_close may still answer its sender.
+                connection.closing = True  # a close() in mux_close has nothing left to do
+                self._call(connection, "mux_close")
+        connection.closed = True
 
     def _start(self, connection: Connection, client_address: Any) -> None:
         try:

@@ -221,6 +221,35 @@ def test_a_datagram_handler_that_fails_or_closes_ends_only_its_datagram():
     assert not loop.is_alive()
 
 
+def test_a_datagram_handler_may_answer_from_mux_close():
+    """docs/multiplex.md: write() answers the sender -- in mux_close too, the datagram's last callback."""
+
+    class Summary(netserver.MuxHandler):
+        def mux_input(self, data):
+            self.seen = bytes(data)
+            del data[:]
+
+        def mux_close(self):
+            self.write(b"closing after " + self.seen)
+
+    class UDPMultiplex(netserver.Multiplex):
+        socket_type = socket.SOCK_DGRAM
+
+    server = UDPMultiplex(("127.0.0.1", 0), Summary, log_level=0)
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    loop.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(TIMEOUT)
+            client.sendto(b"ping", server.server_address)
+            assert client.recvfrom(64)[0] == b"closing after ping"
+    finally:
+        server.shutdown()
+        loop.join(TIMEOUT)
+        server.server_close()
+    assert not loop.is_alive()
+
+
 def test_refuses_a_stream_handler(tmp_path):
     script = tmp_path / "wrong.py"
     script.write_text(textwrap.dedent(f"""

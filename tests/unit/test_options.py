@@ -227,17 +227,20 @@ def test_option_docs_are_generated_and_current():
     path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "options.md")
     with open(path) as f:
         assert f.read() == format_markdown(reference_sections()), \
-            "docs/options.md is stale: python -m netserver.docgen > docs/options.md"
+            "docs/options.md is stale: python -m netserver.docgen docs/options.md"
 
 
-def test_option_docs_are_not_generated_without_a_personality():
+def test_option_docs_are_not_generated_without_a_personality(tmp_path):
     """Without httptools the HTTP personality cannot load: docgen says so and writes nothing,
     rather than a page without HTTP's options."""
-    code = "import sys; sys.modules['httptools'] = None\nfrom netserver.docgen import main\nmain()"
+    page = tmp_path / "options.md"
+    page.write_text("the page as it was\n")
+    code = f"import sys; sys.modules['httptools'] = None\nfrom netserver.docgen import main\nmain([{str(page)!r}])"
     root = os.path.join(os.path.dirname(__file__), "..", "..")
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert out.returncode == 1 and out.stdout == ""
     assert "netserver.docgen:" in out.stderr and "HTTP" in out.stderr and "httptools" in out.stderr, out.stderr
+    assert page.read_text() == "the page as it was\n"  # not emptied, as `> docs/options.md` would
 
 
 @pytest.mark.parametrize("server_type,expected", [("PreFork", 50), ("PreForkSimple", 50), ("Fork", 256)])
