@@ -137,6 +137,8 @@ def print_config(server: Any, template: Mapping[str, Option], relevant: Sequence
     stream.write(f"# {type(server).__name__} (type {server._personality}): option, value, source\n")
     for name, value, source in rows:
         stream.write(f"{name:<{width}}{value:<{value_width}} {source}\n".rstrip() + "\n")
+    if "port" in config and "host" in config:
+        stream.write("# a host inside a port (HOST:PORT) wins over host; --check-config shows what each port binds\n")
     stream.flush()
 
 

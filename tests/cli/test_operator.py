@@ -122,9 +122,13 @@ def test_print_config_shows_values_and_their_sources(tmp_path):
     done = run(["PreFork", "--port", "127.0.0.1:8080", "--conf_file", str(conf), "--print-config"])
     assert done.returncode == 0, done.stderr
     rows = {}
-    for line in done.stdout.splitlines()[1:]:
+    lines = done.stdout.splitlines()
+    for line in lines[1:-1]:
         name, value, source = line.split(None, 2)
         rows.setdefault(name, (value, source))
+    # host shows its default although the port names 127.0.0.1: the last line says which wins
+    assert rows["host"] == ("*", "default")
+    assert lines[-1].startswith("# a host inside a port (HOST:PORT) wins over host")
     assert rows["port"] == ("127.0.0.1:8080", "command line")
     assert rows["log_level"] == ("3", f"conf_file {conf} line 2")
     assert rows["max_servers"] == ("7", f"conf_file {conf} line 3")
