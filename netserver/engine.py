@@ -270,10 +270,18 @@ class Engine:
         return self._signals
 
     def _dispatch_signals(self, _token: Any = None) -> None:
-        for signum in self._signals.drain():  # type: ignore[union-attr]
-            handler = getattr(self, "_sig_" + signal_name(signum).lower(), None)
-            if handler is not None:
-                handler()
+        """Act on every signal recorded since the last call (the wake-up pipe was readable)."""
+        signals = self._signals
+        if signals is None:
+            return
+        for signum in signals.drain():
+            self._dispatch_signal(signum, signal_name(signum))
+
+    def _dispatch_signal(self, signum: int, name: str) -> None:
+        """One signal: its ``_sig_<name>`` method, if this personality has one."""
+        handler = getattr(self, "_sig_" + name.lower(), None)
+        if handler is not None:
+            handler()
 
     def _sig_int(self) -> None:
         self._host.log(2, "Received INT, stopping")

@@ -25,7 +25,6 @@ import time
 from ..options import Option
 from ..options.validators import to_float, to_int
 from ..process.children import Child, ChildTable, Exit, describe_status
-from ..signals import signal_name
 from .deadlines import ChildDeadlinesMixIn
 
 TYPE_CHECKING = False
@@ -137,18 +136,11 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
     def _passthrough(self) -> List[str]:
         return list(self._host.config.sig_passthrough)
 
-    def _dispatch_signals(self, _token: Any = None) -> None:
-        signals = self._signals
-        if signals is None:
-            return
-        passthrough = self._passthrough()
-        for signum in signals.drain():
-            name = signal_name(signum)
-            if name in passthrough:
-                self._children.signal_all(signum)
-            handler = getattr(self, "_sig_" + name.lower(), None)
-            if handler is not None:
-                handler()
+    def _dispatch_signal(self, signum: int, name: str) -> None:
+        """``sig_passthrough`` signals go to every child first, then to this process's handler."""
+        if name in self._passthrough():
+            self._children.signal_all(signum)
+        super()._dispatch_signal(signum, name)
 
     def _sig_chld(self) -> None:
         """Reaping happens on every pass of the loop; the signal only wakes it."""
