@@ -109,34 +109,31 @@ class Engine:
 
     def _handle_connection(self, request: Any, client_address: Any) -> None:
         """socketserver's steps for one request: verify, process, close; errors to ``handle_error``."""
-        if threading.get_ident() != _MAIN_IDENT:
-            self._verify_and_process(request, client_address)
-            return
-        self._serving_request = True  # TERM/INT may now interrupt this request (see _on_signal)
+        main = threading.get_ident() == _MAIN_IDENT
+        if main:
+            self._serving_request = True  # TERM/INT may now interrupt this request (see _on_signal)
         try:
-            self._verify_and_process(request, client_address)
-        finally:
-            self._serving_request = False
-
-    def _verify_and_process(self, request: Any, client_address: Any) -> None:
-        try:
-            allowed = self.verify_request(request, client_address)
-        except Exception:
-            # A failing access check or hook costs this connection, never the server.
-            self.handle_error(request, client_address)
-            self.shutdown_request(request)
-            return
-        if allowed:
             try:
-                self.process_request(request, client_address)
+                allowed = self.verify_request(request, client_address)
             except Exception:
+                # A failing access check or hook costs this connection, never the server.
                 self.handle_error(request, client_address)
                 self.shutdown_request(request)
-            except BaseException:
+                return
+            if allowed:
+                try:
+                    self.process_request(request, client_address)
+                except Exception:
+                    self.handle_error(request, client_address)
+                    self.shutdown_request(request)
+                except BaseException:
+                    self.shutdown_request(request)
+                    raise
+            else:
                 self.shutdown_request(request)
-                raise
-        else:
-            self.shutdown_request(request)
+        finally:
+            if main:
+                self._serving_request = False
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Net::Server's access control first, then the host class's own ``verify_request``.
