@@ -1,5 +1,6 @@
 """Multiplex: one process, thousands of connections, callbacks, buffered writes, back-pressure."""
 
+import contextlib
 import os
 import resource
 import socket
@@ -171,6 +172,26 @@ def test_udp_and_access_control():
         server.wait_for(r"Denying connection from \[127\.0\.0\.2\]")
 
 
+class UDPMultiplex(netserver.Multiplex):
+    socket_type = socket.SOCK_DGRAM
+
+
+@contextlib.contextmanager
+def serving_in_a_thread(server):
+    """``server.serve_forever()`` in a thread for the ``with`` block; a UDP client bound to nothing."""
+    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    loop.start()
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(TIMEOUT)
+            yield client
+    finally:
+        server.shutdown()
+        loop.join(TIMEOUT)
+        server.server_close()
+    assert not loop.is_alive()
+
+
 def test_a_datagram_handler_that_fails_or_closes_ends_only_its_datagram():
     """A datagram's connection shares its listener's socket: a handler that raises or calls close()
     ends that datagram, with one mux_close (the listener was closed and the port went deaf)."""
@@ -193,32 +214,21 @@ def test_a_datagram_handler_that_fails_or_closes_ends_only_its_datagram():
         def mux_close(self):
             events.append(("close",))
 
-    class UDPMultiplex(netserver.Multiplex):
-        socket_type = socket.SOCK_DGRAM
-
+    class Recording(UDPMultiplex):
         def handle_error(self, request, client_address):
             events.append(("error",))
 
-    server = UDPMultiplex(("127.0.0.1", 0), Picky, log_level=0)
-    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    loop.start()
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-            client.settimeout(TIMEOUT)
-            for text in (b"boom", b"close", b"again"):
-                client.sendto(text, server.server_address)
-            assert client.recvfrom(64)[0] == b"ok:close"
-            assert client.recvfrom(64)[0] == b"ok:again"
+    server = Recording(("127.0.0.1", 0), Picky, log_level=0)
+    with serving_in_a_thread(server) as client:
+        for text in (b"boom", b"close", b"again"):
+            client.sendto(text, server.server_address)
+        assert client.recvfrom(64)[0] == b"ok:close"
+        assert client.recvfrom(64)[0] == b"ok:again"
         wait_until(lambda: len(events) == 8, what="the last datagram's mux_close")
         assert events == [("input", b"boom"), ("error",), ("close",),
                           ("input", b"close"), ("close",),
                           ("input", b"again"), ("eof",), ("close",)]
         assert server.socket.fileno() != -1
-    finally:
-        server.shutdown()
-        loop.join(TIMEOUT)
-        server.server_close()
-    assert not loop.is_alive()
 
 
 def test_a_datagram_handler_may_answer_from_mux_close():
@@ -232,22 +242,10 @@ def test_a_datagram_handler_may_answer_from_mux_close():
         def mux_close(self):
             self.write(b"closing after " + self.seen)
 
-    class UDPMultiplex(netserver.Multiplex):
-        socket_type = socket.SOCK_DGRAM
-
     server = UDPMultiplex(("127.0.0.1", 0), Summary, log_level=0)
-    loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-    loop.start()
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-            client.settimeout(TIMEOUT)
-            client.sendto(b"ping", server.server_address)
-            assert client.recvfrom(64)[0] == b"closing after ping"
-    finally:
-        server.shutdown()
-        loop.join(TIMEOUT)
-        server.server_close()
-    assert not loop.is_alive()
+    with serving_in_a_thread(server) as client:
+        client.sendto(b"ping", server.server_address)
+        assert client.recvfrom(64)[0] == b"closing after ping"
 
 
 def test_refuses_a_stream_handler(tmp_path):
