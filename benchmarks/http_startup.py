@@ -4,7 +4,7 @@
 
 Starts ``netserver HTTP --app hello_wsgi:app --port 127.0.0.1:P`` from each
 source TREE (a checkout; default: this one) ``--starts`` times, times exec
-until the first ``200``, sends ``--requests`` keep-alive requests on that
+until the first response, sends ``--requests`` keep-alive requests on that
 connection, then reads the USS (``Private_Clean + Private_Dirty`` of
 ``/proc/PID/smaps_rollup``) of the child that served them: the largest of
 the children. Trees are interleaved, so two commits compare in one run
@@ -78,6 +78,7 @@ def main() -> None:
     parser.add_argument("--starts", type=int, default=5)
     parser.add_argument("--requests", type=int, default=2000)
     args = parser.parse_args()
+    args.trees = [os.path.abspath(tree) for tree in args.trees]  # the servers run with cwd benchmarks/
     subprocess.run([sys.executable, "-m", "compileall", "-q", *[os.path.join(t, "netserver") for t in args.trees]],
                    check=True)  # bytecode first: a tree run from source is a larger image
     found = {tree: [] for tree in args.trees}
