@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ClientStdio"]
 
-_MAIN_THREAD = threading.main_thread()
+_MAIN_IDENT = threading.main_thread().ident  # compared per connection: see engine.py
 
 
 class _Router:
@@ -79,7 +79,7 @@ class ClientStdio:
         self.stdin = io.TextIOWrapper(conn.makefile("rb"), encoding="utf-8", errors="replace")
         stdin._local.stream = self.stdin
         stdout._local.stream = self.stdout
-        if type(conn) is socket.socket and threading.current_thread() is _MAIN_THREAD:
+        if type(conn) is socket.socket and threading.get_ident() == _MAIN_IDENT:
             original = stdout._original
             try:
                 original.flush()

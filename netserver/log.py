@@ -366,14 +366,6 @@ def _probe_unix_socket(path: str) -> int:
     raise err
 
 
-def __getattr__(name: str):
-    if name == "_SysLogHandler":
-        from .loghandlers import syslog_handler_class
-
-        return syslog_handler_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _net_server_level(levelno: int) -> int:
     for level in range(5):
         if levelno >= LEVELS[level]:

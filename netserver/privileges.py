@@ -31,8 +31,9 @@ __all__ = ["Identity", "PrivilegeError", "plan_identity", "root_by_default", "dr
            "path_hazard", "hand_over_fd", "hand_over_socket_file", "writable_by"]
 
 PRELOAD = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.utf_8",
-           "stringprep", "unicodedata", "_strptime", "logging.handlers",
-           # imported on first use (issue 12): the first log line or traceback may come after the chroot
+           "stringprep", "unicodedata", "_strptime",
+           # imported on first use (issue 12): the first log line or traceback may come after the chroot.
+           # (Not logging.handlers: a syslog handler is made when the log is opened, before the drop.)
            "traceback", "netserver.loghandlers")
 
 

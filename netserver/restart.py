@@ -26,7 +26,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-if TYPE_CHECKING:
     from .daemon import PidFile
     from .proto import Listener
     from .systemd import Notifier

@@ -501,8 +501,6 @@ def _recv_tls(sock: Any) -> bytes:
     OpenSSL's "want read/write" comes out as BlockingIOError, as from a plain socket.  (ssl is
     imported here, not with the module: it is loaded already wherever a TLS socket exists, and a
     server without TLS listeners should not carry its libraries into every child.)"""
-    import ssl
-
     try:
         data = sock.recv(_RECV)
         if data and sock.pending():
@@ -510,8 +508,12 @@ def _recv_tls(sock: Any) -> bytes:
             while sock.pending():
                 chunks.append(sock.recv(_RECV))
             data = b"".join(chunks)
-    except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
-        raise BlockingIOError from None
+    except OSError as exc:  # ssl.SSLError is one; looked up only here, not per read
+        import ssl
+
+        if isinstance(exc, (ssl.SSLWantReadError, ssl.SSLWantWriteError)):
+            raise BlockingIOError from None
+        raise
     return data
 
 

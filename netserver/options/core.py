@@ -6,7 +6,6 @@ along the class's MRO by ``Server.options(template)``.
 
 from __future__ import annotations
 
-
 from ..access import AccessConfigError, compile_patterns, parse_cidr_list
 from ..log import LogConfigError, read_log_config, resolve_log_function, syslog_facility_names, validate_log_file
 from ..proto.spec import PortSpecError, known_protocol, parse_ipv, parse_port

@@ -14,7 +14,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Mapping, Optional
 
-
 __all__ = ["Option", "OptionError", "Source", "normalize_template"]
 
 

@@ -20,11 +20,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-    Entry = Tuple[str, Any, Source]
+    Entry = Tuple[str, Any, Source]  # (option name, raw value, source)
 
 __all__ = ["Config", "parse_argv", "read_conf_file", "parse_conf_text", "merge"]
-
-#: (option name, raw value, source)
 
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

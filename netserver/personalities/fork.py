@@ -34,7 +34,6 @@ class ForkMixIn(ProcessParentMixIn):
     _personality = "Fork"
     _pool_kinds = ("fork",)
     _child_ignores = _FINISH_ANYWAY  # a child's connection is finished whatever happens
-    _children_follow_parent = False  # the death signal would be HUP, which they ignore
 
     OPTIONS: Tuple[Option, ...] = (
         # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's

@@ -29,7 +29,7 @@ from .deadlines import ChildDeadlinesMixIn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, List, Optional, Tuple
+    from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
     from ..process.child import PoolChild
 
@@ -93,10 +93,6 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
     """Parent-process machinery; see the module docstring."""
 
     _drops_privileges_in_children = True
-    # Whether a child asks for SIGHUP when its parent dies (_follow_parent).  Fork's children ignore
-    # HUP and finish their one connection whatever happens, so Fork turns it off: no prctl per child,
-    # and no ctypes (25 mappings every fork copies and every exit tears down) in the parent.
-    _children_follow_parent = True
     _decides_where_requests_run = True
     _pool_kinds: Tuple[str, ...] = ("prefork",)  # the kinds of child a HUP without re-exec replaces
 
@@ -118,6 +114,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         # child gets its own copy with the fork, without allocating one (issue 12).
         self._childless = ChildTable()
         self._child_signals: Tuple[Tuple[int, Any], ...] = ()  # see _plan_child_signals
+        self._passing_through: FrozenSet[str] = frozenset()  # sig_passthrough, read once per serve_forever
         self._stop_mode: Optional[str] = None  # "graceful" or "now"
         self._servers_delta = 0
         self._last_dequeue = time.monotonic()
@@ -138,7 +135,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
 
     def _dispatch_signal(self, signum: int, name: str) -> None:
         """``sig_passthrough`` signals go to every child first, then to this process's handler."""
-        if name in self._passthrough():
+        if name in self._passing_through:
             self._children.signal_all(signum)
         super()._dispatch_signal(signum, name)
 
@@ -198,6 +195,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         self._retire_by_deadline([child.pid for child in self._children.of_kind("old")])  # HUP'd before the exec
         self._stop_mode = None
         self._child_signals = self._plan_child_signals()
+        self._passing_through = frozenset(self._passthrough())
 
     # Signals a personality's children ignore besides TTIN/TTOU (Fork's: HUP and QUIT).
     _child_ignores: Tuple[int, ...] = ()
@@ -258,8 +256,11 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         # Signals wait until the child has its own handlers: a QUIT or HUP sent to a child
         # that is still starting must retire it, not vanish into the parent's handler.
         _signal.pthread_sigmask(_signal.SIG_BLOCK, _CHILD_MASK)
-        parent = os.getpid()
-        follow = self._children_follow_parent
+        # A child asks for SIGHUP at its parent's death (_follow_parent) unless it ignores HUP (Fork's
+        # children finish their connection whatever happens): then no prctl and no getpid per child,
+        # and no ctypes (25 mappings every fork copies and every exit tears down) in the parent.
+        follow = _SIGHUP not in self._child_ignores
+        parent = os.getpid() if follow else 0
         if follow:
             _ensure_prctl()
         try:

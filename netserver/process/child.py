@@ -10,15 +10,16 @@ flags here and wake the loop; the loop acts on them.
 :class:`PoolChild` is a PreForkSimple / PreFork child, and its
 :meth:`~PoolChild.serve` reads top-down::
 
-    while it may accept (not retiring, budget left):
+    until it retires (a signal, the parent gone, or the budget's last connection taken):
         reopen the logs if USR1 came          (the one place a child reopens them)
         take one connection: the accept lock, then accept or wait in epoll
         serve it (the last one is marked in the scoreboard first)
     mark EXITING, serve what is already queued (QUIT, reuse_port), close
 
 The HTTP event loop (``netserver.http.event``) runs its own loop over the
-same object.  Hot path: per connection, one accept, the handler and plain
-scoreboard stores; nothing here allocates or makes a system call more.
+same object.  Hot path: per connection, an accept (a failed one per listener
+when the queue is empty, before waiting in epoll), the handler and plain
+scoreboard stores; nothing here allocates.
 
 This module must not import the server or a personality (layer 1): the
 personality hands in what the loop calls (``accept``, ``handle``,

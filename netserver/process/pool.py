@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from ..records import NamedTuple
 
-
 __all__ = ["Limits", "Plan", "plan", "SpawnThrottle", "CrashBackoff"]
 
 

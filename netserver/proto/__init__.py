@@ -6,7 +6,6 @@ classes; a dotted path (``mypkg.protos:MyTCP``) names a class of your own.
 
 from __future__ import annotations
 
-
 from .listener import BindError, Listener
 from .spec import BUILTIN_PROTOS, PROTOCOL_ALIASES, is_dotted, known_protocol
 from .tcp import TCP

@@ -137,13 +137,14 @@ def test_print_config_shows_values_and_their_sources(tmp_path):
     assert "server_type" not in rows  # not an option of PreFork
 
 
-def test_print_config_into_a_reader_that_is_gone_is_quiet():
-    """``--print-config | head``: the reader has gone; no BrokenPipeError traceback, exit 1."""
+@pytest.mark.parametrize("flag", ["--print-config", "--help"])
+def test_print_config_into_a_reader_that_is_gone_is_quiet(flag):
+    """``--print-config | head`` (or ``--help``): the reader has gone; no BrokenPipeError traceback, exit 1."""
     read_fd, write_fd = os.pipe()
     os.close(read_fd)  # gone before the first write, so the write fails whatever the pipe's size
     with open(write_fd, "wb") as writer:
         done = subprocess.run([sys.executable, "-m", "netserver", "PreFork", "--port", "127.0.0.1:8080",
-                               "--print-config"], cwd=ROOT, env=python_env(), stdin=subprocess.DEVNULL,
+                               flag], cwd=ROOT, env=python_env(), stdin=subprocess.DEVNULL,
                               stdout=writer, stderr=subprocess.PIPE, timeout=TIMEOUT)
     assert b"Traceback" not in done.stderr and b"BrokenPipe" not in done.stderr, done.stderr.decode()
     assert done.returncode == 1

@@ -77,11 +77,15 @@ SCRIPT = textwrap.dedent("""
     def settle(count):
         target = done[0] + count
         deadline = time.monotonic() + 20
-        while done[0] < target and time.monotonic() < deadline:
+        while done[0] < target:
+            if time.monotonic() > deadline:
+                sys.exit(f"only {done[0]} of {target} connections within 20 s; failures: {failures[:3]}")
             time.sleep(0.01)
     def restarted(count):
         deadline = time.monotonic() + 20
-        while sum("inherited fd" in l for l in log) < count and time.monotonic() < deadline:
+        while sum("inherited fd" in l for l in log) < count:
+            if time.monotonic() > deadline:
+                sys.exit(f"HUP {count} did not re-exec within 20 s: " + "".join(log[-20:]))
             time.sleep(0.01)
 
     def listening():

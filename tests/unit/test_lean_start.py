@@ -128,8 +128,8 @@ def test_lazy_names_resolve_on_first_use_and_are_listed():
 def test_syslog_handler_class_is_built_on_first_use():
     from netserver import log, loghandlers
 
-    assert log._SysLogHandler.priority_map["NOTICE"] == "notice"
-    assert log._SysLogHandler is loghandlers.syslog_handler_class()
+    assert loghandlers.syslog_handler_class().priority_map["NOTICE"] == "notice"
+    assert loghandlers.syslog_handler_class() is loghandlers.syslog_handler_class()  # built once
     assert "daemon" in log.syslog_facility_names()
 
 

@@ -20,6 +20,7 @@ if HERE not in sys.path:
 import logtarget_fixture  # noqa: E402
 
 from netserver import log as nslog  # noqa: E402
+from netserver import loghandlers  # noqa: E402
 from netserver.log import (  # noqa: E402
     LEVELS,
     NOTICE,
@@ -403,7 +404,7 @@ def test_syslog_bad_logsock():
 
 def test_syslog_handler_priority_map_not_mutated_globally():
     assert "NOTICE" not in logging.handlers.SysLogHandler.priority_map
-    assert nslog._SysLogHandler.priority_map["NOTICE"] == "notice"
+    assert loghandlers.syslog_handler_class().priority_map["NOTICE"] == "notice"
 
 
 # --------------------------------------------------------------------------- validate / describe
