@@ -54,6 +54,14 @@ def _app(value: Any) -> Any:
     return value
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (its affinity, as ``taskset`` or a container sets it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def _http_server_type(value: Any) -> str:
     name = _server_type(value)
     if name == "Multiplex":
@@ -205,12 +213,27 @@ class HTTPMixIn(_Host):
                    "(on by default; --http_event 0 for one connection per child at a time)."),
         Option("http_event_connections", to_int(1), 256, section="HTTP", metavar="N",
                doc="With http_event: connections one child holds; past it the longest-idle one is closed."),
+        # Net::Server's 5 is for children that each hold one connection; an event-driven child holds
+        # many, and more children than CPUs only take turns on them (docs/performance.md, the pool).
+        Option("min_servers", to_int(1), None, section="PreFork", metavar="N",
+               doc="Children started at once, and the fewest kept: one per CPU when the children are "
+                   "event-driven (http_event), else 5. The pool grows when requests are slow.",
+               show=lambda v: "CPUs (http_event), else 5" if v is None else str(v)),
         Option("access_log_function", _function, None, section="HTTP", metavar="METHOD",
                doc="Called with each access log line instead of writing access_log_file: a method "
                    "name of the server, a module:function, or a callable from code."),
         Option("default_content_type", to_str, "text/html", section="HTTP", metavar="TYPE",
                doc="Content-Type of the pages send_status, send_400 and send_500 make."),
     )
+
+    def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None,
+                  run_source: Optional[Source] = None) -> Config:
+        """``min_servers`` left to its default: one child per CPU for event-driven children, else 5."""
+        config = super().configure(run_options, argv, run_source)
+        if config.get("min_servers", 0) is None:
+            events = config.http_event and isinstance(self, PreForkSimpleMixIn) and event.fallback(self) is None
+            config._values["min_servers"] = _cpus() if events else 5
+        return config
 
     def post_configure(self) -> None:
         super().post_configure()
@@ -221,6 +244,8 @@ class HTTPMixIn(_Host):
             reason = event.fallback(self)
             if reason is not None:  # once, at start (children decide by the same test)
                 self.log(2, f"http_event: {reason}; children serve one connection at a time (classic loop)")
+            else:  # PreFork's growth: a child busy for a moment is as good as idle (event.SLOW)
+                self._brief_busy = event.SLOW
 
     def post_bind(self) -> None:
         super().post_bind()

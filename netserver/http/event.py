@@ -54,6 +54,7 @@ _RECV = 65536
 _TICK = 0.25  # seconds between deadline scans
 _GRACE = 1.0  # seconds a retiring child leaves an idle keep-alive connection for its next request
 _BATCH = 16  # connections one wake-up may accept while each is answered at once
+SLOW = 0.01  # seconds: a request this long makes the connections queued behind it worth handing over
 
 
 def usable(server: Any) -> bool:
@@ -67,10 +68,10 @@ def fallback(server: Any) -> Optional[str]:
     it may replace (a subclass overriding ``handle`` keeps the classic loop)."""
     from .handler import HTTPRequestHandler
 
-    handler = server.RequestHandlerClass
+    handler = server.RequestHandlerClass or server._default_handler  # None until run() sets the default
     if not hasattr(select, "epoll") or not _DONTWAIT:
         return "no epoll on this system"
-    if server._proxy_mode is not None:
+    if server.config.proxy_protocol != "off":
         return "proxy_protocol reads a PROXY header first"
     if not server.config.no_client_stdout:
         return "no_client_stdout 0 ties stdio to one connection"
@@ -130,17 +131,20 @@ class EventChild:
         self.listeners: Dict[int, Any] = dict(child.by_fd)  # listening fd -> token
         self.accepting = False
         self.accepted = 0
+        self.slow = False  # the last request took SLOW or more: a connection served after it waited that long
+        self.last_fd = -1  # the connection the last request came on
 
     # -- the loop --------------------------------------------------------------------
 
     def run(self) -> None:
         child, board, slot = self.child, self.board, self.slot
-        wakeup = child.wakeup
+        wakeup, listeners = child.wakeup, self.listeners
         assert wakeup is not None  # the pool child's, made before the loop
         self._accept(True)
         self.poller.register(wakeup.fileno(), _IN)
         connections = self.connections
         next_scan = time.monotonic() + _TICK
+        deferred = False  # a new connection was left to an idle sibling last turn
         board.set_state(slot, IDLE)
         while True:
             if child.retire:  # a signal, the parent's end, or the budget's last connection (take_last)
@@ -151,19 +155,34 @@ class EventChild:
             events = self.poller.poll(_TICK if connections else ORPHAN_CHECK)
             if not events and not connections:
                 child.parent_gone()  # an orphan retires rather than linger
+            ready = 0
+            arrived = None  # listeners with a connection waiting, taken after this child's own
             for fd, _ in events:
                 connection = connections.get(fd)
                 if connection is not None:
+                    ready += 1
                     if connection.handshaking:
                         self._handshake(connection)
                     else:
                         self._readable(connection)
-                elif fd in self.listeners:
-                    if self.accepting:
-                        self._take(self.listeners[fd])
+                elif fd in listeners:
+                    arrived = [fd] if arrived is None else arrived + [fd]
                 else:
                     wakeup.drain()
                     child.reopen_logs_if_asked()
+            # A child that has just served its own connections leaves a new one to an idle sibling
+            # (the arrival woke it); the new connection would otherwise wait behind them, and stay
+            # with this child (a kept-alive connection does not move). Once only: if no sibling has
+            # taken it by the next turn (one that is full, stopped, hung), this child does.
+            if arrived is None:
+                deferred = False
+            elif self.accepting:
+                if ready and not deferred and board.others_waiting(slot):
+                    deferred = True
+                else:
+                    deferred = False
+                    for fd in arrived:
+                        self._take(listeners[fd])
             now = time.monotonic()
             if now >= next_scan:
                 next_scan = now + _TICK
@@ -323,6 +342,13 @@ class EventChild:
             self._waiting(connection, now)
             return
         server, board = self.server, self.board
+        last, self.last_fd = self.last_fd, connection.fd
+        if self.slow and last != connection.fd and last in self.connections and board.others_waiting(self.slot):
+            # This child takes turns between connections whose requests are slow, each waiting
+            # for the other, while another child is idle: this response closes, and the client's
+            # next connection goes to the idle child (a kept-alive connection cannot move).
+            # Fast apps never pay this: a request that waits behind a fast one hardly waits.
+            handler.hand_over = True
         board.serving(self.slot, self.accepted, connection.label)
         server.client = connection.client
         if connection.tls:
@@ -342,6 +368,10 @@ class EventChild:
                 except OSError:
                     keep = False
         board.set_state(self.slot, IDLE)
+        after = time.monotonic()
+        if (after - now >= SLOW) != self.slow:
+            self.slow = not self.slow
+            board.mark_slow(self.slot, self.slow)  # the parent grows the pool for slow requests only
         if connection.tls and keep:
             try:
                 sock.setblocking(False)
@@ -357,7 +387,7 @@ class EventChild:
             self._close(connection)
             return
         connection.body_started = 0.0  # a pipelined request's body is timed from now
-        self._waiting(connection, time.monotonic())  # after the app: it may have taken long
+        self._waiting(connection, after)  # after the app: it may have taken long
 
     def _waiting(self, connection: _Connection, now: float) -> None:
         """Set what the connection waits for, and until when; park it in the epoll set."""

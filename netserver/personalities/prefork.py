@@ -18,7 +18,7 @@ from ..options import Option
 from ..options.validators import to_bool, to_float, to_int
 from ..process.children import Exit
 from ..process.pool import Limits, plan
-from ..process.scoreboard import BUSY, IDLE, STARTING
+from ..process.scoreboard import BUSY
 from ..server import Server
 from .preforksimple import PreForkSimple, PreForkSimpleMixIn
 
@@ -33,6 +33,7 @@ class PreForkMixIn(PreForkSimpleMixIn):
     """A pool that grows under load and shrinks when idle (see the module docstring)."""
 
     _personality = "PreFork"
+    _brief_busy = 0.0  # seconds a busy child still counts as spare (event-driven HTTP children: event.SLOW)
 
     OPTIONS: Tuple[Option, ...] = (
         Option("min_servers", to_int(1), 5, section="PreFork", metavar="N",
@@ -186,7 +187,8 @@ class PreForkMixIn(PreForkSimpleMixIn):
         board = self._scoreboard
         if self._reports_status:
             self._report_statuses(live)
-        idle = [c for c in live if board.state(c.slot) in (IDLE, STARTING)]
+        busy_since = time.time() - self._brief_busy if self._brief_busy else 0.0
+        idle = [c for c in live if board.spare(c.slot, busy_since)]
         may_retire = now - self._last_waiting_check >= self._host.config.check_for_waiting
         wanted = plan(len(live), len(idle), self._limits(), may_retire)
         if wanted.retire:

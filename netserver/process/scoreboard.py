@@ -38,9 +38,10 @@ MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
 _RETIRED = _HEADER.size - 8             # offset of the last field, the retired requests
 HEADER_SIZE = 64
-_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, retiring flag, 1 spare), requests, pid, started, changed, client
+_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, retiring flag, slow flag), requests, pid, started, changed, client
 _LOCK_HELD = 1                          # byte offset of the accept-lock flag in a slot
 _RETIRING = 2                           # byte offset of the retiring flag in a slot
+_SLOW = 3                               # byte offset of the slow-requests flag in a slot
 SLOT_SIZE = 96
 
 
@@ -109,6 +110,19 @@ class Scoreboard:
     def state(self, slot: int) -> int:
         return self.memory[self._offset(slot)]
 
+    def spare(self, slot: int, busy_since: float = 0.0) -> bool:
+        """Whether the child can take a new connection soon: idle, starting, or (given
+        ``busy_since``, a wall-clock time) busy with a request that began after it in a child whose
+        requests are not slow (``mark_slow``).  An event-driven HTTP child busy for a moment is as
+        good as idle; one whose requests take long holds up the connections it has."""
+        offset = self._offset(slot)
+        memory = self.memory
+        state = memory[offset]
+        if state == IDLE or state == STARTING:
+            return True
+        return (state == BUSY and busy_since > 0 and not memory[offset + _SLOW]
+                and struct.unpack_from("<d", memory, offset + 20)[0] > busy_since)
+
     def retiring(self, slot: int) -> bool:
         """Whether the child has announced that it is serving its last connection."""
         return bool(self.memory[self._offset(slot) + _RETIRING])
@@ -152,6 +166,17 @@ class Scoreboard:
         if busy:
             struct.pack_into("<d", self.memory, offset + 20, time.time())
         self.memory[offset] = BUSY if busy else KEEPALIVE
+
+    def others_waiting(self, slot: int) -> bool:
+        """Whether another child is idle or starting: one that a new connection wakes
+        (``EPOLLEXCLUSIVE`` wakes a child waiting in ``epoll``) and that serves it at once."""
+        states = self.memory[HEADER_SIZE::SLOT_SIZE]  # every slot's state byte, in one copy
+        waiting = states.count(IDLE) + states.count(STARTING)
+        return waiting > (states[slot] in (IDLE, STARTING))
+
+    def mark_slow(self, slot: int, slow: bool) -> None:
+        """Whether this child's last request took long (see ``spare``; one memory store)."""
+        self.memory[self._offset(slot) + _SLOW] = slow
 
     def mark_retiring(self, slot: int) -> None:
         """This child takes no connection after the current one: its successor may start now."""

@@ -6,12 +6,17 @@ loop does: idle keep-alive and half-sent requests do not hold a process.
 """
 
 import json
+import os
+import signal
 import socket
 import time
 
 import pytest
 
 from httpkit import Raw, get, serve
+from netserver.process.scoreboard import BUSY, read_scoreboard
+from procfs import live_children
+from waiting import wait_until
 
 ONE_CHILD = ["--app", "wsgiapps:app", "--http_event", "--server_type", "PreForkSimple", "--max_servers", "1"]
 
@@ -116,9 +121,45 @@ def test_a_pool_of_50_serves_a_probe_beside_200_slowloris_and_200_idle_keep_aliv
 
 
 
-def test_hup_retires_event_children_politely_and_quit_stops(app_dir):
-    import signal
+def test_kept_alive_connections_taking_turns_on_slow_requests_move_to_an_idle_child(app_dir):
+    """A kept-alive connection stays with the child that accepted it. When one child takes turns
+    between two connections whose requests are slow, each waits for the other's; with another
+    child idle, the second response says Connection: close and the client's next connection is
+    served by that child, in parallel from then on."""
+    board = os.path.join(app_dir, "scoreboard")
+    with serve(["--app", "wsgiapps:app", "--min_servers", "1", "--min_spare_servers", "0",
+                "--scoreboard_file", board], app_dir=app_dir) as proc:
+        with Raw(proc.port) as first, Raw(proc.port) as second:
+            only = keep_alive_request(first, "/pid").body.split()[0]
+            assert keep_alive_request(second, "/pid").body.split()[0] == only, "one child holds both"
+            proc.signal(signal.SIGTTIN)  # one child more: it waits, idle
+            wait_until(lambda: len(live_children(proc.pid)) == 2, what="the second child")
+            first.send(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
+            second.send(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")  # waits behind the first
+            responses = {conn: conn.response() for conn in (first, second)}
+            assert all(r.status == 200 and r.body == only for r in responses.values())
+            handed = [conn for conn, r in responses.items() if r.header("Connection") == "close"]
+            assert len(handed) == 1, [r.raw_head for r in responses.values()]
+            assert handed[0].closed()
+            kept = first if handed[0] is second else second
+            kept.send(b"GET /sleep?s=0.5 HTTP/1.1\r\nHost: t\r\n\r\n")  # the first child is busy again
+            wait_until(lambda: any(view.pid == int(only) and view.state == BUSY for view in read_scoreboard(board)[1]),
+                       what="the first child to be serving")
+            with Raw(proc.port) as again:  # the handed-over client reconnects: the idle child serves it
+                assert keep_alive_request(again, "/pid").body.split()[0] != only
+            assert kept.response().body == only, "the kept connection stays where it was"
 
+
+def test_a_fast_app_keeps_its_connections_alive(app_dir):
+    """The hand-over is for slow requests only: fast ones alternating on two connections stay."""
+    with serve(["--app", "wsgiapps:app", "--min_servers", "2"], app_dir=app_dir) as proc:
+        with Raw(proc.port) as first, Raw(proc.port) as second:
+            for _ in range(20):
+                for conn in (first, second):
+                    assert keep_alive_request(conn, "/index").header("Connection") != "close"
+
+
+def test_hup_retires_event_children_politely_and_quit_stops(app_dir):
     with serve(["--app", "wsgiapps:app", "--http_event", "--min_servers", "2"], app_dir=app_dir) as proc:
         with Raw(proc.port) as conn:
             old = json.loads(keep_alive_request(conn).body)["pid"]

@@ -2,12 +2,15 @@
 
 import http.client
 import json
+import os
 import threading
 import time
 
 import pytest
 
 from httpkit import get, serve
+from procfs import live_children
+from waiting import holds_for, wait_until
 
 TYPES = {
     "Single": [],
@@ -119,6 +122,32 @@ def test_options_left_at_default_take_the_chosen_personalitys_default(argv, pers
     config = server.configure({}, argv=argv)
     assert server.personality == personality
     assert config.max_servers == max_servers
+
+
+CPUS = len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("argv, min_servers", [
+    ([], CPUS),                                   # event-driven children: one per CPU
+    (["--http_event", "0"], 5),                   # one connection per child: Net::Server's 5
+    (["--proxy_protocol", "v1", "--proxy_allow", "127.0.0.1"], 5),  # the classic loop reads PROXY headers
+    (["--min_servers", "3"], 3),
+])
+def test_http_pool_starts_one_event_child_per_cpu(argv, min_servers):
+    from netserver.http import HTTP
+
+    server = HTTP()
+    config = server.configure({}, argv=argv)
+    assert config.min_servers == min_servers
+
+
+def test_the_default_pool_runs_one_event_child_per_cpu(app_dir):
+    """No option but the app: PreFork with as many children as CPUs (Net::Server's spare rule keeps
+    at least two), each waiting on many connections."""
+    with serve(["--app", "wsgiapps:app"], app_dir=app_dir) as proc:
+        assert get(proc.port, "/index").body == b"hello\n"
+        wait_until(lambda: len(live_children(proc.pid)) == max(CPUS, 2), what="the starting pool")
+        assert holds_for(lambda: len(live_children(proc.pid)) == max(CPUS, 2), 1.0), "the idle pool stays"
 
 
 def test_default_values_of_a_subclass_are_kept_when_the_personality_is_chosen():

@@ -9,6 +9,7 @@ on their own.
 
 import json
 import os
+import time
 from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
@@ -63,6 +64,9 @@ def app(environ, start_response):
         return environ_json(environ, start_response)
     if route == "pid":
         return _text(start_response, f"{os.getpid()} {environ.get('REMOTE_PORT')}")
+    if route == "sleep":  # a slow app: ?s seconds, then the serving pid
+        time.sleep(float(query.get("s", "0.3")))
+        return _text(start_response, str(os.getpid()))
     if route == "big":  # one block of ?size bytes (a slow reader's response)
         return _text(start_response, b"x" * int(query.get("size", "1048576")), ctype="application/octet-stream")
     if route == "count":  # reads the body in blocks, as an upload handler would; answers its size

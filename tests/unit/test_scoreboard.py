@@ -171,6 +171,53 @@ def test_claim_clears_the_flags(board):
     assert not board.retiring(0) and board.lock_holders() == 0
 
 
+# state, request began at, slow flag, busy_since -> spare? (busy_since 0: only idle and starting count)
+@pytest.mark.parametrize("state, began, slow, busy_since, spare", [
+    (IDLE, 10.0, False, 0.0, True),
+    (STARTING, 10.0, False, 0.0, True),
+    (BUSY, 10.0, False, 0.0, False),
+    (BUSY, 10.0, False, 9.99, True),      # a request that began a moment ago, in a child with fast requests
+    (BUSY, 10.0, False, 10.01, False),    # began before the moment: busy
+    (BUSY, 10.0, True, 9.99, False),      # the child's last request was slow: its connections wait behind it
+    (IDLE, 10.0, True, 9.99, True),
+    (KEEPALIVE, 10.0, False, 9.99, False),  # a classic child between requests still holds its connection
+    (EXITING, 10.0, False, 9.99, False),
+])
+def test_what_counts_as_spare(board, state, began, slow, busy_since, spare):
+    board.claim(1)
+    board.serving(1, 1, b"c", now=began)
+    board.set_state(1, state)
+    board.mark_slow(1, slow)
+    assert board.spare(1, busy_since) is spare
+
+
+def test_a_new_child_is_not_slow(board):
+    board.claim(0)
+    board.mark_slow(0, True)
+    board.release(0)
+    board.claim(0)
+    board.serving(0, 1, b"c", now=10.0)
+    assert board.spare(0, 9.0), "claim clears the slow flag a previous child left"
+
+
+# states of slots 0..3 (FREE: unused), the asking child's slot -> another child waits for connections?
+@pytest.mark.parametrize("states, slot, waiting", [
+    ((IDLE, FREE, FREE, FREE), 0, False),        # only itself
+    ((IDLE, IDLE, FREE, FREE), 0, True),
+    ((BUSY, IDLE, FREE, FREE), 0, True),
+    ((BUSY, STARTING, FREE, FREE), 0, True),     # a starting child accepts as soon as it is up
+    ((IDLE, BUSY, BUSY, EXITING), 0, False),
+    ((BUSY, BUSY, KEEPALIVE, FREE), 1, False),
+    ((STARTING, BUSY, FREE, FREE), 1, True),
+])
+def test_others_waiting(board, states, slot, waiting):
+    for index, state in enumerate(states):
+        if state != FREE:
+            board.claim(index)
+            board.set_state(index, state)
+    assert board.others_waiting(slot) is waiting
+
+
 @pytest.mark.parametrize("address, text", [
     (("127.0.0.1", 5555), b"127.0.0.1:5555"),
     (("::1", 80, 0, 0), b"::1:80"),
