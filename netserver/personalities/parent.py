@@ -18,6 +18,7 @@ Children are told what to do with signals:
 from __future__ import annotations
 
 import _signal
+import gc
 import os
 import signal
 import time
@@ -263,13 +264,23 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         parent = os.getpid() if follow else 0
         if follow:
             _ensure_prctl()
+        # The child's collections skip what it inherits: a collection that visits the parent's objects
+        # writes to every page they are on, so each child would copy them (unless the program
+        # freezes objects itself: then it decides).
+        freezing = not gc.get_freeze_count()
+        if freezing:
+            gc.freeze()
         try:
             pid = os.fork()
         except OSError as exc:
+            if freezing:
+                gc.unfreeze()
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._host.log(0, f"Could not fork a {kind} child: {exc}")
             return None
         if pid:
+            if freezing:
+                gc.unfreeze()  # the parent's garbage stays collectable
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._children.add(Child(pid, kind, slot))
             return pid

@@ -294,3 +294,58 @@ def test_thread_mixin_handler_may_call_shutdown(servers, write_script):
         assert sock.recv(100) == b"stopped\n"
     assert server.wait_exit(timeout=3) == 0
     server.wait_for("clean exit")
+
+
+FREEZE_SCRIPT = '''
+import gc, socket, socketserver, sys, threading
+import netserver
+
+
+class Count(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"%d" % gc.get_freeze_count())
+
+
+class S(netserver.{mixin}, socketserver.TCPServer):
+    pass
+
+
+if sys.argv[1] == "frozen":
+    gc.freeze()  # the program's own choice
+before = gc.get_freeze_count()
+server = S(("127.0.0.1", 0), Count)
+replies = []
+
+
+def client():
+    with socket.create_connection(server.server_address, timeout=10) as conn:
+        replies.append(int(conn.recv(100)))
+    server.shutdown()
+
+
+threading.Thread(target=client).start()
+server.serve_forever(poll_interval=0.05)
+server.server_close()
+print(before, replies[0], gc.get_freeze_count())
+'''
+
+
+@pytest.mark.parametrize("mixin", ["ForkMixIn", "PreForkMixIn"])
+@pytest.mark.parametrize("program", ["plain", "frozen"])
+def test_children_inherit_the_parents_objects_frozen_and_the_parent_keeps_its_own_gc(tmp_path, mixin, program):
+    """A child's garbage collections skip the objects it inherited (each would otherwise write to
+    every page they are on: copied per child); the parent's stay collectable, and a program that
+    freezes objects itself keeps what it froze."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "freeze.py"
+    script.write_text(FREEZE_SCRIPT.replace("{mixin}", mixin))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(netserver.__file__)),
+                                                                      os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(script), program], capture_output=True, text=True, timeout=TIMEOUT,
+                          env=env)
+    assert done.returncode == 0, done.stderr
+    before, in_child, after = map(int, done.stdout.split())
+    assert in_child > 1000, "the child's collections skip what it inherited"
+    assert after == before, "the parent's freeze count is what the program made it"
