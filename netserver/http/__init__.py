@@ -55,11 +55,43 @@ def _app(value: Any) -> Any:
 
 
 def _cpus() -> int:
-    """CPUs this process may run on (its affinity, as ``taskset`` or a container sets it)."""
+    """CPUs this process may use: its affinity (``taskset``, a cpuset), or fewer when its cgroup's
+    CPU quota says so (a container's ``--cpus``)."""
     try:
-        return len(os.sched_getaffinity(0))
+        count = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        count = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    return max(1, min(count, quota)) if quota else count
+
+
+def _cgroup_cpu_quota(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int:
+    """The CPU quota of this process's cgroup, rounded up (cgroup v2's ``cpu.max``, else v1's CFS
+    quota); 0 when there is none or it cannot be read."""
+    import math
+
+    try:
+        with open(proc) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        try:
+            if controllers == "":  # v2
+                with open(f"{root}{path}/cpu.max") as fh:
+                    quota, period = fh.read().split()
+            elif "cpu" in controllers.split(","):  # v1
+                base = f"{root}/{controllers}{path}"
+                with open(f"{base}/cpu.cfs_quota_us") as fh, open(f"{base}/cpu.cfs_period_us") as gh:
+                    quota, period = fh.read().strip(), gh.read().strip()
+            else:
+                continue
+        except (OSError, ValueError):
+            continue
+        if quota not in ("max", "-1") and int(period) > 0:
+            return math.ceil(int(quota) / int(period))
+    return 0
 
 
 def _http_server_type(value: Any) -> str:
@@ -232,7 +264,7 @@ class HTTPMixIn(_Host):
         config = super().configure(run_options, argv, run_source)
         if config.get("min_servers", 0) is None:
             events = config.http_event and isinstance(self, PreForkSimpleMixIn) and event.fallback(self) is None
-            config._values["min_servers"] = _cpus() if events else 5
+            config._values["min_servers"] = min(_cpus() if events else 5, config.get("max_servers", 5))
         return config
 
     def post_configure(self) -> None:

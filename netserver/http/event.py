@@ -54,6 +54,7 @@ _RECV = 65536
 _TICK = 0.25  # seconds between deadline scans
 _GRACE = 1.0  # seconds a retiring child leaves an idle keep-alive connection for its next request
 _BATCH = 16  # connections one wake-up may accept while each is answered at once
+_WAITED = 0.002  # seconds: a request read this soon after the last one ended was waiting for it
 SLOW = 0.01  # seconds: a request this long makes the connections queued behind it worth handing over
 
 
@@ -133,6 +134,7 @@ class EventChild:
         self.accepted = 0
         self.slow = False  # the last request took SLOW or more: a connection served after it waited that long
         self.last_fd = -1  # the connection the last request came on
+        self.last_end = 0.0  # when it was answered (monotonic)
 
     # -- the loop --------------------------------------------------------------------
 
@@ -177,7 +179,7 @@ class EventChild:
             if arrived is None:
                 deferred = False
             elif self.accepting:
-                if ready and not deferred and board.others_waiting(slot):
+                if ready and not deferred and board.idle_sibling(slot):
                     deferred = True
                 else:
                     deferred = False
@@ -343,10 +345,12 @@ class EventChild:
             return
         server, board = self.server, self.board
         last, self.last_fd = self.last_fd, connection.fd
-        if self.slow and last != connection.fd and last in self.connections and board.others_waiting(self.slot):
-            # This child takes turns between connections whose requests are slow, each waiting
-            # for the other, while another child is idle: this response closes, and the client's
-            # next connection goes to the idle child (a kept-alive connection cannot move).
+        if self.slow and now - self.last_end < _WAITED and last != connection.fd and last in self.connections \
+                and len(done) == 1 and not reader.mid_request and board.idle_sibling(self.slot):
+            # This request waited for a slow one on another connection of this child (it was
+            # there when that one ended) while another child is idle: this response closes, and
+            # the client's next connection goes to the idle child (a kept-alive connection cannot
+            # move). Never with more sent behind the request (pipelined): closing would drop it.
             # Fast apps never pay this: a request that waits behind a fast one hardly waits.
             handler.hand_over = True
         board.serving(self.slot, self.accepted, connection.label)
@@ -368,7 +372,7 @@ class EventChild:
                 except OSError:
                     keep = False
         board.set_state(self.slot, IDLE)
-        after = time.monotonic()
+        after = self.last_end = time.monotonic()
         if (after - now >= SLOW) != self.slow:
             self.slow = not self.slow
             board.mark_slow(self.slot, self.slow)  # the parent grows the pool for slow requests only

@@ -197,6 +197,12 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         self._stop_mode = None
         self._child_signals = self._plan_child_signals()
         self._passing_through = frozenset(self._passthrough())
+        # What exists now (modules, the app, the configuration) is frozen: a child's collections then
+        # skip it, where each would visit, and so write to and copy, every page of the inherited
+        # heap. Once, not per fork: the parent's later objects stay young and collectable. A
+        # program that freezes objects itself decides for itself.
+        if not gc.get_freeze_count():
+            gc.freeze()
 
     # Signals a personality's children ignore besides TTIN/TTOU (Fork's: HUP and QUIT).
     _child_ignores: Tuple[int, ...] = ()
@@ -264,23 +270,13 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         parent = os.getpid() if follow else 0
         if follow:
             _ensure_prctl()
-        # The child's collections skip what it inherits: a collection that visits the parent's objects
-        # writes to every page they are on, so each child would copy them (unless the program
-        # freezes objects itself: then it decides).
-        freezing = not gc.get_freeze_count()
-        if freezing:
-            gc.freeze()
         try:
             pid = os.fork()
         except OSError as exc:
-            if freezing:
-                gc.unfreeze()
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._host.log(0, f"Could not fork a {kind} child: {exc}")
             return None
         if pid:
-            if freezing:
-                gc.unfreeze()  # the parent's garbage stays collectable
             _signal.pthread_sigmask(_signal.SIG_UNBLOCK, _CHILD_MASK)
             self._children.add(Child(pid, kind, slot))
             return pid

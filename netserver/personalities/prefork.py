@@ -18,7 +18,7 @@ from ..options import Option
 from ..options.validators import to_bool, to_float, to_int
 from ..process.children import Exit
 from ..process.pool import Limits, plan
-from ..process.scoreboard import BUSY
+from ..process.scoreboard import BUSY, IDLE, STARTING
 from ..server import Server
 from .preforksimple import PreForkSimple, PreForkSimpleMixIn
 
@@ -187,17 +187,18 @@ class PreForkMixIn(PreForkSimpleMixIn):
         board = self._scoreboard
         if self._reports_status:
             self._report_statuses(live)
-        busy_since = time.time() - self._brief_busy if self._brief_busy else 0.0
-        idle = [c for c in live if board.spare(c.slot, busy_since)]
+        brief_cutoff = time.time() - self._brief_busy if self._brief_busy else 0.0
+        spare = [c for c in live if board.spare(c.slot, brief_cutoff)]
         may_retire = now - self._last_waiting_check >= self._host.config.check_for_waiting
-        wanted = plan(len(live), len(idle), self._limits(), may_retire)
+        wanted = plan(len(live), len(spare), self._limits(), may_retire)
         if wanted.retire:
             if may_retire:
                 self._last_waiting_check = now
+            idle = [c for c in spare if board.state(c.slot) in (IDLE, STARTING)]  # never one in a request
             self._retire_children(self._retirable(idle, now, over_max=len(live) > self._limits().max_servers)
                                  [:wanted.retire])
         self._spawn(wanted.spawn, now)
-        status = f"{len(live)} children, {len(idle)} idle, max_servers {self._max_servers_now()}"
+        status = f"{len(live)} children, {len(spare)} idle, max_servers {self._max_servers_now()}"
         if status != self._last_status:
             self._last_status = status
             self._host.notify_status(status)

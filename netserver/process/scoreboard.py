@@ -8,9 +8,9 @@ default) ``netserver status`` can read the live pool from another process,
 like Apache's ScoreBoardFile.
 
 Layout: a 64-byte header (magic, parent pid, start time, capacity, requests
-of children that have exited), then ``capacity`` slots of 96 bytes (state,
-holds-the-accept-lock flag, requests, pid, start time, time of the last
-change, current client).
+of children that have exited), then ``capacity`` slots of 96 bytes (state;
+three flags: holds the accept lock, retiring, slow requests; requests, pid,
+start time, time of the last change, current client).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ _SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, retiring flag, slow
 _LOCK_HELD = 1                          # byte offset of the accept-lock flag in a slot
 _RETIRING = 2                           # byte offset of the retiring flag in a slot
 _SLOW = 3                               # byte offset of the slow-requests flag in a slot
+_CHANGED = 20                           # byte offset of the time the current request (or state) began
 SLOT_SIZE = 96
 
 
@@ -110,18 +111,18 @@ class Scoreboard:
     def state(self, slot: int) -> int:
         return self.memory[self._offset(slot)]
 
-    def spare(self, slot: int, busy_since: float = 0.0) -> bool:
+    def spare(self, slot: int, brief_cutoff: float = 0.0) -> bool:
         """Whether the child can take a new connection soon: idle, starting, or (given
-        ``busy_since``, a wall-clock time) busy with a request that began after it in a child whose
-        requests are not slow (``mark_slow``).  An event-driven HTTP child busy for a moment is as
-        good as idle; one whose requests take long holds up the connections it has."""
+        ``brief_cutoff``, a wall-clock time) busy with a request that began after it in a child
+        whose requests are not slow (``mark_slow``).  An event-driven HTTP child busy for a moment
+        is as good as idle; one whose requests take long holds up the connections it has."""
         offset = self._offset(slot)
         memory = self.memory
         state = memory[offset]
         if state == IDLE or state == STARTING:
             return True
-        return (state == BUSY and busy_since > 0 and not memory[offset + _SLOW]
-                and struct.unpack_from("<d", memory, offset + 20)[0] > busy_since)
+        return (state == BUSY and brief_cutoff > 0 and not memory[offset + _SLOW]
+                and struct.unpack_from("<d", memory, offset + _CHANGED)[0] > brief_cutoff)
 
     def retiring(self, slot: int) -> bool:
         """Whether the child has announced that it is serving its last connection."""
@@ -157,17 +158,17 @@ class Scoreboard:
         """
         offset = self._offset(slot)
         struct.pack_into("<I", self.memory, offset + 4, requests)
-        struct.pack_into("<d48s", self.memory, offset + 20, time.time() if now is None else now, client)
+        struct.pack_into("<d48s", self.memory, offset + _CHANGED, time.time() if now is None else now, client)
         self.memory[offset] = BUSY
 
     def request_state(self, slot: int, busy: bool) -> None:
         """A request began (BUSY, its start time) or ended with the connection kept open (KEEPALIVE)."""
         offset = self._offset(slot)
         if busy:
-            struct.pack_into("<d", self.memory, offset + 20, time.time())
+            struct.pack_into("<d", self.memory, offset + _CHANGED, time.time())
         self.memory[offset] = BUSY if busy else KEEPALIVE
 
-    def others_waiting(self, slot: int) -> bool:
+    def idle_sibling(self, slot: int) -> bool:
         """Whether another child is idle or starting: one that a new connection wakes
         (``EPOLLEXCLUSIVE`` wakes a child waiting in ``epoll``) and that serves it at once."""
         states = self.memory[HEADER_SIZE::SLOT_SIZE]  # every slot's state byte, in one copy

@@ -210,12 +210,12 @@ def test_a_new_child_is_not_slow(board):
     ((BUSY, BUSY, KEEPALIVE, FREE), 1, False),
     ((STARTING, BUSY, FREE, FREE), 1, True),
 ])
-def test_others_waiting(board, states, slot, waiting):
+def test_idle_sibling(board, states, slot, waiting):
     for index, state in enumerate(states):
         if state != FREE:
             board.claim(index)
             board.set_state(index, state)
-    assert board.others_waiting(slot) is waiting
+    assert board.idle_sibling(slot) is waiting
 
 
 @pytest.mark.parametrize("address, text", [
