@@ -127,6 +127,8 @@ class EventChild:
         self.board = child.board
         self.http = server.http
         self.capacity = server.config.http_event_connections
+        # Until a connection's first request has begun: the shorter of the idle and header timeouts.
+        self.first_wait = min(self.http.timeout_idle, self.http.timeout_header)
         self.connections: Dict[int, _Connection] = {}
         self.poller = select.epoll()
         self.listeners: Dict[int, Any] = dict(child.by_fd)  # listening fd -> token
@@ -243,8 +245,7 @@ class EventChild:
         handler.request, handler.client_address, handler.server = request, client_address, server
         handler.event_driven = True
         handler.setup()
-        http = self.http
-        timeout = min(http.timeout_idle, http.timeout_header)
+        timeout = self.first_wait
         if tls:  # the handshake, in this loop: a silent client holds no process
             timeout = min(timeout, getattr(listener, "handshake_timeout", timeout))
         connection = _Connection(request, handler, None if tls else server.client, time.monotonic(), timeout)
@@ -293,8 +294,7 @@ class EventChild:
         except OSError:
             self._close(connection)
             return
-        http = self.http
-        connection.deadline = time.monotonic() + min(http.timeout_idle, http.timeout_header)
+        connection.deadline = time.monotonic() + self.first_wait
         if connection.parked:
             self.poller.modify(connection.fd, _IN)
         connection.handler._base_environ()
@@ -405,7 +405,7 @@ class EventChild:
             connection.idle = True
             connection.expiry = "close"
             connection.deadline = now + (http.timeout_idle if connection.handler.served
-                                         else min(http.timeout_idle, http.timeout_header))
+                                         else self.first_wait)
             return
         connection.idle = False
         connection.expiry = "408"
