@@ -198,7 +198,7 @@ class PreForkMixIn(PreForkSimpleMixIn):
             self._retire_children(self._retirable(idle, now, over_max=len(live) > self._limits().max_servers)
                                  [:wanted.retire])
         self._spawn(wanted.spawn, now)
-        status = f"{len(live)} children, {len(spare)} idle, max_servers {self._max_servers_now()}"
+        status = f"{len(live)} children, {len(spare)} spare, max_servers {self._max_servers_now()}"
         if status != self._last_status:
             self._last_status = status
             self._host.notify_status(status)
