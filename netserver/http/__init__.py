@@ -265,6 +265,7 @@ class HTTPMixIn(_Host):
         if config.get("min_servers", 0) is None:
             events = config.http_event and isinstance(self, PreForkSimpleMixIn) and event.fallback(self) is None
             config._values["min_servers"] = min(_cpus() if events else 5, config.get("max_servers", 5))
+            config._sources["min_servers"] = Source(Source.DEFAULT, "(one per CPU)" if events else "")
         return config
 
     def post_configure(self) -> None:

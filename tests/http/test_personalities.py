@@ -139,6 +139,8 @@ def test_http_pool_starts_one_event_child_per_cpu(argv, min_servers):
     server = HTTP()
     config = server.configure({}, argv=argv)
     assert config.min_servers == min_servers
+    if not argv:  # --print-config says where the number came from
+        assert str(config.source_of("min_servers")) == "default (one per CPU)"
 
 
 def test_the_default_pool_runs_one_event_child_per_cpu(app_dir):
