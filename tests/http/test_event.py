@@ -127,7 +127,7 @@ def test_kept_alive_connections_taking_turns_on_slow_requests_move_to_an_idle_ch
     child idle, the second response says Connection: close and the client's next connection is
     served by that child, in parallel from then on."""
     board = os.path.join(app_dir, "scoreboard")
-    with serve(["--app", "wsgiapps:app", "--min_servers", "1", "--min_spare_servers", "0",
+    with serve(["--app", "wsgiapps:app", "--http_event", "--min_servers", "1", "--min_spare_servers", "0",
                 "--scoreboard_file", board], app_dir=app_dir) as proc:
         with Raw(proc.port) as first, Raw(proc.port) as second:
             only = keep_alive_request(first, "/pid").body.split()[0]
@@ -154,7 +154,7 @@ def test_a_fast_app_keeps_its_connections_alive(app_dir):
     """The hand-over is for slow requests only: fast ones taking turns on two connections of one
     child, with another child idle, stay kept alive (a request slowed past 10 ms by a busy test
     machine may hand one over: at most two of forty)."""
-    with serve(["--app", "wsgiapps:app", "--min_servers", "1", "--min_spare_servers", "0"], app_dir=app_dir) as proc:
+    with serve(["--app", "wsgiapps:app", "--http_event", "--min_servers", "1", "--min_spare_servers", "0"], app_dir=app_dir) as proc:
         with Raw(proc.port) as first, Raw(proc.port) as second:
             only = keep_alive_request(first, "/pid").body.split()[0]
             assert keep_alive_request(second, "/pid").body.split()[0] == only, "one child holds both"

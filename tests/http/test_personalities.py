@@ -146,7 +146,8 @@ def test_http_pool_starts_one_event_child_per_cpu(argv, min_servers):
 def test_the_default_pool_runs_one_event_child_per_cpu(app_dir):
     """No option but the app: PreFork with as many children as CPUs (Net::Server's spare rule keeps
     at least two), each waiting on many connections."""
-    with serve(["--app", "wsgiapps:app"], app_dir=app_dir) as proc:
+    # --http_event is the default; given here so that NETSERVER_TEST_HTTP_EVENT=0 keeps it.
+    with serve(["--app", "wsgiapps:app", "--http_event"], app_dir=app_dir) as proc:
         assert get(proc.port, "/index").body == b"hello\n"
         wait_until(lambda: len(live_children(proc.pid)) == max(CPUS, 2), what="the starting pool")
         assert holds_for(lambda: len(live_children(proc.pid)) == max(CPUS, 2), 1.0), "the idle pool stays"
