@@ -120,17 +120,17 @@ class Engine:
                 self.handle_error(request, client_address)
                 self.shutdown_request(request)
                 return
-            if allowed:
-                try:
-                    self.process_request(request, client_address)
-                except Exception:
-                    self.handle_error(request, client_address)
-                    self.shutdown_request(request)
-                except BaseException:
-                    self.shutdown_request(request)
-                    raise
-            else:
+            if not allowed:
                 self.shutdown_request(request)
+                return
+            try:
+                self.process_request(request, client_address)
+            except Exception:
+                self.handle_error(request, client_address)
+                self.shutdown_request(request)
+            except BaseException:
+                self.shutdown_request(request)
+                raise
         finally:
             if main:
                 self._serving_request = False

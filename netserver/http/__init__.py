@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 
-from ..options import Config, Option, OptionError, Source
+from ..options import Config, Option, OptionError, Source, declared_options
 from ..options.validators import import_dotted, to_bool, to_float, to_int, to_optional_str, to_str
 from ..personalities.multitype import MultiType, _server_type
 from ..personalities.preforksimple import PreForkSimpleMixIn
@@ -123,6 +123,8 @@ class HTTPSettings:
                              config.max_body_size)
         self.timeout_header = config.timeout_header
         self.timeout_idle = config.timeout_idle
+        # Until a connection's first request has begun: the shorter of the two.
+        self.timeout_first = min(config.timeout_idle, config.timeout_header)
         self.server_revision = config.server_revision
         function = config.access_log_function
         if isinstance(function, str):  # a method of the server (Net::Server's form) or module:function
@@ -206,6 +208,7 @@ class HTTPMixIn(_Host):
     _personality = "HTTP"
     _default_handler = HTTPRequestHandler
     _preload = ("html", "netserver.http.cgi")  # error pages and exec_cgi import them when first used
+    _classic_reason: Optional[str] = ""  # why pool children run the classic loop; None: event-driven (configure)
 
     OPTIONS: Tuple[Option, ...] = (
         Option("app", _app, [], multi=True, section="HTTP", metavar="[PREFIX=]TARGET",
@@ -260,12 +263,17 @@ class HTTPMixIn(_Host):
 
     def configure(self, run_options: Mapping[str, Any], argv: Optional[Sequence[str]] = None,
                   run_source: Optional[Source] = None) -> Config:
-        """``min_servers`` left to its default: one child per CPU for event-driven children, else 5."""
+        """Whether the pool's children will be event-driven (decided once, here); ``min_servers``
+        left to its default: one child per CPU for them, else PreFork's."""
         config = super().configure(run_options, argv, run_source)
-        if config.get("min_servers", 0) is None:
-            events = config.http_event and isinstance(self, PreForkSimpleMixIn) and event.fallback(self) is None
-            config._values["min_servers"] = min(_cpus() if events else 5, config.get("max_servers", 5))
-            config._sources["min_servers"] = Source(Source.DEFAULT, "(one per CPU)" if events else "")
+        self._classic_reason = (event.fallback(self) if config.http_event and isinstance(self, PreForkSimpleMixIn)
+                                else "")
+        if self._classic_reason is None:
+            config.set_default("min_servers", min(_cpus(), config.max_servers), "(one per CPU)")
+        else:  # one connection per child: PreFork's own default (Net::Server's 5)
+            from ..personalities.prefork import PreForkMixIn
+
+            config.set_default("min_servers", declared_options(PreForkMixIn)["min_servers"].default)
         return config
 
     def post_configure(self) -> None:
@@ -273,12 +281,8 @@ class HTTPMixIn(_Host):
         self.http = HTTPSettings(self)
         for line in self.http.dispatch.describe():
             self.log(3, line)
-        if self.config.http_event and isinstance(self, PreForkSimpleMixIn):
-            reason = event.fallback(self)
-            if reason is not None:  # once, at start (children decide by the same test)
-                self.log(2, f"http_event: {reason}; children serve one connection at a time (classic loop)")
-            else:  # PreFork's growth: a child busy for a moment is as good as idle (event.SLOW)
-                self._brief_busy = event.SLOW
+        if self._classic_reason:  # http_event asked for, and a reason it cannot be had (once, at start)
+            self.log(2, f"http_event: {self._classic_reason}; children serve one connection at a time (classic loop)")
 
     def post_bind(self) -> None:
         super().post_bind()
@@ -288,7 +292,7 @@ class HTTPMixIn(_Host):
 
     def _child_loop(self, slot: int) -> None:
         """A pool child (PreFork, PreForkSimple): event-driven with ``http_event``, else the classic loop."""
-        if self.config.http_event and event.usable(self):
+        if self._classic_reason is None:
             event.serve(self, slot)
         else:
             super()._child_loop(slot)

@@ -37,7 +37,7 @@ import struct
 import time
 
 from ..process.child import EXCLUSIVE, ORPHAN_CHECK, PoolChild
-from ..process.scoreboard import IDLE, client_text
+from ..process.scoreboard import BRIEF, IDLE, client_text
 from .errors import HTTPError
 from .handler import body_deadline
 
@@ -45,7 +45,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional
 
-__all__ = ["usable", "fallback", "serve", "limit_sends"]
+__all__ = ["fallback", "serve", "limit_sends"]
 
 _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
@@ -55,12 +55,6 @@ _TICK = 0.25  # seconds between deadline scans
 _GRACE = 1.0  # seconds a retiring child leaves an idle keep-alive connection for its next request
 _BATCH = 16  # connections one wake-up may accept while each is answered at once
 _WAITED = 0.002  # seconds: a request read this soon after the last one ended was waiting for it
-SLOW = 0.01  # seconds: a request this long makes the connections queued behind it worth handing over
-
-
-def usable(server: Any) -> bool:
-    """Whether this server's pool children may run the event loop (see ``fallback``)."""
-    return fallback(server) is None
 
 
 def fallback(server: Any) -> Optional[str]:
@@ -69,7 +63,7 @@ def fallback(server: Any) -> Optional[str]:
     it may replace (a subclass overriding ``handle`` keeps the classic loop)."""
     from .handler import HTTPRequestHandler
 
-    handler = server.RequestHandlerClass or server._default_handler  # None until run() sets the default
+    handler = server.RequestHandlerClass or server._default_handler  # None when configure() comes before run()
     if not hasattr(select, "epoll") or not _DONTWAIT:
         return "no epoll on this system"
     if server.config.proxy_protocol != "off":
@@ -127,14 +121,12 @@ class EventChild:
         self.board = child.board
         self.http = server.http
         self.capacity = server.config.http_event_connections
-        # Until a connection's first request has begun: the shorter of the idle and header timeouts.
-        self.first_wait = min(self.http.timeout_idle, self.http.timeout_header)
         self.connections: Dict[int, _Connection] = {}
         self.poller = select.epoll()
         self.listeners: Dict[int, Any] = dict(child.by_fd)  # listening fd -> token
         self.accepting = False
         self.accepted = 0
-        self.slow = False  # the last request took SLOW or more: a connection served after it waited that long
+        self.slow = False  # the last request took BRIEF or more: a connection served after it waited that long
         self.last_fd = -1  # the connection the last request came on
         self.last_end = 0.0  # when it was answered (monotonic)
 
@@ -149,6 +141,7 @@ class EventChild:
         connections = self.connections
         next_scan = time.monotonic() + _TICK
         deferred = False  # a new connection was left to an idle sibling last turn
+        board.mark_brief(slot, True)  # until a request is slow: busy for a moment counts as spare
         board.set_state(slot, IDLE)
         while True:
             if child.retire:  # a signal, the parent's end, or the budget's last connection (take_last)
@@ -159,18 +152,17 @@ class EventChild:
             events = self.poller.poll(_TICK if connections else ORPHAN_CHECK)
             if not events and not connections:
                 child.parent_gone()  # an orphan retires rather than linger
-            ready = 0
-            arrived = None  # listeners with a connection waiting, taken after this child's own
+            served = arrived = False  # this child's own connections; a new one waiting on a listener
             for fd, _ in events:
                 connection = connections.get(fd)
                 if connection is not None:
-                    ready += 1
+                    served = True
                     if connection.handshaking:
                         self._handshake(connection)
                     else:
                         self._readable(connection)
                 elif fd in listeners:
-                    arrived = [fd] if arrived is None else arrived + [fd]
+                    arrived = True  # taken after this child's own
                 else:
                     wakeup.drain()
                     child.reopen_logs_if_asked()
@@ -178,15 +170,14 @@ class EventChild:
             # (the arrival woke it); the new connection would otherwise wait behind them, and stay
             # with this child (a kept-alive connection does not move). Once only: if no sibling has
             # taken it by the next turn (one that is full, stopped, hung), this child does.
-            if arrived is None:
+            if arrived and self.accepting:
+                deferred = not deferred and served and board.idle_sibling(slot)
+                if not deferred:
+                    for fd, _ in events:
+                        if fd in listeners:
+                            self._take(listeners[fd])
+            else:
                 deferred = False
-            elif self.accepting:
-                if ready and not deferred and board.idle_sibling(slot):
-                    deferred = True
-                else:
-                    deferred = False
-                    for fd in arrived:
-                        self._take(listeners[fd])
             now = time.monotonic()
             if now >= next_scan:
                 next_scan = now + _TICK
@@ -245,7 +236,7 @@ class EventChild:
         handler.request, handler.client_address, handler.server = request, client_address, server
         handler.event_driven = True
         handler.setup()
-        timeout = self.first_wait
+        timeout = self.http.timeout_first
         if tls:  # the handshake, in this loop: a silent client holds no process
             timeout = min(timeout, getattr(listener, "handshake_timeout", timeout))
         connection = _Connection(request, handler, None if tls else server.client, time.monotonic(), timeout)
@@ -294,7 +285,7 @@ class EventChild:
         except OSError:
             self._close(connection)
             return
-        connection.deadline = time.monotonic() + self.first_wait
+        connection.deadline = time.monotonic() + self.http.timeout_first
         if connection.parked:
             self.poller.modify(connection.fd, _IN)
         connection.handler._base_environ()
@@ -344,15 +335,15 @@ class EventChild:
             self._waiting(connection, now)
             return
         server, board = self.server, self.board
-        last, self.last_fd = self.last_fd, connection.fd
-        if self.slow and now - self.last_end < _WAITED and last != connection.fd and last in self.connections \
-                and len(done) == 1 and not reader.mid_request and board.idle_sibling(self.slot):
+        if self.slow and now - self.last_end < _WAITED and self.last_fd != connection.fd \
+                and self.last_fd in self.connections and len(done) == 1 and not reader.mid_request \
+                and board.idle_sibling(self.slot):
             # This request waited for a slow one on another connection of this child (it was
             # there when that one ended) while another child is idle: this response closes, and
             # the client's next connection goes to the idle child (a kept-alive connection cannot
             # move). Never with more sent behind the request (pipelined): closing would drop it.
             # Fast apps never pay this: a request that waits behind a fast one hardly waits.
-            handler.hand_over = True
+            done[0].keep_alive = False
         board.serving(self.slot, self.accepted, connection.label)
         server.client = connection.client
         if connection.tls:
@@ -373,9 +364,10 @@ class EventChild:
                     keep = False
         board.set_state(self.slot, IDLE)
         after = self.last_end = time.monotonic()
-        if (after - now >= SLOW) != self.slow:
+        self.last_fd = connection.fd
+        if (after - now >= BRIEF) != self.slow:
             self.slow = not self.slow
-            board.mark_slow(self.slot, self.slow)  # the parent grows the pool for slow requests only
+            board.mark_brief(self.slot, not self.slow)  # the parent grows the pool for slow requests only
         if connection.tls and keep:
             try:
                 sock.setblocking(False)
@@ -405,7 +397,7 @@ class EventChild:
             connection.idle = True
             connection.expiry = "close"
             connection.deadline = now + (http.timeout_idle if connection.handler.served
-                                         else self.first_wait)
+                                         else http.timeout_first)
             return
         connection.idle = False
         connection.expiry = "408"

@@ -58,7 +58,6 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
     event_driven = False  # set on handlers of netserver.http.event's loop: nothing blocks, nothing to yield
     server: "HTTPMixIn"  # the HTTP personality's server: its ``http`` settings, ``log``
     _base: Optional[Dict[str, Any]] = None  # this connection's environ keys (_base_environ)
-    hand_over = False  # set by the event loop: this response closes, so the client reconnects to an idle child
 
     def setup(self) -> None:
         server = self.server
@@ -142,7 +141,7 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             else:
                 # A new connection that says nothing gets timeout_header, not the idle allowance
                 # of a keep-alive one (browsers' preconnects, slowloris).
-                _set_timeout(conn, http.timeout_idle if self.served else min(http.timeout_idle, http.timeout_header))
+                _set_timeout(conn, http.timeout_idle if self.served else http.timeout_first)
             try:
                 data = conn.recv(_RECV)
             except socket.timeout:
@@ -266,9 +265,8 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
         return keep_alive and not response.wants_close
 
     def pending_close(self) -> bool:
-        """Stop keeping connections alive once the server is stopping or the child retiring, or
-        when the event loop hands this connection over (``hand_over``)."""
-        return self.hand_over or self.server._retiring()
+        """Stop keeping connections alive once the server is stopping or the child retiring."""
+        return self.server._retiring()
 
     def _app_failed(self, response: Response, status: int, detail: str) -> None:
         self.server.log(1, f"HTTP {status} for {self.client_address!r}: {detail}")

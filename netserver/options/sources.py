@@ -67,10 +67,13 @@ class Config:
     def get(self, name: str, default: Any = None) -> Any:
         return self._values.get(name, default)
 
-    def set_default(self, name: str, value: Any) -> None:
-        """Replace ``name``'s value if it is still the declared default (MultiType's chosen personality)."""
+    def set_default(self, name: str, value: Any, why: str = "") -> None:
+        """Replace ``name``'s value if it is still the declared default (MultiType's chosen
+        personality; HTTP's pool size), saying ``why`` in its source (``--print-config``)."""
         if name in self._values and self._sources[name].kind == Source.DEFAULT:
             self._values[name] = value
+            if why:
+                self._sources[name] = Source(Source.DEFAULT, why)
 
     def source_of(self, name: str) -> Source:
         return self._sources[name]

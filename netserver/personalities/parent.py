@@ -30,7 +30,7 @@ from .deadlines import ChildDeadlinesMixIn
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
+    from typing import Any, Callable, Dict, List, Optional, Tuple
 
     from ..process.child import PoolChild
 
@@ -115,7 +115,6 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         # child gets its own copy with the fork, without allocating one (issue 12).
         self._childless = ChildTable()
         self._child_signals: Tuple[Tuple[int, Any], ...] = ()  # see _plan_child_signals
-        self._passing_through: FrozenSet[str] = frozenset()  # sig_passthrough, read once per serve_forever
         self._stop_mode: Optional[str] = None  # "graceful" or "now"
         self._servers_delta = 0
         self._last_dequeue = time.monotonic()
@@ -136,7 +135,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
 
     def _dispatch_signal(self, signum: int, name: str) -> None:
         """``sig_passthrough`` signals go to every child first, then to this process's handler."""
-        if name in self._passing_through:
+        if name in self._host.config.sig_passthrough:
             self._children.signal_all(signum)
         super()._dispatch_signal(signum, name)
 
@@ -196,7 +195,6 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         self._retire_by_deadline([child.pid for child in self._children.of_kind("old")])  # HUP'd before the exec
         self._stop_mode = None
         self._child_signals = self._plan_child_signals()
-        self._passing_through = frozenset(self._passthrough())
         # What exists now (modules, the app, the configuration) is frozen: a child's collections then
         # skip it, where each would visit, and so write to and copy, every page of the inherited
         # heap. Once, not per fork: the parent's later objects stay young and collectable. A
@@ -266,9 +264,10 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         # A child asks for SIGHUP at its parent's death (_follow_parent) unless it ignores HUP (Fork's
         # children finish their connection whatever happens): then no prctl and no getpid per child,
         # and no ctypes (25 mappings every fork copies and every exit tears down) in the parent.
+        parent = 0
         follow = _SIGHUP not in self._child_ignores
-        parent = os.getpid() if follow else 0
         if follow:
+            parent = os.getpid()
             _ensure_prctl()
         try:
             pid = os.fork()

@@ -33,7 +33,6 @@ class PreForkMixIn(PreForkSimpleMixIn):
     """A pool that grows under load and shrinks when idle (see the module docstring)."""
 
     _personality = "PreFork"
-    _brief_busy = 0.0  # seconds a busy child still counts as spare (event-driven HTTP children: event.SLOW)
 
     OPTIONS: Tuple[Option, ...] = (
         Option("min_servers", to_int(1), 5, section="PreFork", metavar="N",
@@ -187,8 +186,8 @@ class PreForkMixIn(PreForkSimpleMixIn):
         board = self._scoreboard
         if self._reports_status:
             self._report_statuses(live)
-        brief_cutoff = time.time() - self._brief_busy if self._brief_busy else 0.0
-        spare = [c for c in live if board.spare(c.slot, brief_cutoff)]
+        wall = time.time()
+        spare = [c for c in live if board.spare(c.slot, wall)]
         may_retire = now - self._last_waiting_check >= self._host.config.check_for_waiting
         wanted = plan(len(live), len(spare), self._limits(), may_retire)
         if wanted.retire:

@@ -9,7 +9,7 @@ like Apache's ScoreBoardFile.
 
 Layout: a 64-byte header (magic, parent pid, start time, capacity, requests
 of children that have exited), then ``capacity`` slots of 96 bytes (state;
-three flags: holds the accept lock, retiring, slow requests; requests, pid,
+three flags: holds the accept lock, retiring, brief requests; requests, pid,
 start time, time of the last change, current client).
 """
 
@@ -38,12 +38,13 @@ MAGIC = b"NSSB0001"
 _HEADER = struct.Struct("<8siidQ")      # magic, parent pid, capacity, started, retired requests
 _RETIRED = _HEADER.size - 8             # offset of the last field, the retired requests
 HEADER_SIZE = 64
-_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, retiring flag, slow flag), requests, pid, started, changed, client
+_SLOT = struct.Struct("<B3xIidd48s")    # state, (lock flag, retiring flag, brief flag), requests, pid, started, changed, client
 _LOCK_HELD = 1                          # byte offset of the accept-lock flag in a slot
 _RETIRING = 2                           # byte offset of the retiring flag in a slot
-_SLOW = 3                               # byte offset of the slow-requests flag in a slot
+_BRIEF = 3                              # byte offset of the brief-requests flag in a slot
 _CHANGED = 20                           # byte offset of the time the current request (or state) began
 SLOT_SIZE = 96
+BRIEF = 0.01  # seconds: a request shorter than this, in a child that says its requests are brief, is no wait
 
 
 class SlotView(NamedTuple):
@@ -111,18 +112,18 @@ class Scoreboard:
     def state(self, slot: int) -> int:
         return self.memory[self._offset(slot)]
 
-    def spare(self, slot: int, brief_cutoff: float = 0.0) -> bool:
-        """Whether the child can take a new connection soon: idle, starting, or (given
-        ``brief_cutoff``, a wall-clock time) busy with a request that began after it in a child
-        whose requests are not slow (``mark_slow``).  An event-driven HTTP child busy for a moment
-        is as good as idle; one whose requests take long holds up the connections it has."""
+    def spare(self, slot: int, now: float) -> bool:
+        """Whether the child can take a new connection soon: idle, starting, or busy for less than
+        ``BRIEF`` (``now`` is wall-clock time) in a child that says its requests are brief
+        (``mark_brief``: an event-driven HTTP child, which takes new connections between requests,
+        while they are fast; one whose requests take long holds up the connections it has)."""
         offset = self._offset(slot)
         memory = self.memory
         state = memory[offset]
         if state == IDLE or state == STARTING:
             return True
-        return (state == BUSY and brief_cutoff > 0 and not memory[offset + _SLOW]
-                and struct.unpack_from("<d", memory, offset + _CHANGED)[0] > brief_cutoff)
+        return (state == BUSY and memory[offset + _BRIEF] != 0
+                and struct.unpack_from("<d", memory, offset + _CHANGED)[0] > now - BRIEF)
 
     def retiring(self, slot: int) -> bool:
         """Whether the child has announced that it is serving its last connection."""
@@ -175,9 +176,9 @@ class Scoreboard:
         waiting = states.count(IDLE) + states.count(STARTING)
         return waiting > (states[slot] in (IDLE, STARTING))
 
-    def mark_slow(self, slot: int, slow: bool) -> None:
-        """Whether this child's last request took long (see ``spare``; one memory store)."""
-        self.memory[self._offset(slot) + _SLOW] = slow
+    def mark_brief(self, slot: int, brief: bool) -> None:
+        """Whether this child's requests are brief (see ``spare``; one memory store)."""
+        self.memory[self._offset(slot) + _BRIEF] = brief
 
     def mark_retiring(self, slot: int) -> None:
         """This child takes no connection after the current one: its successor may start now."""

@@ -171,33 +171,32 @@ def test_claim_clears_the_flags(board):
     assert not board.retiring(0) and board.lock_holders() == 0
 
 
-# state, request began at, slow flag, busy_since -> spare? (busy_since 0: only idle and starting count)
-@pytest.mark.parametrize("state, began, slow, busy_since, spare", [
-    (IDLE, 10.0, False, 0.0, True),
-    (STARTING, 10.0, False, 0.0, True),
-    (BUSY, 10.0, False, 0.0, False),
-    (BUSY, 10.0, False, 9.99, True),      # a request that began a moment ago, in a child with fast requests
-    (BUSY, 10.0, False, 10.01, False),    # began before the moment: busy
-    (BUSY, 10.0, True, 9.99, False),      # the child's last request was slow: its connections wait behind it
-    (IDLE, 10.0, True, 9.99, True),
-    (KEEPALIVE, 10.0, False, 9.99, False),  # a classic child between requests still holds its connection
-    (EXITING, 10.0, False, 9.99, False),
+# state, request began at, brief flag, now -> spare? (BRIEF is 10 ms)
+@pytest.mark.parametrize("state, began, brief, now, spare", [
+    (IDLE, 10.0, False, 99.0, True),
+    (STARTING, 10.0, False, 99.0, True),
+    (BUSY, 10.0, False, 10.001, False),    # a child that does not say its requests are brief: busy
+    (BUSY, 10.0, True, 10.005, True),      # brief requests, this one began a moment ago
+    (BUSY, 10.0, True, 10.02, False),      # ...and one that has gone on too long
+    (IDLE, 10.0, True, 99.0, True),
+    (KEEPALIVE, 10.0, True, 10.001, False),  # a classic child between requests still holds its connection
+    (EXITING, 10.0, True, 10.001, False),
 ])
-def test_what_counts_as_spare(board, state, began, slow, busy_since, spare):
+def test_what_counts_as_spare(board, state, began, brief, now, spare):
     board.claim(1)
     board.serving(1, 1, b"c", now=began)
     board.set_state(1, state)
-    board.mark_slow(1, slow)
-    assert board.spare(1, busy_since) is spare
+    board.mark_brief(1, brief)
+    assert board.spare(1, now) is spare
 
 
-def test_a_new_child_is_not_slow(board):
+def test_a_new_child_is_not_brief(board):
     board.claim(0)
-    board.mark_slow(0, True)
+    board.mark_brief(0, True)
     board.release(0)
     board.claim(0)
     board.serving(0, 1, b"c", now=10.0)
-    assert board.spare(0, 9.0), "claim clears the slow flag a previous child left"
+    assert not board.spare(0, 10.001), "claim clears the flag a previous child left"
 
 
 # states of slots 0..3 (FREE: unused), the asking child's slot -> another child waits for connections?
