@@ -77,6 +77,9 @@ def _load_prctl() -> Any:
 
 
 _SIGHUP = int(signal.SIGHUP)
+# Objects frozen before this module was imported: the interpreter's own (3.12 freezes some at start).
+# A count that has moved since means the program freezes objects itself, and decides for itself.
+_FREEZE_BASELINE = gc.get_freeze_count()
 _SIGUSR1 = int(signal.SIGUSR1)
 # Loaded by the first fork, in the parent (children inherit it): ctypes costs ~1.4 ms of import,
 # which a program that never forks (Single, Thread, Multiplex) need not pay (issue 15).
@@ -199,7 +202,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         # skip it, where each would visit, and so write to and copy, every page of the inherited
         # heap. Once, not per fork: the parent's later objects stay young and collectable. A
         # program that freezes objects itself decides for itself.
-        if not gc.get_freeze_count():
+        if gc.get_freeze_count() == _FREEZE_BASELINE:
             gc.freeze()
 
     # Signals a personality's children ignore besides TTIN/TTOU (Fork's: HUP and QUIT).

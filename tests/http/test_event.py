@@ -150,6 +150,28 @@ def test_kept_alive_connections_taking_turns_on_slow_requests_move_to_an_idle_ch
             assert kept.response().body == only, "the kept connection stays where it was"
 
 
+def test_a_request_with_a_pipelined_one_behind_it_is_not_handed_over(app_dir):
+    """The hand-over closes after its response: a request already sent behind it would be lost.
+    Two requests in one write, waiting for a slow one on another connection of the same child
+    with an idle child beside it: both are answered, on the connection they came on."""
+    board = os.path.join(app_dir, "scoreboard")
+    with serve(["--app", "wsgiapps:app", "--http_event", "--min_servers", "1", "--min_spare_servers", "0",
+                "--scoreboard_file", board], app_dir=app_dir) as proc:
+        with Raw(proc.port) as first, Raw(proc.port) as second:
+            only = keep_alive_request(first, "/pid").body.split()[0]
+            assert keep_alive_request(second, "/pid").body.split()[0] == only, "one child holds both"
+            proc.signal(signal.SIGTTIN)  # an idle child to hand over to
+            wait_until(lambda: len(live_children(proc.pid)) == 2, what="the second child")
+            first.send(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
+            wait_until(lambda: any(view.pid == int(only) and view.state == BUSY for view in read_scoreboard(board)[1]),
+                       what="the first child to be serving")
+            second.send(b"GET /sleep?s=0.01 HTTP/1.1\r\nHost: t\r\n\r\nGET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert first.response().body == only
+            answers = [second.response(), second.response()]
+            assert [a.status for a in answers] == [200, 200]
+            assert answers[0].body == only and answers[1].body.split()[0] == only
+
+
 def test_a_fast_app_keeps_its_connections_alive(app_dir):
     """The hand-over is for slow requests only: fast ones taking turns on two connections of one
     child, with another child idle, stay kept alive (a request slowed past 10 ms by a busy test

@@ -51,7 +51,7 @@ SCRIPT = textwrap.dedent("""
             arrived.wait_for(lambda: len(log) > seen, timeout=max(0.01, deadline - time.monotonic()))
             new = log[seen:]
         seen += len(new)
-        if not new or "" in new:
+        if not new or "" in new or time.monotonic() > deadline:
             server.kill()
             sys.exit("no 'Binding to' line from the server: " + "".join(log))
         for line in new:
@@ -71,7 +71,7 @@ SCRIPT = textwrap.dedent("""
             except OSError as exc:
                 failures.append(repr(exc))
 
-    threads = [threading.Thread(target=client) for _ in range(4)]
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(4)]  # a failing exit does not wait for them
     for t in threads:
         t.start()
     def settle(count):

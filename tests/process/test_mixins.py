@@ -325,12 +325,14 @@ replies = []
 
 
 def client():
-    for _ in range(30):
-        with socket.create_connection(server.server_address, timeout=10) as conn:
-            replies.append(int(conn.recv(100)))
-        for _ in range(300):  # garbage the parent makes while it serves
-            Cycle()
-    server.shutdown()
+    try:
+        for _ in range(30):
+            with socket.create_connection(server.server_address, timeout=10) as conn:
+                replies.append(int(conn.recv(100)))
+            for _ in range(gc.get_threshold()[0] // 2):  # garbage the parent makes while it serves
+                Cycle()
+    finally:
+        server.shutdown()
 
 
 threading.Thread(target=client).start()
@@ -358,9 +360,9 @@ def test_children_inherit_the_parents_objects_frozen_and_the_parent_keeps_collec
                           env=env)
     assert done.returncode == 0, done.stderr
     before, in_child, after, collections = map(int, done.stdout.split())
-    assert in_child > 1000, "the child's collections skip what it inherited"
     if program == "frozen":
-        assert after == before, "the program's freeze is left as it was"
-    else:
-        assert before == 0 and after > 1000, "frozen once, at the start of serving"
-    assert collections >= 5, "9,000 objects of cyclic garbage made while serving: the parent collects"
+        assert after == before and in_child > 1000, "the program's freeze is left as it was"
+    else:  # (3.12 freezes a few hundred objects of its own at start)
+        assert in_child > before + 1000, "the child's collections skip what it inherited"
+        assert after > before + 1000, "frozen once, at the start of serving"
+    assert collections >= 5, "15 thresholds' worth of cyclic garbage made while serving: the parent collects"

@@ -44,7 +44,7 @@ CLIENT = textwrap.dedent("""
             line = stderr.get(timeout=max(0.01, deadline - time.monotonic()))
         except queue.Empty:
             line = ""
-        if not line:
+        if not line or time.monotonic() > deadline:
             server.kill()
             sys.exit("no 'Binding to' line within {timeout} s: " + "".join(lines))
         lines.append(line)

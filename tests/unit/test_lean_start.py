@@ -82,10 +82,12 @@ class Echo(socketserver.StreamRequestHandler):
         self.wfile.write(self.rfile.readline())
 server = S(('127.0.0.1', 0), Echo)
 def client():
-    with socket.create_connection(server.server_address, timeout=10) as c:
-        c.sendall(b"x\\n")
-        assert c.makefile("rb").readline() == b"x\\n"
-    server.shutdown()
+    try:
+        with socket.create_connection(server.server_address, timeout=10) as c:
+            c.sendall(b"x\\n")
+            assert c.makefile("rb").readline() == b"x\\n"
+    finally:
+        server.shutdown()
 threading.Thread(target=client).start()
 server.serve_forever(poll_interval=0.05)
 server.server_close()
