@@ -121,19 +121,32 @@ def test_a_pool_of_50_serves_a_probe_beside_200_slowloris_and_200_idle_keep_aliv
 
 
 
+ONE_CHILD_THEN_TWO = ["--app", "wsgiapps:app", "--http_event", "--min_servers", "1", "--min_spare_servers", "0"]
+
+
+def one_child_holds_both_beside_an_idle_one(proc, first: Raw, second: Raw) -> bytes:
+    """The only child takes both connections, then TTIN adds an idle one; the first child's pid."""
+    only = keep_alive_request(first, "/pid").body.split()[0]
+    assert keep_alive_request(second, "/pid").body.split()[0] == only, "one child holds both"
+    proc.signal(signal.SIGTTIN)
+    wait_until(lambda: len(live_children(proc.pid)) == 2, what="the second child")
+    return only
+
+
+def serving(board: str, pid: bytes) -> bool:
+    """Whether the child ``pid`` is in a request (the scoreboard file)."""
+    return any(view.pid == int(pid) and view.state == BUSY for view in read_scoreboard(board)[1])
+
+
 def test_kept_alive_connections_taking_turns_on_slow_requests_move_to_an_idle_child(app_dir):
     """A kept-alive connection stays with the child that accepted it. When one child takes turns
     between two connections whose requests are slow, each waits for the other's; with another
     child idle, the second response says Connection: close and the client's next connection is
     served by that child, in parallel from then on."""
     board = os.path.join(app_dir, "scoreboard")
-    with serve(["--app", "wsgiapps:app", "--http_event", "--min_servers", "1", "--min_spare_servers", "0",
-                "--scoreboard_file", board], app_dir=app_dir) as proc:
+    with serve(ONE_CHILD_THEN_TWO + ["--scoreboard_file", board], app_dir=app_dir) as proc:
         with Raw(proc.port) as first, Raw(proc.port) as second:
-            only = keep_alive_request(first, "/pid").body.split()[0]
-            assert keep_alive_request(second, "/pid").body.split()[0] == only, "one child holds both"
-            proc.signal(signal.SIGTTIN)  # one child more: it waits, idle
-            wait_until(lambda: len(live_children(proc.pid)) == 2, what="the second child")
+            only = one_child_holds_both_beside_an_idle_one(proc, first, second)
             first.send(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
             second.send(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")  # waits behind the first
             responses = {conn: conn.response() for conn in (first, second)}
@@ -143,8 +156,7 @@ def test_kept_alive_connections_taking_turns_on_slow_requests_move_to_an_idle_ch
             assert handed[0].closed()
             kept = first if handed[0] is second else second
             kept.send(b"GET /sleep?s=0.5 HTTP/1.1\r\nHost: t\r\n\r\n")  # the first child is busy again
-            wait_until(lambda: any(view.pid == int(only) and view.state == BUSY for view in read_scoreboard(board)[1]),
-                       what="the first child to be serving")
+            wait_until(lambda: serving(board, only), what="the first child to be serving")
             with Raw(proc.port) as again:  # the handed-over client reconnects: the idle child serves it
                 assert keep_alive_request(again, "/pid").body.split()[0] != only
             assert kept.response().body == only, "the kept connection stays where it was"
@@ -155,16 +167,11 @@ def test_a_request_with_a_pipelined_one_behind_it_is_not_handed_over(app_dir):
     Two requests in one write, waiting for a slow one on another connection of the same child
     with an idle child beside it: both are answered, on the connection they came on."""
     board = os.path.join(app_dir, "scoreboard")
-    with serve(["--app", "wsgiapps:app", "--http_event", "--min_servers", "1", "--min_spare_servers", "0",
-                "--scoreboard_file", board], app_dir=app_dir) as proc:
+    with serve(ONE_CHILD_THEN_TWO + ["--scoreboard_file", board], app_dir=app_dir) as proc:
         with Raw(proc.port) as first, Raw(proc.port) as second:
-            only = keep_alive_request(first, "/pid").body.split()[0]
-            assert keep_alive_request(second, "/pid").body.split()[0] == only, "one child holds both"
-            proc.signal(signal.SIGTTIN)  # an idle child to hand over to
-            wait_until(lambda: len(live_children(proc.pid)) == 2, what="the second child")
+            only = one_child_holds_both_beside_an_idle_one(proc, first, second)
             first.send(b"GET /sleep?s=0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
-            wait_until(lambda: any(view.pid == int(only) and view.state == BUSY for view in read_scoreboard(board)[1]),
-                       what="the first child to be serving")
+            wait_until(lambda: serving(board, only), what="the first child to be serving")
             second.send(b"GET /sleep?s=0.01 HTTP/1.1\r\nHost: t\r\n\r\nGET /pid HTTP/1.1\r\nHost: t\r\n\r\n")
             assert first.response().body == only
             answers = [second.response(), second.response()]
@@ -176,12 +183,9 @@ def test_a_fast_app_keeps_its_connections_alive(app_dir):
     """The hand-over is for slow requests only: fast ones taking turns on two connections of one
     child, with another child idle, stay kept alive (a request slowed past 10 ms by a busy test
     machine may hand one over: at most two of forty)."""
-    with serve(["--app", "wsgiapps:app", "--http_event", "--min_servers", "1", "--min_spare_servers", "0"], app_dir=app_dir) as proc:
+    with serve(ONE_CHILD_THEN_TWO, app_dir=app_dir) as proc:
         with Raw(proc.port) as first, Raw(proc.port) as second:
-            only = keep_alive_request(first, "/pid").body.split()[0]
-            assert keep_alive_request(second, "/pid").body.split()[0] == only, "one child holds both"
-            proc.signal(signal.SIGTTIN)  # an idle child to hand over to
-            wait_until(lambda: len(live_children(proc.pid)) == 2, what="the second child")
+            one_child_holds_both_beside_an_idle_one(proc, first, second)
             conns, closes = [first, second], 0
             for _ in range(20):
                 for index, conn in enumerate(conns):
