@@ -94,6 +94,18 @@ def _cgroup_cpu_quota(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgro
     return 0
 
 
+def _defer_accept(sockets: List[Any], seconds: int) -> None:
+    """``TCP_DEFER_ACCEPT`` on the TCP listeners: the kernel queues a connection for ``accept``
+    when its first data arrives (or, silent, after about ``seconds``), so a child's accept finds
+    the request there and never parks or blocks on an empty connection. Linux only."""
+    option = getattr(socket, "TCP_DEFER_ACCEPT", None)
+    if option is None:
+        return
+    for sock in sockets:
+        if sock.type == socket.SOCK_STREAM and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, option, seconds)
+
+
 def _http_server_type(value: Any) -> str:
     name = _server_type(value)
     if name == "Multiplex":
@@ -246,6 +258,11 @@ class HTTPMixIn(_Host):
                doc="PreFork/PreForkSimple children wait on many connections at once: a connection takes "
                    "a child only once a whole request has arrived, idle keep-alive connections are parked "
                    "(on by default; --http_event 0 for one connection per child at a time)."),
+        # Apache's default on Linux (AcceptFilter http data), nginx's "deferred": HTTP clients speak first.
+        Option("defer_accept", to_int(0), 1, section="HTTP", metavar="SECONDS",
+               doc="TCP listeners hand a connection to a child only once its first bytes have arrived "
+                   "(Linux TCP_DEFER_ACCEPT): no child waits on, or wakes for, a silent client. One that "
+                   "stays silent is handed over after about this long. 0: at once."),
         Option("http_event_connections", to_int(1), 256, section="HTTP", metavar="N",
                doc="With http_event: connections one child holds; past it the longest-idle one is closed."),
         # Net::Server's 5 is for children that each hold one connection; an event-driven child holds
@@ -286,9 +303,10 @@ class HTTPMixIn(_Host):
 
     def post_bind(self) -> None:
         super().post_bind()
+        sockets = [listener.socket for listener in self.listeners if listener.socket is not None]
+        _defer_accept(sockets, self.config.defer_accept)  # set on inherited listeners too: a HUP may change it
         if self.config.http_event and isinstance(self, PreForkSimpleMixIn):  # before any child accepts
-            event.limit_sends([listener.socket for listener in self.listeners if listener.socket is not None],
-                              self.config.timeout_idle)
+            event.limit_sends(sockets, self.config.timeout_idle)
 
     def _child_loop(self, slot: int) -> None:
         """A pool child (PreFork, PreForkSimple): event-driven with ``http_event``, else the classic loop."""

@@ -32,7 +32,10 @@ def assert_index_served(port, pki, timeout=5):
 
 @pytest.fixture(scope="module")
 def https_server(app_dir, pki):
-    args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"]]
+    # defer_accept 0: a silent TCP client reaches a child at once, so the silent-client tests below
+    # test the child's loop, not the kernel's deferral (test_defer_accept.py)
+    args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
+            "--defer_accept", "0"]
     with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
         yield proc
 
@@ -153,7 +156,7 @@ def test_silent_tls_clients_do_not_hold_the_only_process(app_dir, pki):
     import time
 
     args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
-            "--server_type", "PreForkSimple", "--max_servers", "1", "--http_event", "1"]
+            "--server_type", "PreForkSimple", "--max_servers", "1", "--http_event", "1", "--defer_accept", "0"]
     with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
         silent = [socket.create_connection(("127.0.0.1", proc.port), timeout=5) for _ in range(5)]
         parked = [_tls_raw(proc.port, pki) for _ in range(3)]
@@ -211,7 +214,7 @@ def test_a_refused_tls_client_gets_400_and_silent_refused_ones_hold_nothing(app_
 
     args = ["--app", "wsgiapps:app", "--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"],
             "--server_type", "PreForkSimple", "--max_servers", "1", "--http_event", "1",
-            "--cidr_deny", "127.0.0.0/8"]
+            "--cidr_deny", "127.0.0.0/8", "--defer_accept", "0"]
     with serve(args, app_dir=app_dir, port="127.0.0.1:0/ssl") as proc:
         silent = [socket.create_connection(("127.0.0.1", proc.port), timeout=5) for _ in range(3)]
         try:

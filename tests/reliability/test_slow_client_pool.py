@@ -116,7 +116,9 @@ def test_a_pool_of_50_serves_a_probe_within_1s_beside_200_held_connections(kind)
 
 def test_a_pool_of_50_serves_a_tls_probe_within_1s_beside_200_silent_tls_connections(pki):
     held: list = []
-    with http_server(["--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"]], port="127.0.0.1:0/ssl") as server:
+    # defer_accept 0: the silent connections reach the children at once (the loop is under test here)
+    tls = ["--SSL_cert_file", pki["cert"], "--SSL_key_file", pki["key"], "--defer_accept", "0"]
+    with http_server(tls, port="127.0.0.1:0/ssl") as server:
         try:
             hold(held, server.port)  # TCP connected to the TLS port, no ClientHello: silent
             assert max(probe_waits(server.port, pki["context"])) < BOUND
