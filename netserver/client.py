@@ -44,7 +44,13 @@ class ClientInfo:
         self.host_confirmed = False
         self._sockname: Any = None
 
-    def _local(self) -> Any:
+    @property
+    def local_address(self) -> Any:
+        """The local end as ``getsockname()`` gives it (``""`` if unknown), asked of the socket only
+        when the listener's bound address is not it already (a wildcard bind)."""
+        if self._sockname is None:
+            listener = self.listener
+            self._sockname = listener.local_address() if listener is not None else None
         if self._sockname is None:
             sock = self.request[1] if isinstance(self.request, tuple) else self.request
             try:
@@ -55,12 +61,12 @@ class ClientInfo:
 
     @property
     def sockaddr(self) -> str:
-        local = self._local()
+        local = self.local_address
         return normalize_address(local[0]) if isinstance(local, tuple) else local
 
     @property
     def sockport(self) -> Any:
-        local = self._local()
+        local = self.local_address
         return local[1] if isinstance(local, tuple) else None
 
     def __str__(self) -> str:

@@ -168,10 +168,13 @@ class HTTPSettings:
 
     def base_environ(self, conn: Any, client_address: Any, server: Any) -> Dict[str, Any]:
         """The environ keys shared by every request on one connection (over a per-server template)."""
-        try:
-            local = conn.getsockname()
-        except OSError:
-            local = ("", 0)
+        client = server.client
+        local = client.local_address if client is not None else None
+        if local is None:
+            try:
+                local = conn.getsockname()
+            except OSError:
+                local = ("", 0)
         secure = type(conn).__name__ == "SSLSocket"
         peer = client_address if isinstance(client_address, tuple) else ("", 0)
         remote = peer[0][7:] if peer[0].startswith("::ffff:") else peer[0]
@@ -183,7 +186,7 @@ class HTTPSettings:
         base["REMOTE_PORT"] = str(peer[1])
         base["wsgi.errors"] = sys.stderr  # read each time: a log reopen may replace it
         base["netserver.local_addr"] = local_host
-        client = base["netserver.client"] = server.client
+        base["netserver.client"] = client
         if client is not None and client.peerhost:
             base["REMOTE_HOST"] = client.peerhost
         return base

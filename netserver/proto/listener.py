@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 
 from .resolve import BindTarget
 
@@ -17,6 +18,24 @@ if TYPE_CHECKING:
     from typing import Any, Optional, Tuple
 
 __all__ = ["Listener", "BindError"]
+
+
+_TRANSPARENT = {socket.AF_INET: (socket.IPPROTO_IP, getattr(socket, "IP_TRANSPARENT", None)),
+                socket.AF_INET6: (socket.IPPROTO_IPV6, getattr(socket, "IPV6_TRANSPARENT", 75))}  # 75: Linux's
+
+
+def _fixed_local_address(sock: socket.socket) -> Any:
+    """``sock``'s bound address when every connection it accepts has it as its local address."""
+    level, option = _TRANSPARENT.get(sock.family, (None, None))
+    if level is None:
+        return None
+    try:
+        address = sock.getsockname()
+        if option is not None and sys.platform.startswith("linux") and sock.getsockopt(level, option):
+            return None
+    except OSError:
+        return None
+    return None if address[0] in ("0.0.0.0", "::") else address
 
 
 class BindError(OSError):
@@ -104,6 +123,22 @@ class Listener:
         return conn, client_address
 
     _accept_as: Optional[Tuple[Any, int, int, int]] = None  # (socket, family, type, proto) for get_request
+
+    def local_address(self) -> Any:
+        """The local address of every connection accepted here, or None: ask each connection.
+
+        A TCP listener bound to one IP address accepts connections to that
+        address only, so the address a ``getsockname()`` per connection would
+        return is known (HTTP's ``SERVER_NAME``/``SERVER_PORT``, the client's
+        ``sockaddr``).  None for a wildcard bind, a transparent (TPROXY)
+        socket, which accepts for other addresses, and a UNIX socket.
+        """
+        sock = self.socket
+        if self._local_of is None or self._local_of[0] is not sock:
+            self._local_of = (sock, None if sock is None else _fixed_local_address(sock))
+        return self._local_of[1]
+
+    _local_of: Optional[Tuple[Any, Any]] = None  # (socket, its fixed local address) for local_address
 
     def _bound_socket(self) -> socket.socket:
         """The socket; ``OSError`` (EBADF) once closed, as a closed socket's ``accept`` raises."""

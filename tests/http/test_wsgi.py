@@ -360,6 +360,19 @@ def test_unimportable_app_is_a_startup_error(app_dir):
     assert re.search(r"\bapp\b", result.stderr), result.stderr
 
 
+@pytest.mark.parametrize("bind, connect_to", [
+    ("127.0.0.1:0", ["127.0.0.1"]),  # one address: known from the bind, no getsockname per connection
+    ("0.0.0.0:0", ["127.0.0.1", "127.0.0.2"]),  # a wildcard: each connection's own local address
+])
+def test_server_name_is_the_address_the_client_connected_to(app_dir, bind, connect_to):
+    with serve(["--app", "wsgiapps:app"], app_dir=app_dir, port=bind) as proc:
+        for host in connect_to:
+            with Raw(proc.port, host=host) as conn:
+                conn.send(b"GET /env HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                environ = env_of(conn.response())
+            assert (environ["SERVER_NAME"], environ["SERVER_PORT"]) == (host, str(proc.port))
+
+
 def test_unix_socket_listener_environ(app_dir):
     import subprocess
 
