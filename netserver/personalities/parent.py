@@ -207,6 +207,9 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
 
     # Signals a personality's children ignore besides TTIN/TTOU (Fork's: HUP and QUIT).
     _child_ignores: Tuple[int, ...] = ()
+    # Signals its children handle themselves (a pool's: HUP and QUIT, in _child_prepare, still blocked):
+    # left out of the plan, which would only set them to their default first.
+    _child_handles: Tuple[int, ...] = ()
 
     def _plan_child_signals(self) -> Tuple[Tuple[int, Any], ...]:
         """``(signal, disposition)`` for every new child, decided once in the parent: the parent's
@@ -215,7 +218,8 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         nothing (every question would write to pages the fork shares)."""
         ignored = set(_CHILD_IGNORED) | set(self._child_ignores)
         plan = [(signum, _signal.SIG_DFL) for signum in _CHILD_DEFAULT
-                if signum not in ignored and _signal.getsignal(signum) is not _signal.SIG_IGN]
+                if signum not in ignored and signum not in self._child_handles
+                and _signal.getsignal(signum) is not _signal.SIG_IGN]
         plan += [(signum, _signal.SIG_IGN) for signum in sorted(ignored)]
         return tuple(plan)
 

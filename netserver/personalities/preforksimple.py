@@ -51,6 +51,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
     """Keeps exactly ``max_servers`` children (TTIN/TTOU adjust it); replaces any that exit."""
 
     _personality = "PreForkSimple"
+    _child_handles = (_SIGHUP, _SIGQUIT)  # PoolChild.on_retire, installed by _child_prepare
 
     OPTIONS: Tuple[Option, ...] = (
         # max_servers is declared by Fork (256), PreForkSimple/PreFork (50) and Thread (256): Net::Server's
