@@ -1,7 +1,7 @@
 /*
  * echoload.c - load generator for line-echo servers (netserver's benchmark).
  *
- *   echoload [-c CONNS] [-k LINES] [-d SECONDS] [-t TIMEOUT] [-s BYTES] [-n MAX] HOST PORT
+ *   echoload [-c CONNS] [-k LINES] [-d SECONDS] [-t TIMEOUT] [-s BYTES] [-n MAX] [-a SOURCES] HOST PORT
  *   echoload --probe [-d SECONDS] HOST PORT
  *
  * CONNS client connections run at once, each in a loop: connect, then LINES
@@ -15,6 +15,12 @@
  * counted nor errors) or after MAX completed requests (-n, for profiling a
  * fixed amount of work); an alarm at SECONDS+3 kills the process whatever
  * happens, so a harness can never hang on it.
+ *
+ * -a SOURCES (IPv4 loopback only): connect from 127.0.0.1 .. 127.0.0.SOURCES in turn.  Every
+ * connection the client closes leaves a TIME_WAIT socket on its side for 60 s, and at more than
+ * ~14,000 connections a second from one address connect() spends its time searching the
+ * ephemeral ports for a free one (the client, not the server, sets the rate); each source address
+ * has a port space of its own, as real clients on many hosts do.
  *
  * Errors are counted by kind, never waited on:
  *   refused   connect() failed with ECONNREFUSED (no listener, queue full)
@@ -78,6 +84,8 @@ static uint64_t max_requests;
 static struct sockaddr_storage addr;
 static socklen_t addrlen;
 static int family;
+static int sources = 1;        /* -a: source addresses 127.0.0.1 .. 127.0.0.<sources> */
+static unsigned next_source;
 
 /* state and counters */
 static int ep;
@@ -190,6 +198,16 @@ static void open_connection(struct client *c, uint64_t now) {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     c->fd = fd;
+    if (sources > 1) {
+        /* The port is chosen at connect(), for the whole 4-tuple (IP_BIND_ADDRESS_NO_PORT). */
+        struct sockaddr_in source = {.sin_family = AF_INET};
+        source.sin_addr.s_addr = htonl(0x7f000001u + next_source++ % (unsigned)sources);
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&source, sizeof source) < 0) {
+            fail(c, E_OTHER, "bind", errno, now);
+            return;
+        }
+    }
     c->done = 0;
     c->started = now;
     c->deadline = now + timeout_ns;
@@ -319,7 +337,8 @@ static int probe(void) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: echoload [-c conns] [-k lines_per_conn] [-d seconds] [-t timeout] [-s bytes] [-n max_requests] HOST PORT\n"
+            "usage: echoload [-c conns] [-k lines_per_conn] [-d seconds] [-t timeout] [-s bytes] [-n max_requests]\n"
+            "                [-a source_addresses] HOST PORT\n"
             "       echoload --probe [-d seconds] HOST PORT\n");
     exit(2);
 }
@@ -332,7 +351,7 @@ int main(int argc, char **argv) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--probe")) { probing = 1; continue; }
-        if (a[0] == '-' && a[1] && !a[2] && strchr("ckdtsn", a[1])) {
+        if (a[0] == '-' && a[1] && !a[2] && strchr("ckdtsna", a[1])) {
             if (!v) usage();
             i++;
             switch (a[1]) {
@@ -342,6 +361,7 @@ int main(int argc, char **argv) {
             case 't': timeout_s = atof(v); break;
             case 's': size = atoi(v); break;
             case 'n': max_requests = strtoull(v, NULL, 10); break;
+            case 'a': sources = atoi(v); break;
             }
             continue;
         }
@@ -349,9 +369,10 @@ int main(int argc, char **argv) {
         pos[npos++] = a;
     }
     if (npos != 2 || conns < 1 || lines < 1 || seconds <= 0 || timeout_s <= 0 || size < 8 ||
-        size >= LINE_MAX_BYTES)
+        size >= LINE_MAX_BYTES || sources < 1 || sources > 254)
         usage();
     if (resolve(pos[0], pos[1])) return 2;
+    if (sources > 1 && family != AF_INET) usage();
     signal(SIGPIPE, SIG_IGN);
     alarm((unsigned)seconds + 3); /* the safety net: default action ends the process */
     if (probing) return probe();

@@ -55,6 +55,7 @@ _TICK = 0.25  # seconds between deadline scans
 _GRACE = 1.0  # seconds a retiring child leaves an idle keep-alive connection for its next request
 _BATCH = 16  # connections one wake-up may accept while each is answered at once
 _WAITED = 0.002  # seconds: a request read this soon after the last one ended was waiting for it
+_HAND_OVER = 0.001  # seconds: a request that waited for one this long moves to an idle child (reconnecting costs less)
 
 
 def fallback(server: Any) -> Optional[str]:
@@ -126,7 +127,8 @@ class EventChild:
         self.listeners: Dict[int, Any] = dict(child.by_fd)  # listening fd -> token
         self.accepting = False
         self.accepted = 0
-        self.slow = False  # the last request took BRIEF or more: a connection served after it waited that long
+        self.slow = False  # the last request took BRIEF or more (the scoreboard's brief flag is its opposite)
+        self.last_took = 0.0  # seconds the last request took: what a request served after it waited
         self.last_fd = -1  # the connection the last request came on
         self.last_end = 0.0  # when it was answered (monotonic)
 
@@ -335,10 +337,10 @@ class EventChild:
             self._waiting(connection, now)
             return
         server, board = self.server, self.board
-        if self.slow and now - self.last_end < _WAITED and self.last_fd != connection.fd \
+        if self.last_took >= _HAND_OVER and now - self.last_end < _WAITED and self.last_fd != connection.fd \
                 and self.last_fd in self.connections and len(done) == 1 and not reader.mid_request \
                 and board.idle_sibling(self.slot):
-            # This request waited for a slow one on another connection of this child (it was
+            # This request waited for one of 1 ms or more on another connection of this child (it was
             # there when that one ended) while another child is idle: this response closes, and
             # the client's next connection goes to the idle child (a kept-alive connection cannot
             # move). Never with more sent behind the request (pipelined): closing would drop it.
@@ -365,9 +367,10 @@ class EventChild:
         board.set_state(self.slot, IDLE)
         after = self.last_end = time.monotonic()
         self.last_fd = connection.fd
-        if (after - now >= BRIEF) != self.slow:
+        took = self.last_took = after - now
+        if (took >= BRIEF) != self.slow:
             self.slow = not self.slow
-            board.mark_brief(self.slot, not self.slow)  # the parent grows the pool for slow requests only
+            board.mark_brief(self.slot, not self.slow)  # with the CPUs saturated, the pool grows for slow requests only
         if connection.tls and keep:
             try:
                 sock.setblocking(False)

@@ -17,6 +17,7 @@ import time
 from ..options import Option
 from ..options.validators import to_bool, to_float, to_int
 from ..process.children import Exit
+from ..process.cpuload import CPUIdle
 from ..process.pool import Limits, plan
 from ..process.scoreboard import BUSY, IDLE, STARTING
 from ..server import Server
@@ -55,6 +56,7 @@ class PreForkMixIn(PreForkSimpleMixIn):
     def _personality_init(self) -> None:
         super()._personality_init()
         self._last_waiting_check = time.monotonic()
+        self._cpu = CPUIdle()  # whether busy children with brief requests count as spare
         self._talk: Optional[Any] = None  # epoll over the parents' ends of the children's socketpairs
         self._talk_socks: Dict[int, socket.socket] = {}
         self._statuses: Dict[int, str] = {}  # pid -> last status given to parent_read_hook
@@ -187,7 +189,8 @@ class PreForkMixIn(PreForkSimpleMixIn):
         if self._reports_status:
             self._report_statuses(live)
         wall = time.time()
-        spare = [c for c in live if board.spare(c.slot, wall)]
+        saturated = self._cpu.saturated()  # brief requests count as spare only then (process/cpuload.py)
+        spare = [c for c in live if board.spare(c.slot, wall, saturated)]
         may_retire = now - self._last_waiting_check >= self._host.config.check_for_waiting
         wanted = plan(len(live), len(spare), self._limits(), may_retire)
         if wanted.retire:

@@ -112,8 +112,9 @@ class Scoreboard:
     def state(self, slot: int) -> int:
         return self.memory[self._offset(slot)]
 
-    def spare(self, slot: int, now: float) -> bool:
-        """Whether the child can take a new connection soon: idle, starting, or busy for less than
+    def spare(self, slot: int, now: float, saturated: bool = False) -> bool:
+        """Whether the child can take a new connection soon: idle, starting, or — while the CPUs
+        are ``saturated`` (another child would only take turns with it) — busy for less than
         ``BRIEF`` (``now`` is wall-clock time) in a child that says its requests are brief
         (``mark_brief``: an event-driven HTTP child, which takes new connections between requests,
         while they are fast; one whose requests take long holds up the connections it has)."""
@@ -122,7 +123,7 @@ class Scoreboard:
         state = memory[offset]
         if state == IDLE or state == STARTING:
             return True
-        return (state == BUSY and memory[offset + _BRIEF] != 0
+        return (saturated and state == BUSY and memory[offset + _BRIEF] != 0
                 and struct.unpack_from("<d", memory, offset + _CHANGED)[0] > now - BRIEF)
 
     def retiring(self, slot: int) -> bool:

@@ -9,6 +9,7 @@ import json
 import os
 import signal
 import socket
+import threading
 import time
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from httpkit import Raw, get, serve
 from netserver.process.scoreboard import BUSY, read_scoreboard
 from procfs import live_children
-from waiting import wait_until
+from waiting import holds_for, wait_until
 
 ONE_CHILD = ["--app", "wsgiapps:app", "--http_event", "--server_type", "PreForkSimple", "--max_servers", "1"]
 
@@ -180,8 +181,8 @@ def test_a_request_with_a_pipelined_one_behind_it_is_not_handed_over(app_dir):
 
 
 def test_a_fast_app_keeps_its_connections_alive(app_dir):
-    """The hand-over is for slow requests only: fast ones taking turns on two connections of one
-    child, with another child idle, stay kept alive (a request slowed past 10 ms by a busy test
+    """The hand-over is for requests that waited: fast ones taking turns on two connections of one
+    child, with another child idle, stay kept alive (a request slowed past 1 ms by a busy test
     machine may hand one over: at most two of forty)."""
     with serve(ONE_CHILD_THEN_TWO, app_dir=app_dir) as proc:
         with Raw(proc.port) as first, Raw(proc.port) as second:
@@ -196,6 +197,40 @@ def test_a_fast_app_keeps_its_connections_alive(app_dir):
             for conn in conns:
                 conn.close()
             assert closes <= 2
+
+
+def test_short_requests_that_wait_grow_the_pool(app_dir):
+    """Requests of 5 ms spent waiting (on a database, say) from 20 kept-alive clients: the CPUs have
+    time to spare, so more children help however short each request is, and the pool grows past its
+    one child per CPU (a busy child with brief requests counts as spare only while the CPUs are
+    saturated: a fast app's pool stays small). It stayed at one child per CPU, 25 clients each."""
+    with serve(["--app", "wsgiapps:app", "--http_event"], app_dir=app_dir) as proc:
+        wait_until(lambda: live_children(proc.pid), what="the pool")
+        assert holds_for(lambda: len(live_children(proc.pid)) <= os.cpu_count(), 0.5), "an idle pool stays small"
+        initial = len(live_children(proc.pid))
+        stop = threading.Event()
+
+        def client() -> None:
+            conn = Raw(proc.port)
+            try:
+                while not stop.is_set():
+                    if keep_alive_request(conn, "/sleep?s=0.005").header("Connection") == "close":
+                        conn.close()  # handed over to an idle child
+                        conn = Raw(proc.port)
+            except OSError:
+                pass  # the server stops under a client still sending
+            finally:
+                conn.close()
+
+        clients = [threading.Thread(target=client, daemon=True) for _ in range(20)]
+        for thread in clients:
+            thread.start()
+        try:
+            wait_until(lambda: len(live_children(proc.pid)) >= initial + 4, timeout=20, what="the pool to grow")
+        finally:
+            stop.set()
+            for thread in clients:
+                thread.join(timeout=10)
 
 
 def test_hup_retires_event_children_politely_and_quit_stops(app_dir):

@@ -171,23 +171,24 @@ def test_claim_clears_the_flags(board):
     assert not board.retiring(0) and board.lock_holders() == 0
 
 
-# state, request began at, brief flag, now -> spare? (BRIEF is 10 ms)
-@pytest.mark.parametrize("state, began, brief, now, spare", [
-    (IDLE, 10.0, False, 99.0, True),
-    (STARTING, 10.0, False, 99.0, True),
-    (BUSY, 10.0, False, 10.001, False),    # a child that does not say its requests are brief: busy
-    (BUSY, 10.0, True, 10.005, True),      # brief requests, this one began a moment ago
-    (BUSY, 10.0, True, 10.02, False),      # ...and one that has gone on too long
-    (IDLE, 10.0, True, 99.0, True),
-    (KEEPALIVE, 10.0, True, 10.001, False),  # a classic child between requests still holds its connection
-    (EXITING, 10.0, True, 10.001, False),
+# state, request began at, brief flag, the CPUs saturated, now -> spare? (BRIEF is 10 ms)
+@pytest.mark.parametrize("state, began, brief, saturated, now, spare", [
+    (IDLE, 10.0, False, False, 99.0, True),
+    (STARTING, 10.0, False, False, 99.0, True),
+    (BUSY, 10.0, False, True, 10.001, False),   # a child that does not say its requests are brief: busy
+    (BUSY, 10.0, True, True, 10.005, True),     # brief requests, this one began a moment ago
+    (BUSY, 10.0, True, False, 10.005, False),   # ...but the CPUs have time to spare: another child helps
+    (BUSY, 10.0, True, True, 10.02, False),     # ...and one that has gone on too long
+    (IDLE, 10.0, True, False, 99.0, True),
+    (KEEPALIVE, 10.0, True, True, 10.001, False),  # a classic child between requests still holds its connection
+    (EXITING, 10.0, True, True, 10.001, False),
 ])
-def test_what_counts_as_spare(board, state, began, brief, now, spare):
+def test_what_counts_as_spare(board, state, began, brief, saturated, now, spare):
     board.claim(1)
     board.serving(1, 1, b"c", now=began)
     board.set_state(1, state)
     board.mark_brief(1, brief)
-    assert board.spare(1, now) is spare
+    assert board.spare(1, now, saturated) is spare
 
 
 def test_a_new_child_is_not_brief(board):
