@@ -31,9 +31,10 @@ from __future__ import annotations
 import os
 import select
 import signal
+import time
 
 from ..signals import SignalQueue
-from .scoreboard import EXITING, IDLE, Scoreboard, client_text
+from .scoreboard import BRIEF, EXITING, IDLE, Scoreboard, client_text
 from .serialize import AcceptLock, NoLock
 
 TYPE_CHECKING = False
@@ -85,7 +86,7 @@ class PoolChild:
 
     __slots__ = ("slot", "parent_pid", "board", "lock", "locked", "accept", "handle", "reopen_logs", "limit",
                  "served", "retire", "drain", "reopen_log", "waiting_for_lock", "wakeup", "own_listeners",
-                 "targets", "tokens", "by_fd")
+                 "targets", "tokens", "by_fd", "brief")
 
     def __init__(self, slot: int, parent_pid: int, board: Scoreboard, lock: AcceptLock,
                  accept: Callable[[Any], Tuple[Any, Any]], handle: Callable[[Any, Any], None],
@@ -100,6 +101,7 @@ class PoolChild:
         self.reopen_logs = reopen_logs
         self.limit = limit  # connections to serve before retiring (0: no limit)
         self.served = 0
+        self.brief = False  # its last connection took less than BRIEF (the scoreboard's flag: spare())
         self.retire = False  # HUP/QUIT, the last connection taken, or the parent gone: leave the loop
         self.drain = False  # QUIT: serve what the kernel already queued before leaving
         self.reopen_log = False  # USR1 came: reopen the log between connections
@@ -218,12 +220,16 @@ class PoolChild:
 
     def _serve_one(self, request: Any, client_address: Any) -> None:
         board, slot = self.board, self.slot
-        board.serving(slot, self.served, client_text(client_address))
+        began = time.time()
+        board.serving(slot, self.served, client_text(client_address), began)
         if self.exhausted(self.served + 1):
             self.take_last()
         self.handle(request, client_address)
         self.served += 1
         board.count_request(slot, self.served)
+        if (time.time() - began < BRIEF) != self.brief:  # while the CPUs are saturated, the pool
+            self.brief = not self.brief                   # grows for long connections only
+            board.mark_brief(slot, self.brief)
         board.set_state(slot, IDLE)
 
     def take_last(self) -> None:

@@ -116,8 +116,9 @@ class Scoreboard:
         """Whether the child can take a new connection soon: idle, starting, or — while the CPUs
         are ``saturated`` (another child would only take turns with it) — busy for less than
         ``BRIEF`` (``now`` is wall-clock time) in a child that says its requests are brief
-        (``mark_brief``: an event-driven HTTP child, which takes new connections between requests,
-        while they are fast; one whose requests take long holds up the connections it has)."""
+        (``mark_brief``: a classic child whose last connection was that short, an event-driven HTTP
+        child whose last request was, since it takes new connections between requests; one whose
+        requests take long holds up the connections it has)."""
         offset = self._offset(slot)
         memory = self.memory
         state = memory[offset]

@@ -234,3 +234,25 @@ def test_request_limit_uses_the_draw_uniformly_over_the_jitter(draw, expected):
     assert request_limit(100, None, lambda n: draw) == expected
     assert request_limit(100, 0, lambda n: draw) == 100
     assert request_limit(0, 5, lambda n: draw) == 0
+
+
+def test_the_brief_flag_follows_the_length_of_the_last_connection():
+    """A child says its connections are brief (the parent counts it spare while busy for a moment,
+    if the CPUs are saturated) after one shorter than BRIEF, and unsays it after a long one; it
+    writes the flag only when it changes."""
+    import time
+
+    from netserver.process.scoreboard import BRIEF
+
+    lengths = iter([0, 0, BRIEF * 2, 0])
+
+    def handle(request, _):
+        length = next(lengths)
+        if length:
+            time.sleep(length)
+        if request == "conn3":
+            child.on_retire(int(signal.SIGHUP), None)
+
+    child, _, _ = make_child(0, handle=handle)
+    child.serve()
+    assert [call[2] for call in child.board.calls if call[0] == "mark_brief"] == [True, False, True]
