@@ -55,7 +55,10 @@ _TICK = 0.25  # seconds between deadline scans
 _GRACE = 1.0  # seconds a retiring child leaves an idle keep-alive connection for its next request
 _BATCH = 16  # connections one wake-up may accept while each is answered at once
 _WAITED = 0.002  # seconds: a request read this soon after the last one ended was waiting for it
-_HAND_OVER = 0.001  # seconds: a request that waited for one this long moves to an idle child (reconnecting costs less)
+# Seconds: a request that waited for one this long moves to an idle child, since reconnecting costs
+# less; over TLS a reconnection is a new handshake (milliseconds of CPU), so only after a long wait.
+_HAND_OVER = 0.001
+_HAND_OVER_TLS = 0.01
 
 
 def fallback(server: Any) -> Optional[str]:
@@ -337,11 +340,12 @@ class EventChild:
             self._waiting(connection, now)
             return
         server, board = self.server, self.board
-        if self.last_took >= _HAND_OVER and now - self.last_end < _WAITED and self.last_fd != connection.fd \
+        if self.last_took >= (_HAND_OVER_TLS if connection.tls else _HAND_OVER) \
+                and now - self.last_end < _WAITED and self.last_fd != connection.fd \
                 and self.last_fd in self.connections and len(done) == 1 and not reader.mid_request \
                 and board.idle_sibling(self.slot):
-            # This request waited for one of 1 ms or more on another connection of this child (it was
-            # there when that one ended) while another child is idle: this response closes, and
+            # This request waited for one of 1 ms or more (TLS: 10) on another connection of this child (it
+            # was there when that one ended) while another child is idle: this response closes, and
             # the client's next connection goes to the idle child (a kept-alive connection cannot
             # move). Never with more sent behind the request (pipelined): closing would drop it.
             # Fast apps never pay this: a request that waits behind a fast one hardly waits.
