@@ -57,6 +57,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24 /* Linux 4.2; older C libraries lack the name */
+#endif
+
 #define LINE_MAX_BYTES 4096
 #define BACKOFF_NS 10000000ull /* 10 ms after an error */
 
@@ -372,7 +376,10 @@ int main(int argc, char **argv) {
         size >= LINE_MAX_BYTES || sources < 1 || sources > 254)
         usage();
     if (resolve(pos[0], pos[1])) return 2;
-    if (sources > 1 && family != AF_INET) usage();
+    if (sources > 1 && family != AF_INET) {
+        fprintf(stderr, "echoload: -a needs an IPv4 server address (127.0.0.1)\n");
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
     alarm((unsigned)seconds + 3); /* the safety net: default action ends the process */
     if (probing) return probe();

@@ -265,7 +265,8 @@ class HTTPMixIn(_Host):
         Option("defer_accept", to_int(0), 1, section="HTTP", metavar="SECONDS",
                doc="TCP listeners hand a connection to a child only once its first bytes have arrived "
                    "(Linux TCP_DEFER_ACCEPT): no child waits on, or wakes for, a silent client. One that "
-                   "stays silent is handed over after about this long. 0: at once."),
+                   "stays silent is handed over after about this long (Linux rounds it up to its SYN-ACK "
+                   "retransmission times). 0: at once."),
         Option("http_event_connections", to_int(1), 256, section="HTTP", metavar="N",
                doc="With http_event: connections one child holds; past it the longest-idle one is closed."),
         # Net::Server's 5 is for children that each hold one connection; an event-driven child holds

@@ -55,10 +55,11 @@ _TICK = 0.25  # seconds between deadline scans
 _GRACE = 1.0  # seconds a retiring child leaves an idle keep-alive connection for its next request
 _BATCH = 16  # connections one wake-up may accept while each is answered at once
 _WAITED = 0.002  # seconds: a request read this soon after the last one ended was waiting for it
-# Seconds: a request that waited for one this long moves to an idle child, since reconnecting costs
-# less; over TLS a reconnection is a new handshake (milliseconds of CPU), so only after a long wait.
+# Seconds: a request that waited in the same wake-up behind one this long moves to an idle child
+# (on loopback or from a local proxy reconnecting costs less); over TLS a reconnection is a new
+# handshake, so only behind one of BRIEF. One read just after a request of BRIEF or more ended
+# (within _WAITED) counts as having waited too: it most likely came in while that one ran.
 _HAND_OVER = 0.001
-_HAND_OVER_TLS = 0.01
 
 
 def fallback(server: Any) -> Optional[str]:
@@ -132,6 +133,7 @@ class EventChild:
         self.accepted = 0
         self.slow = False  # the last request took BRIEF or more (the scoreboard's brief flag is its opposite)
         self.last_took = 0.0  # seconds the last request took: what a request served after it waited
+        self.queued = False  # a request was served in this wake-up (see _HAND_OVER)
         self.last_fd = -1  # the connection the last request came on
         self.last_end = 0.0  # when it was answered (monotonic)
 
@@ -158,6 +160,7 @@ class EventChild:
             if not events and not connections:
                 child.parent_gone()  # an orphan retires rather than linger
             served = arrived = False  # this child's own connections; a new one waiting on a listener
+            self.queued = False
             for fd, _ in events:
                 connection = connections.get(fd)
                 if connection is not None:
@@ -340,15 +343,17 @@ class EventChild:
             self._waiting(connection, now)
             return
         server, board = self.server, self.board
-        if self.last_took >= (_HAND_OVER_TLS if connection.tls else _HAND_OVER) \
-                and now - self.last_end < _WAITED and self.last_fd != connection.fd \
+        took = self.last_took
+        waited = (took >= BRIEF and now - self.last_end < _WAITED) or (
+            self.queued and took >= _HAND_OVER and not connection.tls)
+        if waited and self.last_fd != connection.fd \
                 and self.last_fd in self.connections and len(done) == 1 and not reader.mid_request \
                 and board.idle_sibling(self.slot):
-            # This request waited for one of 1 ms or more (TLS: 10) on another connection of this child (it
-            # was there when that one ended) while another child is idle: this response closes, and
-            # the client's next connection goes to the idle child (a kept-alive connection cannot
-            # move). Never with more sent behind the request (pipelined): closing would drop it.
-            # Fast apps never pay this: a request that waits behind a fast one hardly waits.
+            # This request waited for another connection's request in this child (see _HAND_OVER)
+            # while another child is idle: this response closes, and the client's next connection
+            # goes to the idle child (a kept-alive connection cannot move). Never with more sent
+            # behind the request (pipelined): closing would drop it. Clients that take turns without
+            # waiting, and fast apps, never pay this.
             done[0].keep_alive = False
         board.serving(self.slot, self.accepted, connection.label)
         server.client = connection.client
@@ -371,6 +376,7 @@ class EventChild:
         board.set_state(self.slot, IDLE)
         after = self.last_end = time.monotonic()
         self.last_fd = connection.fd
+        self.queued = True  # connections still to be read in this wake-up have waited for this one
         took = self.last_took = after - now
         if (took >= BRIEF) != self.slow:
             self.slow = not self.slow

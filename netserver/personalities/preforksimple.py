@@ -41,6 +41,18 @@ __all__ = ["PreForkSimpleMixIn", "PreForkSimple"]
 _SIGHUP, _SIGQUIT = int(signal.SIGHUP), int(signal.SIGQUIT)
 
 
+# Options a personality sets on its listeners after binding (HTTP: defer_accept, timeout_idle's
+# send limit), which a child's own reuse_port socket takes from the shared one: (level, name, size).
+_SHARED_OPTIONS = tuple((level, getattr(socket, name), size) for level, name, size in (
+    (socket.IPPROTO_TCP, "TCP_DEFER_ACCEPT", 0), (socket.SOL_SOCKET, "SO_SNDTIMEO", 16))
+    if hasattr(socket, name))
+
+
+def _copy_options(shared: socket.socket, own: socket.socket) -> None:
+    for level, name, size in _SHARED_OPTIONS:
+        own.setsockopt(level, name, shared.getsockopt(level, name, size) if size else shared.getsockopt(level, name))
+
+
 def killed_from_outside(status: int) -> bool:
     """Killed by a signal an operator or supervisor sends (not by its own fault: SEGV, ABRT, BUS...)."""
     return os.WIFSIGNALED(status) and os.WTERMSIG(status) in (signal.SIGKILL, signal.SIGTERM, signal.SIGINT,
@@ -116,6 +128,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
                 if listener.target.family == socket.AF_INET6 and listener.target.v6only is not None:
                     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, int(listener.target.v6only))
+                _copy_options(listener.socket, sock)
                 sock.bind(listener.socket.getsockname())
                 sock.listen(self._host.config.listen)
                 sock.setblocking(False)

@@ -165,10 +165,15 @@ class Scoreboard:
         self.memory[offset] = BUSY
 
     def request_state(self, slot: int, busy: bool) -> None:
-        """A request began (BUSY, its start time) or ended with the connection kept open (KEEPALIVE)."""
+        """A request began (BUSY, its start time) or ended with the connection kept open (KEEPALIVE).
+
+        A kept-alive connection clears the brief flag: the child holds it, and each of its
+        requests starts a new ``_CHANGED``, which must not read as a brief busy moment."""
         offset = self._offset(slot)
         if busy:
             struct.pack_into("<d", self.memory, offset + _CHANGED, time.time())
+        else:
+            self.memory[offset + _BRIEF] = 0
         self.memory[offset] = BUSY if busy else KEEPALIVE
 
     def idle_sibling(self, slot: int) -> bool:

@@ -35,7 +35,7 @@ def _fixed_local_address(sock: socket.socket) -> Any:
             return None
     except OSError:
         return None
-    return None if address[0] in ("0.0.0.0", "::") else address
+    return None if address[0] in ("0.0.0.0", "::", "::ffff:0.0.0.0") else address  # any address
 
 
 class BindError(OSError):
@@ -131,7 +131,9 @@ class Listener:
         address only, so the address a ``getsockname()`` per connection would
         return is known (HTTP's ``SERVER_NAME``/``SERVER_PORT``, the client's
         ``sockaddr``).  None for a wildcard bind, a transparent (TPROXY)
-        socket, which accepts for other addresses, and a UNIX socket.
+        socket, which accepts for other addresses, and a UNIX socket.  (An eBPF
+        ``sk_lookup`` program steering other addresses to a specific bind is
+        not detected.)
         """
         sock = self.socket
         if self._local_of is None or self._local_of[0] is not sock:

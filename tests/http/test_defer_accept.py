@@ -26,15 +26,21 @@ def only_child(proc) -> int:
     return wait_until(lambda: live_children(proc.pid), what="the child")[0]
 
 
-def test_a_silent_connection_reaches_no_child_until_it_sends(app_dir):
-    with serve(ONE_CHILD, app_dir=app_dir) as proc:
+@pytest.mark.parametrize("extra", [[], ["--reuse_port"]])  # reuse_port: the child's own socket too
+def test_a_silent_connection_reaches_no_child_until_it_sends(app_dir, extra):
+    with serve(ONE_CHILD + extra, app_dir=app_dir) as proc:
         child = only_child(proc)
         before = sockets_of(child)
+        silent = []
         with Raw(proc.port) as conn:
+            for _ in range(5):  # reuse_port spreads connections over the shared and the child's socket
+                silent.append(Raw(proc.port))
             assert holds_for(lambda: sockets_of(child) == before, 0.5)  # connected, but not the child's
             conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
             assert conn.response().body == b"hello\n"
             assert sockets_of(child) == before + 1  # now it is
+        for other in silent:
+            other.close()
 
 
 def test_defer_accept_0_hands_a_silent_connection_over_at_once(app_dir):

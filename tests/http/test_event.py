@@ -203,7 +203,7 @@ def test_short_requests_that_wait_grow_the_pool(app_dir):
     """Requests of 5 ms spent waiting (on a database, say) from 20 kept-alive clients: the CPUs have
     time to spare, so more children help however short each request is, and the pool grows past its
     one child per CPU (a busy child with brief requests counts as spare only while the CPUs are
-    saturated: a fast app's pool stays small). It stayed at one child per CPU, 25 clients each."""
+    saturated: a fast app's pool stays small). It used to stay at one child per CPU."""
     with serve(["--app", "wsgiapps:app", "--http_event"], app_dir=app_dir) as proc:
         wait_until(lambda: live_children(proc.pid), what="the pool")
         assert holds_for(lambda: len(live_children(proc.pid)) <= os.cpu_count(), 0.5), "an idle pool stays small"

@@ -236,20 +236,21 @@ def test_request_limit_uses_the_draw_uniformly_over_the_jitter(draw, expected):
     assert request_limit(0, 5, lambda n: draw) == 0
 
 
-def test_the_brief_flag_follows_the_length_of_the_last_connection():
+def test_the_brief_flag_follows_the_length_of_the_last_connection(monkeypatch):
     """A child says its connections are brief (the parent counts it spare while busy for a moment,
     if the CPUs are saturated) after one shorter than BRIEF, and unsays it after a long one; it
     writes the flag only when it changes."""
-    import time
+    import types
 
+    from netserver.process import child as child_module
     from netserver.process.scoreboard import BRIEF
 
-    lengths = iter([0, 0, BRIEF * 2, 0])
+    clock = [1000.0]
+    monkeypatch.setattr(child_module, "time", types.SimpleNamespace(time=lambda: clock[0]))
+    lengths = iter([0, 0, BRIEF * 2, BRIEF / 2])
 
     def handle(request, _):
-        length = next(lengths)
-        if length:
-            time.sleep(length)
+        clock[0] += next(lengths)
         if request == "conn3":
             child.on_retire(int(signal.SIGHUP), None)
 

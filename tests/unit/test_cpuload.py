@@ -1,24 +1,38 @@
-"""``CPUIdle``: the machine's idle CPU share between two looks at /proc/stat, from written files."""
+"""``CPUIdle``: the idle share of a process's CPUs between two looks at /proc/stat, from written files."""
 
 import pytest
 
 from netserver.process.cpuload import CPUIdle, read_stat
 
-#         user nice system idle iowait irq softirq steal guest guest_nice
-LINE = "cpu  {user} 0 {system} {idle} {iowait} 0 {softirq} 0 7 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n"
+#        user nice system idle iowait irq softirq steal guest guest_nice
+ROW = "{name} {user} 0 {system} {idle} {iowait} 0 {softirq} 0 7 0\n"
 
 
-def stat(path, user=0, system=0, idle=0, iowait=0, softirq=0):
-    path.write_text(LINE.format(user=user, system=system, idle=idle, iowait=iowait, softirq=softirq))
+def stat(path, rows):
+    """``rows``: name -> (user, idle); "cpu" is the total of the others unless given."""
+    rows = dict(rows)
+    rows.setdefault("cpu", tuple(map(sum, zip(*rows.values(), strict=True))))
+    text = ROW.format(name="cpu ", user=rows["cpu"][0], system=0, idle=rows["cpu"][1], iowait=0, softirq=0)
+    text += "".join(ROW.format(name=name, user=user, system=0, idle=idle, iowait=0, softirq=0)
+                    for name, (user, idle) in rows.items() if name != "cpu")
+    path.write_text(text + "intr 1 2 3\nctxt 9\n")
 
 
 def test_read_stat_counts_iowait_as_idle_and_leaves_guest_out(tmp_path):
     path = tmp_path / "stat"
-    stat(path, user=100, system=50, idle=30, iowait=20, softirq=10)
+    path.write_text(ROW.format(name="cpu ", user=100, system=50, idle=30, iowait=20, softirq=10))
     assert read_stat(str(path)) == (50, 210)
 
 
-@pytest.mark.parametrize("text", ["", "intr 1 2 3\n", "cpu  x y z\n"])
+def test_read_stat_sums_the_cpus_asked_for(tmp_path):
+    path = tmp_path / "stat"
+    stat(path, {"cpu0": (100, 10), "cpu1": (5, 200), "cpu2": (50, 50)})
+    assert read_stat(str(path)) == (260, 415)
+    assert read_stat(str(path), {0, 2}) == (60, 210)
+    assert read_stat(str(path), {7}) is None
+
+
+@pytest.mark.parametrize("text", ["", "intr 1 2 3\n", "cpu  x y z\n", "cpu  1 2 3\n"])
 def test_an_unreadable_stat_is_none(tmp_path, text):
     path = tmp_path / "stat"
     path.write_text(text)
@@ -35,19 +49,38 @@ def test_an_unreadable_stat_is_none(tmp_path, text):
 ])
 def test_saturated_is_the_idle_share_since_the_last_look(tmp_path, busy, idle, saturated):
     path = tmp_path / "stat"
-    stat(path, user=1000, idle=1000)
-    cpu = CPUIdle(str(path))
-    stat(path, user=1000 + busy, idle=1000 + idle)
+    stat(path, {"cpu0": (1000, 1000)})
+    cpu = CPUIdle(str(path), window=0)
+    stat(path, {"cpu0": (1000 + busy, 1000 + idle)})
     assert cpu.saturated() is saturated
 
 
-def test_no_tick_between_looks_keeps_the_verdict_and_no_stat_means_not_saturated(tmp_path):
+def test_only_the_processs_own_cpus_count(tmp_path):
+    """Pinned to cpu1 (taskset, a cpuset), which is saturated, while cpu0 idles."""
     path = tmp_path / "stat"
-    stat(path, user=1000, idle=1000)
-    cpu = CPUIdle(str(path))
-    stat(path, user=1200, idle=1000)
+    stat(path, {"cpu0": (0, 1000), "cpu1": (1000, 0)})
+    pinned, everything = CPUIdle(str(path), cpus={1}, window=0), CPUIdle(str(path), window=0)
+    stat(path, {"cpu0": (0, 1200), "cpu1": (1200, 0)})
+    assert pinned.saturated() and not everything.saturated()
+
+
+def test_a_look_within_the_window_keeps_the_verdict(tmp_path):
+    path = tmp_path / "stat"
+    stat(path, {"cpu0": (1000, 1000)})
+    cpu = CPUIdle(str(path), window=0)
+    stat(path, {"cpu0": (1200, 1000)})
     assert cpu.saturated()
-    assert cpu.saturated(), "nothing elapsed: the last verdict stands"
+    cpu.window = 3600
+    stat(path, {"cpu0": (1200, 5000)})  # idle now, but within the window: not looked at
+    assert cpu.saturated()
+
+
+def test_no_stat_means_not_saturated(tmp_path):
+    path = tmp_path / "stat"
+    stat(path, {"cpu0": (1000, 1000)})
+    cpu = CPUIdle(str(path), window=0)
+    stat(path, {"cpu0": (1200, 1000)})
+    assert cpu.saturated()
     path.unlink()
     assert not cpu.saturated(), "without /proc/stat a pool grows by Net::Server's rule alone"
-    assert not CPUIdle(str(tmp_path / "missing")).saturated()
+    assert not CPUIdle(str(tmp_path / "missing"), window=0).saturated()

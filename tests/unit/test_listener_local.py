@@ -40,6 +40,8 @@ def accepted(family, bind_host, connect_host):
                  marks=pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback")),
     pytest.param(socket.AF_INET6, "::", "::1", False,
                  marks=pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback")),
+    pytest.param(socket.AF_INET6, "::ffff:0.0.0.0", "127.0.0.2", False,  # every IPv4 address, dual-stack
+                 marks=pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback")),
 ])
 def test_a_specific_bind_fixes_the_local_address_and_a_wildcard_does_not(family, bind_host, connect_host, fixed):
     listener, conn, client = accepted(family, bind_host, connect_host)
