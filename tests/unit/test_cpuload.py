@@ -64,12 +64,18 @@ def test_only_the_processs_own_cpus_count(tmp_path):
     assert pinned.saturated() and not everything.saturated()
 
 
-def test_a_look_within_the_window_keeps_the_verdict(tmp_path):
-    path = tmp_path / "stat"
+def just_saturated(path) -> CPUIdle:
+    """A CPUIdle whose last look found 200 busy ticks and no idle one."""
     stat(path, {"cpu0": (1000, 1000)})
     cpu = CPUIdle(str(path), window=0)
     stat(path, {"cpu0": (1200, 1000)})
     assert cpu.saturated()
+    return cpu
+
+
+def test_a_look_within_the_window_keeps_the_verdict(tmp_path):
+    path = tmp_path / "stat"
+    cpu = just_saturated(path)
     cpu.window = 3600
     stat(path, {"cpu0": (1200, 5000)})  # idle now, but within the window: not looked at
     assert cpu.saturated()
@@ -77,10 +83,7 @@ def test_a_look_within_the_window_keeps_the_verdict(tmp_path):
 
 def test_no_stat_means_not_saturated(tmp_path):
     path = tmp_path / "stat"
-    stat(path, {"cpu0": (1000, 1000)})
-    cpu = CPUIdle(str(path), window=0)
-    stat(path, {"cpu0": (1200, 1000)})
-    assert cpu.saturated()
+    cpu = just_saturated(path)
     path.unlink()
     assert not cpu.saturated(), "without /proc/stat a pool grows by Net::Server's rule alone"
     assert not CPUIdle(str(tmp_path / "missing"), window=0).saturated()
