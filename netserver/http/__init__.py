@@ -21,6 +21,7 @@ from ..options import Config, Option, OptionError, Source, declared_options
 from ..options.validators import import_dotted, to_bool, to_float, to_int, to_optional_str, to_str
 from ..personalities.multitype import MultiType, _server_type
 from ..personalities.preforksimple import PreForkSimpleMixIn
+from ..process.cpuload import usable_cpus
 from ..proto.ssl import handshake
 from ..version import __version__
 from .accesslog import COMBINED, AccessLog, compile_format, named_format
@@ -52,46 +53,6 @@ else:
 def _app(value: Any) -> Any:
     parse_app(value)  # validate now; mounts are built once all values are known
     return value
-
-
-def _cpus() -> int:
-    """CPUs this process may use: its affinity (``taskset``, a cpuset), or fewer when its cgroup's
-    CPU quota says so (a container's ``--cpus``)."""
-    try:
-        count = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        count = os.cpu_count() or 1
-    quota = _cgroup_cpu_quota()
-    return max(1, min(count, quota)) if quota else count
-
-
-def _cgroup_cpu_quota(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int:
-    """The CPU quota of this process's cgroup, rounded up (cgroup v2's ``cpu.max``, else v1's CFS
-    quota); 0 when there is none or it cannot be read."""
-    import math
-
-    try:
-        with open(proc) as fh:
-            lines = fh.read().splitlines()
-    except OSError:
-        return 0
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        try:
-            if controllers == "":  # v2
-                with open(f"{root}{path}/cpu.max") as fh:
-                    quota, period = fh.read().split()
-            elif "cpu" in controllers.split(","):  # v1
-                base = f"{root}/{controllers}{path}"
-                with open(f"{base}/cpu.cfs_quota_us") as fh, open(f"{base}/cpu.cfs_period_us") as gh:
-                    quota, period = fh.read().strip(), gh.read().strip()
-            else:
-                continue
-        except (OSError, ValueError):
-            continue
-        if quota not in ("max", "-1") and int(period) > 0:
-            return math.ceil(int(quota) / int(period))
-    return 0
 
 
 def _defer_accept(sockets: List[Any], seconds: int) -> None:
@@ -290,7 +251,7 @@ class HTTPMixIn(_Host):
         self._classic_reason = (event.fallback(self) if config.http_event and isinstance(self, PreForkSimpleMixIn)
                                 else "")
         if self._classic_reason is None:
-            config.set_default("min_servers", min(_cpus(), config.max_servers), "(one per CPU)")
+            config.set_default("min_servers", min(usable_cpus(), config.max_servers), "(one per CPU)")
         else:  # one connection per child: PreFork's own default (Net::Server's 5)
             from ..personalities.prefork import PreForkMixIn
 

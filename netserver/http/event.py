@@ -131,7 +131,6 @@ class EventChild:
         self.listeners: Dict[int, Any] = dict(child.by_fd)  # listening fd -> token
         self.accepting = False
         self.accepted = 0
-        self.slow = False  # the last request took BRIEF or more (the scoreboard's brief flag is its opposite)
         self.last_took = 0.0  # seconds the last request took: what a request served after it waited
         self.queued = False  # a request was served in this wake-up (see _HAND_OVER)
         self.last_fd = -1  # the connection the last request came on
@@ -148,7 +147,7 @@ class EventChild:
         connections = self.connections
         next_scan = time.monotonic() + _TICK
         deferred = False  # a new connection was left to an idle sibling last turn
-        board.mark_brief(slot, True)  # until a request is slow: busy for a moment counts as spare
+        child.note_took(0.0)  # until a request is long: busy for a moment counts as spare
         board.set_state(slot, IDLE)
         while True:
             if child.retire:  # a signal, the parent's end, or the budget's last connection (take_last)
@@ -343,9 +342,9 @@ class EventChild:
             self._waiting(connection, now)
             return
         server, board = self.server, self.board
-        took = self.last_took
-        waited = (took >= BRIEF and now - self.last_end < _WAITED) or (
-            self.queued and took >= _HAND_OVER and not connection.tls)
+        before = self.last_took  # what this request may have waited for
+        waited = (before >= BRIEF and now - self.last_end < _WAITED) or (
+            self.queued and before >= _HAND_OVER and not connection.tls)
         if waited and self.last_fd != connection.fd \
                 and self.last_fd in self.connections and len(done) == 1 and not reader.mid_request \
                 and board.idle_sibling(self.slot):
@@ -377,10 +376,8 @@ class EventChild:
         after = self.last_end = time.monotonic()
         self.last_fd = connection.fd
         self.queued = True  # connections still to be read in this wake-up have waited for this one
-        took = self.last_took = after - now
-        if (took >= BRIEF) != self.slow:
-            self.slow = not self.slow
-            board.mark_brief(self.slot, not self.slow)  # with the CPUs saturated, the pool grows for slow requests only
+        self.last_took = after - now
+        self.child.note_took(self.last_took)
         if connection.tls and keep:
             try:
                 sock.setblocking(False)

@@ -101,7 +101,7 @@ class PoolChild:
         self.reopen_logs = reopen_logs
         self.limit = limit  # connections to serve before retiring (0: no limit)
         self.served = 0
-        self.brief = False  # its last connection took less than BRIEF (the scoreboard's flag: spare())
+        self.brief = False  # what the scoreboard's brief flag says (note_took)
         self.retire = False  # HUP/QUIT, the last connection taken, or the parent gone: leave the loop
         self.drain = False  # QUIT: serve what the kernel already queued before leaving
         self.reopen_log = False  # USR1 came: reopen the log between connections
@@ -160,6 +160,7 @@ class PoolChild:
             poller.register(wakeup.fileno(), select.EPOLLIN)
         board, slot = self.board, self.slot
         board.set_state(slot, IDLE)
+        self.note_took(0.0)  # until a connection is long: busy for a moment counts as spare
         try:
             while not self.retire:  # the budget's last connection sets it too (take_last)
                 self.reopen_logs_if_asked()
@@ -227,10 +228,19 @@ class PoolChild:
         self.handle(request, client_address)
         self.served += 1
         board.count_request(slot, self.served)
-        if (time.time() - began < BRIEF) != self.brief:  # while the CPUs are saturated, the pool
-            self.brief = not self.brief                   # grows for long connections only
-            board.mark_brief(slot, self.brief)
+        self.note_took(time.time() - began)
         board.set_state(slot, IDLE)
+
+    def note_took(self, seconds: float) -> None:
+        """How long the last connection (an event child: request) took.  The scoreboard's brief
+        flag says whether it was under ``BRIEF``: while the CPUs are saturated, the parent counts a
+        child with brief ones as spare for a moment of being busy (``Scoreboard.spare``).  Written
+        only when the answer changes (a kept-alive classic connection clears it on the board:
+        ``request_state``, and the next long one writes it again)."""
+        brief = seconds < BRIEF
+        if brief != self.brief:
+            self.brief = brief
+            self.board.mark_brief(self.slot, brief)
 
     def take_last(self) -> None:
         """The connection just taken is the last: the parent may fork the successor while it is

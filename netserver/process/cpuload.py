@@ -1,4 +1,5 @@
-"""Whether the CPUs this process may run on are saturated: what a pool asks before it grows.
+"""The CPUs this process may use: how many (HTTP's pool size), and whether they are saturated
+(what PreFork asks before it grows for brief requests).
 
 A child busy with a request that will end in a moment is as good as an idle
 one *when those CPUs are all busy*: another process could not run sooner, it
@@ -21,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Collection, Optional, Tuple
 
-__all__ = ["CPUIdle", "SATURATED", "WINDOW", "read_stat"]
+__all__ = ["CPUIdle", "SATURATED", "WINDOW", "affinity", "cgroup_cpu_quota", "read_stat", "usable_cpus"]
 
 SATURATED = 0.1  # the CPUs were idle less than this share of the time: saturated
 WINDOW = 0.25  # seconds: the shortest span measured (a few clock ticks say nothing)
@@ -34,7 +35,7 @@ def read_stat(path: str = "/proc/stat", cpus: Optional[Collection[int]] = None) 
     something else); total is the first eight fields (``guest`` time is
     already part of ``user``).
     """
-    wanted = None if cpus is None else {f"cpu{cpu}".encode() for cpu in cpus}
+    wanted = {b"cpu"} if cpus is None else {f"cpu{cpu}".encode() for cpu in cpus}  # the total line, or some CPUs'
     idle = total = 0
     found = False
     try:
@@ -43,7 +44,7 @@ def read_stat(path: str = "/proc/stat", cpus: Optional[Collection[int]] = None) 
                 fields = line.split()
                 if not fields or not fields[0].startswith(b"cpu"):
                     break  # the cpu lines come first
-                if (fields[0] == b"cpu") != (wanted is None) or (wanted is not None and fields[0] not in wanted):
+                if fields[0] not in wanted:
                     continue
                 values = [int(value) for value in fields[1:9]]
                 if len(values) < 4:
@@ -56,13 +57,48 @@ def read_stat(path: str = "/proc/stat", cpus: Optional[Collection[int]] = None) 
     return (idle, total) if found else None
 
 
-def _own_cpus() -> Optional[Collection[int]]:
-    """The CPUs this process may use, or None for all of them (the total line is then enough)."""
+def affinity() -> Optional[Collection[int]]:
+    """The CPUs this process may run on (``taskset``, a cpuset), or None where it cannot be asked."""
     try:
-        mine = os.sched_getaffinity(0)
+        return os.sched_getaffinity(0)
     except (AttributeError, OSError):
         return None
-    return None if len(mine) >= (os.cpu_count() or 0) else mine
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may use: its affinity, or fewer when its cgroup's CPU quota says
+    so (a container's ``--cpus``).  What HTTP's pool of event children is sized by."""
+    mine = affinity()
+    count = len(mine) if mine is not None else os.cpu_count() or 1
+    quota = cgroup_cpu_quota()
+    return max(1, min(count, quota)) if quota else count
+
+
+def cgroup_cpu_quota(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int:
+    """The CPU quota of this process's cgroup, rounded up (cgroup v2's ``cpu.max``, else v1's CFS
+    quota); 0 when there is none or it cannot be read."""
+    try:
+        with open(proc) as fh:
+            lines = fh.read().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        try:
+            if controllers == "":  # v2
+                with open(f"{root}{path}/cpu.max") as fh:
+                    quota, period = fh.read().split()
+            elif "cpu" in controllers.split(","):  # v1
+                base = f"{root}/{controllers}{path}"
+                with open(f"{base}/cpu.cfs_quota_us") as fh, open(f"{base}/cpu.cfs_period_us") as gh:
+                    quota, period = fh.read().strip(), gh.read().strip()
+            else:
+                continue
+        except (OSError, ValueError):
+            continue
+        if quota not in ("max", "-1") and int(period) > 0:
+            return -(-int(quota) // int(period))  # rounded up
+    return 0
 
 
 class CPUIdle:
@@ -71,7 +107,10 @@ class CPUIdle:
     def __init__(self, path: str = "/proc/stat", cpus: Optional[Collection[int]] = None,
                  window: float = WINDOW):
         self.path = path
-        self.cpus = _own_cpus() if cpus is None else cpus
+        if cpus is None:
+            mine = affinity()
+            cpus = None if mine is None or len(mine) >= (os.cpu_count() or 0) else mine  # all: the total line
+        self.cpus = cpus
         self.window = window
         self._last = read_stat(path, self.cpus)
         self._at = time.monotonic()

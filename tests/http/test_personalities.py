@@ -8,7 +8,7 @@ import time
 import pytest
 
 from httpkit import get, serve
-from netserver.http import _cpus as netserver_http_cpus
+from netserver.process.cpuload import usable_cpus
 from procfs import live_children
 from waiting import holds_for, wait_until
 
@@ -125,7 +125,7 @@ def test_options_left_at_default_take_the_chosen_personalitys_default(argv, pers
 
 
 # Affinity and the container's CPU quota (tested on its own below), at most max_servers (50).
-CPUS = min(netserver_http_cpus(), 50)
+CPUS = min(usable_cpus(), 50)
 
 
 @pytest.mark.parametrize("argv, min_servers", [
@@ -194,11 +194,11 @@ def test_a_childs_last_connection_is_not_kept_alive(app_dir, event):
 ])
 def test_a_containers_cpu_quota_bounds_the_default_pool(tmp_path, cgroup, files, quota):
     """``docker run --cpus 1.5`` gives a cgroup quota, not an affinity: the pool sizes by it."""
-    from netserver.http import _cgroup_cpu_quota
+    from netserver.process.cpuload import cgroup_cpu_quota
 
     (tmp_path / "cgroup").write_text(cgroup)
     for name, text in files.items():
         path = tmp_path / "fs" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-    assert _cgroup_cpu_quota(str(tmp_path / "cgroup"), str(tmp_path / "fs")) == quota
+    assert cgroup_cpu_quota(str(tmp_path / "cgroup"), str(tmp_path / "fs")) == quota
