@@ -93,6 +93,23 @@ def _ensure_prctl() -> None:
         _prctl, _prctl_loaded = _load_prctl(), True
 
 
+_heap_frozen = False
+
+
+def _freeze_heap() -> None:
+    """At the first fork, what exists (modules, the app, the configuration, the pool's own state,
+    ctypes for prctl) is frozen: a child's collections then skip it, where each would visit, and so
+    write to and copy, every page of the inherited heap.  Once, not per fork: the parent's later
+    objects stay young and collectable.  Not earlier, when serving starts: what the personality
+    makes between then and the first fork (the scoreboard, ctypes: ~1,000 objects) would be
+    visited by every child's collections.  A program that freezes objects itself decides for
+    itself."""
+    global _heap_frozen
+    _heap_frozen = True
+    if gc.get_freeze_count() == _FREEZE_BASELINE:
+        gc.freeze()
+
+
 class ProcessParentMixIn(ChildDeadlinesMixIn):
     """Parent-process machinery; see the module docstring."""
 
@@ -198,12 +215,6 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         self._retire_by_deadline([child.pid for child in self._children.of_kind("old")])  # HUP'd before the exec
         self._stop_mode = None
         self._child_signals = self._plan_child_signals()
-        # What exists now (modules, the app, the configuration) is frozen: a child's collections then
-        # skip it, where each would visit, and so write to and copy, every page of the inherited
-        # heap. Once, not per fork: the parent's later objects stay young and collectable. A
-        # program that freezes objects itself decides for itself.
-        if gc.get_freeze_count() == _FREEZE_BASELINE:
-            gc.freeze()
 
     # Signals a personality's children ignore besides TTIN/TTOU (Fork's: HUP and QUIT).
     _child_ignores: Tuple[int, ...] = ()
@@ -276,6 +287,8 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         if follow:
             parent = os.getpid()
             _ensure_prctl()
+        if not _heap_frozen:
+            _freeze_heap()
         try:
             pid = os.fork()
         except OSError as exc:
