@@ -68,7 +68,7 @@ SCENARIOS = [  # (name, clients, requests per connection)
     ("100 requests per connection, 50 clients", 50, 100),
     ("100 requests per connection, 200 clients", 200, 100),
 ]
-FORKING = ["netserver-prefork", "netserver-preforksimple", "netserver-fork", "stdlib-forking", "compat-forking",
+FORKING = ["netserver-prefork", "netserver-prefork-defaults", "netserver-preforksimple", "netserver-fork", "stdlib-forking", "compat-forking",
            "mixin-forking",
            "naive-fork-pool", "perl-prefork", "perl-fork"]
 STARTUP = ["netserver-prefork", "netserver-prefork-defaults", "perl-prefork", "naive-fork-pool"]
@@ -123,6 +123,8 @@ def servers() -> Dict[str, List[str]]:
     for personality in ("PreFork", "PreForkSimple", "Fork", "Thread", "Multiplex"):
         table[f"netserver-{personality.lower()}-defaults"] = [py, os.path.join(PEERS, "netserver_echo.py"),
                                                               personality, "{port}", "--defaults"]
+    # The defaults pool without recycling: issue 15's "the same pool with max_requests 0".
+    table["netserver-prefork-defaults-mr0"] = table["netserver-prefork-defaults"] + ["--max_requests", "0"]
     # The same pool with a SO_REUSEPORT socket per child (issue 9): the kernel spreads connections.
     table["netserver-prefork-reuseport"] = table["netserver-prefork"] + ["--reuse_port"]
     for mode in ("tcp", "forking", "threading"):
@@ -134,8 +136,14 @@ def servers() -> Dict[str, List[str]]:
             py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}", "compat"]
     for mode in ("forking", "threading"):
         table[f"mixin-{mode}"] = [py, os.path.join(PEERS, "stdlib_echo.py"), mode, "{port}", "mixin"]
+    # The stdlib class with compat.socketserver imported and unused: what netserver's image alone
+    # costs a fork per connection (the parent's memory, copied and torn down with every child).
+    table["stdlib-forking-imported"] = [py, os.path.join(PEERS, "stdlib_echo.py"), "forking", "{port}", "imported"]
     table["asyncio-streams"] = [py, os.path.join(PEERS, "asyncio_echo.py"), "{port}"]
     table["naive-fork-pool"] = [py, os.path.join(PEERS, "naive_prefork.py"), "{port}", "8"]
+    # The same pool replacing each child after Net::Server's default max_requests: what recycling
+    # costs with no engine at all, beside netserver-prefork-defaults.
+    table["naive-fork-pool-recycling"] = table["naive-fork-pool"] + ["1000"]
     for personality in ("PreFork", "Fork"):
         table[f"perl-{personality.lower()}"] = ["perl", os.path.join(PEERS, "netserver_echo.pl"),
                                                 personality, "{port}"]

@@ -1,13 +1,18 @@
 """A naive hand-written pre-forking pool: what Python costs before any engine.
 
-    python benchmarks/peers/naive_prefork.py PORT [WORKERS]
+    python benchmarks/peers/naive_prefork.py PORT [WORKERS [MAX_REQUESTS]]
 
 The parent binds 127.0.0.1:PORT with the kernel's maximum backlog and forks
 WORKERS (default 8, Net::Server PreFork's ``max_servers`` in this benchmark)
 children; each blocks in ``accept()`` on the shared socket (the kernel wakes
 one per connection) and runs the same ``StreamRequestHandler`` echo as every
-peer.  No scoreboard, no signals beyond TERM, no respawn, no access control,
-no logging: the floor netserver PreFork's features are measured against.
+peer.  No scoreboard, no signals beyond TERM, no access control, no logging:
+the floor netserver PreFork's features are measured against.
+
+With MAX_REQUESTS (0, the default: never) a child exits after that many
+connections and the parent forks its replacement at once: what recycling
+costs a pool with nothing else in it, against netserver's at its default
+``max_requests`` (docs/performance.md).
 """
 
 import os
@@ -28,12 +33,14 @@ class Server(socketserver.TCPServer):
     request_queue_size = socket.SOMAXCONN
 
 
-def work(server):
-    while True:
+def work(server, limit):
+    served = 0
+    while not limit or served < limit:
         try:
             request, address = server.get_request()
         except OSError:
             continue
+        served += 1
         try:
             server.finish_request(request, address)
         except Exception:
@@ -42,20 +49,25 @@ def work(server):
 
 
 def main():
-    if len(sys.argv) not in (2, 3):
+    if len(sys.argv) not in (2, 3, 4):
         sys.exit(__doc__)
     server = Server(("127.0.0.1", int(sys.argv[1])), Echo)
-    workers = int(sys.argv[2]) if len(sys.argv) == 3 else 8
-    children = []
-    for _ in range(workers):
+    workers = int(sys.argv[2]) if len(sys.argv) >= 3 else 8
+    limit = int(sys.argv[3]) if len(sys.argv) == 4 else 0
+    children = set()
+
+    def fork_child():
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             try:
-                work(server)
+                work(server, limit)
             finally:
                 os._exit(0)
-        children.append(pid)
+        children.add(pid)
+
+    for _ in range(workers):
+        fork_child()
 
     def stop(signum, frame):
         for pid in children:
@@ -69,9 +81,12 @@ def main():
     signal.signal(signal.SIGINT, stop)
     while True:
         try:
-            os.wait()
+            pid, _ = os.wait()
         except ChildProcessError:
             return
+        children.discard(pid)
+        if limit:
+            fork_child()
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """The benchmark's echo handler on the standard library's socketserver, and on netserver in its place.
 
-    python benchmarks/peers/stdlib_echo.py tcp|forking|threading PORT [compat|mixin]
+    python benchmarks/peers/stdlib_echo.py tcp|forking|threading PORT [compat|mixin|imported]
 
 With ``compat`` the same classes come from ``compat.socketserver`` (the
 one-line upgrade); with ``mixin`` the process model is netserver's mixin
 over the plain ``TCPServer`` (``ForkMixIn``, ``ThreadMixIn``; ``tcp`` stays
 ``TCPServer``): what the drop-in promise costs, measured against the class
-it replaces.
+it replaces.  With ``imported`` the class is the standard one and
+``compat.socketserver`` is only imported: what netserver's modules in the
+process cost by themselves (a fork copies and tears down the parent's
+memory with every child).
 
 ``TCPServer`` (one connection at a time), ``ForkingTCPServer`` (a fork per
 connection, stdlib's ``max_children`` 40) or ``ThreadingTCPServer`` (a
@@ -40,6 +43,10 @@ BASES = {
 def base(kind, variant):
     """The class ``kind`` names, for ``variant``; only that one is built (a program using
     ForkMixIn alone never imports ThreadMixIn's modules, so the benchmark must not either)."""
+    if variant == "imported":
+        import compat.socketserver  # noqa: F401 - loaded, never used
+
+        return BASES[kind]
     if variant == "compat":
         import compat.socketserver as upgraded
 
@@ -64,7 +71,7 @@ def base(kind, variant):
 
 def main():
     variant = sys.argv[3] if len(sys.argv) == 4 else "stdlib"
-    if len(sys.argv) not in (3, 4) or sys.argv[1] not in BASES or variant not in ("stdlib", "compat", "mixin"):
+    if len(sys.argv) not in (3, 4) or sys.argv[1] not in BASES or variant not in ("stdlib", "compat", "mixin", "imported"):
         sys.exit(__doc__)
 
     class Server(base(sys.argv[1], variant)):
