@@ -8,15 +8,18 @@ pool of benchmarks/peers/naive_prefork.py), loads it with 50 clients of 100
 lines each, and asks one child, in the middle of the load, for its report:
 the anonymous and heap pages only it maps (``/proc/self/pagemap``: present
 and exclusively mapped), each named after the module whose code, functions,
-constants or classes are most of the objects on it.  A child's USS is
+constants or classes are the most objects on it (by type, "(str)" say, when
+no module's are there).  A child's USS is
 mostly these pages: every object it touches is written (a reference
 count, a code object's warm-up), and a written page is copied from the
 parent.  docs/performance.md has the readings.
 
 The attribution is approximate: objects of one size share pages in the
-order they were made, so a page is named after its majority, and pages
-without any object the walk reaches (freed memory the child reused,
-interpreter state) are "unattributed".
+order they were made, so a page is named after the module with the most
+objects on it, which may be fewer than half of them; a container's size
+includes storage allocated elsewhere; and pages without any object the walk
+reaches (freed memory the child reused, interpreter state) are
+"unattributed".
 """
 
 from __future__ import annotations
@@ -62,16 +65,29 @@ def module_of(filename: str) -> str:
     return filename.split("/netserver/")[-1] if "/netserver/" in filename else "/".join(filename.rsplit("/", 2)[-2:])
 
 
+def code_parts(code: types.CodeType) -> tuple:
+    """What a code object holds (gc does not track code, so get_referents does not list it)."""
+    return (code.co_consts, code.co_names, code.co_varnames, code.co_linetable,
+            getattr(code, "co_exceptiontable", b""), *code.co_consts, *code.co_names, *code.co_varnames)
+
+
 def report(top: int) -> str:
     gc.disable()  # a collection now would move objects between generations mid-walk
-    pages = private_pages()
+    pages = private_pages()  # first: the walk below writes to what it visits
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # get_objects() leaves frozen objects out: most of a netserver child's heap
     found = {id(obj): obj for obj in gc.get_objects()}
     frontier = list(found.values()) + [f.__code__ for f in found.values() if isinstance(f, types.FunctionType)]
     while frontier:
-        for ref in gc.get_referents(frontier.pop()):
+        obj = frontier.pop()
+        refs = code_parts(obj) if isinstance(obj, types.CodeType) else gc.get_referents(obj)
+        for ref in refs:
             if id(ref) not in found:
                 found[id(ref)] = ref
                 frontier.append(ref)
+    if frozen:
+        gc.freeze()
+    gc.enable()
     owner = {}  # id -> module name, for code, functions, their constants and names, classes
     for obj in list(found.values()):
         if isinstance(obj, (types.FunctionType, types.CodeType)):
@@ -79,8 +95,7 @@ def report(top: int) -> str:
             name = module_of(code.co_filename)
             owner[id(obj)] = name
             if isinstance(obj, types.CodeType):
-                for part in (obj.co_consts, obj.co_names, obj.co_varnames, obj.co_linetable, obj.co_exceptiontable,
-                             *obj.co_consts, *obj.co_names, *obj.co_varnames):
+                for part in code_parts(obj):
                     owner.setdefault(id(part), name)
         elif isinstance(obj, type):
             owner.setdefault(id(obj), "class of " + str(getattr(obj, "__module__", "?")))
@@ -168,7 +183,10 @@ def drive() -> None:
                     break
                 answer += data
         load.wait(timeout=30)
-        print(answer.decode().removesuffix("END\n"), end="")
+        if not answer.endswith(b"END\n"):
+            sys.exit("the child sent no report (run the server by hand to see why: "
+                     f"{' '.join(command)})")
+        print(answer.decode()[:-len("END\n")], end="")
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -60,6 +60,7 @@ def main():
         pid = os.fork()
         if pid == 0:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a replacement must not run the parent's stop
             try:
                 work(server, limit)
             finally:

@@ -101,7 +101,7 @@ def _freeze_heap() -> None:
     ctypes for prctl) is frozen: a child's collections then skip it, where each would visit, and so
     write to and copy, every page of the inherited heap.  Once, not per fork: the parent's later
     objects stay young and collectable.  Not earlier, when serving starts: what the personality
-    makes between then and the first fork (the scoreboard, ctypes: ~1,000 objects) would be
+    makes between then and the first fork (the scoreboard, ctypes: ~560 tracked objects) would be
     visited by every child's collections.  A program that freezes objects itself decides for
     itself."""
     global _heap_frozen
