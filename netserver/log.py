@@ -17,6 +17,8 @@ import os
 import re
 import socket
 import stat
+import sys
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,6 +65,10 @@ LEVELS = {0: 40, 1: 30, 2: NOTICE, 3: 20, 4: 10}
 TIME_FORMAT = "%Y/%m/%d-%H:%M:%S"
 
 LINE_FORMAT = "%(asctime)s %(process)d %(levelname)s %(message)s"
+
+# logging's names for LEVELS' numbers (NOTICE is named by loghandlers.private_logger), for the
+# stderr lines written without logging (ServerLog._write_stderr).
+_LEVEL_TEXT = ("ERROR", "WARNING", "NOTICE", "INFO", "DEBUG")
 
 # Level names accepted by ServerLog.write/enabled (syslog spellings plus aliases).
 _LEVEL_NAMES = {
@@ -387,6 +393,19 @@ def _coerce_log_level(value) -> int:
     return min(level, 4)  # Net::Server clamps anything above 4 to 4
 
 
+def _write_stderr(level_text: str, message: object) -> None:
+    """One line as the logger would write it (LINE_FORMAT, TIME_FORMAT, local time) to whatever
+    ``sys.stderr`` is now; a failure to write loses the line, never the caller."""
+    stream = sys.stderr
+    if stream is None:
+        return
+    try:
+        stream.write(f"{time.strftime(TIME_FORMAT)} {os.getpid()} {level_text} {message}\n")
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
 class ServerLog:
     """The server's log: a private logging.Logger (not registered in logging's
     manager, propagate=False, so two servers in one process never share
@@ -396,9 +415,11 @@ class ServerLog:
     Perl, where 0 switches logging off).  Levels above 4 are clamped to 4.
 
     The logger is built when first needed: at once for a file (opened before
-    chroot and the privilege drop), syslog, a stdlib logger or a callable;
-    for the default stderr, on the first line written.  Until then
-    :mod:`logging` is not imported (netserver.loghandlers says why).
+    chroot and the privilege drop), syslog, a stdlib logger or a callable.
+    The default stderr target writes its lines itself, in the same format,
+    for as long as nothing else in the process has imported :mod:`logging`
+    and nobody asked for the logger: then no fork pays for logging's at-fork
+    hooks (netserver.loghandlers says what they cost).
     """
 
     def __init__(self, log_level: int = 2, log_file: str | None = None, *, syslog_logsock=None,
@@ -595,7 +616,12 @@ class ServerLog:
         number = self._level_number(level)
         if self._closed or not (number <= 0 or number <= self._log_level):
             return
-        logger = self._logger or self._build()
+        logger = self._logger
+        if logger is None:
+            if self.kind == "stderr" and "logging" not in sys.modules:
+                _write_stderr(_LEVEL_TEXT[min(max(number, 0), 4)], message)
+                return
+            logger = self._build()
         record = logger.makeRecord(logger.name, LEVELS[min(max(number, 0), 4)], "(netserver)", 0,
                                    str(message), (), None)
         logger.handle(record)

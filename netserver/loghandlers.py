@@ -1,12 +1,13 @@
 """The :mod:`logging` side of the server's log: its private logger and the handlers ``log_file`` names.
 
 Imported by :class:`netserver.log.ServerLog` when it first needs a logger:
-at construction for a file, syslog, a stdlib logger or a callable, and on
-the first line actually written for the default stderr.  A server that
-never logs a line never imports :mod:`logging`, whose at-fork hooks (a lock
-taken before every ``fork()`` and every handler's lock re-made in every
-child) cost a fork-per-connection server about a tenth of its speed
-(docs/performance.md, "Drop-in servers").  Free of netserver imports:
+at construction for a file, syslog, a stdlib logger or a callable; for the
+default stderr only once the program has imported :mod:`logging` itself
+(or asks for the logger).  Until then netserver never imports
+:mod:`logging`, whose at-fork hooks (a lock taken before every ``fork()``
+and every handler's lock re-made in every child) cost a fork-per-connection
+server about a tenth of its speed (docs/performance.md, "Drop-in servers")
+and every pool child about 20 pages of its own.  Free of netserver imports:
 ``log.py`` hands in what it needs.
 """
 

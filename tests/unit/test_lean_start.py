@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -182,3 +184,71 @@ def test_get_request_accepts_as_socket_accept_does(sock_class, listener_blocking
             assert _OwnSocket.accepted == 2  # a socket of its own class keeps its own accept
     finally:
         server.close()
+
+
+STDERR_LINES = """
+import sys
+from netserver.log import ServerLog
+log = ServerLog()
+log.write(2, "started")
+log.write("err", "two\\nlines")
+log.write(4, "below the level")
+print("logging" in sys.modules)
+import logging  # the program's own: from now on the lines go through netserver's private logger
+log.write(1, "after logging")
+log.write(2, "started")
+"""
+
+
+def test_the_default_stderr_log_is_written_without_importing_logging():
+    """logging's at-fork hooks (a lock around every fork, every handler's lock re-made in every
+    child) cost each forked child about 20 pages of its own: a server that logs to stderr, the
+    default, writes its lines itself while the program has not imported logging, in the format
+    the logger writes once it has."""
+    out = subprocess.run([sys.executable, "-c", STDERR_LINES], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False"]
+    stamp = r"\d{4}/\d\d/\d\d-\d\d:\d\d:\d\d \d+ "
+    lines = out.stderr.splitlines()
+    assert len(lines) == 5, lines
+    for line, expected in zip(lines, ["NOTICE started", "ERROR two", "lines", "WARNING after logging",
+                                      "NOTICE started"], strict=True):
+        assert re.fullmatch((stamp if expected != "lines" else "") + expected, line), (line, expected)
+    assert lines[0].split(" ", 1)[1] == lines[4].split(" ", 1)[1], "the same line, with and without logging"
+
+
+PREFORK_AT_DEFAULTS = """
+import socket, socketserver, sys
+import netserver
+class Report(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request.sendall(b"%d" % ("logging" in sys.modules))
+netserver.PreFork.run(Report, port="127.0.0.1:" + sys.argv[1], min_servers=1, max_servers=1,
+                      min_spare_servers=0, max_spare_servers=1)
+"""
+
+
+def test_a_pool_at_the_default_log_target_never_imports_logging(tmp_path):
+    """The parent writes its start-up lines (NOTICE, level 2: the default) and its children serve;
+    neither has imported logging."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-c", PREFORK_AT_DEFAULTS, str(port)], cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=ROOT), stderr=subprocess.PIPE, text=True)
+    try:
+        reply = None
+        deadline = time.monotonic() + 20
+        while reply is None and time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                    reply = conn.recv(10)
+            except OSError:
+                assert server.poll() is None, server.stderr.read()
+                time.sleep(0.05)
+        assert reply == b"0", "a child imported logging"
+    finally:
+        server.terminate()
+        _, err = server.communicate(timeout=20)
+    assert re.search(r"\d+ NOTICE PreFork .*starting", err), err
