@@ -1,8 +1,10 @@
 """Net::Server's logging options (log_level, log_file, syslog_*) on top of stdlib ``logging``.
 
-Each server owns a private, unregistered :class:`logging.Logger`; this module
-only builds its handler from ``log_file`` (stderr, a file, syslog, a stdlib
-logger, or a user callable) and maps Net::Server's 0-4 levels onto logging's.
+Each server owns a private, unregistered :class:`logging.Logger`, built when
+first needed; this module only builds its handler from ``log_file`` (stderr,
+a file, syslog, a stdlib logger, or a user callable) and maps Net::Server's
+0-4 levels onto logging's.  The default stderr target writes its lines
+itself until the process has imported :mod:`logging` (see :class:`ServerLog`).
 The logging side (the logger, the handler classes) is in
 :mod:`netserver.loghandlers`, imported when a logger is first needed; apart
 from it this module imports nothing of netserver, so every other module can
@@ -393,7 +395,7 @@ def _coerce_log_level(value) -> int:
     return min(level, 4)  # Net::Server clamps anything above 4 to 4
 
 
-def _write_stderr(level_text: str, message: object) -> None:
+def _write_stderr(level_text: str, message: str) -> None:
     """One line as the logger would write it (LINE_FORMAT, TIME_FORMAT, local time) to whatever
     ``sys.stderr`` is now; a failure to write loses the line, never the caller."""
     stream = sys.stderr
@@ -401,15 +403,17 @@ def _write_stderr(level_text: str, message: object) -> None:
         return
     try:
         stream.write(f"{time.strftime(TIME_FORMAT)} {os.getpid()} {level_text} {message}\n")
-        stream.flush()
-    except (OSError, ValueError):
+        flush = getattr(stream, "flush", None)
+        if flush is not None:
+            flush()
+    except Exception:
         pass
 
 
 class ServerLog:
-    """The server's log: a private logging.Logger (not registered in logging's
-    manager, propagate=False, so two servers in one process never share
-    handlers) plus Net::Server's level threshold.
+    """The server's log: a private logging.Logger once built (not registered in
+    logging's manager, propagate=False, so two servers in one process never
+    share handlers) plus Net::Server's level threshold.
 
     log_level 0 means errors only: level-0 messages are always written (unlike
     Perl, where 0 switches logging off).  Levels above 4 are clamped to 4.
@@ -437,7 +441,7 @@ class ServerLog:
         self._norm = norm
         self._syslog = (syslog_logsock, syslog_ident, syslog_logopt, syslog_facility)
         self.description = describe_target(self.target)
-        if kind != "stderr":  # the default: built on the first line written
+        if kind != "stderr":  # the default: built once logging is loaded (write) or asked for
             self._build()
 
     def _build(self) -> Any:
@@ -445,10 +449,10 @@ class ServerLog:
         from . import loghandlers
 
         logger = loghandlers.private_logger(self._name, NOTICE)
-        self._logger = logger
-        self._apply_level()
+        self._apply_level(logger)
         if self._closed:
             logger.addHandler(loghandlers.logging.NullHandler())
+            self._logger = logger
             return logger
         kind, norm = self.kind, self._norm
         if kind == "stderr" or norm is None:  # (norm is None only for stderr)
@@ -457,7 +461,6 @@ class ServerLog:
             try:
                 handler = self._formatted(loghandlers.FileHandler(norm, open_log_file))
             except OSError as exc:
-                self._logger = None
                 raise LogConfigError(f"log_file {norm}: {exc.strerror or exc}") from None
         elif kind == "logger":
             handler = loghandlers.LoggerHandler(norm[len("logging:"):])
@@ -467,6 +470,7 @@ class ServerLog:
             handler = self._syslog_handler(*self._syslog)
         self._handler = handler
         logger.addHandler(handler)
+        self._logger = logger  # published only now: another thread's write() must not find it bare
         if self._pending_warning:
             # Always shown, whatever log_level: the operator asked for syslog and is not getting it.
             logger.handle(logger.makeRecord(
@@ -539,10 +543,11 @@ class ServerLog:
         if self._logger is not None:
             self._apply_level()
 
-    def _apply_level(self) -> None:
-        self._logger.setLevel(LEVELS[self._log_level])
+    def _apply_level(self, logger: Any = None) -> None:
+        logger = logger or self._logger
+        logger.setLevel(LEVELS[self._log_level])
         # The logger is not in logging's manager, so setLevel cannot clear its cache.
-        cache = getattr(self._logger, "_cache", None)
+        cache = getattr(logger, "_cache", None)
         if cache is not None:
             cache.clear()
 
@@ -616,14 +621,22 @@ class ServerLog:
         number = self._level_number(level)
         if self._closed or not (number <= 0 or number <= self._log_level):
             return
+        text = str(message)
         logger = self._logger
         if logger is None:
-            if self.kind == "stderr" and "logging" not in sys.modules:
-                _write_stderr(_LEVEL_TEXT[min(max(number, 0), 4)], message)
-                return
-            logger = self._build()
+            if self.kind == "stderr":
+                if "logging" not in sys.modules:
+                    _write_stderr(_LEVEL_TEXT[min(max(number, 0), 4)], text)
+                    return
+                try:
+                    logger = self._build()
+                except ImportError:  # after a chroot or privilege drop netserver's files may be out of reach
+                    _write_stderr(_LEVEL_TEXT[min(max(number, 0), 4)], text)
+                    return
+            else:
+                logger = self._build()
         record = logger.makeRecord(logger.name, LEVELS[min(max(number, 0), 4)], "(netserver)", 0,
-                                   str(message), (), None)
+                                   text, (), None)
         logger.handle(record)
 
     def reopen(self) -> None:

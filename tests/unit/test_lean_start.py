@@ -187,16 +187,17 @@ def test_get_request_accepts_as_socket_accept_does(sock_class, listener_blocking
 
 
 STDERR_LINES = """
-import sys
-from netserver.log import ServerLog
+import sys, time
+from netserver.log import ServerLog, TIME_FORMAT
 log = ServerLog()
 log.write(2, "started")
 log.write("err", "two\\nlines")
 log.write(4, "below the level")
-print("logging" in sys.modules)
+print("logging" in sys.modules, time.strftime(TIME_FORMAT))
 import logging  # the program's own: from now on the lines go through netserver's private logger
 log.write(1, "after logging")
 log.write(2, "started")
+print(log._logger is not None)
 """
 
 
@@ -205,10 +206,13 @@ def test_the_default_stderr_log_is_written_without_importing_logging():
     child) cost each forked child about 20 pages of its own: a server that logs to stderr, the
     default, writes its lines itself while the program has not imported logging, in the format
     the logger writes once it has."""
+    # A zone 5.5 hours from UTC, without tzdata: a line stamped in UTC would be caught.
     out = subprocess.run([sys.executable, "-c", STDERR_LINES], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, env=dict(os.environ, PYTHONPATH=ROOT))
+                         timeout=60, env=dict(os.environ, PYTHONPATH=ROOT, TZ="XST-5:30"))
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["False"]
+    imported, local_now, switched = out.stdout.split()
+    assert imported == "False", "writing to stderr imported logging"
+    assert switched == "True", "once the program imports logging, the lines go through the logger"
     stamp = r"\d{4}/\d\d/\d\d-\d\d:\d\d:\d\d \d+ "
     lines = out.stderr.splitlines()
     assert len(lines) == 5, lines
@@ -216,26 +220,33 @@ def test_the_default_stderr_log_is_written_without_importing_logging():
                                       "NOTICE started"], strict=True):
         assert re.fullmatch((stamp if expected != "lines" else "") + expected, line), (line, expected)
     assert lines[0].split(" ", 1)[1] == lines[4].split(" ", 1)[1], "the same line, with and without logging"
+    import datetime
+
+    stamped = datetime.datetime.strptime(lines[0].split()[0], "%Y/%m/%d-%H:%M:%S")
+    assert abs(stamped - datetime.datetime.strptime(local_now, "%Y/%m/%d-%H:%M:%S")).total_seconds() < 30
 
 
 PREFORK_AT_DEFAULTS = """
-import socket, socketserver, sys
+import json, socket, socketserver, sys
 import netserver
 class Report(socketserver.BaseRequestHandler):
     def handle(self):
         self.request.sendall(b"%d" % ("logging" in sys.modules))
 netserver.PreFork.run(Report, port="127.0.0.1:" + sys.argv[1], min_servers=1, max_servers=1,
-                      min_spare_servers=0, max_spare_servers=1)
+                      min_spare_servers=0, max_spare_servers=1, **json.loads(sys.argv[2]))
 """
 
 
-def test_a_pool_at_the_default_log_target_never_imports_logging(tmp_path):
+@pytest.mark.parametrize("options", [{}, {"user": "nobody", "group": "nogroup"}], ids=["defaults", "user"])
+def test_a_pool_at_the_default_log_target_never_imports_logging(options):
     """The parent writes its start-up lines (NOTICE, level 2: the default) and its children serve;
-    neither has imported logging."""
+    neither has imported logging, also where the parent preloads modules before a privilege drop."""
+    if options and os.geteuid() != 0:
+        pytest.skip("changing user needs root")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-c", PREFORK_AT_DEFAULTS, str(port)], cwd=ROOT,
+    server = subprocess.Popen([sys.executable, "-c", PREFORK_AT_DEFAULTS, str(port), json.dumps(options)], cwd=ROOT,
                               env=dict(os.environ, PYTHONPATH=ROOT), stderr=subprocess.PIPE, text=True)
     try:
         reply = None
@@ -247,6 +258,7 @@ def test_a_pool_at_the_default_log_target_never_imports_logging(tmp_path):
             except OSError:
                 assert server.poll() is None, server.stderr.read()
                 time.sleep(0.05)
+        assert reply is not None and reply != b"", "the server never answered"
         assert reply == b"0", "a child imported logging"
     finally:
         server.terminate()

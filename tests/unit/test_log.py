@@ -70,7 +70,7 @@ def read_lines(path):
 
 def test_level_constants(capsys):
     assert NOTICE == 25
-    ServerLog(2).write(2, "names the level")  # the first line loads logging and names NOTICE there
+    ServerLog(2).write(2, "names the level")  # logging is loaded (pytest's): the line builds the logger
     assert logging.getLevelName(NOTICE) == "NOTICE"
     assert LEVELS == {0: logging.ERROR, 1: logging.WARNING, 2: NOTICE,
                       3: logging.INFO, 4: logging.DEBUG}
