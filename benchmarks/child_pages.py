@@ -153,8 +153,10 @@ def drive() -> None:
     parser.add_argument("--top", type=int, default=30, help="modules to list")
     parser.add_argument("options", nargs="*", help="netserver options (after --)")
     args = parser.parse_args()
-    if not os.path.exists(ECHOLOAD):
-        sys.exit("build the load generator first: python benchmarks/run_echo.py --only '^$'")
+    sys.path.insert(0, HERE)
+    from run_echo import build  # the load generator, compiled when missing (needs cc)
+
+    build()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
