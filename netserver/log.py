@@ -621,23 +621,20 @@ class ServerLog:
         number = self._level_number(level)
         if self._closed or not (number <= 0 or number <= self._log_level):
             return
-        text = str(message)
+        text, number = str(message), min(max(number, 0), 4)
         logger = self._logger
         if logger is None:
-            if self.kind == "stderr":
-                if "logging" not in sys.modules:
-                    _write_stderr(_LEVEL_TEXT[min(max(number, 0), 4)], text)
-                    return
+            if self.kind != "stderr":
+                logger = self._build()
+            elif "logging" in sys.modules:
                 try:
                     logger = self._build()
                 except ImportError:  # after a chroot or privilege drop netserver's files may be out of reach
-                    _write_stderr(_LEVEL_TEXT[min(max(number, 0), 4)], text)
-                    return
-            else:
-                logger = self._build()
-        record = logger.makeRecord(logger.name, LEVELS[min(max(number, 0), 4)], "(netserver)", 0,
-                                   text, (), None)
-        logger.handle(record)
+                    pass
+            if logger is None:
+                _write_stderr(_LEVEL_TEXT[number], text)
+                return
+        logger.handle(logger.makeRecord(logger.name, LEVELS[number], "(netserver)", 0, text, (), None))
 
     def reopen(self) -> None:
         """Reopen a log file (after logrotate moved it; on USR1/HUP).  No-op for other
@@ -653,6 +650,11 @@ class ServerLog:
                 reopen()
             except OSError as exc:
                 self.write(0, f"Could not reopen log file {getattr(handler, 'baseFilename', '?')}: {exc}")
+
+    def preload_names(self) -> tuple:
+        """Modules to import before a chroot or privilege drop: the logging side, if a logger exists
+        or may be built (logging is loaded); none while the stderr lines are written without it."""
+        return ("netserver.loghandlers",) if self._logger is not None or "logging" in sys.modules else ()
 
     def close(self) -> None:
         """Close the handlers.  Later writes are dropped.  Idempotent."""

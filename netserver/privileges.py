@@ -19,7 +19,6 @@ import importlib
 import os
 import pwd
 import stat
-import sys
 
 from .records import NamedTuple
 
@@ -35,9 +34,8 @@ PRELOAD = ("encodings.idna", "encodings.ascii", "encodings.latin_1", "encodings.
            "stringprep", "unicodedata", "_strptime",
            # imported on first use (issue 12): the first log line or traceback may come after the chroot.
            # (Not logging.handlers: a syslog handler is made when the log is opened, before the drop.
-           # netserver.loghandlers only when logging is loaded already: without it the stderr log
-           # writes its lines itself, and loading logging here would undo that for every child.)
-           "traceback", "netserver.loghandlers")
+           # The log's own modules come from ServerLog.preload_names.)
+           "traceback")
 
 
 class PrivilegeError(Exception):
@@ -112,8 +110,6 @@ def root_by_default(user: Optional[str], group: Optional[str]) -> bool:
 def preload(extra: Sequence[str] = ()) -> None:
     """Import what serving may need, while the interpreter's files are still readable."""
     for name in (*PRELOAD, *extra):
-        if name == "netserver.loghandlers" and "logging" not in sys.modules:
-            continue  # the stderr log writes its lines itself until logging is imported
         try:
             importlib.import_module(name)
         except ImportError:

@@ -384,7 +384,8 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """After binding: chroot and drop privileges (in the children, for the forking personalities)."""
         identity = self.identity
         if identity is not None or (self.config is not None and self.config.chroot):
-            privileges.preload(self._preload)  # imports that would fail once the interpreter is out of reach
+            # imports that would fail once the interpreter is out of reach
+            privileges.preload(self._preload + self._logger.preload_names())
         if identity is not None:
             self._hand_over_files(identity)
         if not self.drops_privileges_in_children:

@@ -351,6 +351,11 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
     def _waiting_clients_sockets(self) -> List[Any]:
         return []  # the accepting loop is elsewhere: a readable listener says nothing about us
 
+    def _request_state(self, busy: bool) -> None:
+        super()._request_state(busy)
+        if not busy and self._child is not None:
+            self._child.brief = False  # the board's flag, which request_state has just cleared
+
     def _child_prepare(self) -> None:
         """In a new child, before privileges are dropped (reopen what needs the old ids)."""
 

@@ -257,3 +257,25 @@ def test_the_brief_flag_follows_the_length_of_the_last_connection(monkeypatch):
     child, _, _ = make_child(0, handle=handle)
     child.serve()
     assert [call[2] for call in child.board.calls if call[0] == "mark_brief"] == [True, False, True]
+
+
+def test_a_kept_alive_request_clears_the_brief_flag_and_a_brief_connection_sets_it_again():
+    """A classic keep-alive request clears the board's brief flag (each request restarts the busy
+    time, which must not read as a brief moment); the child's copy of that flag follows, so the
+    next brief connection writes it again and the child counts as spare while briefly busy."""
+    import time
+
+    from netserver.personalities.parent import ProcessParentMixIn
+    from netserver.process.scoreboard import Scoreboard
+
+    child, _, _ = make_child()
+    child.board = board = Scoreboard(8)
+    child.note_took(0.0)
+    server = object.__new__(ProcessParentMixIn)  # only its request-state step is exercised
+    server._child, server._child_slot, server._scoreboard = child, child.slot, board
+    server._request_state(True)
+    server._request_state(False)  # the kept-alive request ended: the board's flag is cleared
+    assert not board.spare(child.slot, time.time(), saturated=True)
+    child.note_took(0.0)  # the next connection was brief
+    board.serving(child.slot, 1, b"client")
+    assert board.spare(child.slot, time.time(), saturated=True)
