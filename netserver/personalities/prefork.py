@@ -17,7 +17,7 @@ import time
 from ..options import Option
 from ..options.validators import to_bool, to_float, to_int
 from ..process.children import Exit
-from ..process.cpuload import CPUIdle
+from ..process.cpuload import CPUIdle, cgroup_quota
 from ..process.pool import Limits, plan
 from ..process.scoreboard import BUSY, IDLE, STARTING
 from ..server import Server
@@ -56,7 +56,7 @@ class PreForkMixIn(PreForkSimpleMixIn):
     def _personality_init(self) -> None:
         super()._personality_init()
         self._last_waiting_check = time.monotonic()
-        self._cpu = CPUIdle()  # whether busy children with brief requests count as spare
+        self._cpu = CPUIdle(quota=cgroup_quota())  # whether busy children with brief requests count as spare
         self._talk: Optional[Any] = None  # epoll over the parents' ends of the children's socketpairs
         self._talk_socks: Dict[int, socket.socket] = {}
         self._statuses: Dict[int, str] = {}  # pid -> last status given to parent_read_hook

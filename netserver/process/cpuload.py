@@ -7,10 +7,12 @@ would only take turns with the children there are (a fast app under full
 load).  When they have idle time, the children are waiting on something else
 (a database, a disk, a remote service) and another child does help, however
 short each request is.  Linux's ``/proc/stat`` says which, per CPU; the CPUs
-counted are the process's affinity (``taskset``, a cpuset).  Elsewhere, or
-when it cannot be read, the answer is "not saturated", so a pool grows by
-Net::Server's rule alone.  (A container's CPU quota is not seen: its CPUs
-may look idle while it is throttled, and the pool then grows by that rule.)
+counted are the process's affinity (``taskset``, a cpuset).  Inside a
+container with a CPU quota (``docker run --cpus``, Kubernetes' CPU limit)
+the machine's CPUs may idle while the container is held to its share, so
+the cgroup's own CPU time counts too: it is saturated when it used 90% of
+its quota.  Elsewhere, or when neither can be read, the answer is "not
+saturated", so a pool grows by Net::Server's rule alone.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Collection, Optional, Tuple
+    from typing import Callable, Collection, Optional, Tuple
 
-__all__ = ["CPUIdle", "SATURATED", "WINDOW", "affinity", "cgroup_cpu_quota", "read_stat", "usable_cpus"]
+__all__ = ["CPUIdle", "CgroupQuota", "SATURATED", "WINDOW", "affinity", "cgroup_cpu_quota", "cgroup_quota",
+           "read_stat", "usable_cpus"]
 
 SATURATED = 0.1  # the CPUs were idle less than this share of the time: saturated
 WINDOW = 0.25  # seconds: the shortest span measured (a few clock ticks say nothing)
@@ -75,58 +78,110 @@ def usable_cpus() -> int:
 
 
 def cgroup_cpu_quota(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int:
-    """The CPU quota of this process's cgroup, rounded up (cgroup v2's ``cpu.max``, else v1's CFS
-    quota); 0 when there is none or it cannot be read."""
+    """The CPU quota of this process's cgroup in CPUs, rounded up (cgroup v2's ``cpu.max``, else
+    v1's CFS quota); 0 when there is none or it cannot be read."""
+    quota = cgroup_quota(proc, root)
+    return -(-quota.micros // quota.period) if quota is not None else 0
+
+
+class CgroupQuota:
+    """A cgroup's CPU quota (``micros`` of CPU time per ``period`` µs) and where its CPU time is
+    counted (``usage_file``: v2's ``cpu.stat``, in µs; v1's ``cpuacct.usage``, in ns)."""
+
+    __slots__ = ("micros", "period", "usage_file")
+
+    def __init__(self, micros: int, period: int, usage_file: Optional[str]):
+        self.micros, self.period, self.usage_file = micros, period, usage_file
+
+    @property
+    def cpus(self) -> float:
+        return self.micros / self.period
+
+    def usage(self) -> Optional[float]:
+        """The cgroup's CPU time so far, in seconds (None when it cannot be read)."""
+        if self.usage_file is None:
+            return None
+        try:
+            with open(self.usage_file, "rb") as fh:
+                text = fh.read()
+            if self.usage_file.endswith("cpu.stat"):  # v2: "usage_usec N" among other lines
+                for line in text.splitlines():
+                    if line.startswith(b"usage_usec "):
+                        return int(line.split()[1]) / 1e6
+                return None
+            return int(text) / 1e9  # v1 cpuacct.usage: ns
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+def cgroup_quota(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> Optional[CgroupQuota]:
+    """This process's cgroup CPU quota (v2's ``cpu.max``, else v1's CFS quota), or None when there
+    is none or it cannot be read."""
     try:
         with open(proc) as fh:
-            lines = fh.read().splitlines()
+            lines = [line.split(":", 2) for line in fh.read().splitlines()]
     except OSError:
-        return 0
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
+        return None
+    v1_usage = None
+    for _, controllers, path in lines:
+        if "cpuacct" in controllers.split(","):
+            v1_usage = f"{root}/{controllers}{path}/cpuacct.usage"
+    for _, controllers, path in lines:
         try:
             if controllers == "":  # v2
+                usage_file: Optional[str] = f"{root}{path}/cpu.stat"
                 with open(f"{root}{path}/cpu.max") as fh:
                     quota, period = fh.read().split()
             elif "cpu" in controllers.split(","):  # v1
+                usage_file = v1_usage
                 base = f"{root}/{controllers}{path}"
                 with open(f"{base}/cpu.cfs_quota_us") as fh, open(f"{base}/cpu.cfs_period_us") as gh:
                     quota, period = fh.read().strip(), gh.read().strip()
             else:
                 continue
+            if quota not in ("max", "-1") and int(period) > 0 and int(quota) > 0:
+                return CgroupQuota(int(quota), int(period), usage_file)
         except (OSError, ValueError):
             continue
-        if quota not in ("max", "-1") and int(period) > 0:
-            return -(-int(quota) // int(period))  # rounded up
-    return 0
+    return None
 
 
 class CPUIdle:
-    """The idle share of this process's CPUs between one look and the next."""
+    """The idle share of this process's CPUs between one look and the next, and its cgroup's use
+    of a CPU quota over the same time."""
 
     def __init__(self, path: str = "/proc/stat", cpus: Optional[Collection[int]] = None,
-                 window: float = WINDOW):
+                 window: float = WINDOW, quota: Optional[CgroupQuota] = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.path = path
         if cpus is None:
             mine = affinity()
             cpus = None if mine is None or len(mine) >= (os.cpu_count() or 0) else mine  # all: the total line
         self.cpus = cpus
         self.window = window
+        self.quota = quota  # the cgroup's (cgroup_quota()), when it has one
+        self._clock = clock
         self._last = read_stat(path, self.cpus)
-        self._at = time.monotonic()
+        self._used = self.quota.usage() if self.quota is not None else None
+        self._at = clock()
         self._saturated = False
 
     def saturated(self) -> bool:
-        """Whether the CPUs were idle less than ``SATURATED`` of the time since the last look; the
-        last verdict while less than ``window`` seconds have passed (the pool asks after every
-        child's exit as well as every ``check_for_spawn``)."""
-        now = time.monotonic()
-        if now - self._at < self.window:
+        """Whether the CPUs were idle less than ``SATURATED`` of the time since the last look, or
+        the cgroup used more than ``1 - SATURATED`` of its quota; the last verdict while less than
+        ``window`` seconds have passed (the pool asks after every child's exit as well as every
+        ``check_for_spawn``)."""
+        now = self._clock()
+        elapsed = now - self._at
+        if elapsed < self.window:
             return self._saturated
         stat = read_stat(self.path, self.cpus)
         last, self._last, self._at = self._last, stat, now
-        if stat is None or last is None or stat[1] <= last[1]:
-            self._saturated = False
-        else:
-            self._saturated = (stat[0] - last[0]) / (stat[1] - last[1]) < SATURATED
-        return self._saturated
+        saturated = (stat is not None and last is not None and stat[1] > last[1]
+                     and (stat[0] - last[0]) / (stat[1] - last[1]) < SATURATED)
+        if self.quota is not None:
+            used, self._used = self._used, self.quota.usage()
+            if not saturated and used is not None and self._used is not None and elapsed > 0:
+                saturated = (self._used - used) / (elapsed * self.quota.cpus) > 1 - SATURATED
+        self._saturated = saturated
+        return saturated

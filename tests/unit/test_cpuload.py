@@ -2,7 +2,7 @@
 
 import pytest
 
-from netserver.process.cpuload import CPUIdle, read_stat
+from netserver.process.cpuload import CPUIdle, cgroup_quota, read_stat
 
 #        user nice system idle iowait irq softirq steal guest guest_nice
 ROW = "{name} {user} 0 {system} {idle} {iowait} 0 {softirq} 0 7 0\n"
@@ -87,3 +87,74 @@ def test_no_stat_means_not_saturated(tmp_path):
     path.unlink()
     assert not cpu.saturated(), "without /proc/stat a pool grows by Net::Server's rule alone"
     assert not CPUIdle(str(tmp_path / "missing"), window=0).saturated()
+
+
+# -- a container's CPU quota: the machine may idle while the cgroup is held to its share -----
+
+def cgroup_tree(tmp_path, cgroup, files):
+    """A /proc/self/cgroup and a /sys/fs/cgroup made of ``files``; returns their paths."""
+    (tmp_path / "cgroup").write_text(cgroup)
+    for name, text in files.items():
+        path = tmp_path / "fs" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return str(tmp_path / "cgroup"), str(tmp_path / "fs")
+
+
+V2 = ("0::/box\n", {"box/cpu.max": "50000 100000\n", "box/cpu.stat": "usage_usec 1000000\nuser_usec 9\n"})
+V1 = ("4:cpuacct:/c\n3:cpu:/c\n0::/\n", {"cpu/c/cpu.cfs_quota_us": "50000\n", "cpu/c/cpu.cfs_period_us": "100000\n",
+                                       "cpuacct/c/cpuacct.usage": "1000000000\n"})
+
+
+@pytest.mark.parametrize("tree, usage_file", [(V2, "box/cpu.stat"), (V1, "cpuacct/c/cpuacct.usage")])
+def test_cgroup_quota_names_the_share_and_where_its_use_is_counted(tmp_path, tree, usage_file):
+    quota = cgroup_quota(*cgroup_tree(tmp_path, *tree))
+    assert quota.cpus == 0.5 and quota.usage_file == str(tmp_path / "fs" / usage_file)
+    assert quota.usage() == 1.0  # seconds, from µs (v2) or ns (v1)
+
+
+@pytest.mark.parametrize("cgroup, files", [
+    ("0::/box\n", {"box/cpu.max": "max 100000\n"}),                                     # no quota
+    ("0::/box\n", {"box/cpu.max": "0 100000\n"}),                                       # nonsense
+    ("0::/box\n", {"box/cpu.max": "50000\n"}),                                          # malformed
+    ("3:cpu:/c\n", {"cpu/c/cpu.cfs_quota_us": "-1\n", "cpu/c/cpu.cfs_period_us": "100000\n"}),
+    ("3:memory:/c\n", {}),                                                              # no cpu controller
+])
+def test_no_quota_is_none(tmp_path, cgroup, files):
+    assert cgroup_quota(*cgroup_tree(tmp_path, cgroup, files)) is None
+    assert cgroup_quota(str(tmp_path / "missing")) is None
+
+
+# CPU seconds the cgroup used in the 2 s between two looks, with a quota of 0.5 CPU -> saturated?
+@pytest.mark.parametrize("used, saturated", [
+    (1.0, True),    # all of its quota
+    (0.92, True),   # 92%
+    (0.8, False),   # 80%: it could run more
+    (0.0, False),
+])
+def test_a_cgroup_at_its_quota_is_saturated_while_the_machine_idles(tmp_path, used, saturated):
+    now = [100.0]
+    path = tmp_path / "stat"
+    stat(path, {"cpu0": (1000, 1000), "cpu1": (1000, 1000)})
+    quota = cgroup_quota(*cgroup_tree(tmp_path, *V2))
+    cpu = CPUIdle(str(path), window=1, quota=quota, clock=lambda: now[0])
+    stat(path, {"cpu0": (1100, 1100), "cpu1": (1000, 1200)})  # the machine: 75% idle
+    (tmp_path / "fs" / "box" / "cpu.stat").write_text(f"usage_usec {1000000 + int(used * 1e6)}\n")
+    now[0] += 2
+    assert cpu.saturated() is saturated
+    assert not CPUIdle(str(path), window=1, clock=lambda: now[0]).saturated()  # without the quota
+
+
+def test_an_unreadable_cgroup_usage_leaves_the_machines_verdict(tmp_path):
+    now = [100.0]
+    path = tmp_path / "stat"
+    stat(path, {"cpu0": (1000, 1000)})
+    quota = cgroup_quota(*cgroup_tree(tmp_path, *V2))
+    cpu = CPUIdle(str(path), window=1, quota=quota, clock=lambda: now[0])
+    (tmp_path / "fs" / "box" / "cpu.stat").write_text("nr_periods 3\n")
+    stat(path, {"cpu0": (1200, 1000)})
+    now[0] += 2
+    assert cpu.saturated(), "the machine's CPUs saturated: saturated, whatever the cgroup says"
+    stat(path, {"cpu0": (1200, 1200)})
+    now[0] += 2
+    assert not cpu.saturated()

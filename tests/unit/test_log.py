@@ -9,6 +9,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -251,6 +252,38 @@ def test_stderr_follows_replaced_sys_stderr(logs, capsys, monkeypatch):
     assert LINE_RE.match(replacement.getvalue().strip())["msg"] == "to replacement"
     monkeypatch.undo()
     assert capsys.readouterr().err == ""
+
+
+def test_threads_racing_to_build_the_stderr_logger_lose_no_line(capsys):
+    """With logging loaded, the first stderr line builds the logger.  Threads writing their first
+    lines at once must each find it with its handler or build their own: a logger published bare
+    loses a NOTICE line (logging's lastResort writes WARNING and above, without the format)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # thread switches inside _build, where the window was
+    try:
+        expected = []
+        for round_ in range(100):
+            log = ServerLog(2)
+            barrier = threading.Barrier(8)
+
+            def write(index, log=log, barrier=barrier, round_=round_):
+                barrier.wait(timeout=10)
+                log.write(2, f"round {round_} thread {index}")
+
+            threads = [threading.Thread(target=write, args=(index,)) for index in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=10)
+            assert not any(thread.is_alive() for thread in threads)
+            log.close()
+            expected += [f"round {round_} thread {index}" for index in range(8)]
+    finally:
+        sys.setswitchinterval(previous)
+    lines = capsys.readouterr().err.splitlines()
+    matches = [LINE_RE.match(line) for line in lines]
+    assert all(match and match["level"] == "NOTICE" for match in matches), lines
+    assert sorted(match["msg"] for match in matches) == sorted(expected)
 
 
 @pytest.mark.parametrize("value", [None, "", "STDERR", "stderr"])
