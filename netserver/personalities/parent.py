@@ -68,12 +68,31 @@ def _follow_parent(parent: int) -> bool:
 
 
 def _load_prctl() -> Any:
+    """libc's ``prctl`` as a callable of int arguments, or None (not Linux: the idle-time
+    ``getppid`` check still catches an orphan).
+
+    Built from ``_ctypes`` alone, as ``ctypes.CDLL(None).prctl`` is built: the ``ctypes``
+    package defines a hundred classes and brings ``struct``, a child calling through them copies
+    the pages they share (a pool child's USS: ~30 KiB), and its import takes 1.5 ms against
+    0.4.  ``ctypes`` is the fallback where ``_ctypes`` differs (another interpreter)."""
+    try:
+        import _ctypes
+
+        class _Function(_ctypes.CFuncPtr):  # int (*)(...), C's default: ints in, an int out
+            _flags_ = _ctypes.FUNCFLAG_CDECL
+
+        class _Process:  # what CFuncPtr((name, library)) reads: a dlopen handle, here the process's own
+            _handle = _ctypes.dlopen(None)  # type: ignore[arg-type]  # None: the process (dlopen(3))
+
+        return _Function(("prctl", _Process))  # type: ignore[arg-type]  # any object with _handle
+    except (OSError, AttributeError, ImportError, TypeError):
+        pass
     try:
         import ctypes
 
-        return ctypes.CDLL(None, use_errno=True).prctl
+        return ctypes.CDLL(None).prctl
     except (OSError, AttributeError, ImportError):
-        return None  # not Linux: the idle-time getppid check still catches an orphan
+        return None
 
 
 _SIGHUP = int(signal.SIGHUP)
@@ -81,7 +100,7 @@ _SIGHUP = int(signal.SIGHUP)
 # A count that has moved since means the program freezes objects itself, and decides for itself.
 _FREEZE_BASELINE = gc.get_freeze_count()
 _SIGUSR1 = int(signal.SIGUSR1)
-# Loaded by the first fork, in the parent (children inherit it): ctypes costs ~1.4 ms of import,
+# Loaded by the first fork, in the parent (children inherit it): _ctypes costs ~0.4 ms of import,
 # which a program that never forks (Single, Thread, Multiplex) need not pay (issue 15).
 _prctl: Any = None
 _prctl_loaded = False
@@ -98,10 +117,10 @@ _heap_frozen = False
 
 def _freeze_heap() -> None:
     """At the first fork, what exists (modules, the app, the configuration, the pool's own state,
-    ctypes for prctl) is frozen: a child's collections then skip it, where each would visit, and so
+    prctl) is frozen: a child's collections then skip it, where each would visit, and so
     write to and copy, every page of the inherited heap.  Once, not per fork: the parent's later
     objects stay young and collectable.  Not earlier, when serving starts: what the personality
-    makes between then and the first fork (the scoreboard, ctypes: ~560 tracked objects) would be
+    makes between then and the first fork (the scoreboard, prctl: hundreds of tracked objects) would be
     visited by every child's collections.  A program that freezes objects itself decides for
     itself."""
     global _heap_frozen
@@ -281,7 +300,7 @@ class ProcessParentMixIn(ChildDeadlinesMixIn):
         _signal.pthread_sigmask(_signal.SIG_BLOCK, _CHILD_MASK)
         # A child asks for SIGHUP at its parent's death (_follow_parent) unless it ignores HUP (Fork's
         # children finish their connection whatever happens): then no prctl and no getpid per child,
-        # and no ctypes (25 mappings every fork copies and every exit tears down) in the parent.
+        # and no _ctypes and libffi (mappings every fork copies and every exit tears down) in the parent.
         parent = 0
         follow = _SIGHUP not in self._child_ignores
         if follow:

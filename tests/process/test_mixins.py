@@ -303,11 +303,12 @@ import netserver
 
 class Count(socketserver.BaseRequestHandler):
     def handle(self):
-        # ctypes is loaded by the parent just before its first fork of a pool child (for prctl):
-        # whether its classes are among the objects this child's collections visit.
-        ctypes = sys.modules.get("ctypes")
-        young = ctypes is not None and any(o is ctypes.CDLL for o in gc.get_objects())
-        self.request.sendall(b"%d %d" % (gc.get_freeze_count(), young))
+        # prctl is built by the parent just before its first fork of a pool child (_ctypes, for
+        # PR_SET_PDEATHSIG): whether its class is among the objects this child's collections visit.
+        from netserver.personalities import parent
+        built = parent._prctl is not None
+        young = built and any(o is type(parent._prctl) for o in gc.get_objects())
+        self.request.sendall(b"%d %d %d" % (gc.get_freeze_count(), young, built))
 
 
 class S(netserver.{mixin}, socketserver.TCPServer):
@@ -322,7 +323,7 @@ class Cycle:
 if sys.argv[1] == "frozen":
     gc.freeze()  # the program's own choice
 before = gc.get_freeze_count()
-preloaded = "ctypes" in sys.modules  # then the check of the children's young objects proves nothing
+preloaded = "_ctypes" in sys.modules  # then the check of the children's young objects proves nothing
 collections = []
 gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(info["generation"]))
 server = S(("127.0.0.1", 0), Count)
@@ -344,7 +345,7 @@ threading.Thread(target=client).start()
 server.serve_forever(poll_interval=0.05)
 server.server_close()
 print(before, min(r[0] for r in replies), gc.get_freeze_count(), len(collections), max(r[1] for r in replies),
-      int(preloaded))
+      int(preloaded), min(r[2] for r in replies))
 '''
 
 
@@ -353,7 +354,7 @@ print(before, min(r[0] for r in replies), gc.get_freeze_count(), len(collections
 def test_children_inherit_the_parents_objects_frozen_and_the_parent_keeps_collecting(tmp_path, mixin, program):
     """A child's garbage collections skip the objects it inherited (each would otherwise write to
     every page they are on: copied per child). The parent freezes once, at its first fork, so what
-    it made to serve (ctypes for a pool's prctl) is frozen too and its later garbage is still
+    it made to serve (a pool's prctl) is frozen too and its later garbage is still
     collected, fork after fork; a program that froze objects itself keeps what it froze and nothing
     more."""
     import subprocess
@@ -366,14 +367,15 @@ def test_children_inherit_the_parents_objects_frozen_and_the_parent_keeps_collec
     done = subprocess.run([sys.executable, str(script), program], capture_output=True, text=True, timeout=TIMEOUT,
                           env=env)
     assert done.returncode == 0, done.stderr
-    before, in_child, after, collections, young_ctypes, preloaded = map(int, done.stdout.split())
+    before, in_child, after, collections, young_prctl, preloaded, built = map(int, done.stdout.split())
     if program == "frozen":
         assert after == before and in_child > 1000, "the program's freeze is left as it was"
     else:  # (3.12 freezes a few hundred objects of its own at start)
         assert in_child > before + 1000, "the child's collections skip what it inherited"
         assert after > before + 1000, "frozen once, at the first fork"
-        # A pool loads ctypes for its children's PR_SET_PDEATHSIG at its first fork (Fork's children,
+        # A pool builds prctl for its children's PR_SET_PDEATHSIG at its first fork (Fork's children,
         # which ignore HUP, never do: there the check only guards against a regression).
-        assert not preloaded, "ctypes was loaded before the server was: nothing left for the check below"
-        assert not young_ctypes, "ctypes, loaded for the children, is frozen with the rest"
+        assert not preloaded, "_ctypes was loaded before the server was: nothing left for the check below"
+        assert built == (mixin == "PreForkMixIn"), "a pool's children follow their parent, Fork's do not"
+        assert not young_prctl, "prctl, built for the children, is frozen with the rest"
     assert collections >= 5, "15 thresholds' worth of cyclic garbage made while serving: the parent collects"
