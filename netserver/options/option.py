@@ -28,9 +28,8 @@ class OptionError(ValueError):
         self.value = value
         self.source = source
         self.message = message
-        where = f" from {source}" if source else ""
-        shown = "" if value is None else f" {value!r}"
-        super().__init__(f"{name}:{shown}{where}: {message}")
+        detail = ("" if value is None else f" {value!r}") + (f" from {source}" if source else "")
+        super().__init__(f"{name}:{detail}: {message}" if detail else f"{name}: {message}")
 
 
 

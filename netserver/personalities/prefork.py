@@ -17,7 +17,8 @@ import time
 from ..options import Option
 from ..options.validators import to_bool, to_float, to_int
 from ..process.children import Exit
-from ..process.cpuload import CPUIdle, cgroup_quota
+from ..process.cgroup import cgroup_quota
+from ..process.cpuload import CPUIdle
 from ..process.pool import Limits, plan
 from ..process.scoreboard import BUSY, IDLE, STARTING
 from ..server import Server

@@ -8,11 +8,11 @@ load).  When they have idle time, the children are waiting on something else
 (a database, a disk, a remote service) and another child does help, however
 short each request is.  Linux's ``/proc/stat`` says which, per CPU; the CPUs
 counted are the process's affinity (``taskset``, a cpuset).  Inside a
-container with a CPU quota (``docker run --cpus``, Kubernetes' CPU limit)
-the machine's CPUs may idle while the container is held to its share, so
-the cgroup's own CPU time counts too: it is saturated when it used 90% of
-its quota.  Elsewhere, or when neither can be read, the answer is "not
-saturated", so a pool grows by Net::Server's rule alone.
+container with a CPU quota (``docker run --cpus``, a Kubernetes CPU limit,
+systemd's ``CPUQuota=``) the machine's CPUs may idle while the container is
+held to its share, so the cgroup's quota counts too (process/cgroup.py):
+90% of it used is saturated.  Elsewhere, or when neither can be read, the
+answer is "not saturated", so a pool grows by Net::Server's rule alone.
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from __future__ import annotations
 import os
 import time
 
+from .cgroup import MOUNTINFO, PROC_CGROUP, CgroupQuota, cgroup_quota
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Callable, Collection, Optional, Tuple
 
-__all__ = ["CPUIdle", "CgroupQuota", "SATURATED", "WINDOW", "affinity", "cgroup_cpu_quota", "cgroup_quota",
-           "read_stat", "usable_cpus"]
+__all__ = ["CPUIdle", "SATURATED", "WINDOW", "affinity", "cgroup_cpu_quota", "read_stat", "usable_cpus"]
 
 SATURATED = 0.1  # the CPUs were idle less than this share of the time: saturated
 WINDOW = 0.25  # seconds: the shortest span measured (a few clock ticks say nothing)
@@ -77,73 +78,11 @@ def usable_cpus() -> int:
     return max(1, min(count, quota)) if quota else count
 
 
-def cgroup_cpu_quota(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> int:
-    """The CPU quota of this process's cgroup in CPUs, rounded up (cgroup v2's ``cpu.max``, else
-    v1's CFS quota); 0 when there is none or it cannot be read."""
-    quota = cgroup_quota(proc, root)
+def cgroup_cpu_quota(proc: str = PROC_CGROUP, mountinfo: str = MOUNTINFO) -> int:
+    """The CPU quota of this process's cgroup (or an ancestor's) in CPUs, rounded up; 0 when there
+    is none or it cannot be read (process/cgroup.py)."""
+    quota = cgroup_quota(proc, mountinfo)
     return -(-quota.micros // quota.period) if quota is not None else 0
-
-
-class CgroupQuota:
-    """A cgroup's CPU quota (``micros`` of CPU time per ``period`` µs) and where its CPU time is
-    counted (``usage_file``: v2's ``cpu.stat``, in µs; v1's ``cpuacct.usage``, in ns)."""
-
-    __slots__ = ("micros", "period", "usage_file")
-
-    def __init__(self, micros: int, period: int, usage_file: Optional[str]):
-        self.micros, self.period, self.usage_file = micros, period, usage_file
-
-    @property
-    def cpus(self) -> float:
-        return self.micros / self.period
-
-    def usage(self) -> Optional[float]:
-        """The cgroup's CPU time so far, in seconds (None when it cannot be read)."""
-        if self.usage_file is None:
-            return None
-        try:
-            with open(self.usage_file, "rb") as fh:
-                text = fh.read()
-            if self.usage_file.endswith("cpu.stat"):  # v2: "usage_usec N" among other lines
-                for line in text.splitlines():
-                    if line.startswith(b"usage_usec "):
-                        return int(line.split()[1]) / 1e6
-                return None
-            return int(text) / 1e9  # v1 cpuacct.usage: ns
-        except (OSError, ValueError, IndexError):
-            return None
-
-
-def cgroup_quota(proc: str = "/proc/self/cgroup", root: str = "/sys/fs/cgroup") -> Optional[CgroupQuota]:
-    """This process's cgroup CPU quota (v2's ``cpu.max``, else v1's CFS quota), or None when there
-    is none or it cannot be read."""
-    try:
-        with open(proc) as fh:
-            lines = [line.split(":", 2) for line in fh.read().splitlines()]
-    except OSError:
-        return None
-    v1_usage = None
-    for _, controllers, path in lines:
-        if "cpuacct" in controllers.split(","):
-            v1_usage = f"{root}/{controllers}{path}/cpuacct.usage"
-    for _, controllers, path in lines:
-        try:
-            if controllers == "":  # v2
-                usage_file: Optional[str] = f"{root}{path}/cpu.stat"
-                with open(f"{root}{path}/cpu.max") as fh:
-                    quota, period = fh.read().split()
-            elif "cpu" in controllers.split(","):  # v1
-                usage_file = v1_usage
-                base = f"{root}/{controllers}{path}"
-                with open(f"{base}/cpu.cfs_quota_us") as fh, open(f"{base}/cpu.cfs_period_us") as gh:
-                    quota, period = fh.read().strip(), gh.read().strip()
-            else:
-                continue
-            if quota not in ("max", "-1") and int(period) > 0 and int(quota) > 0:
-                return CgroupQuota(int(quota), int(period), usage_file)
-        except (OSError, ValueError):
-            continue
-    return None
 
 
 class CPUIdle:

@@ -181,24 +181,3 @@ def test_a_childs_last_connection_is_not_kept_alive(app_dir, event):
         finally:
             conn.close()
         assert get(proc.port, "/index").body == b"hello\n"  # served by the successor
-
-
-@pytest.mark.parametrize("cgroup, files, quota", [
-    ("0::/box\n", {"box/cpu.max": "150000 100000\n"}, 2),            # v2: 1.5 CPUs, rounded up
-    ("0::/box\n", {"box/cpu.max": "max 100000\n"}, 0),               # v2: no quota
-    ("0::/box\n", {}, 0),                                            # no cpu controller file
-    ("4:cpu,cpuacct:/c\n0::/\n", {"cpu,cpuacct/c/cpu.cfs_quota_us": "300000\n",
-                                  "cpu,cpuacct/c/cpu.cfs_period_us": "100000\n"}, 3),   # v1
-    ("4:cpu,cpuacct:/c\n", {"cpu,cpuacct/c/cpu.cfs_quota_us": "-1\n",
-                            "cpu,cpuacct/c/cpu.cfs_period_us": "100000\n"}, 0),
-])
-def test_a_containers_cpu_quota_bounds_the_default_pool(tmp_path, cgroup, files, quota):
-    """``docker run --cpus 1.5`` gives a cgroup quota, not an affinity: the pool sizes by it."""
-    from netserver.process.cpuload import cgroup_cpu_quota
-
-    (tmp_path / "cgroup").write_text(cgroup)
-    for name, text in files.items():
-        path = tmp_path / "fs" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert cgroup_cpu_quota(str(tmp_path / "cgroup"), str(tmp_path / "fs")) == quota

@@ -2,7 +2,8 @@
 
 import pytest
 
-from netserver.process.cpuload import CPUIdle, cgroup_quota, read_stat
+from netserver.process.cgroup import CgroupQuota
+from netserver.process.cpuload import CPUIdle, read_stat
 
 #        user nice system idle iowait irq softirq steal guest guest_nice
 ROW = "{name} {user} 0 {system} {idle} {iowait} 0 {softirq} 0 7 0\n"
@@ -90,39 +91,12 @@ def test_no_stat_means_not_saturated(tmp_path):
 
 
 # -- a container's CPU quota: the machine may idle while the cgroup is held to its share -----
+# (where the quota is found: tests/unit/test_cgroup.py)
 
-def cgroup_tree(tmp_path, cgroup, files):
-    """A /proc/self/cgroup and a /sys/fs/cgroup made of ``files``; returns their paths."""
-    (tmp_path / "cgroup").write_text(cgroup)
-    for name, text in files.items():
-        path = tmp_path / "fs" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return str(tmp_path / "cgroup"), str(tmp_path / "fs")
-
-
-V2 = ("0::/box\n", {"box/cpu.max": "50000 100000\n", "box/cpu.stat": "usage_usec 1000000\nuser_usec 9\n"})
-V1 = ("4:cpuacct:/c\n3:cpu:/c\n0::/\n", {"cpu/c/cpu.cfs_quota_us": "50000\n", "cpu/c/cpu.cfs_period_us": "100000\n",
-                                       "cpuacct/c/cpuacct.usage": "1000000000\n"})
-
-
-@pytest.mark.parametrize("tree, usage_file", [(V2, "box/cpu.stat"), (V1, "cpuacct/c/cpuacct.usage")])
-def test_cgroup_quota_names_the_share_and_where_its_use_is_counted(tmp_path, tree, usage_file):
-    quota = cgroup_quota(*cgroup_tree(tmp_path, *tree))
-    assert quota.cpus == 0.5 and quota.usage_file == str(tmp_path / "fs" / usage_file)
-    assert quota.usage() == 1.0  # seconds, from µs (v2) or ns (v1)
-
-
-@pytest.mark.parametrize("cgroup, files", [
-    ("0::/box\n", {"box/cpu.max": "max 100000\n"}),                                     # no quota
-    ("0::/box\n", {"box/cpu.max": "0 100000\n"}),                                       # nonsense
-    ("0::/box\n", {"box/cpu.max": "50000\n"}),                                          # malformed
-    ("3:cpu:/c\n", {"cpu/c/cpu.cfs_quota_us": "-1\n", "cpu/c/cpu.cfs_period_us": "100000\n"}),
-    ("3:memory:/c\n", {}),                                                              # no cpu controller
-])
-def test_no_quota_is_none(tmp_path, cgroup, files):
-    assert cgroup_quota(*cgroup_tree(tmp_path, cgroup, files)) is None
-    assert cgroup_quota(str(tmp_path / "missing")) is None
+def quota_of(tmp_path, usage_usec=1000000):
+    """A 0.5-CPU quota whose cgroup has used ``usage_usec`` (cgroup v2's cpu.stat)."""
+    (tmp_path / "cpu.stat").write_text(f"usage_usec {usage_usec}\nuser_usec 9\n")
+    return CgroupQuota(50000, 100000, str(tmp_path / "cpu.stat"))
 
 
 # CPU seconds the cgroup used in the 2 s between two looks, with a quota of 0.5 CPU -> saturated?
@@ -136,10 +110,10 @@ def test_a_cgroup_at_its_quota_is_saturated_while_the_machine_idles(tmp_path, us
     now = [100.0]
     path = tmp_path / "stat"
     stat(path, {"cpu0": (1000, 1000), "cpu1": (1000, 1000)})
-    quota = cgroup_quota(*cgroup_tree(tmp_path, *V2))
+    quota = quota_of(tmp_path)
     cpu = CPUIdle(str(path), window=1, quota=quota, clock=lambda: now[0])
     stat(path, {"cpu0": (1100, 1100), "cpu1": (1000, 1200)})  # the machine: 75% idle
-    (tmp_path / "fs" / "box" / "cpu.stat").write_text(f"usage_usec {1000000 + int(used * 1e6)}\n")
+    quota_of(tmp_path, 1000000 + int(used * 1e6))
     now[0] += 2
     assert cpu.saturated() is saturated
     assert not CPUIdle(str(path), window=1, clock=lambda: now[0]).saturated()  # without the quota
@@ -149,12 +123,19 @@ def test_an_unreadable_cgroup_usage_leaves_the_machines_verdict(tmp_path):
     now = [100.0]
     path = tmp_path / "stat"
     stat(path, {"cpu0": (1000, 1000)})
-    quota = cgroup_quota(*cgroup_tree(tmp_path, *V2))
-    cpu = CPUIdle(str(path), window=1, quota=quota, clock=lambda: now[0])
-    (tmp_path / "fs" / "box" / "cpu.stat").write_text("nr_periods 3\n")
+    cpu = CPUIdle(str(path), window=1, quota=quota_of(tmp_path), clock=lambda: now[0])
+    (tmp_path / "cpu.stat").write_text("nr_periods 3\n")
     stat(path, {"cpu0": (1200, 1000)})
     now[0] += 2
     assert cpu.saturated(), "the machine's CPUs saturated: saturated, whatever the cgroup says"
     stat(path, {"cpu0": (1200, 1200)})
     now[0] += 2
     assert not cpu.saturated()
+
+
+def test_cgroup_usage_reads_v2_microseconds_and_v1_nanoseconds(tmp_path):
+    assert quota_of(tmp_path, 2500000).usage() == 2.5
+    (tmp_path / "cpuacct.usage").write_text("1500000000\n")
+    assert CgroupQuota(1, 1, str(tmp_path / "cpuacct.usage")).usage() == 1.5
+    assert CgroupQuota(1, 1, str(tmp_path / "missing")).usage() is None
+    assert CgroupQuota(1, 1, None).usage() is None

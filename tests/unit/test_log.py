@@ -254,36 +254,36 @@ def test_stderr_follows_replaced_sys_stderr(logs, capsys, monkeypatch):
     assert capsys.readouterr().err == ""
 
 
-def test_threads_racing_to_build_the_stderr_logger_lose_no_line(capsys):
-    """With logging loaded, the first stderr line builds the logger.  Threads writing their first
-    lines at once must each find it with its handler or build their own: a logger published bare
-    loses a NOTICE line (logging's lastResort writes WARNING and above, without the format)."""
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # thread switches inside _build, where the window was
+def test_a_thread_writing_while_another_builds_the_stderr_logger_loses_no_line(capsys, monkeypatch):
+    """With logging loaded, the first stderr line builds the logger.  Held between making the
+    logger and adding its handler, the builder must not have published it: another thread writing
+    meanwhile would find it bare and lose its NOTICE line (logging's lastResort writes WARNING and
+    above, without the format).  It finds none and builds its own."""
+    log = ServerLog(2)
+    building, written = threading.Event(), threading.Event()
+    add_handler = logging.Logger.addHandler
+
+    def held_add_handler(logger, handler):
+        if not building.is_set():  # the first build only: the other thread's goes through
+            building.set()
+            assert written.wait(10), "the other thread never wrote"
+        add_handler(logger, handler)
+
+    monkeypatch.setattr(logging.Logger, "addHandler", held_add_handler)
+    builder = threading.Thread(target=log.write, args=(2, "from the builder"))
+    builder.start()
     try:
-        expected = []
-        for round_ in range(100):
-            log = ServerLog(2)
-            barrier = threading.Barrier(8)
-
-            def write(index, log=log, barrier=barrier, round_=round_):
-                barrier.wait(timeout=10)
-                log.write(2, f"round {round_} thread {index}")
-
-            threads = [threading.Thread(target=write, args=(index,)) for index in range(8)]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(timeout=10)
-            assert not any(thread.is_alive() for thread in threads)
-            log.close()
-            expected += [f"round {round_} thread {index}" for index in range(8)]
+        assert building.wait(10), "the first write did not build the logger"
+        log.write(2, "from the other thread")
     finally:
-        sys.setswitchinterval(previous)
+        written.set()
+        builder.join(10)
+    assert not builder.is_alive()
+    log.close()
     lines = capsys.readouterr().err.splitlines()
     matches = [LINE_RE.match(line) for line in lines]
     assert all(match and match["level"] == "NOTICE" for match in matches), lines
-    assert sorted(match["msg"] for match in matches) == sorted(expected)
+    assert sorted(match["msg"] for match in matches) == ["from the builder", "from the other thread"]
 
 
 @pytest.mark.parametrize("value", [None, "", "STDERR", "stderr"])

@@ -161,6 +161,16 @@ def test_bad_values_name_option_value_and_source(argv, message):
         configured(argv=argv)
 
 
+@pytest.mark.parametrize("value, source, text", [
+    ("9", "command line", "workers: '9' from command line: too many"),
+    ("9", None, "workers: '9': too many"),
+    (None, "conf_file x.conf line 2", "workers: from conf_file x.conf line 2: too many"),
+    (None, None, "workers: too many"),  # a program's own check (guide.md's backends example)
+])
+def test_option_error_text_has_no_empty_fields(value, source, text):
+    assert str(OptionError("workers", value, source, "too many")) == text
+
+
 def test_bad_value_in_conf_file_names_file_and_line(tmp_path):
     with pytest.raises(OptionError) as info:
         configured(conf="# comment\n\nlog_level 2\nport 99999\n", tmp_path=tmp_path)
