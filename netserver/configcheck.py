@@ -61,7 +61,7 @@ def check(server: Any) -> str:
         if isinstance(value, str) and _is_file_target(name, value):
             check_writable(name, value, config.source_of(name))
     where = ", ".join(listener.describe() for listener in server.listeners)
-    return f"configuration OK: {type(server).__name__} (type {server._personality}), {where}"
+    return f"configuration OK: {server._title()}, {where}"
 
 
 def _is_file_target(name: str, value: str) -> bool:
@@ -128,13 +128,14 @@ def print_config(server: Any, template: Mapping[str, Option], relevant: Sequence
             if source.kind == Source.DEFAULT and option.name not in keep and option.section != "Application":
                 continue
             value = config.get(option.name)
-            values = value if option.multi and value else [value]
-            for item in values:
-                shown = shown_value(option, [item] if option.multi else item)
-                rows.append((option.name, shown, str(source)))
+            if option.multi and value:
+                for item, origin in zip(value, config.sources_of_each(option.name), strict=True):
+                    rows.append((option.name, shown_value(option, [item]), str(origin)))
+            else:
+                rows.append((option.name, shown_value(option, value), str(source)))
     width = max((len(r[0]) for r in rows), default=10) + 2
     value_width = min(max((len(r[1]) for r in rows), default=10) + 2, 40)
-    stream.write(f"# {type(server).__name__} (type {server._personality}): option, value, source\n")
+    stream.write(f"# {server._title()}: option, value, source\n")
     for name, value, source in rows:
         stream.write(f"{name:<{width}}{value:<{value_width}} {source}\n".rstrip() + "\n")
     if "port" in config and "host" in config:

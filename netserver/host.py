@@ -71,6 +71,9 @@ class StdlibHost(Server):
     def defines_hook(self, name: str) -> bool:
         return name in vars(self)  # set from the program's class in __init__
 
+    def _title(self) -> str:
+        return f"{type(self._owner).__name__} (type {self._owner._personality})"  # not this adapter's
+
     # -- options ------------------------------------------------------------------
 
     def options(self, template: Dict[str, Any]) -> Dict[str, Any]:

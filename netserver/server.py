@@ -378,7 +378,11 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             from . import daemon
 
             daemon.redirect_stdio(self._logger.fileno())
-        self.log(2, f"{type(self).__name__} (type {self._personality}) starting! pid({os.getpid()})")
+        self.log(2, f"{self._title()} starting! pid({os.getpid()})")
+
+    def _title(self) -> str:
+        """The server as its start-up line and ``--print-config`` name it: class and personality."""
+        return f"{type(self).__name__} (type {self._personality})"
 
     def post_bind(self) -> None:
         """After binding: chroot and drop privileges (in the children, for the forking personalities)."""

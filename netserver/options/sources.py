@@ -37,10 +37,12 @@ class Config:
 
     # The values live in the instance ``__dict__``: reading an option (the serving loops do, every
     # pass) is a plain attribute lookup, with no Python-level ``__getattr__`` call.
-    __slots__ = ("_sources", "__dict__")
+    __slots__ = ("_sources", "_each", "__dict__")
 
-    def __init__(self, values: Optional[Dict[str, Any]] = None, sources: Optional[Dict[str, Source]] = None):
+    def __init__(self, values: Optional[Dict[str, Any]] = None, sources: Optional[Dict[str, Source]] = None,
+                 each: Optional[Dict[str, List[Source]]] = None):
         object.__setattr__(self, "_sources", dict(sources or {}))
+        object.__setattr__(self, "_each", dict(each or {}))  # a list option's source per value, when they differ
         values = values or {}
         shadowing = sorted(name for name in values if hasattr(Config, name))
         if shadowing:
@@ -57,6 +59,7 @@ class Config:
     def __setattr__(self, name: str, value: Any) -> None:
         self._values[name] = value
         self._sources[name] = Source("set in code")
+        self._each.pop(name, None)
 
     def __contains__(self, name: str) -> bool:
         return name in self._values
@@ -76,7 +79,17 @@ class Config:
                 self._sources[name] = Source(Source.DEFAULT, why)
 
     def source_of(self, name: str) -> Source:
+        """Where ``name``'s value came from (a list option's: where its first value did)."""
         return self._sources[name]
+
+    def sources_of_each(self, name: str) -> List[Source]:
+        """Where each value of list option ``name`` came from (``port`` on two conf-file lines: each
+        its own line)."""
+        each = self._each.get(name)
+        values = self._values[name]
+        if each is not None and isinstance(values, list) and len(each) == len(values):
+            return list(each)
+        return [self._sources[name]] * (len(values) if isinstance(values, list) else 1)
 
     def __repr__(self) -> str:
         return f"Config({self._values!r})"
@@ -184,6 +197,7 @@ def merge(layers: Iterable[List[Entry]], template: Mapping[str, Option]) -> Conf
     option, the value and its source.
     """
     chosen: Dict[str, Tuple[Any, Source]] = {}
+    each: Dict[str, List[Source]] = {}
     for layer in layers:
         grouped: Dict[str, List[Tuple[Any, Source]]] = {}
         for key, value, source in layer:
@@ -195,7 +209,10 @@ def merge(layers: Iterable[List[Entry]], template: Mapping[str, Option]) -> Conf
             if option.multi:
                 values: List[Any] = []
                 for raw, source in items:
-                    values.extend(option.parse(raw, source))
+                    parsed = option.parse(raw, source)
+                    values.extend(parsed)
+                    if len(items) > 1:
+                        each.setdefault(key, []).extend([source] * len(parsed))
                 chosen[key] = (values, items[0][1])
             else:
                 raw, source = items[0]
@@ -208,4 +225,4 @@ def merge(layers: Iterable[List[Entry]], template: Mapping[str, Option]) -> Conf
             merged[name], sources[name] = chosen[name]
         else:
             merged[name], sources[name] = option.default_value(), default
-    return Config(merged, sources)
+    return Config(merged, sources, each)

@@ -17,14 +17,16 @@ import socketserver
 
 from ..engine import Engine
 from ..host import StdlibHost, host_class, own_keywords
-from ..options import normalize_template
+from ..options import OptionError, Source, declared_options, normalize_template
 from ..server import Server
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, List
+    from typing import Any, Dict, List
 
 __all__ = ["PersonalityMixIn", "SingleMixIn"]
+
+_TAKES_ANY_KEYWORD = 0x08  # CO_VARKEYWORDS: a **kwargs parameter
 
 
 class PersonalityMixIn(Engine):
@@ -49,6 +51,8 @@ class PersonalityMixIn(Engine):
         host = StdlibHost(self, {}, binds=self._binds_listeners)
         host._constructor_options = own_keywords(host_class(type(self)), options,
                                                  normalize_template(host.options({})))
+        if options:
+            self._refuse_other_personalities_options(options)
         self._host = host
         host.configure_hook()
         host.configure_owner()
@@ -58,6 +62,30 @@ class PersonalityMixIn(Engine):
 
     def _personality_init(self) -> None:
         """Create per-instance state (override; call super)."""
+
+    def _refuse_other_personalities_options(self, keywords: Dict[str, Any]) -> None:
+        """A keyword left for the host that another personality declares (``max_servers`` to compat's
+        ``ThreadingTCPServer``, the standard thread per connection): one error naming the option
+        and who takes it, where the host would raise a bare ``TypeError``.  Other keywords (a
+        typo, a host's own) go to the host, as with the standard classes."""
+        init = host_class(type(self)).__init__  # type: ignore[misc]  # the class's own, looked at not called
+        code = getattr(getattr(init, "__func__", init), "__code__", None)
+        if code is not None and code.co_flags & _TAKES_ANY_KEYWORD:
+            return  # the host's **kwargs may want them
+        from . import PERSONALITIES, LoadError, load
+
+        declared = {}
+        for personality in PERSONALITIES:
+            try:
+                declared[personality] = declared_options(load(personality))
+            except LoadError:
+                continue  # not usable here (HTTP without httptools, say)
+        for name, value in keywords.items():
+            owners = [personality for personality, options in declared.items() if name in options]
+            if owners:
+                raise OptionError(name, value, Source(Source.CONSTRUCTOR),
+                                  f"{type(self).__name__} has no such option (it is one of netserver's "
+                                  f"{', '.join(owners)}: their mixin over your class takes it)")
 
     def _refuse_a_second_dispatcher(self) -> None:
         """A host with socketserver's ThreadingMixIn/ForkingMixIn already decides where a request runs."""

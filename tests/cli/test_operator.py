@@ -137,6 +137,16 @@ def test_print_config_shows_values_and_their_sources(tmp_path):
     assert "server_type" not in rows  # not an option of PreFork
 
 
+def test_print_config_gives_each_value_of_a_repeated_option_its_own_line(tmp_path):
+    conf = tmp_path / "server.conf"
+    conf.write_text("# two ports\nport 127.0.0.1:8080\nport 127.0.0.1:8081/udp\n")
+    done = run(["PreFork", "--conf_file", str(conf), "--print-config"])
+    assert done.returncode == 0, done.stderr
+    rows = [line.split(None, 2) for line in done.stdout.splitlines()[1:] if not line.startswith("#")]
+    assert [(value, source) for name, value, source in rows if name == "port"] == [
+        ("127.0.0.1:8080", f"conf_file {conf} line 2"), ("127.0.0.1:8081/udp", f"conf_file {conf} line 3")]
+
+
 @pytest.mark.parametrize("flag", ["--print-config", "--help"])
 def test_print_config_into_a_reader_that_is_gone_is_quiet(flag):
     """``--print-config | head`` (or ``--help``): the reader has gone; no BrokenPipeError traceback, exit 1."""

@@ -180,6 +180,33 @@ def test_an_option_the_host_cannot_honour_is_refused(option, value):
     assert option in str(refused.value) and "SimpleXMLRPCServer" in str(refused.value)
 
 
+def test_another_personalitys_option_is_refused_by_name_and_a_typo_as_the_standard_class_does():
+    """compat's ThreadingTCPServer is the standard thread per connection: ``max_servers`` is
+    Thread's (the mixin's) option; an unknown keyword is the standard class's TypeError."""
+    with pytest.raises(netserver.OptionError) as refused:
+        compat.socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, max_servers=3)
+    assert str(refused.value).startswith("max_servers: 3 from constructor arguments: ThreadingTCPServer has "
+                                         "no such option") and "Thread" in str(refused.value)
+    with pytest.raises(TypeError) as typo:
+        compat.socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, max_server=3)
+    with pytest.raises(TypeError) as standard:
+        socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, max_server=3)
+    assert str(typo.value) == str(standard.value)
+
+
+def test_the_start_up_line_names_the_programs_class_not_netservers_adapter(capsys):
+    server = compat.socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, log_level=2)
+    server.server_close()
+
+    class Pool(netserver.PreForkMixIn, socketserver.TCPServer):
+        pass
+
+    Pool(("127.0.0.1", 0), Echo, log_level=2).server_close()
+    err = capsys.readouterr().err
+    assert " ThreadingTCPServer (type Single) starting!" in err and " Pool (type PreFork) starting!" in err
+    assert "StdlibHost" not in err
+
+
 def test_a_bad_option_value_names_itself_and_its_source():
     class Bad(netserver.PreForkMixIn, socketserver.TCPServer):
         max_servers = 0
