@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
     from .contract import Host
 
-__all__ = ["StdlibHost", "HOOKS", "host_class", "own_keywords"]
+__all__ = ["StdlibHost", "HOOKS", "host_class", "own_keywords", "refused_keywords"]
 
 #: The Net::Server hooks, by name (``HookMixIn`` declares each, in flow order).
 HOOKS = tuple(name for name, value in vars(HookMixIn).items() if callable(value) and not name.startswith("_"))
@@ -223,14 +223,31 @@ def own_keywords(host_class: Type[object], keywords: Dict[str, Any], template: M
     return {name: keywords.pop(name) for name in list(keywords) if name in template and name not in taken}
 
 
+def refused_keywords(host_class: Type[object], keywords: Dict[str, Any]) -> List[str]:
+    """The keywords the host's ``__init__`` would refuse with a ``TypeError``: not among its
+    parameters, and it takes no ``**kwargs``."""
+    code = _code_of(host_class.__init__)
+    if code is not None and code.co_flags & _CO_VARKEYWORDS:
+        return []
+    taken = _named_parameters(host_class.__init__)
+    return [name for name in keywords if name not in taken]
+
+
+_CO_VARKEYWORDS = 0x08  # the code object's flag for a **kwargs parameter
+
+
+def _code_of(function: Any) -> Any:
+    function = getattr(function, "__func__", function)
+    while hasattr(function, "__wrapped__"):  # functools.wraps
+        function = function.__wrapped__
+    return getattr(function, "__code__", None)
+
+
 def _named_parameters(function: Any) -> frozenset:
     """The parameter names ``function`` takes by name (not ``**kwargs``), read from its code object
     (``inspect`` would load ``ast`` and ``dis`` into every server, for this one question).
     A function without Python code (``object.__init__``) takes none."""
-    function = getattr(function, "__func__", function)
-    while hasattr(function, "__wrapped__"):  # functools.wraps
-        function = function.__wrapped__
-    code = getattr(function, "__code__", None)
+    code = _code_of(function)
     if code is None:
         return frozenset()
     return frozenset(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])

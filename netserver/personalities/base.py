@@ -16,7 +16,7 @@ import signal
 import socketserver
 
 from ..engine import Engine
-from ..host import StdlibHost, host_class, own_keywords
+from ..host import StdlibHost, host_class, own_keywords, refused_keywords
 from ..options import OptionError, Source, declared_options, normalize_template
 from ..server import Server
 
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from typing import Any, Dict, List
 
 __all__ = ["PersonalityMixIn", "SingleMixIn"]
-
-_TAKES_ANY_KEYWORD = 0x08  # CO_VARKEYWORDS: a **kwargs parameter
 
 
 class PersonalityMixIn(Engine):
@@ -68,10 +66,9 @@ class PersonalityMixIn(Engine):
         ``ThreadingTCPServer``, the standard thread per connection): one error naming the option
         and who takes it, where the host would raise a bare ``TypeError``.  Other keywords (a
         typo, a host's own) go to the host, as with the standard classes."""
-        init = host_class(type(self)).__init__  # type: ignore[misc]  # the class's own, looked at not called
-        code = getattr(getattr(init, "__func__", init), "__code__", None)
-        if code is not None and code.co_flags & _TAKES_ANY_KEYWORD:
-            return  # the host's **kwargs may want them
+        refused = refused_keywords(host_class(type(self)), keywords)
+        if not refused:
+            return  # the host takes them (its own parameters, or **kwargs)
         from . import PERSONALITIES, LoadError, load
 
         declared = {}
@@ -80,7 +77,8 @@ class PersonalityMixIn(Engine):
                 declared[personality] = declared_options(load(personality))
             except LoadError:
                 continue  # not usable here (HTTP without httptools, say)
-        for name, value in keywords.items():
+        for name in refused:
+            value = keywords[name]
             owners = [personality for personality, options in declared.items() if name in options]
             if owners:
                 raise OptionError(name, value, Source(Source.CONSTRUCTOR),

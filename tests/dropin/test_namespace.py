@@ -194,6 +194,30 @@ def test_another_personalitys_option_is_refused_by_name_and_a_typo_as_the_standa
     assert str(typo.value) == str(standard.value)
 
 
+def test_a_keyword_the_hosts_own_init_takes_stays_the_hosts():
+    """``max_servers`` is Fork's option, but this program's server takes it itself (by name, or
+    in ``**kwargs``): netserver leaves it to the program."""
+    class Named(socketserver.TCPServer):
+        def __init__(self, address, handler, max_servers=1):
+            self.mine = max_servers
+            super().__init__(address, handler)
+
+    class Anything(socketserver.TCPServer):
+        def __init__(self, address, handler, **extra):
+            self.mine = extra["max_servers"]
+            super().__init__(address, handler)
+
+    for host in (Named, Anything):
+        class Server(netserver.SingleMixIn, host):
+            pass
+
+        server = Server(("127.0.0.1", 0), Echo, max_servers=3)
+        try:
+            assert server.mine == 3
+        finally:
+            server.server_close()
+
+
 def test_the_start_up_line_names_the_programs_class_not_netservers_adapter(capsys):
     server = compat.socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, log_level=2)
     server.server_close()
