@@ -34,11 +34,11 @@ from .server import Server
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Mapping, Tuple, Type
+    from typing import Any, Dict, List, Mapping, Tuple
 
     from .contract import Host
 
-__all__ = ["StdlibHost", "HOOKS", "host_class", "own_keywords", "refused_keywords"]
+__all__ = ["StdlibHost", "HOOKS", "host_class", "host_init", "own_keywords", "refused_keywords"]
 
 #: The Net::Server hooks, by name (``HookMixIn`` declares each, in flow order).
 HOOKS = tuple(name for name, value in vars(HookMixIn).items() if callable(value) and not name.startswith("_"))
@@ -217,37 +217,49 @@ def host_class(cls: type) -> type:
     return object
 
 
-def own_keywords(host_class: Type[object], keywords: Dict[str, Any], template: Mapping[str, Any]) -> Dict[str, Any]:
-    """Pop the option keywords out of ``keywords``: those the host's ``__init__`` does not take itself."""
-    taken = _named_parameters(host_class.__init__)
+def host_init(cls: type, caller: type) -> Any:
+    """The ``__init__`` that ``super().__init__`` in ``caller.__init__`` reaches for an instance of
+    ``cls``: the next one defined after ``caller`` in ``cls``'s MRO (compat's
+    ``ThreadingTCPServer``: the standard ``TCPServer``'s)."""
+    mro = cls.__mro__
+    for klass in mro[mro.index(caller) + 1:]:
+        if "__init__" in vars(klass):
+            return vars(klass)["__init__"]
+    return object.__init__
+
+
+def own_keywords(init: Any, keywords: Dict[str, Any], template: Mapping[str, Any]) -> Dict[str, Any]:
+    """Pop the option keywords out of ``keywords``: those the host's ``init`` does not take itself."""
+    taken = _named_parameters(init)
     return {name: keywords.pop(name) for name in list(keywords) if name in template and name not in taken}
 
 
-def refused_keywords(host_class: Type[object], keywords: Dict[str, Any]) -> List[str]:
-    """The keywords the host's ``__init__`` would refuse with a ``TypeError``: not among its
-    parameters, and it takes no ``**kwargs``."""
-    code = _code_of(host_class.__init__)
-    if code is not None and code.co_flags & _CO_VARKEYWORDS:
-        return []
-    taken = _named_parameters(host_class.__init__)
+def refused_keywords(init: Any, keywords: Dict[str, Any]) -> List[str]:
+    """The keywords the host's ``init`` would surely refuse with a ``TypeError``: named by no
+    function of its ``functools.wraps`` chain, none of which takes ``**kwargs``.  An ``__init__``
+    without Python code (C, Cython) is not asked: none."""
+    function = getattr(init, "__func__", init)
+    taken: set = set()
+    while function is not None:
+        code = getattr(function, "__code__", None)
+        if code is None or code.co_flags & _CO_VARKEYWORDS:
+            return []
+        taken.update(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+        function = getattr(function, "__wrapped__", None)
     return [name for name in keywords if name not in taken]
 
 
 _CO_VARKEYWORDS = 0x08  # the code object's flag for a **kwargs parameter
 
 
-def _code_of(function: Any) -> Any:
-    function = getattr(function, "__func__", function)
-    while hasattr(function, "__wrapped__"):  # functools.wraps
-        function = function.__wrapped__
-    return getattr(function, "__code__", None)
-
-
 def _named_parameters(function: Any) -> frozenset:
     """The parameter names ``function`` takes by name (not ``**kwargs``), read from its code object
     (``inspect`` would load ``ast`` and ``dis`` into every server, for this one question).
     A function without Python code (``object.__init__``) takes none."""
-    code = _code_of(function)
+    function = getattr(function, "__func__", function)
+    while hasattr(function, "__wrapped__"):  # functools.wraps
+        function = function.__wrapped__
+    code = getattr(function, "__code__", None)
     if code is None:
         return frozenset()
     return frozenset(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])

@@ -42,7 +42,9 @@ class Config:
     def __init__(self, values: Optional[Dict[str, Any]] = None, sources: Optional[Dict[str, Source]] = None,
                  each: Optional[Dict[str, List[Source]]] = None):
         object.__setattr__(self, "_sources", dict(sources or {}))
-        object.__setattr__(self, "_each", dict(each or {}))  # a list option's source per value, when they differ
+        # A list option's source per value, when they differ, beside the values they describe.
+        object.__setattr__(self, "_each", {name: (tuple((values or {})[name]), list(sources_))
+                                           for name, sources_ in (each or {}).items()})
         values = values or {}
         shadowing = sorted(name for name in values if hasattr(Config, name))
         if shadowing:
@@ -84,12 +86,11 @@ class Config:
 
     def sources_of_each(self, name: str) -> List[Source]:
         """Where each value of list option ``name`` came from (``port`` on two conf-file lines: each
-        its own line)."""
-        each = self._each.get(name)
+        its own line); once code has changed the values, where the first came from, for all."""
         values = self._values[name]
-        if each is not None and isinstance(values, list) and len(each) == len(values):
-            return list(each)
-        return [self._sources[name]] * (len(values) if isinstance(values, list) else 1)
+        values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+        described, each = self._each.get(name, ((), []))
+        return list(each) if described == values else [self._sources[name]] * len(values)
 
     def __repr__(self) -> str:
         return f"Config({self._values!r})"

@@ -16,7 +16,7 @@ import signal
 import socketserver
 
 from ..engine import Engine
-from ..host import StdlibHost, host_class, own_keywords, refused_keywords
+from ..host import StdlibHost, host_class, host_init, own_keywords, refused_keywords
 from ..options import OptionError, Source, declared_options, normalize_template
 from ..server import Server
 
@@ -47,7 +47,7 @@ class PersonalityMixIn(Engine):
             super().__init__(*args, **options)
             return
         host = StdlibHost(self, {}, binds=self._binds_listeners)
-        host._constructor_options = own_keywords(host_class(type(self)), options,
+        host._constructor_options = own_keywords(host_init(type(self), PersonalityMixIn), options,
                                                  normalize_template(host.options({})))
         if options:
             self._refuse_other_personalities_options(options)
@@ -66,24 +66,31 @@ class PersonalityMixIn(Engine):
         ``ThreadingTCPServer``, the standard thread per connection): one error naming the option
         and who takes it, where the host would raise a bare ``TypeError``.  Other keywords (a
         typo, a host's own) go to the host, as with the standard classes."""
-        refused = refused_keywords(host_class(type(self)), keywords)
+        refused = refused_keywords(host_init(type(self), PersonalityMixIn), keywords)
         if not refused:
             return  # the host takes them (its own parameters, or **kwargs)
         from . import PERSONALITIES, LoadError, load
 
-        declared = {}
+        declared, mixin_of = {}, {}
         for personality in PERSONALITIES:
             try:
-                declared[personality] = declared_options(load(personality))
+                server_class = load(personality)
             except LoadError:
                 continue  # not usable here (HTTP without httptools, say)
+            declared[personality] = declared_options(server_class)
+            mixin_of[personality] = any(klass.__name__ == f"{personality}MixIn" and issubclass(klass, PersonalityMixIn)
+                                        for klass in server_class.__mro__)  # one that goes over any class
         for name in refused:
             value = keywords[name]
             owners = [personality for personality, options in declared.items() if name in options]
-            if owners:
-                raise OptionError(name, value, Source(Source.CONSTRUCTOR),
-                                  f"{type(self).__name__} has no such option (it is one of netserver's "
-                                  f"{', '.join(owners)}: their mixin over your class takes it)")
+            if not owners:
+                continue
+            mixins = [f"{owner}MixIn" for owner in owners if mixin_of[owner]]
+            listed = ", ".join(mixins[:-1]) + " or " + mixins[-1] if len(mixins) > 1 else "".join(mixins)
+            who = f"netserver's {listed} over your class takes it" if mixins else \
+                f"it is an option of netserver.{owners[0]} servers"
+            raise OptionError(name, value, Source(Source.CONSTRUCTOR),
+                              f"{type(self).__name__} has no such option ({who})")
 
     def _refuse_a_second_dispatcher(self) -> None:
         """A host with socketserver's ThreadingMixIn/ForkingMixIn already decides where a request runs."""

@@ -74,7 +74,10 @@ def cgroup_quota(proc: str = PROC_CGROUP, mountinfo: str = MOUNTINFO) -> Optiona
             acct = next((_locate(mounts, other, other_path) for other, other_path in memberships
                          if "cpuacct" in other), None)
             if where is not None:
-                found += [_v1_quota(level, where[0], acct and acct[0]) for level in _levels(*where)]
+                # cpuacct's directories level by level from the bottom (the same ones when mounted together)
+                accounts = list(_levels(*acct)) if acct is not None else []
+                found += [_v1_quota(level, accounts[depth] if depth < len(accounts) else None)
+                          for depth, level in enumerate(_levels(*where))]
     quotas = [quota for quota in found if quota is not None]
     return min(quotas, key=lambda quota: quota.cpus) if quotas else None
 
@@ -116,16 +119,23 @@ def _mounts(mountinfo: str) -> List[Tuple[Optional[FrozenSet[str]], str, str]]:
 
 def _locate(mounts: List[Tuple[Optional[FrozenSet[str]], str, str]], controllers: Optional[FrozenSet[str]],
             path: str) -> Optional[Tuple[str, str]]:
-    """(mount point, the cgroup's path below it) in the first mount of its hierarchy (v2: None).
-    A cgroup outside the mounted part (a container's own mount, where /proc/self/cgroup may
-    show the host's path) is the mount point itself."""
-    for options, root, point in mounts:
-        if options is None if controllers is None else (options is not None and controllers <= options):
-            root = root.rstrip("/")
+    """(mount point, the cgroup's path below it) for the hierarchy of ``controllers`` (v2: None).
+
+    Of its visible mounts (a later mount on the same point covers an earlier one), the one whose
+    root holds the path, the deepest root first; a cgroup outside every mounted part (a
+    container's own mount, where /proc/self/cgroup may show the host's path; a ``..`` in a
+    namespaced path) is the last mount's point itself."""
+    mine = [(root.rstrip("/"), point) for options, root, point in mounts
+            if (options is None if controllers is None else options is not None and controllers <= options)]
+    visible = [(root, point) for index, (root, point) in enumerate(mine)
+               if not any(later == point for _, later in mine[index + 1:])]
+    if not visible:
+        return None
+    if ".." not in path.split("/"):
+        for root, point in sorted(visible, key=lambda mount: -len(mount[0])):
             if path == root or path.startswith(root + "/"):
                 return point, path[len(root):].strip("/")
-            return point, ""
-    return None
+    return visible[-1][1], ""
 
 
 def _levels(point: str, relative: str) -> Iterator[str]:
@@ -144,17 +154,14 @@ def _v2_quota(level: str) -> Optional[CgroupQuota]:
         return None
 
 
-def _v1_quota(level: str, point: str, acct_point: Optional[str]) -> Optional[CgroupQuota]:
+def _v1_quota(level: str, account: Optional[str]) -> Optional[CgroupQuota]:
     try:
         with open(os.path.join(level, "cpu.cfs_quota_us")) as fh, \
                 open(os.path.join(level, "cpu.cfs_period_us")) as gh:
             quota, period = fh.read().strip(), gh.read().strip()
-    except OSError:
+    except (OSError, ValueError):
         return None
-    usage = None
-    if acct_point is not None:  # cpuacct at the same path (the same directory when mounted together)
-        usage = os.path.join(acct_point, os.path.relpath(level, point), "cpuacct.usage")
-    return _quota(quota, period, os.path.normpath(usage) if usage else None)
+    return _quota(quota, period, os.path.join(account, "cpuacct.usage") if account is not None else None)
 
 
 def _quota(quota: str, period: str, usage_file: Optional[str]) -> Optional[CgroupQuota]:

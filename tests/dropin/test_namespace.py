@@ -8,6 +8,7 @@ Names a program keeps for itself (``logger``, ``config``, ``log``,
 
 from __future__ import annotations
 
+import functools
 import http.server
 import os
 import socket
@@ -195,8 +196,8 @@ def test_another_personalitys_option_is_refused_by_name_and_a_typo_as_the_standa
 
 
 def test_a_keyword_the_hosts_own_init_takes_stays_the_hosts():
-    """``max_servers`` is Fork's option, but this program's server takes it itself (by name, or
-    in ``**kwargs``): netserver leaves it to the program."""
+    """``max_servers`` is Fork's option, but this program's server takes it itself (by name, in
+    ``**kwargs``, or in a decorator's wrapper): netserver leaves it to the program."""
     class Named(socketserver.TCPServer):
         def __init__(self, address, handler, max_servers=1):
             self.mine = max_servers
@@ -207,7 +208,20 @@ def test_a_keyword_the_hosts_own_init_takes_stays_the_hosts():
             self.mine = extra["max_servers"]
             super().__init__(address, handler)
 
-    for host in (Named, Anything):
+    def taking_max_servers(init):
+        @functools.wraps(init)
+        def wrapper(self, address, handler, max_servers=1):
+            self.mine = max_servers
+            init(self, address, handler)
+
+        return wrapper
+
+    class Wrapped(socketserver.TCPServer):
+        @taking_max_servers
+        def __init__(self, address, handler):
+            super().__init__(address, handler)
+
+    for host in (Named, Anything, Wrapped):
         class Server(netserver.SingleMixIn, host):
             pass
 

@@ -21,7 +21,7 @@ def tree(tmp_path, cgroup, mounts, files):
     for name, text in files.items():
         path = tmp_path / "fs" / name
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_bytes(text) if isinstance(text, bytes) else path.write_text(text)
     return str(tmp_path / "cgroup"), str(tmp_path / "mountinfo")
 
 
@@ -62,6 +62,19 @@ V1_JOINT = [ROOTFS, mount("{fs}/cpu,cpuacct", kind="cgroup", options="rw,xattr,c
                                                   "cpu,cpuacct/app.slice/svc/cpu.cfs_quota_us": "-1\n",
                                                   "cpu,cpuacct/app.slice/svc/cpu.cfs_period_us": "100000\n"},
      0.2, "cpu,cpuacct/app.slice/cpuacct.usage"),
+    # v1 apart, the process in different cgroups of the two: its time is its cpuacct cgroup's
+    ("3:cpu:/x\n2:cpuacct:/y\n", V1_SPLIT, {"cpu/x/cpu.cfs_quota_us": "50000\n", "cpu/x/cpu.cfs_period_us": "100000\n"},
+     0.5, "cpuacct/y/cpuacct.usage"),
+    # cgroup2 mounted twice, a bind of another cgroup listed first: the mount that holds the path
+    ("0::/box\n", [ROOTFS, mount("{fs}/other", root="/other"), mount("{fs}")],
+     {"other/cpu.max": "10000 100000\n", "box/cpu.max": "50000 100000\n"}, 0.5, "box/cpu.stat"),
+    # the host's hierarchy covered by the container's own cgroup mounted on the same point (Docker
+    # with /sys/fs/cgroup bind-mounted in): the later mount is the one visible
+    ("4:cpu,cpuacct:/docker/abc\n", [ROOTFS, mount("{fs}/cpu,cpuacct", kind="cgroup", options="rw,cpu,cpuacct"),
+                                     mount("{fs}/cpu,cpuacct", root="/docker/abc", kind="cgroup",
+                                           options="rw,cpu,cpuacct")],
+     {"cpu,cpuacct/cpu.cfs_quota_us": "50000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"},
+     0.5, "cpu,cpuacct/cpuacct.usage"),
     # a mount point with a space, escaped in mountinfo
     ("0::/box\n", [ROOTFS, mount("{fs}/with\\040space")], {"with space/box/cpu.max": "50000 100000\n"},
      0.5, "with space/box/cpu.stat"),
@@ -83,6 +96,9 @@ def test_the_quota_is_found_where_the_kernel_says(tmp_path, cgroup, mounts, file
     ("3:cpuset:/c\n", V1_SPLIT, {"cpuset/c/cpu.cfs_quota_us": "50000\n"}),                 # cpuset is not cpu
     ("garbage\n\n::\n", V2, {"cpu.max": "max 100000\n"}),                                   # malformed lines
     (b"0::/caf\xe9\n", V2, {}),                                                             # not UTF-8
+    ("0::/../sib\n", [ROOTFS, mount("{fs}/cg")], {"cpu.max": "10000 100000\n",            # never above
+                                                 "sib/cpu.max": "10000 100000\n"}),       # the mount point
+    ("3:cpu:/c\n", V1_SPLIT, {"cpu/c/cpu.cfs_quota_us": b"5\xff\n", "cpu/c/cpu.cfs_period_us": "100000\n"}),
 ])
 def test_no_quota_is_none(tmp_path, cgroup, mounts, files):
     assert cgroup_quota(*tree(tmp_path, cgroup, mounts, files)) is None

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import netserver
-from netserver.options import Option, OptionError, Source, parse_argv, parse_conf_text
+from netserver.options import Config, Option, OptionError, Source, parse_argv, parse_conf_text
 from netserver.options.validators import to_int
 
 
@@ -169,6 +169,17 @@ def test_bad_values_name_option_value_and_source(argv, message):
 ])
 def test_option_error_text_has_no_empty_fields(value, source, text):
     assert str(OptionError("workers", value, source, "too many")) == text
+
+
+def test_each_value_of_a_repeated_option_keeps_its_source_until_code_changes_them():
+    line2, line3 = Source(Source.CONF_FILE, "x.conf line 2"), Source(Source.CONF_FILE, "x.conf line 3")
+    config = Config({"port": ["1", "2"], "allow": ["a"]}, {"port": line2, "allow": line2}, {"port": [line2, line3]})
+    assert config.sources_of_each("port") == [line2, line3]
+    assert config.sources_of_each("allow") == [line2]
+    config.port.reverse()  # edited in place: the lines no longer say which is which
+    assert config.sources_of_each("port") == [line2, line2]
+    config.allow = ("a", "b")  # assigned, a tuple
+    assert config.sources_of_each("allow") == [Source("set in code")] * 2
 
 
 def test_bad_value_in_conf_file_names_file_and_line(tmp_path):
