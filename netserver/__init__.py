@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time each name load
     from .personalities.preforksimple import PreForkSimple, PreForkSimpleMixIn
     from .personalities.thread import Thread, ThreadMixIn
     from .server import Server, Single
+    from .http import HTTP
 
 # Every name is imported on first use (PEP 562): a program pays, in start-up time and in the
 # memory every forked child copies, only for the parts it uses (issues 12 and 15).
@@ -34,6 +35,7 @@ _LAZY = {
     "Thread": "personalities.thread", "ThreadMixIn": "personalities.thread",
     "Multiplex": "personalities.multiplex", "MultiplexMixIn": "personalities.multiplex",
     "MuxEchoHandler": "personalities.multiplex", "MuxHandler": "personalities.multiplex",
+    "HTTP": "http",  # needs the http extra (httptools) when used
 }
 
 
@@ -54,6 +56,7 @@ def __dir__():
 
 __all__ = [
     "EchoHandler",
+    "HTTP",
     "Fork",
     "ForkMixIn",
     "INET",

@@ -85,8 +85,8 @@ class BindingMixIn:
                         seen.add(key)
                         try:
                             listeners.append(cls(target, config))
-                        except ValueError as exc:  # e.g. an ssl listener's certificate
-                            raise ServerError(f"port {port}: {exc}") from None
+                        except ValueError as exc:  # the port's own settings: its SSL_* keys, its certificate
+                            raise OptionError("port", port, config.source_of("port"), str(exc)) from None
         self.listeners = listeners
 
     def bind(self) -> None:

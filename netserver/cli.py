@@ -191,10 +191,12 @@ def run_command(words: List[str]) -> int:
         if mode is not None:  # --check-config: one line, exit 2, whatever failed
             sys.stderr.write(f"netserver: error: {exc}\n")
             return EXIT_USAGE
+        reported = getattr(exc, "reported_to_launcher", False)  # after detaching: the launcher printed it
         if isinstance(exc, OptionError):  # a bad value: one line naming the option and its source
-            sys.stderr.write(f"netserver: error: {exc}\n")
+            if not reported:
+                sys.stderr.write(f"netserver: error: {exc}\n")
             return EXIT_USAGE
-        if not getattr(exc, "reported_to_launcher", False):
+        if not reported:
             sys.stderr.write(f"netserver: {exc}\n")
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -52,6 +52,16 @@ def take_request(words: Sequence[str]) -> Tuple[Optional[str], List[str]]:
 # -- --check-config -------------------------------------------------------------------
 
 
+def check_together(config: Any) -> None:
+    """What no single option's converter can see: values that need each other (read with the
+    options, so ``--check-config`` and a start refuse them alike)."""
+    mode = config.get("proxy_protocol", "off")
+    if mode != "off" and not config.get("proxy_allow"):
+        raise OptionError("proxy_protocol", mode, config.source_of("proxy_protocol"),
+                          "needs proxy_allow: the addresses of the proxies trusted to name the client "
+                          "(none are trusted by default)")
+
+
 def check(server: Any) -> str:
     """Check ``server`` (configured, not bound); returns a one-line summary or raises."""
     server.pre_bind()  # port specs resolved, listeners planned, TLS contexts built
@@ -60,8 +70,30 @@ def check(server: Any) -> str:
         value = config.get(name)
         if isinstance(value, str) and _is_file_target(name, value):
             check_writable(name, value, config.source_of(name))
+    _check_paths_for_user(server, config)
     where = ", ".join(listener.describe() for listener in server.listeners)
     return f"configuration OK: {server._title()}, {where}"
+
+
+def _check_paths_for_user(server: Any, config: Any) -> None:
+    """The files a start hands to ``user`` (the log file, UNIX socket files) are refused when that
+    user could redirect them (privileges.path_hazard): say so now, naming the option."""
+    from . import privileges
+
+    try:
+        identity = privileges.plan_identity(config.get("user"), config.get("group"))
+    except privileges.PrivilegeError as exc:
+        raise OptionError("user", config.get("user"), config.source_of("user"), str(exc)) from None
+    if identity is None:
+        return
+    paths = [("port", listener.target.address) for listener in server.listeners if getattr(listener, "owns_path", False)]
+    log_file = config.get("log_file")
+    if isinstance(log_file, str) and _is_file_target("log_file", log_file):
+        paths.append(("log_file", log_file))
+    for name, path in paths:
+        hazard = privileges.path_hazard(path, identity)
+        if hazard is not None:
+            raise OptionError(name, path, config.source_of(name), f"a start would refuse it: {hazard}")
 
 
 def _is_file_target(name: str, value: str) -> bool:

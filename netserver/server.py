@@ -284,6 +284,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
                 layers[3] = read_conf_file(conf_path, template, conf_entry[2])
         self.config = merge(layers, template)
         configcheck.report_unknown(rest, template, self.config.get("strict_options", False), self.log)  # --prot
+        configcheck.check_together(self.config)
         return self.config
 
     def check_config(self, mode: str) -> None:
@@ -339,9 +340,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         )
         self._reverse_lookups = self.access.reverse_lookups
         self._proxy_mode = None if config.proxy_protocol == "off" else config.proxy_protocol
-        if self._proxy_mode and not config.proxy_allow:
-            raise ServerError(f"proxy_protocol {self._proxy_mode} needs proxy_allow: the addresses of the "
-                              f"proxies trusted to name the client (none are trusted by default)")
         self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow) if self._proxy_mode else None
         self._log_connections = self._logger.enabled(3)
         if config.get("reuse_port"):  # PreFork's per-child sockets: the shared ones join their group

@@ -86,9 +86,23 @@ def test_check_config_opens_but_does_not_truncate_files(tmp_path):
     (["--log_file", "/proc/x.log"], ["log_file", "/proc/x.log"]),
     (["--pid_file", "/proc/1/x.pid"], ["pid_file", "/proc/1/x.pid"]),
     (["--SSL_cert_file", "/nonexistent.pem"], ["SSL_cert_file", "/nonexistent.pem"]),
+    (["--proxy_protocol", "v2"], ["proxy_protocol", "v2", "needs proxy_allow"]),  # options that need each other
+    (["--user", "no-such-user-here"], ["user", "no-such-user-here"]),
 ])
 def test_check_config_failure_is_one_line_and_exit_2(words, needles):
     one_line_error(run(["Single", "--port", "127.0.0.1:0", *words, "--check-config"]), *needles)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the service user's paths are checked when root drops privileges")
+def test_check_config_refuses_a_log_file_the_service_user_could_redirect(tmp_path):
+    """What a start refuses (privileges.path_hazard), --check-config refuses too, naming the option."""
+    shared = tmp_path / "shared"
+    (shared / "logs").mkdir(parents=True)
+    shared.chmod(0o777)  # nobody could rename logs/ and point the log anywhere
+    os.chmod(tmp_path, 0o755)
+    log_file = shared / "logs" / "x.log"
+    one_line_error(run(["Single", "--port", "127.0.0.1:0", "--user", "nobody", "--log_file", str(log_file),
+                        "--check-config"]), "log_file", str(log_file), "writable by nobody")
 
 
 def test_check_config_loads_the_app_and_the_access_log(tmp_path):

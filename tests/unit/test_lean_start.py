@@ -125,6 +125,7 @@ def test_lazy_names_resolve_on_first_use_and_are_listed():
         assert getattr(netserver, name) is not None
         assert name in dir(netserver)
     assert netserver.ThreadMixIn.__module__ == "netserver.personalities.thread"
+    assert netserver.HTTP.__module__ == "netserver.http"  # DESIGN's public HTTP, as production.md uses it
     with pytest.raises(AttributeError):
         getattr(netserver, "NoSuchPersonality")  # noqa: B009 - the lookup itself is the test
 
