@@ -62,6 +62,8 @@ class BindingMixIn:
         hosts, protos, ipvs = (pad(list(v), len(ports)) for v in (config.host, config.proto, config.ipv))
         seen = set()
         listeners: List[Listener] = []
+        # The default port gives way to sockets systemd passes (_adopt_activated): no notes about it.
+        quiet = config.source_of("port").kind == Source.DEFAULT and systemd.sockets_passed()
         for port, host, proto, ipv in zip(ports, hosts, protos, ipvs, strict=True):
             try:
                 specs = parse_port(port, host, proto, ipv)
@@ -76,7 +78,7 @@ class BindingMixIn:
                     targets, notes = resolve(spec)
                 except ResolveError as exc:
                     raise ServerError(str(exc)) from None
-                for note in notes:
+                for note in notes if not quiet else ():
                     self.log(2, note)
                 for target in targets:
                     # The same address twice is bound once; two port-0 specs are two ports.

@@ -53,8 +53,8 @@ def take_request(words: Sequence[str]) -> Tuple[Optional[str], List[str]]:
 
 
 def check_together(config: Any) -> None:
-    """What no single option's converter can see: values that need each other (read with the
-    options, so ``--check-config`` and a start refuse them alike)."""
+    """What no single option's converter can see: values that need each other (``--check-config``
+    and a start, in post_configure, refuse them alike)."""
     mode = config.get("proxy_protocol", "off")
     if mode != "off" and not config.get("proxy_allow"):
         raise OptionError("proxy_protocol", mode, config.source_of("proxy_protocol"),
@@ -64,8 +64,9 @@ def check_together(config: Any) -> None:
 
 def check(server: Any) -> str:
     """Check ``server`` (configured, not bound); returns a one-line summary or raises."""
-    server.pre_bind()  # port specs resolved, listeners planned, TLS contexts built
     config = server.config
+    check_together(config)
+    server.pre_bind()  # port specs resolved, listeners planned, TLS contexts built
     for name in WRITTEN_FILES:
         value = config.get(name)
         if isinstance(value, str) and _is_file_target(name, value):

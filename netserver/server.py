@@ -284,7 +284,6 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
                 layers[3] = read_conf_file(conf_path, template, conf_entry[2])
         self.config = merge(layers, template)
         configcheck.report_unknown(rest, template, self.config.get("strict_options", False), self.log)  # --prot
-        configcheck.check_together(self.config)
         return self.config
 
     def check_config(self, mode: str) -> None:
@@ -327,6 +326,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         caller directly, anything after it through the detacher's pipe.
         """
         config = self.config
+        configcheck.check_together(config)
         self._logger.close()
         try:
             self._logger = ServerLog.from_config(config, self)

@@ -22,9 +22,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import List, Optional, Tuple
 
-__all__ = ["listen_fds", "Notifier", "LISTEN_FDS_START"]
+__all__ = ["listen_fds", "sockets_passed", "Notifier", "LISTEN_FDS_START"]
 
 LISTEN_FDS_START = 3
+
+
+def sockets_passed() -> bool:
+    """Whether systemd passed this process sockets (without taking them: see :func:`listen_fds`)."""
+    count = os.environ.get("LISTEN_FDS", "")
+    return os.environ.get("LISTEN_PID", "") == str(os.getpid()) and count.isdigit() and int(count) > 0
 
 
 def listen_fds() -> List[Tuple[int, str]]:

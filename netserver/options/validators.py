@@ -187,8 +187,17 @@ def import_dotted(path: str) -> Any:
         try:
             target = getattr(target, part)
         except AttributeError:
-            raise ValueError(f"{module_name} has no attribute {attribute}") from None
+            raise ValueError(f"{module_name} has no attribute {attribute}{_shadowing(module)}") from None
     return target
+
+
+def _shadowing(module: Any) -> str:
+    """Why a module may not be the user's: ``site`` is the standard module, not ./site.py."""
+    found = getattr(module, "__file__", None) or "built in"
+    mine = os.path.join(os.getcwd(), module.__name__.replace(".", os.sep) + ".py")
+    if os.path.exists(mine) and os.path.abspath(found) != mine:
+        return f" ({module.__name__} is {found}, which comes before {mine}: rename yours)"
+    return ""
 
 
 def somaxconn() -> int:

@@ -46,6 +46,7 @@ def test_socket_activation_uses_the_passed_socket(sockdir, personality):
         os.killpg(proc.pid, signal.SIGTERM)
         output = proc.communicate(timeout=TIMEOUT)[0]
         assert "passed by systemd" in output, output
+        assert "20203" not in output, "the default port, which the passed socket replaces, is not mentioned"
         assert "Binding to UNIX socket" in output
         assert proc.returncode == 0, output
     finally:

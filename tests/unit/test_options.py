@@ -182,6 +182,20 @@ def test_each_value_of_a_repeated_option_keeps_its_source_until_code_changes_the
     assert config.sources_of_each("allow") == [Source("set in code")] * 2
 
 
+def test_an_app_module_shadowed_by_a_standard_one_is_named(tmp_path, monkeypatch):
+    """``--app site:app`` with a ./site.py: Python's own ``site`` is already loaded."""
+    from netserver.options.validators import import_dotted
+
+    (tmp_path / "site.py").write_text("def app(environ, start_response):\n    return []\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError) as error:
+        import_dotted("site:app")
+    assert "site has no attribute app" in str(error.value) and "rename yours" in str(error.value)
+    with pytest.raises(ValueError) as plain:
+        import_dotted("os:no_such_thing")
+    assert str(plain.value) == "os has no attribute no_such_thing"
+
+
 def test_bad_value_in_conf_file_names_file_and_line(tmp_path):
     with pytest.raises(OptionError) as info:
         configured(conf="# comment\n\nlog_level 2\nport 99999\n", tmp_path=tmp_path)
