@@ -375,10 +375,12 @@ class _Parser:
             return None, text
         host, sep, port = m.group("host"), m.group("sep"), m.group("port")
         if sep == "/" and re.match(r"^[A-Za-z_]", port):
-            # Net::Server reads 'port/word' as a protocol: say so if what precedes is a port.
+            # Net::Server reads 'port/word' as a protocol: say so if what precedes is a port.  One
+            # level only (a recursive split of '0/_/_/…' ran out of stack: the portspec fuzzer).
+            inner = _BRACKETED.match(host) or _HOST_PORT.match(host)
+            head_port = (inner.group("port") or "") if inner else host
             try:
-                _, head_port = self._split_host_port(host)
-                self._inet_port(head_port, "tcp")
+                self._inet_port(head_port.strip(), "tcp")
             except PortSpecError:
                 pass
             else:

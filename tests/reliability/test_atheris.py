@@ -18,6 +18,7 @@ SECONDS = int(os.environ.get("NETSERVER_FUZZ_SECONDS", "10"))
 
 
 @pytest.mark.parametrize("harness", ["fuzz_http.py", "fuzz_proxy.py", "fuzz_portspec.py"])
+@pytest.mark.timeout(SECONDS + 90)  # NETSERVER_FUZZ_SECONDS may be longer than pyproject's 60 s per test
 def test_atheris_harness_finds_nothing(harness, tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "fuzz", harness), f"-max_total_time={SECONDS}",

@@ -457,6 +457,14 @@ TOKENS = [
 ]
 
 
+@pytest.mark.parametrize("repeats", [1000, 50000])
+def test_a_long_chain_of_slash_words_is_a_portspecerror_not_a_recursion(repeats):
+    """The portspec fuzzer's find: '0/_/_/…' split host and port recursively until the stack ran out
+    (a traceback and exit 1 from --port, not one line and exit 2)."""
+    with pytest.raises(PortSpecError):
+        parse_port("0" + "/_" * repeats)
+
+
 @settings(max_examples=400, deadline=None)
 @given(text=st.text(max_size=60), default_proto=st.sampled_from(["tcp", "udp", "unix", "ssl"]))
 def test_arbitrary_text_raises_only_portspecerror(text, default_proto):
