@@ -140,6 +140,7 @@ class Engine:
 
         (``netserver.Server`` overrides this with the access control itself.)
         """
+        # (the ignore: the mixin's super() is the host class, which mypy cannot see from here)
         return self._host.verify_request(request, client_address) and super().verify_request(  # type: ignore[misc]
             request, client_address)
 
@@ -241,7 +242,7 @@ class Engine:
 
     def _on_signal(self, signum: int, frame: Any) -> None:
         """The signal handler: record and wake; TERM/INT also abort a request served in this thread."""
-        self._signals.record(signum)  # type: ignore[union-attr]
+        self._signals.record(signum)  # type: ignore[union-attr]  # installed only while _signals is set
         if signum in self._stop_now_signals and self._serving_request:
             self._serving_request = False
             raise StopNow(signum)

@@ -164,11 +164,11 @@ class StdlibHost(Server):
     # -- the steps around the loop --------------------------------------------------------
 
     @property
-    def _drops_privileges_in_children(self) -> bool:  # type: ignore[override]
+    def _drops_privileges_in_children(self) -> bool:  # type: ignore[override]  # the owner's, read-only
         return self._owner._drops_privileges_in_children
 
     @property
-    def _in_child(self) -> bool:  # type: ignore[override]
+    def _in_child(self) -> bool:  # type: ignore[override]  # the owner's, read-only
         return self._owner._in_child
 
     def owns_signals(self) -> bool:
