@@ -34,7 +34,7 @@ from .server import Server
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Mapping, Tuple
+    from typing import Any, Dict, List, Mapping, Optional, Tuple
 
     from .contract import Host
 
@@ -230,39 +230,33 @@ def host_init(cls: type, caller: type) -> Any:
 
 def own_keywords(init: Any, keywords: Dict[str, Any], template: Mapping[str, Any]) -> Dict[str, Any]:
     """Pop the option keywords out of ``keywords``: those the host's ``init`` does not take itself."""
-    taken = _named_parameters(init)
+    taken = _parameters(init) or frozenset()
     return {name: keywords.pop(name) for name in list(keywords) if name in template and name not in taken}
 
 
 def refused_keywords(init: Any, keywords: Dict[str, Any]) -> List[str]:
-    """The keywords the host's ``init`` would surely refuse with a ``TypeError``: named by no
-    function of its ``functools.wraps`` chain, none of which takes ``**kwargs``.  An ``__init__``
-    without Python code (C, Cython) is not asked: none."""
-    function = getattr(init, "__func__", init)
-    taken: set = set()
-    while function is not None:
-        code = getattr(function, "__code__", None)
-        if code is None or code.co_flags & _CO_VARKEYWORDS:
-            return []
-        taken.update(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
-        function = getattr(function, "__wrapped__", None)
-    return [name for name in keywords if name not in taken]
+    """The keywords the host's ``init`` would surely refuse with a ``TypeError`` (none when it may
+    take anything: ``**kwargs``, or no Python code to read)."""
+    taken = _parameters(init)
+    return [] if taken is None else [name for name in keywords if name not in taken]
 
 
 _CO_VARKEYWORDS = 0x08  # the code object's flag for a **kwargs parameter
 
 
-def _named_parameters(function: Any) -> frozenset:
-    """The parameter names ``function`` takes by name (not ``**kwargs``), read from its code object
-    (``inspect`` would load ``ast`` and ``dis`` into every server, for this one question).
-    A function without Python code (``object.__init__``) takes none."""
-    function = getattr(function, "__func__", function)
-    while hasattr(function, "__wrapped__"):  # functools.wraps
-        function = function.__wrapped__
-    code = getattr(function, "__code__", None)
-    if code is None:
-        return frozenset()
-    return frozenset(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+def _parameters(init: Any) -> Optional[frozenset]:
+    """The names ``init`` takes by name, over its ``functools.wraps`` chain; None when a function
+    of the chain takes ``**kwargs`` or has no Python code (C, Cython: it may take anything).
+    Read from code objects: ``inspect`` would load ``ast`` and ``dis`` into every server."""
+    function = getattr(init, "__func__", init)
+    taken: set = set()
+    while function is not None:
+        code = getattr(function, "__code__", None)
+        if code is None or code.co_flags & _CO_VARKEYWORDS:
+            return None
+        taken.update(code.co_varnames[:code.co_argcount + code.co_kwonlyargcount])
+        function = getattr(function, "__wrapped__", None)
+    return frozenset(taken)
 
 
 if TYPE_CHECKING:  # mypy checks that both kinds of host keep the whole contract
