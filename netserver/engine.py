@@ -69,6 +69,9 @@ class Engine:
     _in_child = False  # set in a forked child
     _children: Any = ()  # the forking personalities' ChildTable
     _drops_privileges_in_children = False  # the forking personalities drop in each child
+    # A StdlibHost whose program defines post_process_request_hook or post_client_connection_hook:
+    # it then serves the request around them (socketserver's process_request has no place for them).
+    _hooked_process: Any = None
 
     if TYPE_CHECKING:
         # What the engine uses of the socketserver class it sits on: socketserver's own names.
@@ -124,7 +127,10 @@ class Engine:
                 self.shutdown_request(request)
                 return
             try:
-                self.process_request(request, client_address)
+                if self._hooked_process is None:
+                    self.process_request(request, client_address)
+                else:
+                    self._hooked_process(request, client_address)
             except Exception:
                 self.handle_error(request, client_address)
                 self.shutdown_request(request)

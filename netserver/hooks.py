@@ -7,6 +7,8 @@ The flow itself is written once, in :meth:`netserver.server.Server.run`.
 
 from __future__ import annotations
 
+import functools
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
@@ -15,13 +17,51 @@ if TYPE_CHECKING:
 if TYPE_CHECKING:
     from .log import ServerLog
 
-__all__ = ["HookMixIn"]
+__all__ = ["HookMixIn", "fitted", "fitted_to"]
+
+_CO_VARARGS = 0x04  # the code object's flag for a *args parameter
+
+
+def fitted(name: str, function: Any, arguments: int) -> Any:
+    """``function`` (an override of hook ``name``, taking ``self``) as netserver calls it, with
+    ``arguments`` positional arguments after ``self``.
+
+    Net::Server passes its hooks nothing but the server, so an override written that way
+    (``def post_accept_hook(self):``) is given none: as in Perl, it takes the arguments it names
+    and the rest are left out.  One that needs more than netserver passes is refused here, when
+    its class is made, not with a ``TypeError`` on every connection.  Anything that is not a
+    plain function (a static method, a C function, a ``*args`` wrapper) is returned as it is."""
+    code = getattr(function, "__code__", None)
+    if code is None or not callable(function) or code.co_flags & _CO_VARARGS:
+        return function
+    takes = code.co_argcount - 1  # after self
+    required = takes - len(getattr(function, "__defaults__", None) or ())
+    if required > arguments:
+        raise TypeError(f"{function.__qualname__} takes {required} argument(s) after self, but netserver calls "
+                        f"{name} with {arguments}: {_SIGNATURES.get(name, name + '(self)')}")
+    if takes >= arguments:
+        return function
+
+    @functools.wraps(function)
+    def hook(self: Any, *given: Any) -> Any:
+        return function(self, *given[:takes])
+
+    return hook
 
 
 class HookMixIn:
-    """Net::Server's hooks.  Methods that may be overridden: all of them."""
+    """Net::Server's hooks.  Methods that may be overridden: all of them.
+
+    A subclass's override may take fewer arguments than the hook declares (Net::Server's hooks
+    take none): see :func:`fitted`."""
 
     _logger: "ServerLog"  # netserver.Server's log, which write_to_log_hook writes to
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, function in list(vars(cls).items()):
+            if name in _ARGUMENTS and type(function) is _FUNCTION:
+                setattr(cls, name, fitted(name, function, _ARGUMENTS[name]))
 
     # -- start-up (parent process) ------------------------------------------
 
@@ -153,3 +193,23 @@ class HookMixIn:
 
     def restart_open_hook(self) -> None:
         """HUP: in the new image, just before the inherited listeners are taken over."""
+
+
+_FUNCTION = type(fitted)
+#: Each hook's name → how many arguments netserver passes it after ``self``.
+_ARGUMENTS = {name: value.__code__.co_argcount - 1 for name, value in vars(HookMixIn).items()
+              if not name.startswith("_") and type(value) is _FUNCTION}
+_SIGNATURES = {name: f"{name}(self{''.join(', ' + arg for arg in vars(HookMixIn)[name].__code__.co_varnames[1:count + 1])})"
+               for name, count in _ARGUMENTS.items()}
+
+
+def fitted_to(owner: Any, name: str) -> Any:
+    """``owner``'s own hook ``name`` (a class of the program's, not a ``HookMixIn``), bound to it
+    and fitted as :func:`fitted` fits a subclass's."""
+    for klass in type(owner).__mro__:
+        if name in vars(klass):
+            function = vars(klass)[name]
+            if type(function) is _FUNCTION:
+                return fitted(name, function, _ARGUMENTS[name]).__get__(owner)
+            break
+    return getattr(owner, name)

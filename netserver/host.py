@@ -25,8 +25,10 @@ An option such a host cannot honour is refused when the server is built.
 
 from __future__ import annotations
 
+import socketserver
 
-from .hooks import HookMixIn
+
+from .hooks import HookMixIn, fitted_to
 from .engine import Engine
 from .options import Config, OptionError, Source, declared_options
 from .proto import listener_for_socket
@@ -45,6 +47,9 @@ HOOKS = tuple(name for name, value in vars(HookMixIn).items() if callable(value)
 
 #: Options that say where to listen: a stdlib host binds ``server_address`` itself.
 BINDING_OPTIONS = ("port", "host", "proto", "ipv", "listen", "reuse_port")
+
+#: The hooks around a request that socketserver's ``process_request`` has no place for.
+POST_REQUEST_HOOKS = ("post_process_request_hook", "post_client_connection_hook")
 
 #: Options that live in ``netserver.Server``'s own connection steps, which a stdlib host does not run.
 SERVER_STEP_OPTIONS = ("no_client_stdout", "proxy_protocol")
@@ -65,11 +70,35 @@ class StdlibHost(Server):
         owner_class = type(owner)
         for name in HOOKS:
             if _defines(owner_class, name):  # the program opted into this hook
-                setattr(self, name, getattr(owner, name))
+                setattr(self, name, fitted_to(owner, name))
         self.command_line = getattr(owner_class, "command_line", None) is True
 
     def defines_hook(self, name: str) -> bool:
         return name in vars(self)  # set from the program's class in __init__
+
+    def hooked_process(self) -> Any:
+        """What serves a request when the program defines ``post_process_request_hook`` or
+        ``post_client_connection_hook`` (None when it defines neither): socketserver's steps with
+        the hooks in Net::Server's places.  A class whose ``process_request`` is its own
+        (``ThreadingMixIn``'s, the program's) leaves no place for them: refused."""
+        defined = [name for name in POST_REQUEST_HOOKS if self.defines_hook(name)]
+        if not defined:
+            return None
+        owner_class = type(self._owner)
+        if owner_class.process_request is not socketserver.BaseServer.process_request:
+            where = next(klass.__qualname__ for klass in owner_class.__mro__ if "process_request" in vars(klass))
+            raise TypeError(f"{owner_class.__qualname__} defines {' and '.join(defined)}, but its process_request "
+                            f"is {where}'s, which netserver cannot call them from: call them from your "
+                            f"process_request, or use a netserver personality (ThreadMixIn, ForkMixIn…) "
+                            f"over the plain class")
+        return self._process_with_hooks
+
+    def _process_with_hooks(self, request: Any, client_address: Any) -> None:
+        owner = self._owner
+        owner.finish_request(request, client_address)
+        self.post_process_request_hook(request)
+        owner.shutdown_request(request)
+        self.post_client_connection_hook(request)
 
     def _title(self) -> str:
         return f"{type(self._owner).__name__} (type {self._owner._personality})"  # not this adapter's
@@ -181,6 +210,13 @@ class StdlibHost(Server):
         if not self._bound_here:
             self._adopt_owner_socket()
         super().start_serving()
+
+    def _fork_dequeue(self) -> None:
+        """``run_dequeue``'s fork: the forking personality's, on the program's object (none for
+        Thread and Multiplex, whose ``run_dequeue`` runs in the serving process)."""
+        fork = getattr(self._owner, "_fork_dequeue", None)
+        if fork is not None:
+            fork()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         self._owner.handle_error(request, client_address)

@@ -52,6 +52,7 @@ class PersonalityMixIn(Engine):
         if options:
             self._refuse_other_personalities_options(options)
         self._host = host
+        self._hooked_process = host.hooked_process()
         host.configure_hook()
         host.configure_owner()
         host.post_configure()

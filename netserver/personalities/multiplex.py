@@ -6,7 +6,10 @@ callbacks are Net::Server::Multiplex's: ``mux_connection`` once access
 control has passed, ``mux_input(data)`` whenever bytes arrive (consume what
 you use from the front of the ``bytearray``; the rest is kept for the next
 call), ``mux_eof(data)`` when the peer has finished writing,
-``mux_timeout()`` when ``set_timeout`` expires, ``mux_close()`` at the end.
+``mux_timeout()`` when ``set_timeout`` expires, ``mux_close()`` at the end;
+the server's ``post_process_request_hook`` runs just before ``mux_close`` and
+``post_client_connection_hook`` once the connection is closed, as in
+Net::Server::Multiplex's flow.
 ``write()`` never blocks: what the socket does not take at once is buffered
 and sent as the peer reads, and a peer whose unsent output grows past
 ``MuxHandler.high_water`` is not read from until it drains — a slow or
@@ -322,7 +325,9 @@ class MultiplexMixIn(PersonalityMixIn):
                 # Not _drop: it marks the connection closed before mux_close, and a datagram's
                 # mux_close may still answer its sender.
                 connection.closing = True  # a close() in mux_close has nothing left to do
+                self._hook(connection, "post_process_request_hook", request)
                 self._call(connection, "mux_close")
+                self._hook(connection, "post_client_connection_hook", request)
         connection.closed = True
 
     def _start(self, connection: Connection, client_address: Any) -> None:
@@ -399,17 +404,33 @@ class MultiplexMixIn(PersonalityMixIn):
         if connection.closed:
             return
         connection.closed = True
+        sock = connection.sock
         if not connection.stream:  # a datagram's socket is its listener's: it stays open
+            request = (bytes(connection.inbuf), sock)
+            self._hook(connection, "post_process_request_hook", request)
             self._call(connection, "mux_close")
+            self._hook(connection, "post_client_connection_hook", request)
             return
         self._connections.pop(connection.fd, None)
         try:
             if self._mux_selector is not None:
-                self._mux_selector.unregister(connection.sock)
+                self._mux_selector.unregister(sock)
         except (KeyError, ValueError):
             pass
+        self._hook(connection, "post_process_request_hook", sock)
         self._call(connection, "mux_close")
-        self.shutdown_request(connection.sock)
+        self.shutdown_request(sock)
+        self._hook(connection, "post_client_connection_hook", sock)
+
+    def _hook(self, connection: Connection, name: str, request: Any) -> None:
+        """A server hook at a connection's end, for connections the handler was made for; a
+        failing one is the connection's error, never the loop's."""
+        if connection.handler is None:
+            return  # refused, or its handler failed to start: no request was processed
+        try:
+            getattr(self._host, name)(request)
+        except Exception:
+            self.handle_error(connection.sock, connection.peer or connection.handler.client_address)
 
     def _call(self, connection: Connection, name: str, *args: Any) -> None:
         handler = connection.handler
