@@ -51,6 +51,34 @@ class _Router:
         return next(self._target())
 
 
+class _Client(io.RawIOBase):
+    """The client's socket as the raw stream under ``sys.stdin``/``sys.stdout``.
+
+    Output is line-buffered and is also flushed whenever the server is about to wait for the
+    client's input (the rule of C's stdio for a terminal; Net::Server sets autoflush on the
+    client's STDOUT), so a prompt or a line reaches an interactive client while it is served,
+    in order with what a subprocess writes to fd 1."""
+
+    def __init__(self, conn: socket.socket, before_read: Any = None):
+        self._conn = conn
+        self._before_read = before_read
+
+    def readable(self) -> bool:
+        return True
+
+    def writable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._before_read is not None:
+            self._before_read()
+        return self._conn.recv_into(buffer)
+
+    def write(self, data: Any) -> int:
+        self._conn.sendall(data)
+        return len(data)
+
+
 _routers_lock = threading.Lock()
 
 
@@ -74,9 +102,10 @@ class ClientStdio:
     def __enter__(self) -> None:
         stdin, stdout = _routers()
         conn = self.conn
-        self.stdout = io.TextIOWrapper(conn.makefile("wb"), encoding="utf-8", errors="replace",
-                                       write_through=True)
-        self.stdin = io.TextIOWrapper(conn.makefile("rb"), encoding="utf-8", errors="replace")
+        self.stdout = io.TextIOWrapper(io.BufferedWriter(_Client(conn)), encoding="utf-8", errors="replace",
+                                       line_buffering=True)
+        self.stdin = io.TextIOWrapper(io.BufferedReader(_Client(conn, self._flush_stdout)), encoding="utf-8",
+                                      errors="replace")
         stdin._local.stream = self.stdin
         stdout._local.stream = self.stdout
         if type(conn) is socket.socket and threading.get_ident() == _MAIN_IDENT:
@@ -88,6 +117,12 @@ class ClientStdio:
             self.saved_fds = (os.dup(0), os.dup(1))
             os.dup2(conn.fileno(), 0)
             os.dup2(conn.fileno(), 1)
+
+    def _flush_stdout(self) -> None:
+        try:
+            self.stdout.flush()
+        except (OSError, ValueError):
+            pass  # the client is gone, or the handler closed stdout: reading says so next
 
     def __exit__(self, *exc: Any) -> None:
         stdin, stdout = sys.stdin, sys.stdout

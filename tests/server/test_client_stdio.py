@@ -113,3 +113,46 @@ def test_by_default_print_goes_to_the_servers_stdout(write_script):
             conn.shutdown(socket.SHUT_WR)
             assert conn.recv(100) == b""  # nothing printed reached the client
         server.wait_for(r"^hello no-input$")
+
+
+CONVERSATION = '''
+import socketserver, sys
+import netserver
+
+
+class Prompt(socketserver.BaseRequestHandler):
+    def handle(self):
+        print("Welcome")                      # no flush: the client must see it before it writes
+        for line in sys.stdin:
+            print("You said", line.strip())
+            if line.strip() == "quit":
+                return
+            sys.stdout.write("next? ")        # a prompt without a newline, then a read
+
+
+getattr(netserver, sys.argv.pop(1)).run(Prompt)
+'''
+
+
+def read_until(sock, ending):
+    data = b""
+    while not data.endswith(ending):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+@pytest.mark.parametrize("personality", ["Single", "Thread", "PreFork"])
+def test_an_interactive_client_gets_each_line_and_prompt_while_it_is_served(write_script, personality):
+    """Net::Server's client STDOUT is autoflushed: a line-by-line protocol gets each reply before
+    it sends the next line, and a prompt before the server waits for input."""
+    script = write_script(CONVERSATION)
+    with ServerProcess([personality, "--port", "127.0.0.1:0", "--no_client_stdout", "0"], script=script) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as conn:
+            assert read_until(conn, b"Welcome\n") == b"Welcome\n"
+            conn.sendall(b"hello\n")
+            assert read_until(conn, b"next? ") == b"You said hello\nnext? "
+            conn.sendall(b"quit\n")
+            assert read_until(conn, b"You said quit\n") == b"You said quit\n"
