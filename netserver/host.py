@@ -114,9 +114,8 @@ class StdlibHost(Server):
         """Read the sources, then refuse what this host cannot honour."""
         template = self.options({})
         from_classes = {}
-        for klass in reversed(type(self._owner).__mro__):
-            if _netserver_aware(klass):
-                from_classes.update({name: value for name, value in vars(klass).items()
+        for klass in _option_classes(type(self._owner)):
+            from_classes.update({name: value for name, value in vars(klass).items()
                                      if name in template and not callable(value) and value is not None})
         config = self.configure(from_classes, argv=None if self.command_line else [],
                                 run_source=Source("class attribute"))
@@ -240,9 +239,23 @@ def _defines(cls: type, name: str) -> bool:
     return False
 
 
-def _netserver_aware(cls: type) -> bool:
-    """A class built on a netserver mixin or compat class, whose attributes may be options."""
-    return issubclass(cls, Engine) and cls.__module__.split(".")[0] not in ("netserver",)
+def _option_classes(cls: type) -> List[type]:
+    """The program's classes whose attributes are options, base first: the one that names a
+    netserver class among its bases (``class S(netserver.PreForkMixIn, TCPServer)``) and its
+    subclasses down to ``cls``.  A subclass of a compat class names none (the one-line upgrade
+    opted into nothing): its ``port``, ``user`` or ``log_level`` stay the program's own names."""
+    mro = cls.__mro__
+    for index in range(len(mro) - 1, -1, -1):
+        klass = mro[index]
+        if _package(klass) in ("netserver", "compat"):
+            continue
+        if any(_package(base) == "netserver" for base in klass.__bases__):
+            return [k for k in reversed(mro[:index + 1]) if issubclass(k, klass)]
+    return []
+
+
+def _package(cls: type) -> str:
+    return cls.__module__.split(".")[0]
 
 
 def host_class(cls: type) -> type:

@@ -245,6 +245,40 @@ def test_the_start_up_line_names_the_programs_class_not_netservers_adapter(capsy
     assert "StdlibHost" not in err
 
 
+def test_a_compat_subclass_keeps_its_own_attributes_that_share_an_option_name():
+    """The one-line upgrade opts into no option: a program's own ``port``, ``user``, ``background``,
+    ``log_file`` or ``log_level`` on its server class stay its own (they used to rebind the server
+    on every interface, drop root, fork it into the background, or fail on logging.INFO)."""
+    import logging
+
+    class AppServer(compat.socketserver.TCPServer):
+        port = 8765
+        host = "0.0.0.0"
+        user = "nobody"
+        background = True
+        log_file = "/nonexistent/app.log"
+        log_level = logging.INFO
+        cidr_allow = ["10.0.0.0/8"]
+
+    uid = os.geteuid()
+    with AppServer(("127.0.0.1", 0), Echo) as server:
+        assert server.server_address[0] == "127.0.0.1" and server.server_address[1] != 8765
+        assert os.geteuid() == uid and os.getpid() == server._host._owner_pid
+        config = server._host.config
+        assert (config.log_level, config.log_file, config.cidr_allow) == (1, None, [])
+        assert str(config.source_of("user")) == "default"
+        assert (server.port, server.user, server.log_level) == (8765, "nobody", logging.INFO)
+        thread = threading.Thread(target=server.serve_forever)
+        thread.start()
+        try:
+            with socket.create_connection(server.server_address, timeout=10) as conn:
+                conn.sendall(b"still served\n")
+                assert conn.makefile("rb").readline() == b"still served\n"
+        finally:
+            server.shutdown()
+            thread.join(10)
+
+
 def test_a_bad_option_value_names_itself_and_its_source():
     class Bad(netserver.PreForkMixIn, socketserver.TCPServer):
         max_servers = 0
