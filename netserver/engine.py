@@ -75,6 +75,8 @@ class Engine:
 
     if TYPE_CHECKING:
         # What the engine uses of the socketserver class it sits on: socketserver's own names.
+        _BaseServer__shutdown_request: bool
+        _BaseServer__is_shut_down: threading.Event
         RequestHandlerClass: Any
         socket: Any
         server_address: Any
@@ -89,12 +91,29 @@ class Engine:
 
     def _engine_init(self) -> None:
         """Per-instance loop state (called by the constructors, before anything else)."""
-        if "_is_shut_down" in self.__dict__:
+        if "_read_handles" in self.__dict__:
             return
         self._signals: Optional[SignalQueue] = None
         self._read_handles: Dict[int, Any] = {}
-        self._shutdown_request = False
-        self._is_shut_down = threading.Event()
+        if "_BaseServer__is_shut_down" not in self.__dict__:  # BaseServer.__init__ has not run yet
+            self._BaseServer__shutdown_request = False
+            self._BaseServer__is_shut_down = threading.Event()
+
+    # The loop's stop flag and "stopped" event are socketserver's own (BaseServer's private names):
+    # the standard class's shutdown() called by name (jsonrpclib's server_close does), or a handler
+    # setting the flag, stops this loop as it stops socketserver's, and waits for it the same way.
+
+    @property
+    def _shutdown_request(self) -> bool:
+        return self._BaseServer__shutdown_request
+
+    @_shutdown_request.setter
+    def _shutdown_request(self, value: bool) -> None:
+        self._BaseServer__shutdown_request = value
+
+    @property
+    def _is_shut_down(self) -> threading.Event:
+        return self._BaseServer__is_shut_down
 
     # -- what to wait on, what to do ------------------------------------------
 
@@ -206,7 +225,7 @@ class Engine:
             selector.register(handle, selectors.EVENT_READ, (self._host.can_read_hook, handle))
         listening = self._listening()
         registered = False
-        while not self._shutdown_request:
+        while not self._BaseServer__shutdown_request:  # the property's attribute: read every pass
             if self._accepting() != registered:
                 registered = not registered
                 for fileobj, token in listening:
@@ -215,7 +234,7 @@ class Engine:
                     else:
                         selector.unregister(fileobj)
             for key, _ in selector.select(poll_interval):
-                if self._shutdown_request:
+                if self._BaseServer__shutdown_request:
                     break
                 action, token = key.data
                 try:
@@ -226,11 +245,14 @@ class Engine:
             self.service_actions()
 
     def shutdown(self) -> None:
-        """Stop ``serve_forever`` and wait until it has (call it from another thread)."""
+        """Stop ``serve_forever`` and wait until it has (call it from another thread).
+
+        The loop wakes at once; then the host class's ``shutdown`` runs as it would without
+        netserver (socketserver's sets the same flag and waits for the loop to end)."""
         self._shutdown_request = True
         if self._signals is not None:
             self._signals.wake()
-        self._is_shut_down.wait()
+        super().shutdown()  # type: ignore[misc]  # socketserver.BaseServer's, after the host's own
 
     def _add_read_handle(self, handle: Any) -> None:
         """Watch an extra handle (anything with ``fileno()``); readiness calls ``can_read_hook``."""

@@ -230,6 +230,12 @@ class StdlibHost(Server):
     def fileno(self) -> int:
         return self._owner.fileno()
 
+    def serve_forever_around(self) -> Any:
+        """The host class's own ``serve_forever``, which the mixin's loop runs inside, or None
+        when it keeps socketserver's."""
+        function = getattr(host_class(type(self._owner)), "serve_forever", None)
+        return None if function in (None, socketserver.BaseServer.serve_forever) else function
+
 
 def _defines(cls: type, name: str) -> bool:
     """Whether a class of the program (not netserver's no-op) defines ``name``."""

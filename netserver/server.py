@@ -487,6 +487,10 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         """A status line for the service manager (systemd's STATUS=)."""
         self.notifier.status(text)
 
+    def serve_forever_around(self) -> Any:
+        """None: this class's loop is the loop (a personality mixin asks its host, see base.py)."""
+        return None
+
     def owns_signals(self) -> bool:
         """Net::Server's flow (``run()``) takes over every signal it handles; otherwise only
         those the program left at their default action."""

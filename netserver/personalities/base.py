@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import signal
 import socketserver
+import sys
 
 from ..engine import Engine
 from ..host import StdlibHost, host_class, host_init, own_keywords, refused_keywords
@@ -61,6 +62,34 @@ class PersonalityMixIn(Engine):
 
     def _personality_init(self) -> None:
         """Create per-instance state (override; call super)."""
+
+    # -- a host class with a serve_forever of its own -------------------------------------------
+    # Werkzeug's BaseWSGIServer wraps socketserver's loop (it catches KeyboardInterrupt and closes
+    # the server).  A mixin's loop comes first in the MRO, so the host's override would never run:
+    # it is called instead, and netserver's loop takes the place of socketserver's the moment that
+    # loop starts, when it asks for the server's fileno() to wait on it.
+
+    _handing_over: Any = None  # the poll interval, while the host's own serve_forever is starting
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        around = None if self._handing_over is not None else self._host.serve_forever_around()
+        if around is None:
+            super().serve_forever(poll_interval)
+            return
+        self._handing_over = poll_interval
+        try:
+            around(self, poll_interval)
+        finally:
+            self._handing_over = None
+
+    def fileno(self) -> int:
+        if self._handing_over is not None and _asked_by_socketserver_loop():
+            poll_interval, self._handing_over = self._handing_over, None
+            try:
+                super().serve_forever(poll_interval)
+            finally:
+                self._shutdown_request = True  # socketserver's loop, which asked, ends at once
+        return super().fileno()  # type: ignore[misc]  # the host class's (socketserver's TCPServer…)
 
     def _refuse_other_personalities_options(self, keywords: Dict[str, Any]) -> None:
         """A keyword left for the host that another personality declares (``max_servers`` to compat's
@@ -122,6 +151,20 @@ class PersonalityMixIn(Engine):
         super().server_close()
         self._close_signals()
         self._host.server_closed()
+
+
+def _asked_by_socketserver_loop() -> bool:
+    """Whether ``fileno()`` was called by ``socketserver.BaseServer.serve_forever`` (registering
+    the server with its selector: a few frames up), not by anything else that asks."""
+    loop = socketserver.BaseServer.serve_forever.__code__
+    frame: Any = sys._getframe(2)
+    for _ in range(6):
+        if frame is None:
+            return False
+        if frame.f_code is loop:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class SingleMixIn(PersonalityMixIn):

@@ -119,6 +119,7 @@ server = Pool("127.0.0.1", 0, app)
 print("READY", server.server_address[1], flush=True)
 try:
     server.serve_forever()
+    print("SERVE_FOREVER RETURNED", flush=True)
 except KeyboardInterrupt:
     print("KEYBOARD INTERRUPT", flush=True)
 server.server_close()
@@ -135,7 +136,8 @@ def test_werkzeug_server_class_under_a_prefork_mixin(tmp_path):
     pids = {int(get(port).split()[-1]) for _ in range(4)}
     assert pids <= set(live_children(proc.pid)), "served by the pool's children"
     code, out = stop(proc, group=False)  # Ctrl-C to the parent alone: it stops the pool itself
-    assert code == 0 and "KEYBOARD INTERRUPT" in out and "Traceback" not in out, out
+    # Werkzeug's own serve_forever catches the KeyboardInterrupt, as it does without netserver.
+    assert code == 0 and "SERVE_FOREVER RETURNED" in out and "Traceback" not in out, out
     assert "abnormally" not in out, out
 
 

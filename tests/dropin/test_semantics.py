@@ -314,3 +314,85 @@ def test_usr1_to_a_child_or_passed_through_leaves_everything_serving(program, mi
     server.proc.send_signal(signal.SIGTERM)
     assert "CLOSED" in server.finish(0)
     assert "Traceback" not in server.log() and "abnormally" not in server.log(), server.log()
+
+
+HOST_WITH_ITS_OWN_LOOP = """
+class LibServer(socketserver.TCPServer):
+    '''A library's server class that wraps socketserver's loop (as Werkzeug's BaseWSGIServer does).'''
+    allow_reuse_address = True
+
+    def serve_forever(self, poll_interval=0.5):
+        print("LibServer.serve_forever", flush=True)
+        try:
+            super().serve_forever(poll_interval)
+        except KeyboardInterrupt:
+            print("LibServer caught KeyboardInterrupt", flush=True)
+        finally:
+            print("LibServer.serve_forever done", flush=True)
+
+    def shutdown(self):
+        print("LibServer.shutdown", flush=True)
+        super().shutdown()
+
+
+class S({mixin}, LibServer):
+    max_servers = 2
+
+
+server = S(("127.0.0.1", 0), Slow)
+ready(server)
+
+
+def stop():
+    how = sys.stdin.readline().strip()
+    sys.stdin.readline()  # once the client has been served
+    server.shutdown() if how == "shutdown" else os.kill(os.getpid(), signal.SIGINT)
+
+
+threading.Thread(target=stop).start()
+server.serve_forever(poll_interval=0.1)
+# As jsonrpclib's server_close does: the standard class's shutdown, by name, after the loop ended.
+socketserver.TCPServer.shutdown(server)
+print("STANDARD SHUTDOWN RETURNED", flush=True)
+server.server_close()
+"""
+
+
+@pytest.mark.parametrize("how", ["shutdown", "ctrl-c"])
+@pytest.mark.parametrize("mixin", ["socketserver.ThreadingMixIn", "netserver.SingleMixIn", "netserver.ThreadMixIn",
+                                   "netserver.ForkMixIn", "netserver.PreForkMixIn"])
+def test_a_host_classs_own_serve_forever_and_shutdown_run_around_the_loop(program, mixin, how):
+    """A mixin's loop comes first in the MRO; the host class's own ``serve_forever`` (which here
+    catches KeyboardInterrupt, as Werkzeug's does) and ``shutdown`` still run, and the standard
+    ``shutdown`` called by name after the loop returns instead of waiting forever."""
+    server = program(HOST_WITH_ITS_OWN_LOOP.format(mixin=mixin))
+    server.say(how)
+    assert ask(server.port).startswith(b"done")
+    server.say("now")
+    expected = ["LibServer.serve_forever", "LibServer.serve_forever done", "STANDARD SHUTDOWN RETURNED"]
+    expected[1:1] = ["LibServer.shutdown"] if how == "shutdown" else ["LibServer caught KeyboardInterrupt"]
+    assert server.finish(0).split("\n")[:4] == expected
+
+
+STOPPED_BY_THE_STANDARD_FLAG = """
+class Stopper(socketserver.StreamRequestHandler):
+    def handle(self):
+        self.server._BaseServer__shutdown_request = True  # a common recipe for stopping from a handler
+        self.wfile.write(b"stopping\\n")
+
+
+server = {server}(("127.0.0.1", 0), Stopper)
+ready(server)
+server.serve_forever(poll_interval=0.1)
+print("SERVE_FOREVER RETURNED", flush=True)
+server.server_close()
+"""
+
+
+@pytest.mark.parametrize("server_class", ["socketserver.TCPServer", "compat.socketserver.TCPServer",
+                                          "compat.socketserver.ThreadingTCPServer"])
+def test_a_handler_that_sets_socketservers_own_stop_flag_stops_the_loop(program, server_class):
+    server = program(STOPPED_BY_THE_STANDARD_FLAG.format(server=server_class))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as client:
+        assert client.makefile("rb").readline() == b"stopping\n"
+    assert "SERVE_FOREVER RETURNED" in server.finish(0)
