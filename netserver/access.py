@@ -316,8 +316,6 @@ class AccessPolicy:
         if net is not None:
             return Decision(False, f"matched cidr_deny {net}{note}")
 
-        if not self._has_allow:
-            return Decision(True, f"no deny rule matched{note}")
         for pattern in self.allow:
             for text, label in self._subjects(pattern, addresses, hosts):
                 if pattern.fullmatch(text):
@@ -325,6 +323,8 @@ class AccessPolicy:
         net = self._allow_blocks[ip.version].find(int(ip))
         if net is not None:
             return Decision(True, f"matched cidr_allow {net}{note}")
+        if not self._has_allow:  # Net::Server's rule: a client must match an allow once any rule is set
+            return Decision(False, f"no allow rule: deny rules alone refuse every other client{note}")
         return Decision(False, f"no allow rule matched{note}")
 
 

@@ -160,11 +160,9 @@ def run_command(words: List[str]) -> int:
         cls = load(name)
     except LoadError as exc:
         return _usage_error(str(exc))
-    from .handlers import EchoHandler
-
     # Net::Server's net-server: with no personality, a MultiType that runs as Fork.
     defaults = {"server_type": ["Fork"]} if name == "MultiType" and not explicit else {}
-    probe = cls(None, EchoHandler, bind_and_activate=False)
+    probe = cls(None, None, bind_and_activate=False)  # asked for its options only
     template = normalize_template(probe.options({}))
     if "-h" in words or "--help" in words:
         sys.stdout.write(USAGE + "\n" + _help_options(cls, probe, template, words, defaults))

@@ -143,7 +143,7 @@ class Engine:
                 self.shutdown_request(request)
                 return
             if not allowed:
-                self.shutdown_request(request)
+                self._refused(request, client_address)
                 return
             try:
                 if self._hooked_process is None:
@@ -159,6 +159,20 @@ class Engine:
         finally:
             if main:
                 self._serving_request = False
+
+    def _refused(self, request: Any, client_address: Any) -> None:
+        """Close a refused connection between the hooks that end every connection in Net::Server's
+        flow (``post_process_request_hook``, then ``post_client_connection_hook``)."""
+        host = self._host
+        try:
+            host.post_process_request_hook(request)
+        except Exception:
+            self.handle_error(request, client_address)
+        self.shutdown_request(request)
+        try:
+            host.post_client_connection_hook(request)
+        except Exception:
+            self.handle_error(request, client_address)
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         """Net::Server's access control first, then the host class's own ``verify_request``.

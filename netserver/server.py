@@ -13,6 +13,7 @@ constructor followed by ``serve_forever()``.  Both go through the same steps.
 
 from __future__ import annotations
 
+import functools
 import os
 import selectors
 import signal
@@ -21,7 +22,7 @@ import socketserver
 import sys
 import threading
 import time
-from types import MappingProxyType
+from types import FunctionType, MappingProxyType
 
 from . import access, privileges, proxy
 from .client import ClientInfo
@@ -73,6 +74,17 @@ class _Flow:
         return run
 
 
+def _returning_the_template(options: Any) -> Any:
+    """A subclass's ``options(template)`` that returns what it filled, also when it returns nothing."""
+
+    @functools.wraps(options)
+    def fitted(self: Any, template: Dict[str, Any]) -> Dict[str, Any]:
+        returned = options(self, template)
+        return template if returned is None else returned
+
+    return fitted
+
+
 class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseServer):
     """One process, one connection at a time, any number of listeners.
 
@@ -120,6 +132,21 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
     _reverse_lookups = False
     _log_connections = False
     _closing = False  # pre_server_close_hook has run
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Two Net::Server habits, caught when the class is made: ``options(template)`` that fills
+        the template and returns nothing (Perl's does) is given its template back; a
+        ``process_request(self)`` (Perl's place for the protocol) is refused with where the code
+        goes instead, rather than failing on every connection."""
+        super().__init_subclass__(**kwargs)
+        own = vars(cls)
+        if type(own.get("options")) is FunctionType:
+            cls.options = _returning_the_template(own["options"])  # type: ignore[method-assign]  # the same method, fitted
+        process = own.get("process_request")
+        if type(process) is FunctionType and process.__code__.co_argcount == 1:
+            raise TypeError(f"{cls.__qualname__}.process_request(self) is Net::Server's; here process_request is "
+                            f"socketserver's (request, client_address). Put the protocol in a request handler's "
+                            f"handle() and pass the handler to run() (docs/guide.md, 'Writing a server')")
 
     def __init__(self, server_address: Any = None, RequestHandlerClass: Any = None,
                  bind_and_activate: bool = True, **options: Any):
@@ -339,6 +366,9 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
             reverse_lookups=config.reverse_lookups, double_reverse_lookups=config.double_reverse_lookups,
         )
         self._reverse_lookups = self.access.reverse_lookups
+        if (config.deny or config.cidr_deny) and not (config.allow or config.cidr_allow):
+            self.log(1, "deny/cidr_deny without allow/cidr_allow refuses every client, as in Net::Server: "
+                        "add the clients to serve (cidr_allow 0.0.0.0/0, ::/0 for all the others)")
         self._proxy_mode = None if config.proxy_protocol == "off" else config.proxy_protocol
         self._proxy_trusted = access.AccessPolicy(cidr_allow=config.proxy_allow) if self._proxy_mode else None
         self._log_connections = self._logger.enabled(3)
@@ -690,10 +720,12 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
 
     # -- logging and errors ----------------------------------------------------------
 
-    def log(self, level: int, message: str) -> None:
-        """Log ``message`` at Net::Server level 0-4 (through ``write_to_log_hook``)."""
+    def log(self, level: int, message: str, *args: Any) -> None:
+        """Log ``message`` at Net::Server level 0-4 (through ``write_to_log_hook``); with ``args``
+        it is a %-format of them, as Net::Server's ``log`` is a ``sprintf`` (only when the level
+        is enabled: a quiet level formats nothing)."""
         if self._logger.enabled(level):
-            self.write_to_log_hook(level, message)
+            self.write_to_log_hook(level, message % args if args else message)
 
     # -- closing ------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from .option import Option
 from .validators import (
     choice,
     somaxconn,
+    switch_or,
     to_bool,
     to_existing_dir,
     to_group,
@@ -111,7 +112,7 @@ def _facility(value: Any) -> str:
     return text
 
 
-REVERSE_LOOKUPS = ("0", "1", "double", "double-detail", "double-autofail", "double-debug")
+REVERSE_LOOKUPS = ("double", "double-detail", "double-autofail", "double-debug")  # besides on/off
 
 OPTIONS: Tuple[Option, ...] = (
     # -- configuration and logging --
@@ -152,10 +153,10 @@ OPTIONS: Tuple[Option, ...] = (
     Option("listen", to_int(1), somaxconn(), section="Binding", metavar="N",
            doc="Listen backlog; defaults to the kernel's maximum (net.core.somaxconn)."),
     # -- access control --
-    Option("reverse_lookups", choice(*REVERSE_LOOKUPS), "0", section="Access control",
+    Option("reverse_lookups", switch_or(*REVERSE_LOOKUPS), "0", section="Access control",
            metavar="0|1|double…",
            doc="Look up the peer's host name; 'double*' also requires it to resolve back to the peer."),
-    Option("double_reverse_lookups", choice("0", "1", "detail", "autofail", "debug"), "0",
+    Option("double_reverse_lookups", switch_or("detail", "autofail", "debug"), "0",
            section="Access control", metavar="MODE",
            doc="Deny peers whose reverse name does not resolve forward to their address."),
     Option("allow", _checked(compile_patterns), [], multi=True, section="Access control",

@@ -95,6 +95,24 @@ def choice(*allowed: str) -> Callable[[Any], str]:
     return convert
 
 
+def switch_or(*modes: str) -> Callable[[Any], str]:
+    """``"0"``, ``"1"`` or one of ``modes``: an on/off word (``on``, ``yes``, ``true``, ``off``…, as
+    every boolean option takes, and Net::Server's sample conf file writes ``reverse_lookups on``)
+    is ``"1"`` or ``"0"``."""
+    pick = choice("0", "1", *modes)
+
+    def convert(value: Any) -> str:
+        if isinstance(value, bool) or str(value).strip().lower() in _TRUE | _FALSE:
+            return "1" if to_bool(value) else "0"
+        try:
+            return pick(value)
+        except ValueError:
+            raise ValueError("must be on/off (1/0, yes/no, true/false) or one of " + ", ".join(modes)) from None
+
+    convert.__name__ = "switch_or"
+    return convert
+
+
 def to_path(value: Any) -> str:
     """A file name, made absolute now (the server may chdir or chroot later)."""
     text = to_str(value).strip()

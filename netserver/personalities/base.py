@@ -46,6 +46,7 @@ class PersonalityMixIn(Engine):
         self._refuse_a_second_dispatcher()
         if isinstance(self, Server):  # the one place the kind of host is decided
             super().__init__(*args, **options)
+            self._check_handler()
             return
         host = StdlibHost(self, {}, binds=self._binds_listeners)
         host._constructor_options = own_keywords(host_init(type(self), PersonalityMixIn), options,
@@ -59,6 +60,11 @@ class PersonalityMixIn(Engine):
         host.post_configure()
         host.post_configure_hook()
         super().__init__(*args, **options)
+        self._check_handler()
+
+    def _check_handler(self) -> None:
+        """Refuse, when the server is made, a request handler class this personality cannot run
+        (None: given later, to ``run()``)."""
 
     def _personality_init(self) -> None:
         """Create per-instance state (override; call super)."""

@@ -90,6 +90,10 @@ class _InheritedConnection:
 
     proto = "inet"
 
+    def local_address(self) -> None:
+        """Unknown here: the client's ``sockaddr``/``sockport`` come from the connection itself."""
+        return None
+
     def get_request(self) -> Tuple[Any, Any]:
         if stat.S_ISSOCK(os.fstat(0).st_mode):
             conn = socket.socket(fileno=os.dup(0))

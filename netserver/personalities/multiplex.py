@@ -232,12 +232,16 @@ class MultiplexMixIn(PersonalityMixIn):
                 self._drop(connection)
             self._mux_selector = None
 
+    def _check_handler(self) -> None:
+        handler = self.RequestHandlerClass
+        if handler is not None and not _runs_handler(handler):
+            raise TypeError(_NOT_A_MUX_HANDLER % _name(handler))
+
     def _prepare_to_serve(self) -> None:
         self._raise_fd_limit()
         super()._prepare_to_serve()
-        if not (isinstance(self.RequestHandlerClass, type) and issubclass(self.RequestHandlerClass, MuxHandler)):
-            self._host.fatal(f"Multiplex serves MuxHandler subclasses (mux_input and friends); "
-                             f"{getattr(self.RequestHandlerClass, '__name__', self.RequestHandlerClass)} is not one")
+        if not _runs_handler(self.RequestHandlerClass):
+            self._host.fatal(_NOT_A_MUX_HANDLER % _name(self.RequestHandlerClass))
         # Refused rather than ignored: a PROXY header would reach mux_input and the access rules would
         # judge the proxy's address; a TLS listener would hand mux_input the raw handshake.
         if self._host.config.get("proxy_protocol", "off") != "off":
@@ -299,7 +303,7 @@ class MultiplexMixIn(PersonalityMixIn):
 
     def _open(self, sock: socket.socket, client_address: Any) -> None:
         if not self.verify_request(sock, client_address):
-            self.shutdown_request(sock)
+            self._refused(sock, client_address)
             return
         selector = self._mux_selector
         assert selector is not None  # accepting happens only inside _serve_until_stopped
@@ -313,6 +317,7 @@ class MultiplexMixIn(PersonalityMixIn):
     def _datagram(self, request: Tuple[bytes, socket.socket], client_address: Any) -> None:
         data, sock = request
         if not self.verify_request(request, client_address):
+            self._refused(request, client_address)  # a datagram's socket is its listener's: left open
             return
         connection = Connection(self, sock, False, client_address)
         self._start(connection, client_address)
@@ -457,6 +462,17 @@ class MultiplexMixIn(PersonalityMixIn):
                 continue  # closed, replaced, or given a new deadline since
             connection.deadline = None
             self._call(connection, "mux_timeout")
+
+
+_NOT_A_MUX_HANDLER = "Multiplex serves MuxHandler subclasses (mux_input and friends); %s is not one"
+
+
+def _runs_handler(handler: Any) -> bool:
+    return isinstance(handler, type) and issubclass(handler, MuxHandler)
+
+
+def _name(handler: Any) -> str:
+    return getattr(handler, "__name__", repr(handler))
 
 
 class Multiplex(MultiplexMixIn, Server):

@@ -39,6 +39,8 @@ def build(host_cls, mixin_name=None, tmp_path=None, **options):
     else:
         address = ("127.0.0.1", 0)
     if issubclass(host_cls, xmlrpc.server.SimpleXMLRPCServer):
+        if mixin_name == "MultiplexMixIn":  # Multiplex runs MuxHandlers only (refused otherwise)
+            options["requestHandler"] = netserver.MuxEchoHandler
         return cls(address, logRequests=False, **options)
     handler = Echo
     if mixin_name == "MultiplexMixIn":
@@ -98,7 +100,8 @@ def test_the_programs_own_names_are_left_alone(mixin):
 
 def test_a_program_logger_survives_serving_and_a_denied_client():
     """dnslib's pattern: the program sets ``server.logger`` after construction; a denied client costs nothing."""
-    server = compat.socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, cidr_deny=["127.0.0.2/32"])
+    server = compat.socketserver.ThreadingTCPServer(("127.0.0.1", 0), Echo, cidr_deny=["127.0.0.2/32"],
+                                                            cidr_allow=["127.0.0.0/8"])
     server.logger = "dnslib's logger"
     loop = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     loop.start()

@@ -190,6 +190,7 @@ class Pool(netserver.PreForkMixIn, socketserver.{base}):
     min_servers = 2
     max_servers = 2
     cidr_deny = ["127.0.0.2/32"]
+    cidr_allow = ["127.0.0.0/8"]
 
 resolver = FixedResolver(". 60 IN A 10.9.8.7")
 logger = DNSLogger("request,reply")

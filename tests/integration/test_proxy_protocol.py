@@ -80,7 +80,8 @@ def talk_from(source: str, port: int, line: bytes = b"hi") -> bytes:
                                         ("send-proxy", "auto"), ("send-proxy-v2", "auto")])
 def test_behind_haproxy_the_real_client_is_seen(send, mode):
     with ServerProcess(["PreFork", "--port", "127.0.0.1:0", "--user", "root", "--min_servers", "2",
-                        "--proxy_protocol", mode, "--proxy_allow", "127.0.0.1/32", "--cidr_deny", "127.0.0.3/32", "--log_level", "3"]) as server:
+                        "--proxy_protocol", mode, "--proxy_allow", "127.0.0.1/32", "--cidr_deny", "127.0.0.3/32", "--cidr_allow", "127.0.0.0/8",
+                        "--log_level", "3"]) as server:
         proc, front, directory = start_haproxy(server.port, send)
         try:
             assert b'You said "hi"' in talk_from("127.0.0.2", front)

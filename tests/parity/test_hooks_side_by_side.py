@@ -209,3 +209,71 @@ def test_tied_stdin_and_stdout_with_no_client_stdout_0(servers, tmp_path):
     for side, (server, _) in start_both(servers, tmp_path, perl, python).items():
         reply = request(server.port, b"there\n")
         assert reply == b"hello there\nfrom a subprocess\n", side
+
+
+PERL_CONNECTION_HOOKS = PERL_NOTE + textwrap.dedent("""
+    package T; use base 'Net::Server';
+    my $n = 0;
+    sub process_request { print "served\\r\\n" }
+    sub post_accept_hook { $n++; main::note('post_accept', $n) }
+    sub allow_deny_hook { main::note('allow_deny', $n); return $n != 2 }
+    sub request_denied_hook { main::note('request_denied', $n) }
+    sub post_process_request_hook { main::note('post_process_request', $n) }
+    sub post_client_connection_hook { main::note('post_client_connection', $n) }
+    T->run(host => '127.0.0.1', port => 0, ipv => 4, log_level => 3, @ARGV);
+""")
+PY_CONNECTION_HOOKS = PY_NOTE + textwrap.dedent("""
+    import socketserver
+
+    class Served(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(b"served\\r\\n")
+
+    class T(netserver.Server):  # hooks written as Net::Server's: no arguments
+        n = 0
+        def post_accept_hook(self):
+            T.n += 1
+            note("post_accept", T.n)
+        def allow_deny_hook(self):
+            note("allow_deny", T.n)
+            return T.n != 2
+        def request_denied_hook(self):
+            note("request_denied", T.n)
+        def post_process_request_hook(self):
+            note("post_process_request", T.n)
+        def post_client_connection_hook(self):
+            note("post_client_connection", T.n)
+
+    T.run(Served, host="127.0.0.1", port=0, ipv=4, log_level=3)
+""")
+
+
+def test_connection_hooks_for_a_served_and_a_refused_client(servers, tmp_path):
+    """Net::Server's flow: a refused connection (allow_deny_hook false, the second one) still
+    ends with post_process_request_hook and post_client_connection_hook."""
+    observed = {}
+    for side, (server, path) in start_both(servers, tmp_path, PERL_CONNECTION_HOOKS, PY_CONNECTION_HOOKS).items():
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as client:
+                while client.recv(100):
+                    pass
+        wait_until(lambda path=path: ["post_client_connection", "2"] in notes(path), what=f"{side}: both connections")
+        server.signal(signal.SIGTERM)
+        server.wait_exit()
+        observed[side] = notes(path)
+    assert observed["python"] == observed["perl"] == [
+        ["post_accept", "1"], ["allow_deny", "1"], ["post_process_request", "1"], ["post_client_connection", "1"],
+        ["post_accept", "2"], ["allow_deny", "2"], ["request_denied", "2"], ["post_process_request", "2"],
+        ["post_client_connection", "2"],
+    ]
+
+
+@pytest.mark.parametrize("rules", [["--cidr_deny", "10.0.0.0/8"], ["--deny", r"10\..*"]])
+def test_deny_rules_alone_refuse_a_client_they_do_not_name(servers, tmp_path, rules):
+    """Net::Server: "the incoming client must match an allow and not match a deny"."""
+    for side, (server, path) in start_both(servers, tmp_path, PERL_CONNECTION_HOOKS, PY_CONNECTION_HOOKS,
+                                           args=rules).items():
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as client:
+            assert client.recv(100) == b"", f"{side} served a client no allow rule names"
+        server.signal(signal.SIGTERM)
+        server.wait_exit()

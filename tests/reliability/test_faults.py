@@ -405,7 +405,7 @@ def test_access_control_under_every_address_form(servers, write_script, tmp_path
     extra = ["--min_servers", "1", "--max_servers", "2", *FAST] if personality == "PreFork" else []
     server = servers.start([str(marks), personality, "--host", "*", "--ipv", "*", "--port", "0",
                             "--port", f"{sock_path}|unix", "--user", "root",
-                            "--cidr_deny", "127.0.0.0/8", *extra],
+                            "--cidr_deny", "127.0.0.0/8", "--cidr_allow", "0.0.0.0/0, ::/0", *extra],
                            script=write_script(MARKING_SCRIPT), bindings=2)
     port = server.port
     results = {

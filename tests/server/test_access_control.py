@@ -78,7 +78,8 @@ def denied_port(address, source=None) -> int:
 
 @dual_stack
 def test_cidr_deny_ipv4_on_dual_stack_socket():
-    with serving(["Single", "--port", "0", "--host", "*", "--cidr_deny", "127.0.0.0/8"]) as server:
+    with serving(["Single", "--port", "0", "--host", "*", "--cidr_deny", "127.0.0.0/8",
+                  "--cidr_allow", "0.0.0.0/0, ::/0"]) as server:
         assert server.bindings == [("TCP", server.port, "::")]
         port = denied_port(("127.0.0.1", server.port))
         # The peer is named in its IPv4 form, not as ::ffff:127.0.0.1.
@@ -131,8 +132,19 @@ def test_deny_wins_over_allow(rules):
         assert served(("127.0.0.1", server.port), source="127.0.0.2")
 
 
+def test_deny_rules_alone_refuse_every_other_client_as_in_net_server():
+    """Net::Server: "If allow or deny options are given, the incoming client must match an allow
+    and not match a deny"; a configuration with deny rules alone serves nobody, and says so."""
+    with serving(["Single", "--port", "127.0.0.1:0", "--cidr_deny", "10.0.0.0/8", "--deny", r"192\.168\..*"]) as server:
+        server.wait_for(r"deny/cidr_deny without allow/cidr_allow refuses every client")
+        port = denied_port(("127.0.0.1", server.port))
+        server.wait_for(rf"Denying connection from \[127\.0\.0\.1\]:{port}: no allow rule: deny rules alone "
+                        rf"refuse every other client")
+
+
 def test_many_denied_connections_leak_nothing():
-    with serving(["Single", "--port", "127.0.0.1:0", "--cidr_deny", "127.0.0.1/32"]) as server:
+    with serving(["Single", "--port", "127.0.0.1:0", "--cidr_deny", "127.0.0.1/32",
+                  "--cidr_allow", "127.0.0.0/8"]) as server:
         address = ("127.0.0.1", server.port)
         for _ in range(5):  # warm up: anything opened lazily on the first denial
             denied_port(address)

@@ -203,3 +203,41 @@ def test_inet_under_socat(tmp_path):
     log = log_path.read_text(errors="replace")
     assert "Traceback" not in log, log
     assert "INET (type INET) starting!" in log  # the children's log went to socat's stderr
+
+
+LOCAL_END = """
+import socketserver
+import netserver
+
+
+class Where(socketserver.StreamRequestHandler):
+    def handle(self):
+        client = self.server.client
+        self.wfile.write(f"{client.peeraddr} {client.peerport} {client.sockaddr} {client.sockport}\\n".encode())
+
+
+netserver.INET.run(Where)
+"""
+
+
+def test_inet_client_knows_both_ends_of_the_connection(tmp_path):
+    """``self.server.client.sockaddr``/``sockport`` under INET: the local end of the socket inetd
+    handed over (it raised AttributeError: there is no listener to ask)."""
+    script = tmp_path / "where.py"
+    script.write_text(LOCAL_END)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
+        server_end, _ = listener.accept()
+        port = listener.getsockname()[1]
+    client_port = client.getsockname()[1]
+    with client:
+        proc = subprocess.Popen([sys.executable, str(script)], stdin=server_end, stdout=server_end,
+                                stderr=subprocess.PIPE, env=python_env(), cwd=ROOT)
+        server_end.close()
+        try:
+            answer = client.makefile("rb").readline().decode().split()
+            assert proc.wait(TIMEOUT) == 0, proc.stderr.read().decode()
+        finally:
+            reap(proc)
+            proc.stderr.close()
+    assert answer == ["127.0.0.1", str(client_port), "127.0.0.1", str(port)]

@@ -156,7 +156,7 @@ def test_callbacks_timeouts_and_eof(tmp_path):
 
 def test_udp_and_access_control():
     with ServerProcess(["Multiplex", "--port", "127.0.0.1:0/udp", "--port", "127.0.0.1:0",
-                        "--cidr_deny", "127.0.0.2/32", "--user", "root"], bindings=2) as server:
+                        "--cidr_deny", "127.0.0.2/32", "--cidr_allow", "127.0.0.0/8", "--user", "root"], bindings=2) as server:
         udp_port = next(p for proto, p, _ in server.bindings if proto == "UDP")
         tcp_port = next(p for proto, p, _ in server.bindings if proto == "TCP")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:

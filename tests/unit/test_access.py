@@ -230,8 +230,8 @@ CHECK_CASES = [
     ({"cidr_allow": "::/0"}, "10.0.0.1", None, False, False, "no allow rule matched"),
     ({"cidr_allow": "::/0"}, "::ffff:10.0.0.1", None, False, False, "no allow rule matched"),
     ({"cidr_allow": "::/0"}, "2001:db8::1", None, False, True, "matched cidr_allow ::/0"),
-    ({"cidr_deny": "::/0"}, "10.0.0.1", None, False, True, "no deny rule matched"),
-    ({"cidr_deny": "0.0.0.0/0"}, "::1", None, False, True, "no deny rule matched"),
+    ({"cidr_deny": "::/0"}, "10.0.0.1", None, False, False, "no allow rule: deny rules alone refuse every other client"),
+    ({"cidr_deny": "0.0.0.0/0"}, "::1", None, False, False, "no allow rule: deny rules alone refuse every other client"),
     # mixed v4/v6 lists in one option (munin#1177)
     (MIXED, "10.9.8.7", None, False, True, "matched cidr_allow 10.0.0.0/8"),
     (MIXED, "::1", None, False, True, "matched cidr_allow ::1/128"),
@@ -249,9 +249,9 @@ CHECK_CASES = [
     ({"allow": [".*"], "deny": [r"10\..*"]}, "10.0.0.1", None, False, False, r"matched deny 10\..*"),
     ({"cidr_allow": "10.0.0.1", "cidr_deny": "10.0.0.0/8"}, "10.0.0.1", None, False, False,
      "matched cidr_deny 10.0.0.0/8"),
-    # only deny rules
-    (ONLY_DENY, "10.0.0.1", None, False, True, "no deny rule matched"),
-    (ONLY_DENY, "2001:db8::1", None, False, True, "no deny rule matched"),
+    # only deny rules: Net::Server's "must match an allow and not match a deny" refuses the rest too
+    (ONLY_DENY, "10.0.0.1", None, False, False, "no allow rule: deny rules alone refuse every other client"),
+    (ONLY_DENY, "2001:db8::1", None, False, False, "no allow rule: deny rules alone refuse every other client"),
     (ONLY_DENY, "127.0.0.2", None, False, False, "matched cidr_deny 127.0.0.0/8"),
     (ONLY_DENY, "::1", None, False, False, "matched cidr_deny ::1/128"),
     (ONLY_DENY, "192.168.7.7", None, False, False, r"matched deny 192\.168\..*"),
@@ -263,7 +263,7 @@ CHECK_CASES = [
     ({"allow": [r"127\.0\.0\.1"]}, "127.0.0.10", None, False, False, "no allow rule matched"),
     ({"allow": [r"27\.0\.0\.1"]}, "127.0.0.1", None, False, False, "no allow rule matched"),
     ({"allow": [r"0\.0\.1"]}, "127.0.0.1", None, False, False, "no allow rule matched"),
-    ({"deny": [r"127\.0\.0\.1"]}, "127.0.0.10", None, False, True, "no deny rule matched"),
+    ({"deny": [r"127\.0\.0\.1"]}, "127.0.0.10", None, False, False, "no allow rule: deny rules alone refuse every other client"),
     ({"allow": ["127.0.0.1|10.0.0.1"]}, "10.0.0.1", None, False, True, "matched allow"),
     ({"allow": ["127.0.0.1|10.0.0.1"]}, "10.0.0.12", None, False, False, "no allow rule matched"),
     # regexes see the normalised address and the original text
@@ -288,8 +288,8 @@ CHECK_CASES = [
     (HOSTS, "192.0.2.1", "www.good.example.attacker.test", True, False, "no allow rule matched"),
     (HOSTS, "::ffff:192.0.2.1", "a.good.example", True, True, "(host a.good.example)"),
     (HOSTS, "2001:db8::1", "a.good.example", True, True, "(host a.good.example)"),
-    ({"deny": [r"evil\.test"], "reverse_lookups": True}, "192.0.2.1", "evil.test", False, True,
-     "no deny rule matched"),
+    ({"deny": [r"evil\.test"], "reverse_lookups": True}, "192.0.2.1", "evil.test", False, False,
+     "no allow rule: deny rules alone refuse every other client"),
     ({"deny": [r"evil\.test"], "reverse_lookups": True}, "192.0.2.1", "evil.test", True, False,
      r"matched deny evil\.test (host evil.test)"),
     # a confirmed host plus a CIDR rule: CIDR still applies to the address
@@ -314,7 +314,8 @@ def test_check(kwargs, peer, host, confirmed, allowed, reason):
         ({"cidr_allow": "10.0.0.0/8"}, "10.0.0.1", True, "matched cidr_allow 10.0.0.0/8"),
         ({"cidr_deny": "10.0.0.0/8"}, "10.0.0.1", False, "matched cidr_deny 10.0.0.0/8"),
         ({"cidr_allow": "10.0.0.0/8"}, "1.2.3.4", False, "no allow rule matched"),
-        ({"cidr_deny": "10.0.0.0/8"}, "1.2.3.4", True, "no deny rule matched"),
+        ({"cidr_deny": "10.0.0.0/8"}, "1.2.3.4", False, "no allow rule: deny rules alone refuse every other client"),
+        ({"cidr_deny": "10.0.0.0/8", "cidr_allow": "0.0.0.0/0"}, "1.2.3.4", True, "matched cidr_allow 0.0.0.0/0"),
     ],
 )
 def test_check_reason_is_exact(kwargs, peer, allowed, reason):
@@ -322,7 +323,7 @@ def test_check_reason_is_exact(kwargs, peer, allowed, reason):
 
 
 def test_overlapping_blocks_report_a_block_that_contains_the_peer():
-    policy = AccessPolicy(cidr_deny="10.0.0.0/8, 10.1.0.0/16, 11.0.0.0/8, 10.2.3.4")
+    policy = AccessPolicy(cidr_deny="10.0.0.0/8, 10.1.0.0/16, 11.0.0.0/8, 10.2.3.4", cidr_allow="0.0.0.0/0")
     assert policy.check("10.1.2.3").reason in ("matched cidr_deny 10.0.0.0/8",
                                                "matched cidr_deny 10.1.0.0/16")
     assert policy.check("11.255.0.1").reason == "matched cidr_deny 11.0.0.0/8"
@@ -604,7 +605,7 @@ def test_cidr_decision_agrees_with_ipaddress(value, blocks):
 @given(ipv6_ints, cidr_lists)
 def test_ipv6_cidr_decision_agrees_with_ipaddress(value, blocks):
     addr = ipaddress.IPv6Address(value)
-    policy = AccessPolicy(cidr_deny=blocks)
+    policy = AccessPolicy(cidr_deny=blocks, cidr_allow="0.0.0.0/0, ::/0")  # the rest served: deny decides
     peer = addr.ipv4_mapped or addr
     nets = [ipaddress.ip_network(str(n)) for n in parse_cidr_list(blocks)]
     inside = any(peer.version == n.version and peer in n for n in nets)
@@ -657,7 +658,7 @@ def test_host_regex_still_matches_a_confirmed_host_name():
 
 
 def test_address_looking_deny_regex_is_not_dodged_or_triggered_by_names():
-    policy = AccessPolicy(deny=[r"10\..*"], reverse_lookups=1)
+    policy = AccessPolicy(deny=[r"10\..*"], cidr_allow="0.0.0.0/0", reverse_lookups=1)
     assert policy.check("203.0.113.9", "10.example.net", True).allowed  # a name is not an address
     assert not policy.check("10.1.2.3", "ok.example.net", True).allowed
 

@@ -141,6 +141,13 @@ def test_subclass_declares_options_like_the_built_ins():
         configured(WithDeclaredOption, argv=["--workers=9"])
 
 
+@pytest.mark.parametrize("word, value", [("on", "1"), ("yes", "1"), ("true", "1"), ("off", "0"), ("no", "0"),
+                                         ("1", "1"), ("double", "double"), ("Double-Debug", "double-debug")])
+def test_reverse_lookups_takes_on_off_words_as_every_switch_does(word, value):
+    """Net::Server's sample conf file writes ``reverse_lookups on``."""
+    assert configured(argv=["--reverse_lookups", word]).reverse_lookups == value
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--port", "70000"], r"port: '70000' from command line: .*0\.\.65535"),
     (["--ipv", "5"], r"ipv: '5' from command line: .*4, 6 or \*"),
@@ -151,7 +158,7 @@ def test_subclass_declares_options_like_the_built_ins():
     (["--allow", "([a-z"], r"allow: '\(\[a-z' from command line"),
     (["--proto", "carrier-pigeon"], r"proto: 'carrier-pigeon' from command line: unknown protocol"),
     (["--chroot", "/no/such/dir"], r"chroot: '/no/such/dir' from command line: no such directory"),
-    (["--reverse_lookups", "maybe"], r"reverse_lookups: 'maybe' from command line: must be one of"),
+    (["--reverse_lookups", "maybe"], r"reverse_lookups: 'maybe' from command line: must be on/off \(1/0, yes/no, true/false\) or one of double"),
     (["--background=perhaps"], r"background: 'perhaps' from command line: must be a boolean"),
     (["--conf_file", "/no/such/file.conf"], r"conf_file: '/no/such/file.conf' from command line: cannot read"),
     (["--sig_passthrough", "SIGNOPE"], r"sig_passthrough: 'SIGNOPE' from command line: unknown signal"),
