@@ -72,7 +72,8 @@ class SignalQueue:
 
         With ``only_defaults``, a signal whose disposition is not ``SIG_DFL`` — a
         handler the program installed, ``SIG_IGN``, Python's own
-        ``KeyboardInterrupt`` for SIGINT — is left as it is.
+        ``KeyboardInterrupt`` for SIGINT — is left as it is, and so is SIGINT at
+        ``SIG_DFL``: a Python program has that only by asking to die of Ctrl-C.
         """
         if threading.current_thread() is not threading.main_thread():
             yield
@@ -80,7 +81,7 @@ class SignalQueue:
         previous: Dict[int, Any] = {}  # what signal.signal returned: a handler, SIG_DFL/SIG_IGN or None
         try:
             for signum in signums:
-                if only_defaults and signal.getsignal(signum) is not signal.SIG_DFL:
+                if only_defaults and (signum == signal.SIGINT or signal.getsignal(signum) is not signal.SIG_DFL):
                     continue
                 previous[signum] = signal.signal(signum, handler or self.record)
             # A HUP re-exec crosses exec with these blocked (so none kills the new image before

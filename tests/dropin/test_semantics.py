@@ -224,6 +224,23 @@ print("CLOSED", flush=True)
     assert "PROGRAM'S TERM HANDLER" in out and "CLOSED" in out
 
 
+@pytest.mark.parametrize("server_class", ["compat.socketserver.TCPServer", "PreFork"])
+def test_sigint_the_program_set_to_its_default_action_kills_it_as_before(program, server_class):
+    """``signal.signal(SIGINT, SIG_DFL)``: the program asked to die of Ctrl-C, not to stop cleanly."""
+    build = ("compat.socketserver.TCPServer(('127.0.0.1', 0), Slow)" if server_class.startswith("compat")
+             else "type('P', (netserver.PreForkMixIn, socketserver.TCPServer), {'max_servers': 2})(('127.0.0.1', 0), Slow)")
+    server = program(f"""
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+server = {build}
+ready(server)
+server.serve_forever()
+print("SERVE_FOREVER RETURNED", flush=True)
+""")
+    assert ask(server.port).startswith(b"done ")
+    server.proc.send_signal(signal.SIGINT)
+    assert "SERVE_FOREVER RETURNED" not in server.finish(-signal.SIGINT)
+
+
 def test_python_m_compat_http_server_serves_the_current_directory(tmp_path):
     (tmp_path / "hello.txt").write_text("hello from the directory\n")
     with socket.socket() as probe:  # a free port for the command line (the command takes a number)
