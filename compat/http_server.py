@@ -24,14 +24,15 @@ globals().update({name: value for name, value in vars(_stdlib).items()
 __all__ = list(_stdlib.__all__)
 
 
-class HTTPServer(_socketserver.TCPServer):
-    """``http.server.HTTPServer`` on netserver."""
-
-    allow_reuse_address = True
+class HTTPServer(_socketserver._Listeners, _stdlib.HTTPServer):
+    """``http.server.HTTPServer`` on netserver (a subclass of it: ``isinstance`` checks hold)."""
 
     def server_bind(self) -> None:
         """Bind, then remember the server's name and port (as the standard class does)."""
-        _socketserver.TCPServer.server_bind(self)
+        if not self._host.port_given():
+            super().server_bind()  # the standard HTTPServer's: TCPServer's bind, then the names
+            return
+        _socketserver._Listeners.server_bind(self)  # the listeners a ``port`` option names
         host, port = self.server_address[:2]
         self.server_name = socket.getfqdn(host)
         self.server_port = port

@@ -64,11 +64,12 @@ class BindingMixIn:
         listeners: List[Listener] = []
         # The default port gives way to sockets systemd passes (_adopt_activated): no notes about it.
         quiet = config.source_of("port").kind == Source.DEFAULT and systemd.sockets_passed()
-        for port, host, proto, ipv in zip(ports, hosts, protos, ipvs, strict=True):
+        sources = config.sources_of_each("port")  # an error names the line of the port at fault
+        for port, host, proto, ipv, source in zip(ports, hosts, protos, ipvs, sources, strict=True):
             try:
                 specs = parse_port(port, host, proto, ipv)
             except PortSpecError as exc:
-                raise OptionError("port", port, config.source_of("port"), str(exc)) from None
+                raise OptionError("port", port, source, str(exc)) from None
             for spec in specs:
                 try:
                     cls = listener_class(spec.proto)
@@ -88,7 +89,7 @@ class BindingMixIn:
                         try:
                             listeners.append(cls(target, config))
                         except ValueError as exc:  # the port's own settings: its SSL_* keys, its certificate
-                            raise OptionError("port", port, config.source_of("port"), str(exc)) from None
+                            raise OptionError("port", port, source, str(exc)) from None
         self.listeners = listeners
 
     def bind(self) -> None:

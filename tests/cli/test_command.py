@@ -297,6 +297,15 @@ def test_conf_file_with_bad_value(tmp_path):
     assert str(conf) in line and "line 2" in line and "ipv" in line and "7" in line
 
 
+def test_a_bad_port_among_several_names_its_own_conf_file_line(tmp_path):
+    conf = tmp_path / "server.conf"
+    conf.write_text("host 127.0.0.1\n# comment\nport 0/IPv4\nport 0/IPv6\n")
+    result = run_command(["Single", "--conf_file", str(conf), "--check-config"])
+    assert result.returncode == 2
+    [line] = error_lines(result.stderr)
+    assert f"port: '0/IPv6' from conf_file {conf} line 4:" in line, line
+
+
 def test_good_conf_file_is_used(tmp_path):
     conf = tmp_path / "server.conf"
     conf.write_text("# comment\n\nport 127.0.0.1:0\nlog_level 3\n")

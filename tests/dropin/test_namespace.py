@@ -83,6 +83,8 @@ def test_compat_classes_have_exactly_the_standard_public_names(name, ours, their
         return  # re-exported as it is (BaseServer)
     stdlib_base = socketserver.UDPServer if issubclass(theirs, socketserver.UDPServer) else socketserver.TCPServer
     assert issubclass(ours, stdlib_base), "isinstance checks against the standard classes keep working"
+    if issubclass(theirs, http.server.HTTPServer):
+        assert issubclass(ours, http.server.HTTPServer), "isinstance(server, http.server.HTTPServer) holds"
 
 
 @pytest.mark.parametrize("mixin", MIXINS + ("SingleMixIn",))

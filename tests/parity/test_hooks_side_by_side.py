@@ -271,9 +271,14 @@ def test_connection_hooks_for_a_served_and_a_refused_client(servers, tmp_path):
 @pytest.mark.parametrize("rules", [["--cidr_deny", "10.0.0.0/8"], ["--deny", r"10\..*"]])
 def test_deny_rules_alone_refuse_a_client_they_do_not_name(servers, tmp_path, rules):
     """Net::Server: "the incoming client must match an allow and not match a deny"."""
+    observed = {}
     for side, (server, path) in start_both(servers, tmp_path, PERL_CONNECTION_HOOKS, PY_CONNECTION_HOOKS,
                                            args=rules).items():
         with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as client:
             assert client.recv(100) == b"", f"{side} served a client no allow rule names"
+        wait_until(lambda path=path: ["post_client_connection", "1"] in notes(path), what=f"{side}: the refusal")
         server.signal(signal.SIGTERM)
         server.wait_exit()
+        observed[side] = notes(path)
+    assert observed["python"] == observed["perl"] == [
+        ["post_accept", "1"], ["request_denied", "1"], ["post_process_request", "1"], ["post_client_connection", "1"]]
