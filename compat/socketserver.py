@@ -48,6 +48,8 @@ else:
     _Bound = object
 
 __all__ = list(_stdlib.__all__)
+__version__ = _stdlib.__version__  # type: ignore[attr-defined]  # not in typeshed
+_ServerSelector = _stdlib._ServerSelector  # type: ignore[attr-defined]  # private, but subclasses use it
 
 
 class _Listeners(netserver.SingleMixIn, _Bound):
@@ -115,7 +117,7 @@ if hasattr(socket, "AF_UNIX"):
     class ThreadingUnixDatagramServer(ThreadingMixIn, UnixDatagramServer):
         pass
 
-    if hasattr(os, "fork"):
+    if hasattr(_stdlib, "ForkingUnixStreamServer"):  # Python 3.12+: the same names as the standard module
         class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer):
             pass
 
