@@ -24,8 +24,9 @@ globals().update({name: value for name, value in vars(_stdlib).items()
 __all__ = list(_stdlib.__all__)
 
 
-class HTTPServer(_socketserver._Listeners, _stdlib.HTTPServer):
-    """``http.server.HTTPServer`` on netserver (a subclass of it: ``isinstance`` checks hold)."""
+class HTTPServer(_socketserver.TCPServer, _stdlib.HTTPServer):
+    """``http.server.HTTPServer`` on netserver: a subclass of both it and compat's ``TCPServer``
+    (``isinstance`` checks hold, with ``compat.install()`` too)."""
 
     def server_bind(self) -> None:
         """Bind, then remember the server's name and port (as the standard class does)."""

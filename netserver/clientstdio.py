@@ -56,8 +56,10 @@ class _Client(io.RawIOBase):
 
     Output is line-buffered and is also flushed whenever the server is about to wait for the
     client's input (the rule of C's stdio for a terminal; Net::Server sets autoflush on the
-    client's STDOUT), so a prompt or a line reaches an interactive client while it is served,
-    in order with what a subprocess writes to fd 1."""
+    client's STDOUT), so a prompt or a line reaches an interactive client while it is served.
+    Not a flush per write: ``print(a, b)`` is four writes, which would be four segments (and
+    Nagle's delay between them).  A partial line is still buffered when a subprocess writes to
+    fd 1; ``sys.stdout.flush()`` before starting one keeps the order."""
 
     def __init__(self, conn: socket.socket, before_read: Any = None):
         self._conn = conn

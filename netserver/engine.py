@@ -75,7 +75,6 @@ class Engine:
 
     if TYPE_CHECKING:
         # What the engine uses of the socketserver class it sits on: socketserver's own names.
-        _BaseServer__shutdown_request: bool
         _BaseServer__is_shut_down: threading.Event
         RequestHandlerClass: Any
         socket: Any
@@ -96,20 +95,28 @@ class Engine:
         self._signals: Optional[SignalQueue] = None
         self._read_handles: Dict[int, Any] = {}
         if "_BaseServer__is_shut_down" not in self.__dict__:  # BaseServer.__init__ has not run yet
-            self._BaseServer__shutdown_request = False
+            self._stop_requested = False
             self._BaseServer__is_shut_down = threading.Event()
 
     # The loop's stop flag and "stopped" event are socketserver's own (BaseServer's private names):
-    # the standard class's shutdown() called by name (jsonrpclib's server_close does), or a handler
-    # setting the flag, stops this loop as it stops socketserver's, and waits for it the same way.
+    # the standard class's shutdown() (the host's, or called by name, as jsonrpclib's server_close
+    # does) or a handler setting the flag stops this loop as it stops socketserver's, at once (the
+    # flag wakes the loop), and waits for it the same way.  The hot loops read _stop_requested.
+
+    _signals: Optional[SignalQueue] = None  # until _engine_init (BaseServer.__init__ may set the flag first)
+    _stop_requested = False
 
     @property
-    def _shutdown_request(self) -> bool:
-        return self._BaseServer__shutdown_request
+    def _BaseServer__shutdown_request(self) -> bool:
+        return self._stop_requested
 
-    @_shutdown_request.setter
-    def _shutdown_request(self, value: bool) -> None:
-        self._BaseServer__shutdown_request = value
+    @_BaseServer__shutdown_request.setter
+    def _BaseServer__shutdown_request(self, value: bool) -> None:
+        self._stop_requested = value
+        if value and self._signals is not None:
+            self._signals.wake()
+
+    _shutdown_request = _BaseServer__shutdown_request  # netserver's own name for it
 
     @property
     def _is_shut_down(self) -> threading.Event:
@@ -239,7 +246,7 @@ class Engine:
             selector.register(handle, selectors.EVENT_READ, (self._host.can_read_hook, handle))
         listening = self._listening()
         registered = False
-        while not self._BaseServer__shutdown_request:  # the property's attribute: read every pass
+        while not self._stop_requested:  # _shutdown_request's value, read every pass
             if self._accepting() != registered:
                 registered = not registered
                 for fileobj, token in listening:
@@ -248,7 +255,7 @@ class Engine:
                     else:
                         selector.unregister(fileobj)
             for key, _ in selector.select(poll_interval):
-                if self._BaseServer__shutdown_request:
+                if self._stop_requested:
                     break
                 action, token = key.data
                 try:
@@ -261,11 +268,8 @@ class Engine:
     def shutdown(self) -> None:
         """Stop ``serve_forever`` and wait until it has (call it from another thread).
 
-        The loop wakes at once; then the host class's ``shutdown`` runs as it would without
-        netserver (socketserver's sets the same flag and waits for the loop to end)."""
-        self._shutdown_request = True
-        if self._signals is not None:
-            self._signals.wake()
+        The host class's ``shutdown`` runs as it would without netserver: socketserver's sets the
+        flag (which wakes the loop) and waits for the loop to end."""
         super().shutdown()  # type: ignore[misc]  # socketserver.BaseServer's, after the host's own
 
     def _add_read_handle(self, handle: Any) -> None:

@@ -36,11 +36,11 @@ def fitted(name: str, function: Any, arguments: int) -> Any:
         return function
     takes = code.co_argcount - 1  # after self
     required = takes - len(getattr(function, "__defaults__", None) or ())
-    if required > arguments:
+    if required > arguments and name in _CALLED_UNASKED:
         raise TypeError(f"{function.__qualname__} takes {required} argument(s) after self, but netserver calls "
                         f"{name} with {arguments}: {_SIGNATURES.get(name, name + '(self)')}")
     if takes >= arguments:
-        return function
+        return function  # as declared, or a method that merely shares a name netserver calls only when asked
 
     @functools.wraps(function)
     def hook(self: Any, *given: Any) -> Any:
@@ -59,9 +59,15 @@ class HookMixIn:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name, function in list(vars(cls).items()):
-            if name in _ARGUMENTS and type(function) is _FUNCTION:
-                setattr(cls, name, fitted(name, function, _ARGUMENTS[name]))
+        for name, arguments in _ARGUMENTS.items():
+            for klass in cls.__mro__:  # the override in use: cls's own, or a plain mixin's before HookMixIn
+                if name in vars(klass):
+                    function = vars(klass)[name]
+                    if (klass is cls or not issubclass(klass, HookMixIn)) and type(function) is _FUNCTION:
+                        fitted_function = fitted(name, function, arguments)
+                        if fitted_function is not function:
+                            setattr(cls, name, fitted_function)
+                    break
 
     # -- start-up (parent process) ------------------------------------------
 
@@ -199,6 +205,10 @@ _FUNCTION = type(fitted)
 #: Each hook's name → how many arguments netserver passes it after ``self``.
 _ARGUMENTS = {name: value.__code__.co_argcount - 1 for name, value in vars(HookMixIn).items()
               if not name.startswith("_") and type(value) is _FUNCTION}
+#: Hooks netserver calls whatever the options (refused at class creation when they need more
+#: arguments); ``dequeue``/``run_dequeue``/``can_read_hook`` run only when an option or a call asks,
+#: so a program's own method of that name is left alone.
+_CALLED_UNASKED = frozenset(_ARGUMENTS) - {"dequeue", "run_dequeue", "can_read_hook"}
 _SIGNATURES = {name: f"{name}(self{''.join(', ' + arg for arg in vars(HookMixIn)[name].__code__.co_varnames[1:count + 1])})"
                for name, count in _ARGUMENTS.items()}
 

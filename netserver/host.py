@@ -85,13 +85,14 @@ class StdlibHost(Server):
         if not defined:
             return None
         owner_class = type(self._owner)
-        if owner_class.process_request is not socketserver.BaseServer.process_request:
-            where = next(klass.__qualname__ for klass in owner_class.__mro__ if "process_request" in vars(klass))
+        where = next(klass for klass in owner_class.__mro__ if "process_request" in vars(klass))
+        if where is socketserver.BaseServer:
+            return self._process_with_hooks
+        if where.__module__ == "socketserver":  # ThreadingMixIn's, ForkingMixIn's: no place for them
             raise TypeError(f"{owner_class.__qualname__} defines {' and '.join(defined)}, but its process_request "
-                            f"is {where}'s, which netserver cannot call them from: call them from your "
-                            f"process_request, or use a netserver personality (ThreadMixIn, ForkMixIn…) "
-                            f"over the plain class")
-        return self._process_with_hooks
+                            f"is socketserver.{where.__qualname__}'s, which cannot call them: use a netserver "
+                            f"personality (ThreadMixIn, ForkMixIn…) over the plain class")
+        return None  # a process_request of the program's (or a library's) own: it calls them, if it will
 
     def _process_with_hooks(self, request: Any, client_address: Any) -> None:
         owner = self._owner
@@ -231,10 +232,17 @@ class StdlibHost(Server):
         return self._owner.fileno()
 
     def serve_forever_around(self) -> Any:
-        """The host class's own ``serve_forever``, which the mixin's loop runs inside, or None
-        when it keeps socketserver's."""
-        function = getattr(host_class(type(self._owner)), "serve_forever", None)
-        return None if function in (None, socketserver.BaseServer.serve_forever) else function
+        """The host class's own ``serve_forever`` (the first after the personality in the MRO),
+        which the mixin's loop runs inside; None when it is socketserver's, or a loop of the
+        host's own that never calls a ``serve_forever`` (netserver's loop replaces it then)."""
+        mro = type(self._owner).__mro__
+        for klass in mro[mro.index(Engine) + 1:]:
+            function = vars(klass).get("serve_forever")
+            if function is None:
+                continue
+            calls = getattr(getattr(function, "__code__", None), "co_names", ())
+            return None if klass is socketserver.BaseServer or "serve_forever" not in calls else function
+        return None
 
 
 def _defines(cls: type, name: str) -> bool:
@@ -247,17 +255,27 @@ def _defines(cls: type, name: str) -> bool:
 
 def _option_classes(cls: type) -> List[type]:
     """The program's classes whose attributes are options, base first: the one that names a
-    netserver class among its bases (``class S(netserver.PreForkMixIn, TCPServer)``) and its
-    subclasses down to ``cls``.  A subclass of a compat class names none (the one-line upgrade
-    opted into nothing): its ``port``, ``user`` or ``log_level`` stay the program's own names."""
+    netserver class among its bases (``class S(netserver.PreForkMixIn, TCPServer)``), or
+    subclasses a compat pool class (``PreForkingTCPServer``), and its subclasses down to ``cls``.
+    A subclass of a plain compat class opted into nothing (the one-line upgrade): its ``port``,
+    ``user`` or ``log_level`` stay the program's own names."""
     mro = cls.__mro__
     for index in range(len(mro) - 1, -1, -1):
         klass = mro[index]
-        if _package(klass) in ("netserver", "compat"):
-            continue
-        if any(_package(base) == "netserver" for base in klass.__bases__):
-            return [k for k in reversed(mro[:index + 1]) if issubclass(k, klass)]
+        if _opts_in(klass):
+            return [k for k in reversed(mro[:index + 1])
+                    if issubclass(k, klass) and _package(k) not in ("netserver", "compat")]
     return []
+
+
+def _opts_in(klass: type) -> bool:
+    """A program's class that names a netserver class among its bases, or one of compat's that
+    adds a personality besides Single (its pool classes)."""
+    package = _package(klass)
+    ours = [base for base in klass.__bases__ if _package(base) == "netserver"]
+    if package == "compat":
+        return any(getattr(base, "_personality", "Single") != "Single" for base in ours)
+    return package != "netserver" and bool(ours)
 
 
 def _package(cls: type) -> str:

@@ -75,7 +75,8 @@ class PersonalityMixIn(Engine):
     # it is called instead, and netserver's loop takes the place of socketserver's the moment that
     # loop starts, when it asks for the server's fileno() to wait on it.
 
-    _handing_over: Any = None  # the poll interval, while the host's own serve_forever is starting
+    _handing_over: Any = None  # the poll interval, while the host's own serve_forever runs
+    _loop_handed_over = False  # netserver's loop is running in socketserver's place
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         around = None if self._handing_over is not None else self._host.serve_forever_around()
@@ -84,16 +85,20 @@ class PersonalityMixIn(Engine):
             return
         self._handing_over = poll_interval
         try:
-            around(self, poll_interval)
+            if _takes_an_argument(around):
+                around(self, poll_interval)
+            else:
+                around(self)
         finally:
             self._handing_over = None
 
     def fileno(self) -> int:
-        if self._handing_over is not None and _asked_by_socketserver_loop():
-            poll_interval, self._handing_over = self._handing_over, None
+        if self._handing_over is not None and not self._loop_handed_over and _asked_by_socketserver_loop():
+            self._loop_handed_over = True
             try:
-                super().serve_forever(poll_interval)
+                super().serve_forever(self._handing_over)
             finally:
+                self._loop_handed_over = False
                 self._shutdown_request = True  # socketserver's loop, which asked, ends at once
         return super().fileno()  # type: ignore[misc]  # the host class's (socketserver's TCPServer…)
 
@@ -161,16 +166,21 @@ class PersonalityMixIn(Engine):
 
 def _asked_by_socketserver_loop() -> bool:
     """Whether ``fileno()`` was called by ``socketserver.BaseServer.serve_forever`` (registering
-    the server with its selector: a few frames up), not by anything else that asks."""
+    the server with its selector: a few frames up, more if the program wraps ``fileno``), not by
+    anything else that asks.  Walked only while a host's own ``serve_forever`` runs."""
     loop = socketserver.BaseServer.serve_forever.__code__
     frame: Any = sys._getframe(2)
-    for _ in range(6):
-        if frame is None:
-            return False
+    while frame is not None:
         if frame.f_code is loop:
             return True
         frame = frame.f_back
     return False
+
+
+def _takes_an_argument(function: Any) -> bool:
+    """Whether ``function(self, x)`` is a call it accepts (a ``serve_forever`` without ``poll_interval``)."""
+    code = getattr(function, "__code__", None)
+    return code is None or code.co_argcount >= 2 or bool(code.co_flags & 0x04)  # 0x04: *args
 
 
 class SingleMixIn(PersonalityMixIn):

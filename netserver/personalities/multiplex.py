@@ -216,7 +216,7 @@ class MultiplexMixIn(PersonalityMixIn):
             selector.register(wakeup.fileno(), _READ, None)
             for sock, token in self._mux_listeners():
                 selector.register(sock, _READ, (sock, token))
-            while not self._BaseServer__shutdown_request:  # Engine._shutdown_request, read every pass
+            while not self._stop_requested:  # Engine._shutdown_request's value, read every pass
                 for key, mask in selector.select(self._next_wait(poll_interval)):
                     data = key.data
                     if data is None:

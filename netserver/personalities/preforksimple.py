@@ -206,7 +206,7 @@ class PreForkSimpleMixIn(ProcessParentMixIn):
         self._host.idle_loop_hook(readable)  # each pass of the parent's loop, as in Net::Server
         for sock in readable:
             self._host.child_is_talking_hook(sock)
-        if not self._BaseServer__shutdown_request:  # Engine._shutdown_request, read every pass
+        if not self._stop_requested:  # Engine._shutdown_request's value, read every pass
             self._manage_pool(time.monotonic())
 
     def _check_lock(self, now: float) -> None:

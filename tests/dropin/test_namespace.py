@@ -85,6 +85,7 @@ def test_compat_classes_have_exactly_the_standard_public_names(name, ours, their
     assert issubclass(ours, stdlib_base), "isinstance checks against the standard classes keep working"
     if issubclass(theirs, http.server.HTTPServer):
         assert issubclass(ours, http.server.HTTPServer), "isinstance(server, http.server.HTTPServer) holds"
+        assert issubclass(ours, compat.socketserver.TCPServer), "and compat's TCPServer, as after compat.install()"
 
 
 @pytest.mark.parametrize("mixin", MIXINS + ("SingleMixIn",))
@@ -282,6 +283,19 @@ def test_a_compat_subclass_keeps_its_own_attributes_that_share_an_option_name():
         finally:
             server.shutdown()
             thread.join(10)
+
+
+def test_a_subclass_of_a_compat_pool_class_gives_options_as_attributes():
+    """``PreForkingTCPServer`` is a pool the program chose: its subclass's ``max_servers`` is the pool's."""
+
+    class Pool(compat.socketserver.PreForkingTCPServer):
+        max_servers = 3
+        min_servers = 2
+
+    with Pool(("127.0.0.1", 0), Echo) as server:
+        config = server._host.config
+        assert (config.max_servers, config.min_servers) == (3, 2)
+        assert str(config.source_of("max_servers")) == "class attribute"
 
 
 def test_a_bad_option_value_names_itself_and_its_source():

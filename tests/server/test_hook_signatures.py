@@ -162,7 +162,7 @@ def test_a_standard_class_with_its_own_process_request_refuses_the_hooks_it_cann
     import compat.socketserver as compat_socketserver
 
     with pytest.raises(TypeError, match="defines post_process_request_hook, but its process_request is "
-                                        "ThreadingMixIn's"):
+                                        "socketserver.ThreadingMixIn's, which cannot call them"):
         class Threaded(compat_socketserver.ThreadingTCPServer):
             def post_process_request_hook(self):
                 pass
@@ -208,3 +208,33 @@ def test_multiplex_calls_the_request_hooks_around_mux_close(base):
         server.shutdown()
         serving.join(TIMEOUT)
         server.server_close()
+
+
+def test_a_method_that_only_shares_a_name_netserver_calls_when_asked_is_left_alone():
+    """``dequeue(self, job)``: netserver calls ``dequeue`` only with ``max_dequeue``; a program's
+    own method of that name is no hook and is not refused."""
+
+    class JobServer(netserver.Server):
+        def dequeue(self, job):
+            return job
+
+    assert JobServer(None, None, bind_and_activate=False).dequeue("a job") == "a job"
+
+
+def test_a_process_request_that_takes_any_arguments_is_not_taken_for_net_servers():
+    class Wrapped(netserver.Server):
+        def process_request(self, *args):
+            return super().process_request(*args)
+
+    assert Wrapped.process_request.__name__ == "process_request"
+
+
+def test_net_server_style_hooks_from_a_plain_mixin_before_the_server_class():
+    class Counting:
+        def post_accept_hook(self):
+            return "counted"
+
+    class S(Counting, netserver.Server):
+        pass
+
+    assert S(None, None, bind_and_activate=False).post_accept_hook("the connection") == "counted"
