@@ -163,6 +163,7 @@ class HTTPSettings:
                 "wsgi.multithread": self.multithread,
                 "wsgi.multiprocess": self.multiprocess,
                 "wsgi.run_once": False,
+                "wsgi.input_terminated": True,  # wsgi.input is the whole body: reading to its end is safe
                 "wsgi.file_wrapper": FileWrapper,
                 "SERVER_SOFTWARE": self.server_revision,
                 "GATEWAY_INTERFACE": "CGI/1.1",

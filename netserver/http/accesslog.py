@@ -90,6 +90,23 @@ def _dash(text: Optional[str]) -> str:
     return text if text else "-"
 
 
+def _remote_user(environ: Dict[str, Any]) -> str:
+    """``%u``: ``REMOTE_USER`` (set by the app or its middleware), else the user a Basic
+    ``Authorization`` header names (Apache's and gunicorn's ``%u``), else ``-``."""
+    user = environ.get("REMOTE_USER")
+    if not user:
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if auth[:6].lower() == "basic ":
+            import base64
+            import binascii
+
+            try:
+                user = base64.b64decode(auth[6:].strip(), validate=True).decode("latin-1").partition(":")[0]
+            except (binascii.Error, ValueError):
+                user = None
+    return _dash(user)
+
+
 _SIMPLE: Dict[str, Callable[[Record], str]] = {
     "%": lambda r: "%",
     "a": lambda r: r.environ.get("REMOTE_ADDR", "-"),
@@ -110,7 +127,7 @@ _SIMPLE: Dict[str, Callable[[Record], str]] = {
     "r": lambda r: r.request_line,
     "s": lambda r: str(r.status),
     "T": lambda r: str(int(r.end - r.start)),
-    "u": lambda r: _dash(r.environ.get("REMOTE_USER")),
+    "u": lambda r: _remote_user(r.environ),
     "U": lambda r: r.environ.get("SCRIPT_NAME", "") + r.environ.get("PATH_INFO", ""),
     "v": lambda r: r.environ.get("SERVER_NAME", "-"),
     "V": lambda r: (r.environ.get("HTTP_HOST") or r.environ.get("SERVER_NAME", "-")),

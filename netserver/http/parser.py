@@ -256,7 +256,9 @@ class RequestReader(Generic[BodyT]):
         self.header_size += len(name) + len(value) + 4
         if self.header_size > self.limits.max_header_size:
             self._fail(431, f"header section over {self.limits.max_header_size} bytes")
-        headers.append((name, value))
+        # llhttp keeps trailing whitespace; RFC 9110 5.5 leaves it out of the field value (Django
+        # refuses 'Host: example.com ').
+        headers.append((name, value.rstrip(b" \t") if value[-1:] in (b" ", b"\t") else value))
 
     def on_headers_complete(self) -> None:
         request = self.current

@@ -126,6 +126,8 @@ def build_environ(request: Any, base: Dict[str, Any], script_name: str, path: by
     environ["wsgi.input"] = body
     if body_size and "CONTENT_LENGTH" not in environ:
         environ["CONTENT_LENGTH"] = str(body_size)
+    if request.chunked:  # decoded here: the app reads CONTENT_LENGTH bytes, not chunks (Werkzeug
+        environ.pop("HTTP_TRANSFER_ENCODING", None)  # took a chunked body for an unknown length)
     return environ
 
 
@@ -144,28 +146,31 @@ def _check_header(name: str, value: str) -> None:
 
 # What start_response learns from a (status, headers) pair, kept for the pairs an app sends again
 # and again (most apps pass the same few): the checks are made once and the head is pre-encoded.
-_HEADS: Dict[Any, Tuple[int, bytes, Optional[int], bool]] = {}
+_HEADS: Dict[Any, Tuple[int, bytes, Optional[int], bool, bool]] = {}
 _SERVER_LINES: Dict[str, bytes] = {}
 
 
-def _parse_head(status: str, headers: List[Tuple[str, str]]) -> Tuple[int, bytes, Optional[int], bool]:
-    """(code, encoded status line and app headers, Content-Length or None, app asked to close)."""
+def _parse_head(status: str, headers: List[Tuple[str, str]]) -> Tuple[int, bytes, Optional[int], bool, bool]:
+    """(code, encoded status line and app headers, Content-Length or None, app asked to close,
+    app named its own Server).  The app's ``Date`` gives way to the server's, which is sent
+    once (RFC 9110 6.6.1); an app's ``Server`` is sent instead of the server's."""
     _check_header("status", status)
     code = int(status[:3])
     for name, value in headers:
         _check_header(name, value)
     length = _declared_length(headers)
-    close = False
+    close = own_server = False
     lines = [f"HTTP/1.1 {status}\r\n"]
     for name, value in headers:
         lowered = name.lower()
-        if lowered == "content-length":
+        if lowered in ("content-length", "date"):
             continue
         elif lowered == "connection":
             close = close or value.lower() == "close"
         elif lowered != "transfer-encoding":  # the server frames the body itself
+            own_server = own_server or lowered == "server"
             lines.append(f"{name}: {value}\r\n")
-    return code, "".join(lines).encode("latin-1"), length, close
+    return code, "".join(lines).encode("latin-1"), length, close, own_server
 
 
 def _declared_length(headers: List[Tuple[str, str]]) -> Optional[int]:
@@ -246,7 +251,7 @@ class Response:
 
     def _head(self, body_known: Optional[int]) -> bytes:
         """The status line and headers, with the framing chosen now."""
-        code, prefix, length, close = self.parsed
+        code, prefix, length, close, own_server = self.parsed
         no_body = code in (204, 304) or code < 200
         close = close or not self.keep_alive
         parts = [prefix]
@@ -263,7 +268,8 @@ class Response:
             parts.append(b"Content-Length: %d\r\n" % length)
             self.length = length
         parts.append(_date_line())
-        parts.append(_SERVER_LINES.get(self.server_header) or _server_line(self.server_header))
+        if not own_server:
+            parts.append(_SERVER_LINES.get(self.server_header) or _server_line(self.server_header))
         if close:
             parts.append(b"Connection: close\r\n\r\n")
             self.wants_close = True
@@ -280,6 +286,8 @@ class Response:
         """The ``write`` callable (and the body writer): frames ``data`` and sends it."""
         if self.status is None:
             raise AssertionError("write() before start_response()")
+        if type(data) is not bytes:
+            data = _as_bytes(data)
         out = b"" if self.head_sent else self._head(None)
         if data and not self.head_only and self.code not in (204, 304):
             if self.length is not None and self.sent + len(data) > self.length:
@@ -292,6 +300,8 @@ class Response:
 
     def send_whole(self, body: bytes) -> None:
         """The app returned its whole body: one write with a Content-Length."""
+        if type(body) is not bytes:
+            body = _as_bytes(body)
         if self.head_sent:  # the app used write() first
             self.write(body)
             self.finish()
@@ -351,6 +361,14 @@ class Response:
             told = f"{size} bytes" if size is not None else f"{how} bytes"
             self.mismatch = (f"the application declared Content-Length {self.length} but returned {told}; "
                              f"sent at most {self.length} and closed the connection")
+
+
+def _as_bytes(data: Any) -> bytes:
+    """A body piece that is not ``bytes``: a bytes-like one as bytes; anything else (a ``str``)
+    is the application's error, a 500 while nothing is sent yet (PEP 3333: bytes only)."""
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise HTTPError(500, f"the application returned {type(data).__name__} in its body, not bytes")
 
 
 def error_body(status: int, detail: str = "") -> Tuple[str, List[Tuple[str, str]], bytes]:

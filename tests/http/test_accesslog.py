@@ -127,3 +127,18 @@ def test_bad_format_is_a_startup_error(fmt):
     result = run_command(["HTTP", "--port", "127.0.0.1:0", "--access_log_format", fmt])
     assert result.returncode == 2, (result.returncode, result.stderr)
     assert "access_log_format" in result.stderr
+
+
+def test_remote_user_is_the_basic_auth_user_when_the_app_sets_none(app_dir, log_dir):
+    """``%u``: REMOTE_USER, else the user of a Basic Authorization header (Apache's, gunicorn's)."""
+    path = os.path.join(log_dir, "access.log")
+    with serve(["--app", "wsgiapps:app", "--access_log_file", path, "--access_log_format", "%u %s"],
+               app_dir=app_dir) as proc:
+        with Raw(proc.port) as conn:
+            conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\nAuthorization: Basic Ym9iOnB3\r\n\r\n")  # bob:pw
+            assert conn.response().status == 200
+            conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\nAuthorization: Basic !!not-base64\r\n\r\n")
+            assert conn.response().status == 200
+            conn.send(b"GET /index HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert conn.response().status == 200
+        assert read_lines(path, 3) == ["bob 200", "- 200", "- 200"]

@@ -12,6 +12,8 @@ import socket
 import time
 import urllib.request
 
+import pytest
+
 
 from httpkit import Raw, curl, get, request, serve
 
@@ -161,6 +163,30 @@ def test_chunked_request_body(server):
     assert environ["body"] == "hello chunks"
     assert environ["CONTENT_LENGTH"] == "12"
     assert environ["extra"] == ""
+
+
+def test_a_chunked_body_is_handed_over_decoded(server):
+    """The body was de-chunked here: the app sees CONTENT_LENGTH and no Transfer-Encoding, and
+    ``wsgi.input_terminated`` (Werkzeug read a chunked body as empty without it)."""
+    body = b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+    response = request(server.port, b"POST /env HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                                     b"Connection: close\r\n\r\n" + body)
+    environ = env_of(response)
+    assert environ["CONTENT_LENGTH"] == "11" and "HTTP_TRANSFER_ENCODING" not in environ
+    pytest.importorskip("werkzeug")
+    response = request(server.port, b"POST /werkzeug-body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                                     b"Connection: close\r\n\r\n" + body)
+    assert response.body == b"hello world"
+
+
+def test_header_values_lose_trailing_whitespace(server):
+    """RFC 9110 5.5: the field value excludes it (Django refuses 'Host: example.com ')."""
+    response = request(server.port, b"POST /env HTTP/1.1\r\nHost: x  \r\nContent-Type: text/plain \t\r\n"
+                                     b"X-Padded:   padded   \r\nContent-Length: 2 \r\nConnection: close\r\n\r\nab")
+    environ = env_of(response)
+    assert (environ["HTTP_HOST"], environ["CONTENT_TYPE"], environ["HTTP_X_PADDED"], environ["CONTENT_LENGTH"]) == \
+        ("x", "text/plain", "padded", "2")
+    assert environ["body"] == "ab"
 
 
 def test_chunked_request_body_from_http_client(server):
@@ -328,6 +354,17 @@ def test_date_and_server_headers(server):
     assert response.header("Date").endswith(" GMT")
     assert abs(date.timestamp() - time.time()) < 5
     assert len(response.header_all("Date")) == 1
+
+
+def test_the_apps_server_header_replaces_ours_and_its_date_gives_way(server):
+    response = get(server.port, "/own-server")
+    assert response.header_all("Server") == ["myapp/1.0"]
+    assert len(response.header_all("Date")) == 1 and not response.header("Date").startswith("Thu, 01 Jan 1970")
+
+
+def test_a_str_body_is_the_apps_error_and_a_500(server):
+    for route in ("/str-body", "/str-iter"):
+        assert get(server.port, route).status == 500
 
 
 def test_empty_server_revision_sends_no_server_header(app_dir):

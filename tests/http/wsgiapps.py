@@ -167,6 +167,17 @@ def app(environ, start_response):
     if route == "stderr":
         print("app-wrote-to-stderr", file=environ["wsgi.errors"])
         return _text(start_response, "ok")
+    if route == "own-server":  # the app's Server and a stale Date of its own
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Server", "myapp/1.0"),
+                                  ("Date", "Thu, 01 Jan 1970 00:00:00 GMT")])
+        return [b"ok"]
+    if route in ("str-body", "str-iter"):  # PEP 3333 says bytes: a str is the app's bug
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return ["not bytes"] if route == "str-body" else iter(["not", "bytes"])
+    if route == "werkzeug-body":  # what Werkzeug (Flask) reads of the body
+        from werkzeug.wrappers import Request
+
+        return _text(start_response, Request(environ).get_data())
     return _text(start_response, "not found\n", status="404 Not Found")
 
 
