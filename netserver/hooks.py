@@ -29,8 +29,10 @@ def fitted(name: str, function: Any, arguments: int) -> Any:
     Net::Server passes its hooks nothing but the server, so an override written that way
     (``def post_accept_hook(self):``) is given none: as in Perl, it takes the arguments it names
     and the rest are left out.  One that needs more than netserver passes is refused here, when
-    its class is made, not with a ``TypeError`` on every connection.  Anything that is not a
-    plain function (a static method, a C function, a ``*args`` wrapper) is returned as it is."""
+    its class is made, not with a ``TypeError`` on every connection (except a method that shares
+    the name of a hook netserver calls only when asked: ``dequeue``, ``run_dequeue``,
+    ``can_read_hook``).  Anything that is not a plain function (a static method, a C function,
+    a ``*args`` wrapper) is returned as it is."""
     code = getattr(function, "__code__", None)
     if code is None or not callable(function) or code.co_flags & _CO_VARARGS:
         return function

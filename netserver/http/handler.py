@@ -13,6 +13,7 @@ import socket
 import socketserver
 import time
 
+from ..engine import StopNow
 from .errors import HTTPError
 from .parser import Request, RequestReader
 from .body import BodyBuffer
@@ -236,12 +237,16 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
                 and self._clients_waiting(poll):
             keep_alive = False  # others queue for this process: end this connection cleanly
         response = Response(conn, request.version, request.method == b"HEAD", keep_alive, http.server_revision)
+        stopped: Optional[StopNow] = None
         try:
             run_app(app, environ, response)
         except HTTPError as error:
             self._app_failed(response, error.status, error.detail)
         except (ConnectionError, socket.timeout):
             return False
+        except StopNow as stop:  # TERM mid-request in a serving process that handles it: answer, then stop
+            stopped = stop
+            self._app_failed(response, 503, "the request was stopped by TERM (a quick stop)")
         except Exception:
             import traceback  # preloaded where a chroot or privilege drop would hide it later
 
@@ -262,6 +267,8 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             record.request_line = f"{environ['REQUEST_METHOD']} {environ['REQUEST_URI']} {environ['SERVER_PROTOCOL']}"
             record.keep_alive = keep_alive and not response.wants_close
             http.access_log.write(record)
+        if stopped is not None:
+            raise stopped
         return keep_alive and not response.wants_close
 
     def pending_close(self) -> bool:

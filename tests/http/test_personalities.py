@@ -181,3 +181,29 @@ def test_a_childs_last_connection_is_not_kept_alive(app_dir, event):
         finally:
             conn.close()
         assert get(proc.port, "/index").body == b"hello\n"  # served by the successor
+
+
+def test_term_in_the_middle_of_a_request_answers_503_before_the_server_stops(app_dir):
+    """A serving process that handles TERM (Single, here) stops the app mid-request; the client
+    gets a 503 with the connection closed, not an empty reply."""
+    import signal
+
+    with serve(["--app", "wsgiapps:app", "--server_type", "Single"], app_dir=app_dir) as proc:
+        answers = []
+        client = threading.Thread(target=lambda: answers.append(get(proc.port, "/sleep?s=5")))
+        client.start()
+        wait_until(lambda: _busy(proc.pid), what="the app sleeping in the request")
+        proc.signal(signal.SIGTERM)
+        client.join(10)
+        assert answers and answers[0].status == 503
+        assert proc.wait_exit() == 0
+
+
+def _busy(pid: int) -> bool:
+    """Whether the process sleeps in the app (its main thread is in a timed wait: 'S' and a
+    wchan of hrtimer_nanosleep / do_nanosleep)."""
+    try:
+        with open(f"/proc/{pid}/wchan") as handle:
+            return "nanosleep" in handle.read()
+    except OSError:
+        return False
