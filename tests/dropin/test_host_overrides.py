@@ -47,6 +47,16 @@ def stop(server, thread) -> None:
     assert not thread.is_alive(), "serve_forever returned after shutdown()"
 
 
+def serve_one_exchange(server, **kwargs) -> None:
+    """Serve, answer one client, shut down, close."""
+    try:
+        thread = serving(server, **kwargs)
+        assert exchange(server) == b"ping\n"
+        stop(server, thread)
+    finally:
+        server.server_close()
+
+
 class SlowShutdown(socketserver.TCPServer):
     """A host whose shutdown works a moment before socketserver's: the loop may end meanwhile."""
 
@@ -78,12 +88,7 @@ def test_a_host_serve_forever_without_poll_interval_is_run():
             super().serve_forever()
 
     server = type("S", (netserver.ThreadMixIn, Host), {})(("127.0.0.1", 0), Echo)
-    try:
-        thread = serving(server)
-        assert exchange(server) == b"ping\n"
-        stop(server, thread)
-    finally:
-        server.server_close()
+    serve_one_exchange(server)
     assert calls == ["Host.serve_forever"]
 
 
@@ -101,12 +106,7 @@ def test_a_programs_mixin_above_the_personality_and_the_host_each_run_once():
             super().serve_forever(poll_interval)
 
     server = type("S", (Logged, netserver.ThreadMixIn, Host), {})(("127.0.0.1", 0), Echo)
-    try:
-        thread = serving(server, poll_interval=0.05)
-        assert exchange(server) == b"ping\n"
-        stop(server, thread)
-    finally:
-        server.server_close()
+    serve_one_exchange(server, poll_interval=0.05)
     assert calls == ["Logged", "Host"]
 
 
@@ -164,10 +164,5 @@ def test_a_process_request_of_the_programs_own_may_call_the_post_hooks_itself():
             self.hooked = True
 
     server = S(("127.0.0.1", 0), Echo)
-    try:
-        thread = serving(server, poll_interval=0.05)
-        assert exchange(server) == b"ping\n"
-        stop(server, thread)
-    finally:
-        server.server_close()
+    serve_one_exchange(server, poll_interval=0.05)
     assert server.hooked
