@@ -113,8 +113,9 @@ class Engine:
     @_BaseServer__shutdown_request.setter
     def _BaseServer__shutdown_request(self, value: bool) -> None:
         self._stop_requested = value
-        if value and self._signals is not None:
-            self._signals.wake()
+        signals = self._signals  # read once: another thread may close them meanwhile
+        if value and signals is not None:
+            signals.wake()
 
     _shutdown_request = _BaseServer__shutdown_request  # netserver's own name for it
 

@@ -234,14 +234,19 @@ class StdlibHost(Server):
     def serve_forever_around(self) -> Any:
         """The host class's own ``serve_forever`` (the first after the personality in the MRO),
         which the mixin's loop runs inside; None when it is socketserver's, or a loop of the
-        host's own that never calls a ``serve_forever`` (netserver's loop replaces it then)."""
+        host's own written with ``handle_request`` (netserver's loop replaces it then)."""
         mro = type(self._owner).__mro__
         for klass in mro[mro.index(Engine) + 1:]:
             function = vars(klass).get("serve_forever")
             if function is None:
                 continue
-            calls = getattr(getattr(function, "__code__", None), "co_names", ())
-            return None if klass is socketserver.BaseServer or "serve_forever" not in calls else function
+            if klass is socketserver.BaseServer:
+                return None
+            inner = function
+            while hasattr(inner, "__wrapped__"):  # a decorated method: the code underneath
+                inner = inner.__wrapped__
+            calls = getattr(getattr(inner, "__code__", None), "co_names", ())
+            return None if "handle_request" in calls and "serve_forever" not in calls else function
         return None
 
 

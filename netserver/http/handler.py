@@ -246,7 +246,10 @@ class HTTPRequestHandler(socketserver.BaseRequestHandler):
             return False
         except StopNow as stop:  # TERM mid-request in a serving process that handles it: answer, then stop
             stopped = stop
-            self._app_failed(response, 503, "the request was stopped by TERM (a quick stop)")
+            try:
+                self._app_failed(response, 503, "the request was stopped by TERM (a quick stop)")
+            except OSError:
+                response.wants_close = True  # the client is gone: the record and the stop still follow
         except Exception:
             import traceback  # preloaded where a chroot or privilege drop would hide it later
 

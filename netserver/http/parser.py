@@ -248,6 +248,9 @@ class RequestReader(Generic[BodyT]):
             self._fail(414, f"request target over {self.limits.max_uri_size} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_headers:
+            return  # a trailer field after a chunked body: never the request's headers (a trailing
+            # 'Host: evil' or 'Authorization' would join the environ); llhttp refuses framing ones
         request = self.current
         assert request is not None
         headers = request.headers

@@ -364,8 +364,11 @@ class Response:
 
 
 def _as_bytes(data: Any) -> bytes:
-    """A body piece that is not ``bytes``: a bytes-like one as bytes; anything else (a ``str``)
-    is the application's error, a 500 while nothing is sent yet (PEP 3333: bytes only)."""
+    """A body piece whose type is not exactly ``bytes``: a subclass or a bytes-like one as bytes;
+    anything else (a ``str``) is the application's error, a 500 while nothing is sent yet (PEP
+    3333: bytes only)."""
+    if isinstance(data, bytes):
+        return data  # a subclass of bytes (numpy.bytes_…): bytes as PEP 3333 means it
     if isinstance(data, (bytearray, memoryview)):
         return bytes(data)
     raise HTTPError(500, f"the application returned {type(data).__name__} in its body, not bytes")

@@ -77,6 +77,7 @@ class PersonalityMixIn(Engine):
 
     _handing_over: Any = None  # the poll interval, while the host's own serve_forever runs
     _loop_handed_over = False  # netserver's loop is running in socketserver's place
+    _loop_ran = False  # it has, during the host's serve_forever
 
     def serve_forever(self, poll_interval: float = 0.5) -> None:
         around = None if self._handing_over is not None else self._host.serve_forever_around()
@@ -84,6 +85,7 @@ class PersonalityMixIn(Engine):
             super().serve_forever(poll_interval)
             return
         self._handing_over = poll_interval
+        self._loop_ran = False
         try:
             if _takes_an_argument(around):
                 around(self, poll_interval)
@@ -91,10 +93,13 @@ class PersonalityMixIn(Engine):
                 around(self)
         finally:
             self._handing_over = None
+        if not self._loop_ran:
+            self._host.log(1, f"{around.__qualname__} returned without running socketserver's loop, so "
+                              f"netserver's loop did not run either")
 
     def fileno(self) -> int:
         if self._handing_over is not None and not self._loop_handed_over and _asked_by_socketserver_loop():
-            self._loop_handed_over = True
+            self._loop_handed_over = self._loop_ran = True
             try:
                 super().serve_forever(self._handing_over)
             finally:

@@ -110,6 +110,37 @@ def test_a_programs_mixin_above_the_personality_and_the_host_each_run_once():
     assert calls == ["Logged", "Host"]
 
 
+def test_a_decorated_or_delegating_host_serve_forever_is_run():
+    import functools
+
+    calls = []
+
+    def logged(method):
+        @functools.wraps(method)
+        def wrapper(self, *args, **kwargs):
+            calls.append("decorator")
+            return method(self, *args, **kwargs)
+        return wrapper
+
+    class Decorated(socketserver.TCPServer):
+        @logged
+        def serve_forever(self, poll_interval=0.5):
+            calls.append("Decorated")
+            super().serve_forever(poll_interval)
+
+    class Delegating(socketserver.TCPServer):
+        def serve_forever(self, poll_interval=0.5):
+            calls.append("Delegating")
+            self._run(poll_interval)
+
+        def _run(self, poll_interval):
+            socketserver.TCPServer.serve_forever(self, poll_interval)
+
+    for host in (Decorated, Delegating):
+        serve_one_exchange(type("S", (netserver.ThreadMixIn, host), {})(("127.0.0.1", 0), Echo), poll_interval=0.05)
+    assert calls == ["decorator", "Decorated", "Delegating"]
+
+
 def test_a_host_loop_of_its_own_is_replaced_by_netservers(tmp_path):
     """A serve_forever that never runs socketserver's loop (a handle_request loop): netserver's
     loop runs instead, as it did before hosts' overrides were honoured (its pid file shows it)."""

@@ -365,6 +365,17 @@ def test_the_apps_server_header_replaces_ours_and_its_date_gives_way(server):
 def test_a_str_body_is_the_apps_error_and_a_500(server):
     for route in ("/str-body", "/str-iter"):
         assert get(server.port, route).status == 500
+    assert get(server.port, "/bytes-subclass").body == b"subclass"  # a subclass of bytes is bytes
+
+
+def test_trailer_fields_never_join_the_request_headers(server):
+    """A chunked body's trailer ('Host: evil', 'Authorization') is not the request's header section."""
+    body = b"5\r\nhello\r\n0\r\nHost: evil\r\nAuthorization: Basic ZXZlOng=\r\nX-Late: 1\r\n\r\n"
+    response = request(server.port, b"POST /env HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                     b"Connection: close\r\n\r\n" + body)
+    environ = env_of(response)
+    assert environ["HTTP_HOST"] == "x" and environ["body"] == "hello"
+    assert "HTTP_AUTHORIZATION" not in environ and "HTTP_X_LATE" not in environ
 
 
 def test_empty_server_revision_sends_no_server_header(app_dir):

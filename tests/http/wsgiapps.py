@@ -40,6 +40,10 @@ def environ_json(environ, start_response):
     return _text(start_response, json.dumps(result), ctype="application/json")
 
 
+class _Bytes(bytes):
+    pass
+
+
 class ClosingBody:
     """An iterable whose close() leaves a marker file behind."""
 
@@ -174,6 +178,9 @@ def app(environ, start_response):
     if route in ("str-body", "str-iter"):  # PEP 3333 says bytes: a str is the app's bug
         start_response("200 OK", [("Content-Type", "text/plain")])
         return ["not bytes"] if route == "str-body" else iter(["not", "bytes"])
+    if route == "bytes-subclass":  # numpy.bytes_ and the like are bytes (PEP 3333)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [_Bytes(b"subclass")]
     if route == "werkzeug-body":  # what Werkzeug (Flask) reads of the body
         from werkzeug.wrappers import Request
 
