@@ -144,7 +144,7 @@ class Engine:
             self._serving_request = True  # TERM/INT may now interrupt this request (see _on_signal)
         try:
             try:
-                allowed = self.verify_request(request, client_address)
+                allowed = self._admit(request, client_address)
             except Exception:
                 # A failing access check or hook costs this connection, never the server.
                 self.handle_error(request, client_address)
@@ -187,9 +187,31 @@ class Engine:
 
         (``netserver.Server`` overrides this with the access control itself.)
         """
+        if self._own_verify and self._admitted.__dict__.get("request") is request:
+            # A program's verify_request calling super(): the rules already passed (see _admit).
+            return super().verify_request(request, client_address)  # type: ignore[misc]  # the host class's
         # (the ignore: the mixin's super() is the host class, which mypy cannot see from here)
         return self._host.verify_request(request, client_address) and super().verify_request(  # type: ignore[misc]
             request, client_address)
+
+    # A program's class over a mixin may override verify_request without calling super() (the
+    # standard one only returns True): the rules must not depend on it.
+    _own_verify = False  # set per instance when the program's class overrides verify_request
+    _admitted: Any = None  # then a threading.local: the request the rules passed, in this thread
+
+    def _admit(self, request: Any, client_address: Any) -> bool:
+        """Whether the loop serves this connection: socketserver's ``verify_request``, with
+        Net::Server's rules first even when a program's override never reaches them."""
+        if not self._own_verify:
+            return self.verify_request(request, client_address)
+        if not self._host.verify_request(request, client_address):
+            return False
+        admitted = self._admitted
+        admitted.request = request
+        try:
+            return self.verify_request(request, client_address)
+        finally:
+            admitted.request = None
 
     def _waiting_clients_sockets(self) -> List[Any]:
         """Listening sockets whose readiness means a client waits for this process (see HTTP keep-alive)."""

@@ -48,6 +48,9 @@ HOOKS = tuple(name for name, value in vars(HookMixIn).items() if callable(value)
 #: Options that say where to listen: a stdlib host binds ``server_address`` itself.
 BINDING_OPTIONS = ("port", "host", "proto", "ipv", "listen", "reuse_port")
 
+#: Access rules: as class attributes of a class that takes none, worth a warning (see configure_owner).
+ACCESS_OPTIONS = ("allow", "deny", "cidr_allow", "cidr_deny")
+
 #: The hooks around a request that socketserver's ``process_request`` has no place for.
 POST_REQUEST_HOOKS = ("post_process_request_hook", "post_client_connection_hook")
 
@@ -115,11 +118,13 @@ class StdlibHost(Server):
         """Read the sources, then refuse what this host cannot honour."""
         template = self.options({})
         from_classes = {}
-        for klass in _option_classes(type(self._owner)):
+        option_classes = _option_classes(type(self._owner))
+        for klass in option_classes:
             from_classes.update({name: value for name, value in vars(klass).items()
-                                     if name in template and not callable(value) and value is not None})
+                                 if name in template and not callable(value) and value is not None})
         config = self.configure(from_classes, argv=None if self.command_line else [],
                                 run_source=Source("class attribute"))
+        self._warn_of_access_attributes(option_classes)
         refused = [] if self._binds else list(BINDING_OPTIONS)
         refused += SERVER_STEP_OPTIONS
         for name in refused:
@@ -132,6 +137,19 @@ class StdlibHost(Server):
                                   f"honour it (that class binds and serves its connections itself); "
                                   f"use netserver.Server or a compat.socketserver class")
         return config
+
+    def _warn_of_access_attributes(self, option_classes: List[type]) -> None:
+        """A class whose attributes are not options (a plain compat subclass, a plain base before
+        the mixin) with one named like an access rule: that is no program's own name, and a rule
+        the program believes in is off."""
+        for klass in type(self._owner).__mro__:
+            if klass in option_classes or _package(klass) in ("netserver", "compat", "socketserver"):
+                continue
+            for name in ACCESS_OPTIONS:
+                if name in vars(klass):
+                    self.log(1, f"{klass.__qualname__}.{name} is not applied: a compat class takes options as "
+                                f"keywords ({name}=...), or as class attributes once the class names a netserver "
+                                f"mixin (netserver.SingleMixIn, ThreadMixIn…)")
 
     def default_values(self) -> Dict[str, Any]:
         return {"log_level": 1}  # as quiet as the standard servers unless asked

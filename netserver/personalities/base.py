@@ -15,6 +15,7 @@ from __future__ import annotations
 import signal
 import socketserver
 import sys
+import threading
 
 from ..engine import Engine
 from ..host import StdlibHost, host_class, host_init, own_keywords, refused_keywords
@@ -55,12 +56,28 @@ class PersonalityMixIn(Engine):
             self._refuse_other_personalities_options(options)
         self._host = host
         self._hooked_process = host.hooked_process()
+        # A verify_request of the program's class (above the personality) may skip super(): see Engine._admit.
+        if type(self).verify_request is not Engine.verify_request:
+            self._own_verify, self._admitted = True, threading.local()
         host.configure_hook()
         host.configure_owner()
         host.post_configure()
         host.post_configure_hook()
         super().__init__(*args, **options)
         self._check_handler()
+
+    def _handle_request_noblock(self) -> None:
+        """``handle_request()``'s step: the engine's, so that Net::Server's rules run before a
+        ``verify_request`` of the program's own, as in ``serve_forever`` (socketserver's step
+        would call only the override)."""
+        if not self._own_verify:
+            super()._handle_request_noblock()  # type: ignore[misc]  # socketserver's, over the rules' verify_request
+            return
+        try:
+            request, client_address = self.get_request()
+        except OSError:
+            return
+        self._handle_connection(request, client_address)
 
     def _check_handler(self) -> None:
         """Refuse, when the server is made, a request handler class this personality cannot run

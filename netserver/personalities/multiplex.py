@@ -302,7 +302,7 @@ class MultiplexMixIn(PersonalityMixIn):
             self._open(request, client_address)
 
     def _open(self, sock: socket.socket, client_address: Any) -> None:
-        if not self.verify_request(sock, client_address):
+        if not self._admit(sock, client_address):
             self._refused(sock, client_address)
             return
         selector = self._mux_selector
@@ -316,7 +316,7 @@ class MultiplexMixIn(PersonalityMixIn):
 
     def _datagram(self, request: Tuple[bytes, socket.socket], client_address: Any) -> None:
         data, sock = request
-        if not self.verify_request(request, client_address):
+        if not self._admit(request, client_address):
             self._refused(request, client_address)  # a datagram's socket is its listener's: left open
             return
         connection = Connection(self, sock, False, client_address)

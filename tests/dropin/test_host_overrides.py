@@ -163,18 +163,23 @@ def test_a_host_loop_of_its_own_is_replaced_by_netservers(tmp_path):
 
 def test_a_host_that_runs_socketservers_loop_twice_gets_netservers_loop_twice():
     rounds = []
+    between = threading.Event()
 
     class Host(socketserver.TCPServer):
         def serve_forever(self, poll_interval=0.5):
             for number in (1, 2):
                 rounds.append(number)
                 socketserver.BaseServer.serve_forever(self, poll_interval)
+                # Not at once: a loop restarted before shutdown() has seen the first one end
+                # clears the "stopped" event under it (the standard loop's race as well).
+                between.wait(TIMEOUT)
 
     server = type("S", (netserver.ThreadMixIn, Host), {})(("127.0.0.1", 0), Echo)
     try:
         thread = serving(server, poll_interval=0.05)
         assert exchange(server) == b"ping\n"
         server.shutdown()  # ends round 1; round 2 starts netserver's loop again
+        between.set()
         wait_until(lambda: rounds == [1, 2], what="the second round")
         assert exchange(server) == b"ping\n"
         stop(server, thread)
@@ -197,3 +202,60 @@ def test_a_process_request_of_the_programs_own_may_call_the_post_hooks_itself():
     server = S(("127.0.0.1", 0), Echo)
     serve_one_exchange(server, poll_interval=0.05)
     assert server.hooked
+
+
+def _refused(server) -> bool:
+    with socket.create_connection(server.server_address, timeout=TIMEOUT) as conn:
+        conn.sendall(b"ping\n")
+        return conn.makefile("rb").readline() == b""
+
+
+@pytest.mark.parametrize("base", ["compat", "SingleMixIn", "ThreadMixIn"])
+@pytest.mark.parametrize("calls_super", [False, True])
+def test_access_rules_hold_over_a_programs_own_verify_request(base, calls_super):
+    """socketserver's verify_request only returns True, so a program's override rarely calls
+    super(): Net::Server's rules run first all the same, once, and a refused client never reaches
+    the override; handle_request() keeps them too."""
+    import compat.socketserver
+
+    bases = (compat.socketserver.TCPServer,) if base == "compat" else (getattr(netserver, base), socketserver.TCPServer)
+    seen = []
+
+    def verify_request(self, request, client_address):
+        seen.append(client_address[0])
+        return super(S, self).verify_request(request, client_address) if calls_super else True
+
+    def post_accept_hook(self):
+        seen.append("post_accept_hook")
+
+    S = type("S", bases, {"verify_request": verify_request, "post_accept_hook": post_accept_hook})
+    server = S(("127.0.0.1", 0), Echo, cidr_allow=["10.0.0.0/8"])
+    try:
+        thread = serving(server, poll_interval=0.05)
+        assert _refused(server)
+        stop(server, thread)
+        client = threading.Thread(target=lambda: seen.append(_refused(server)))
+        client.start()
+        server.handle_request()
+        client.join(TIMEOUT)
+    finally:
+        server.server_close()
+    assert seen == ["post_accept_hook", "post_accept_hook", True], "the rules refused both, before the override"
+
+
+def test_a_programs_verify_request_that_calls_super_runs_the_rules_once():
+    import compat.socketserver
+
+    seen = []
+
+    class S(compat.socketserver.TCPServer):
+        def verify_request(self, request, client_address):
+            seen.append("verify_request")
+            return super().verify_request(request, client_address)
+
+        def post_accept_hook(self):
+            seen.append("post_accept_hook")
+
+    server = S(("127.0.0.1", 0), Echo, cidr_allow=["127.0.0.0/8"])
+    serve_one_exchange(server, poll_interval=0.05)
+    assert seen == ["post_accept_hook", "verify_request"]

@@ -312,3 +312,22 @@ def test_two_mixins_that_each_decide_where_a_request_runs_are_refused(mixin):
     with pytest.raises(TypeError) as refused:
         build(socketserver.ThreadingTCPServer, mixin)
     assert "ThreadingMixIn" in str(refused.value) and mixin in str(refused.value)
+
+
+def test_an_access_rule_attribute_that_is_not_applied_is_said_so(capsys):
+    """A plain compat subclass takes no options as attributes; one named like an access rule is
+    what the program believes protects it, so the log says it is not applied."""
+
+    class S(compat.socketserver.ThreadingTCPServer):
+        cidr_allow = ["10.0.0.0/8"]
+
+    class Rules:
+        deny = [r"10\..*"]
+
+    class Pool(Rules, netserver.ThreadMixIn, socketserver.TCPServer):
+        pass
+
+    for cls in (S, Pool):
+        cls(("127.0.0.1", 0), Echo).server_close()
+    err = capsys.readouterr().err
+    assert "S.cidr_allow is not applied" in err and "Rules.deny is not applied" in err
