@@ -144,7 +144,8 @@ class Engine:
             self._serving_request = True  # TERM/INT may now interrupt this request (see _on_signal)
         try:
             try:
-                allowed = self._admit(request, client_address)
+                allowed = (self._admit(request, client_address) if self._own_verify
+                           else self.verify_request(request, client_address))  # the usual case, one call
             except Exception:
                 # A failing access check or hook costs this connection, never the server.
                 self.handle_error(request, client_address)
