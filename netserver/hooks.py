@@ -11,15 +11,25 @@ import functools
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Optional
 
 
 if TYPE_CHECKING:
     from .log import ServerLog
 
-__all__ = ["HookMixIn", "fitted", "fitted_to"]
+__all__ = ["HookMixIn", "fitted", "fitted_to", "positional_parameters"]
 
 _CO_VARARGS = 0x04  # the code object's flag for a *args parameter
+
+
+def positional_parameters(function: Any) -> Optional[int]:
+    """How many positional parameters a plain function names (``self`` counted); None when it
+    takes ``*args`` or has no Python code (it may take any number).  Read from the code object:
+    ``inspect`` would load ``ast`` and ``dis`` into every server."""
+    code = getattr(function, "__code__", None)
+    if code is None or code.co_flags & _CO_VARARGS:
+        return None
+    return code.co_argcount
 
 
 def fitted(name: str, function: Any, arguments: int) -> Any:
@@ -33,10 +43,10 @@ def fitted(name: str, function: Any, arguments: int) -> Any:
     the name of a hook netserver calls only when asked: ``dequeue``, ``run_dequeue``,
     ``can_read_hook``).  Anything that is not a plain function (a static method, a C function,
     a ``*args`` wrapper) is returned as it is."""
-    code = getattr(function, "__code__", None)
-    if code is None or not callable(function) or code.co_flags & _CO_VARARGS:
+    count = positional_parameters(function)
+    if count is None or not callable(function):
         return function
-    takes = code.co_argcount - 1  # after self
+    takes = count - 1  # after self
     required = takes - len(getattr(function, "__defaults__", None) or ())
     if required > arguments and name in _CALLED_UNASKED:
         raise TypeError(f"{function.__qualname__} takes {required} argument(s) after self, but netserver calls "

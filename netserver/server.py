@@ -29,7 +29,7 @@ from .client import ClientInfo
 from .clientstdio import ClientStdio
 from .binding import BindingMixIn
 from .engine import Engine, ServerError
-from .hooks import HookMixIn
+from .hooks import HookMixIn, positional_parameters
 from .log import LogConfigError, ServerLog
 from .options import Config, Option, OptionError, Source, declared_options, merge, normalize_template, parse_argv, read_conf_file
 from .options import core
@@ -143,7 +143,7 @@ class Server(HookMixIn, RestartMixIn, BindingMixIn, Engine, socketserver.BaseSer
         if type(own.get("options")) is FunctionType:
             cls.options = _returning_the_template(own["options"])  # type: ignore[method-assign]  # the same method, fitted
         process = own.get("process_request")
-        if type(process) is FunctionType and process.__code__.co_argcount == 1 and not process.__code__.co_flags & 0x04:
+        if type(process) is FunctionType and positional_parameters(process) == 1:
             raise TypeError(f"{cls.__qualname__}.process_request(self) is Net::Server's; here process_request is "
                             f"socketserver's (request, client_address). Put the protocol in a request handler's "
                             f"handle() and pass the handler to run() (docs/guide.md, 'Writing a server')")

@@ -18,6 +18,7 @@ import sys
 import threading
 
 from ..engine import Engine
+from ..hooks import positional_parameters
 from ..host import StdlibHost, host_class, host_init, own_keywords, refused_keywords
 from ..options import OptionError, Source, declared_options, normalize_template
 from ..server import Server
@@ -201,8 +202,8 @@ def _asked_by_socketserver_loop() -> bool:
 
 def _takes_an_argument(function: Any) -> bool:
     """Whether ``function(self, x)`` is a call it accepts (a ``serve_forever`` without ``poll_interval``)."""
-    code = getattr(function, "__code__", None)
-    return code is None or code.co_argcount >= 2 or bool(code.co_flags & 0x04)  # 0x04: *args
+    count = positional_parameters(function)
+    return count is None or count >= 2
 
 
 class SingleMixIn(PersonalityMixIn):

@@ -330,9 +330,7 @@ class MultiplexMixIn(PersonalityMixIn):
                 # Not _drop: it marks the connection closed before mux_close, and a datagram's
                 # mux_close may still answer its sender.
                 connection.closing = True  # a close() in mux_close has nothing left to do
-                self._hook(connection, "post_process_request_hook", request)
-                self._call(connection, "mux_close")
-                self._hook(connection, "post_client_connection_hook", request)
+                self._end(connection, request)
         connection.closed = True
 
     def _start(self, connection: Connection, client_address: Any) -> None:
@@ -411,10 +409,7 @@ class MultiplexMixIn(PersonalityMixIn):
         connection.closed = True
         sock = connection.sock
         if not connection.stream:  # a datagram's socket is its listener's: it stays open
-            request = (bytes(connection.inbuf), sock)
-            self._hook(connection, "post_process_request_hook", request)
-            self._call(connection, "mux_close")
-            self._hook(connection, "post_client_connection_hook", request)
+            self._end(connection, (bytes(connection.inbuf), sock))
             return
         self._connections.pop(connection.fd, None)
         try:
@@ -422,10 +417,16 @@ class MultiplexMixIn(PersonalityMixIn):
                 self._mux_selector.unregister(sock)
         except (KeyError, ValueError):
             pass
-        self._hook(connection, "post_process_request_hook", sock)
+        self._end(connection, sock, closing=sock)
+
+    def _end(self, connection: Connection, request: Any, closing: Any = None) -> None:
+        """Net::Server::Multiplex's end of a connection: ``post_process_request_hook``,
+        ``mux_close``, the close (``closing``: a stream's socket), ``post_client_connection_hook``."""
+        self._hook(connection, "post_process_request_hook", request)
         self._call(connection, "mux_close")
-        self.shutdown_request(sock)
-        self._hook(connection, "post_client_connection_hook", sock)
+        if closing is not None:
+            self.shutdown_request(closing)
+        self._hook(connection, "post_client_connection_hook", request)
 
     def _hook(self, connection: Connection, name: str, request: Any) -> None:
         """A server hook at a connection's end, for connections the handler was made for; a
